@@ -1,0 +1,1 @@
+//! Directory: the SQL store behind Switchboard.
