@@ -1,0 +1,282 @@
+//! Server-side SIP digest authentication (RFC 3261 §22, RFC 7616, RFC 8760).
+//!
+//! * Time: every call takes `now` as a [`Duration`] since the UNIX epoch
+//!   (`SystemTime::now().duration_since(UNIX_EPOCH)`), so nonces minted before
+//!   a restart stay valid after it when the secret is the same.
+//! * Secrets: the directory stores HA1 per algorithm ([`ha1_md5`],
+//!   [`ha1_sha256`]); verification takes the stored HA1 and never a password.
+//! * Algorithms: `MD5`, `SHA-256` and their `-sess` variants are verified (the
+//!   `-sess` HA1 derives from the stored one). `SHA-512-256` is refused at
+//!   parse time; `userhash=true` and `qop=auth-int` are refused by the verifier.
+//! * `qop` is required: RFC 2069 style credentials (no `qop`, hence no
+//!   nonce-count) cannot be protected against replay within the nonce
+//!   lifetime, so they get [`Verdict::QopRequired`]; challenges always offer
+//!   `qop="auth"`, which every SIP phone of the last two decades supports.
+//! * Nonces are stateless (see `nonce.rs` for the format); only nonces used
+//!   successfully are tracked, for nonce-count replay protection (`replay.rs`).
+
+mod digest;
+mod header;
+mod nonce;
+mod replay;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::RngCore;
+
+pub use digest::{Algorithm, ResponseParams, compute_response, ha1, ha1_md5, ha1_sha256};
+pub use header::{AuthError, Challenge, Credentials, MAX_HEADER_LEN, MAX_PARAMS, MAX_VALUE_LEN};
+pub use nonce::NONCE_LEN;
+
+use digest::{HexBuf, ct_eq, response_hex};
+use nonce::NonceKey;
+use replay::{NcCheck, NcTracker};
+
+/// Outcome of [`Verifier::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Authenticated.
+    Ok,
+    /// The response was right but the nonce is past its lifetime (or was
+    /// evicted from the replay tracker): re-challenge with `stale=true`.
+    Stale,
+    /// The response was right but this nonce-count was already used (or is
+    /// too far behind the window): a replay, or a client bug. Re-challenge
+    /// with `stale=true`; a genuine client recovers, a replayer learns nothing.
+    Replayed,
+    /// Wrong response digest: wrong password (or HA1). Counts as a failure.
+    BadResponse,
+    /// Nonce not minted by us for this realm, malformed, from the future, or
+    /// `opaque` does not match.
+    BadNonce,
+    /// `realm` in the credentials is not the realm being authenticated.
+    WrongRealm,
+    /// `uri` does not match the request-URI.
+    UriMismatch,
+    /// No `qop` (RFC 2069 client): refused.
+    QopRequired,
+    /// `qop=auth-int`, `userhash=true`, or a malformed nc/response field.
+    Unsupported,
+    /// The stored HA1 is not hex of the algorithm's length: a directory
+    /// problem, not the client's. Log it; answer 500 or 403.
+    BadStoredHa1,
+}
+
+impl Verdict {
+    pub fn is_ok(self) -> bool {
+        self == Verdict::Ok
+    }
+
+    /// Whether to re-challenge with `stale=true`.
+    pub fn is_stale(self) -> bool {
+        matches!(self, Verdict::Stale | Verdict::Replayed)
+    }
+
+    /// Whether this is a failed password guess, to report to
+    /// [`crate::guard::Guard::record_failure`]. An unknown username must be
+    /// reported too by the caller (and answered exactly like a bad response).
+    pub fn counts_as_failure(self) -> bool {
+        self == Verdict::BadResponse
+    }
+}
+
+/// Settings for a [`Verifier`].
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    /// How long a nonce stays valid after issue. Default 300 s.
+    pub nonce_lifetime: Duration,
+    /// Tolerated clock skew for nonces stamped in the future (several
+    /// processes sharing the secret). Default 5 s.
+    pub max_future_skew: Duration,
+    /// Cap on nonces tracked for replay. Default 100 000 (about 10 MB).
+    pub max_tracked_nonces: usize,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        VerifierConfig {
+            nonce_lifetime: Duration::from_secs(300),
+            max_future_skew: Duration::from_secs(5),
+            max_tracked_nonces: 100_000,
+        }
+    }
+}
+
+/// Issues challenges and verifies credentials. Share one per process (it is
+/// `Sync`); the replay tracker sits behind a mutex held only for a table
+/// lookup.
+pub struct Verifier {
+    key: NonceKey,
+    opaque: String,
+    config: VerifierConfig,
+    tracker: Mutex<NcTracker>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// `secret` keys the nonce MAC; use at least 32 random bytes and keep it
+    /// across restarts (and share it between processes behind one address).
+    pub fn new(secret: &[u8], config: VerifierConfig) -> Self {
+        let key = NonceKey::new(secret);
+        let d = key.derive(b"opaque");
+        let opaque = HexBuf::from_bytes(&d[..8]).as_str().to_owned();
+        let tracker = Mutex::new(NcTracker::new(
+            config.max_tracked_nonces,
+            config.nonce_lifetime.as_secs(),
+        ));
+        Verifier {
+            key,
+            opaque,
+            config,
+            tracker,
+        }
+    }
+
+    /// A fresh nonce for `realm`, stamped with `now`.
+    pub fn nonce(&self, realm: &str, now: Duration) -> String {
+        let mut random = [0u8; 8];
+        rand::thread_rng().fill_bytes(&mut random);
+        self.key.mint(realm, now.as_secs(), random)
+    }
+
+    /// One challenge for `algorithm` with a fresh nonce.
+    pub fn challenge(
+        &self,
+        realm: &str,
+        algorithm: Algorithm,
+        stale: bool,
+        now: Duration,
+    ) -> Challenge {
+        Challenge {
+            realm: realm.to_owned(),
+            nonce: self.nonce(realm, now),
+            opaque: Some(self.opaque.clone()),
+            algorithm,
+            qop_auth: true,
+            qop: None,
+            stale,
+        }
+    }
+
+    /// The two header values to send in a 401/407, SHA-256 first then MD5
+    /// (RFC 8760 §2.4: most preferred first), sharing one fresh nonce. Use
+    /// them as two `WWW-Authenticate` (or `Proxy-Authenticate`) headers.
+    pub fn challenge_headers(&self, realm: &str, stale: bool, now: Duration) -> [String; 2] {
+        let mut c = self.challenge(realm, Algorithm::Sha256, stale, now);
+        let sha = c.to_header_value();
+        c.algorithm = Algorithm::Md5;
+        [sha, c.to_header_value()]
+    }
+
+    /// Verifies `creds` for a request with `method` and `request_uri` in
+    /// `realm`, against `stored_ha1` = the directory's HA1 for
+    /// `creds.algorithm.base()` (hex). Order of checks: realm, features, uri,
+    /// nonce MAC and opaque, response digest, then nonce age and replay, so
+    /// that `Stale`/`Replayed` are only said to clients that know the password
+    /// (RFC 7616 §3.3 on `stale`).
+    pub fn verify(
+        &self,
+        creds: &Credentials,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        stored_ha1: &str,
+        now: Duration,
+    ) -> Verdict {
+        if creds.realm != realm {
+            return Verdict::WrongRealm;
+        }
+        let (Some(qop), Some(nc), Some(nc_value), Some(cnonce)) =
+            (&creds.qop, &creds.nc, creds.nc_value, &creds.cnonce)
+        else {
+            return Verdict::QopRequired;
+        };
+        if !qop.eq_ignore_ascii_case("auth") || creds.userhash {
+            return Verdict::Unsupported;
+        }
+        if !uri_matches(&creds.uri, request_uri) {
+            return Verdict::UriMismatch;
+        }
+        let Some(nonce) = self.key.check(&creds.nonce, realm) else {
+            return Verdict::BadNonce;
+        };
+        if creds.opaque.as_deref().is_some_and(|o| o != self.opaque) {
+            return Verdict::BadNonce;
+        }
+        let now_s = now.as_secs();
+        if nonce.issued > now_s.saturating_add(self.config.max_future_skew.as_secs()) {
+            return Verdict::BadNonce;
+        }
+        let alg = creds.algorithm;
+        let Some(got) = HexBuf::from_hex_str(&creds.response, alg.hex_len()) else {
+            return Verdict::BadResponse;
+        };
+        let Some(want) = response_hex(&ResponseParams {
+            algorithm: alg,
+            ha1: stored_ha1,
+            nonce: &creds.nonce,
+            nc,
+            cnonce,
+            qop: Some(qop),
+            method,
+            uri: &creds.uri,
+        }) else {
+            return Verdict::BadStoredHa1;
+        };
+        if !ct_eq(got.as_bytes(), want.as_bytes()) {
+            return Verdict::BadResponse;
+        }
+        if now_s
+            > nonce
+                .issued
+                .saturating_add(self.config.nonce_lifetime.as_secs())
+        {
+            return Verdict::Stale;
+        }
+        let check = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .check_and_record(nonce.tag, nonce.issued, nc_value, now_s);
+        match check {
+            NcCheck::Fresh => Verdict::Ok,
+            NcCheck::Replay => Verdict::Replayed,
+            NcCheck::Evicted => Verdict::Stale,
+        }
+    }
+
+    /// Drops replay-tracker entries of expired nonces. Optional: it also
+    /// happens lazily on every successful verification.
+    pub fn sweep(&self, now: Duration) {
+        self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .expire(now.as_secs());
+    }
+
+    /// Number of nonces currently tracked for replay.
+    pub fn tracked_nonces(&self) -> usize {
+        self.tracker
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
+    }
+}
+
+/// The digest `uri` must name the request-URI (RFC 3261 §22.4). Compared
+/// exactly, or else ASCII-case-insensitively (scheme and host are
+/// case-insensitive, and phones differ in how they case them); the digest
+/// itself covers the `uri` string as sent.
+fn uri_matches(digest_uri: &str, request_uri: &str) -> bool {
+    digest_uri == request_uri || digest_uri.eq_ignore_ascii_case(request_uri)
+}
