@@ -2,3 +2,4 @@
 //! authentication. Nothing here opens a socket, spawns a task or reads a clock:
 //! every time-dependent call takes `now`.
 pub mod auth;
+pub mod guard;
