@@ -111,6 +111,9 @@ impl Default for VerifierConfig {
 pub struct Verifier {
     key: NonceKey,
     opaque: String,
+    /// Keyed stand-in HA1s (MD5, SHA-256) for unknown usernames.
+    dummy_md5: String,
+    dummy_sha256: String,
     config: VerifierConfig,
     tracker: Mutex<NcTracker>,
 }
@@ -130,6 +133,9 @@ impl Verifier {
         let key = NonceKey::new(secret);
         let d = key.derive(b"opaque");
         let opaque = HexBuf::from_bytes(&d[..8]).as_str().to_owned();
+        let dummy = key.derive(b"unknown user ha1");
+        let dummy_md5 = HexBuf::from_bytes(&dummy[..16]).as_str().to_owned();
+        let dummy_sha256 = HexBuf::from_bytes(&dummy).as_str().to_owned();
         let tracker = Mutex::new(NcTracker::new(
             config.max_tracked_nonces,
             config.nonce_lifetime.as_secs(),
@@ -137,6 +143,8 @@ impl Verifier {
         Verifier {
             key,
             opaque,
+            dummy_md5,
+            dummy_sha256,
             config,
             tracker,
         }
@@ -252,6 +260,29 @@ impl Verifier {
             NcCheck::Fresh => Verdict::Ok,
             NcCheck::Replay => Verdict::Replayed,
             NcCheck::Evicted => Verdict::Stale,
+        }
+    }
+
+    /// For a username the directory does not know: runs the same checks and
+    /// the same hashing as [`Verifier::verify`] against a secret stand-in
+    /// HA1, so the answer (normally [`Verdict::BadResponse`], counted as a
+    /// failure) and its timing do not reveal which usernames exist.
+    pub fn verify_unknown_user(
+        &self,
+        creds: &Credentials,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        now: Duration,
+    ) -> Verdict {
+        let ha1 = match creds.algorithm.base() {
+            Algorithm::Md5 => &self.dummy_md5,
+            _ => &self.dummy_sha256,
+        };
+        match self.verify(creds, method, request_uri, realm, ha1, now) {
+            // Only reachable by guessing a 128-bit secret.
+            Verdict::Ok | Verdict::Stale | Verdict::Replayed => Verdict::BadResponse,
+            other => other,
         }
     }
 

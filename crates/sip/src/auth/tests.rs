@@ -572,3 +572,20 @@ fn challenge_parse_client_side() {
         Err(AuthError::Missing("realm"))
     );
 }
+
+#[test]
+fn unknown_user_looks_like_wrong_password() {
+    let v = verifier();
+    for alg in [Algorithm::Md5, Algorithm::Sha256] {
+        let c = answer(&v, alg, "whatever", 1, T0);
+        let verdict = v.verify_unknown_user(&c, "REGISTER", URI, REALM, T0);
+        assert_eq!(verdict, Verdict::BadResponse);
+        assert!(verdict.counts_as_failure());
+        // Even with an expired nonce: no stale hint for unknown users.
+        let late = T0 + Duration::from_secs(1000);
+        assert_eq!(
+            v.verify_unknown_user(&c, "REGISTER", URI, REALM, late),
+            Verdict::BadResponse
+        );
+    }
+}
