@@ -204,14 +204,18 @@ impl Verifier {
         if creds.realm != realm {
             return Verdict::WrongRealm;
         }
-        let (Some(qop), Some(nc), Some(nc_value), Some(cnonce)) =
-            (&creds.qop, &creds.nc, creds.nc_value, &creds.cnonce)
-        else {
+        let (Some(qop), Some(nc), Some(cnonce)) = (&creds.qop, &creds.nc, &creds.cnonce) else {
             return Verdict::QopRequired;
         };
         if !qop.eq_ignore_ascii_case("auth") || creds.userhash {
             return Verdict::Unsupported;
         }
+        // Derived from the string that enters the digest, so the value
+        // tracked for replay is the one the response covers.
+        let nc_value = match u32::from_str_radix(nc, 16) {
+            Ok(n) if n > 0 && nc.len() <= 8 && !nc.starts_with('+') => n,
+            _ => return Verdict::Unsupported,
+        };
         if !uri_matches(&creds.uri, request_uri) {
             return Verdict::UriMismatch;
         }

@@ -589,3 +589,22 @@ fn unknown_user_looks_like_wrong_password() {
         );
     }
 }
+
+#[test]
+fn nc_is_taken_from_the_digested_string() {
+    let v = verifier();
+    let ha1 = stored(Algorithm::Md5, "s3cret");
+    let mut c = answer(&v, Algorithm::Md5, "s3cret", 1, T0);
+    c.nc_value = Some(999); // a hand-built inconsistent value is ignored
+    assert_eq!(v.verify(&c, "REGISTER", URI, REALM, &ha1, T0), Verdict::Ok);
+    assert_eq!(
+        v.verify(&c, "REGISTER", URI, REALM, &ha1, T0),
+        Verdict::Replayed
+    );
+    let mut c = answer(&v, Algorithm::Md5, "s3cret", 1, T0);
+    c.nc = Some("+0000001".into());
+    assert_eq!(
+        v.verify(&c, "REGISTER", URI, REALM, &ha1, T0),
+        Verdict::Unsupported
+    );
+}
