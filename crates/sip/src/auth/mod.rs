@@ -14,6 +14,30 @@
 //!   `qop="auth"`, which every SIP phone of the last two decades supports.
 //! * Nonces are stateless (see `nonce.rs` for the format); only nonces used
 //!   successfully are tracked, for nonce-count replay protection (`replay.rs`).
+//!
+//! ```
+//! use std::time::Duration;
+//! use sip::auth::{ha1_sha256, Challenge, Credentials, Verdict, Verifier, VerifierConfig};
+//!
+//! let verifier = Verifier::new(b"32 random bytes kept across boot", VerifierConfig::default());
+//! let now = Duration::from_secs(1_800_000_000); // SystemTime since UNIX_EPOCH
+//! let realm = "acme.example";
+//! let stored = ha1_sha256("1001", realm, "pw"); // what the directory keeps
+//!
+//! // 401: send both values as WWW-Authenticate headers (SHA-256 first).
+//! let [sha256, _md5] = verifier.challenge_headers(realm, false, now);
+//!
+//! // The phone answers (this crate's client helper stands in for it).
+//! let answer = Challenge::parse(&sha256).unwrap()
+//!     .answer("1001", "pw", "REGISTER", "sip:acme.example", 1, "c0ffee")
+//!     .to_header_value();
+//!
+//! // Server side: parse the Authorization value, look up HA1 for
+//! // `creds.algorithm.base()`, verify.
+//! let creds = Credentials::parse(&answer).unwrap();
+//! let verdict = verifier.verify(&creds, "REGISTER", "sip:acme.example", realm, &stored, now);
+//! assert_eq!(verdict, Verdict::Ok);
+//! ```
 
 mod digest;
 mod header;

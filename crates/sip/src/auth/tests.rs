@@ -608,3 +608,10 @@ fn nc_is_taken_from_the_digested_string() {
         Verdict::Unsupported
     );
 }
+
+#[test]
+fn verifier_is_shareable() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Verifier>();
+    assert_send_sync::<crate::guard::Guard>();
+}
