@@ -615,3 +615,23 @@ fn verifier_is_shareable() {
     assert_send_sync::<Verifier>();
     assert_send_sync::<crate::guard::Guard>();
 }
+
+#[test]
+fn parse_random_garbage_never_panics() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7616);
+    let alphabet: Vec<char> = "Digest =,\"\\ \tabcnuri:é\r\n0".chars().collect();
+    for _ in 0..20_000 {
+        let len = rng.gen_range(0..80);
+        let mut s: String = if rng.gen_bool(0.5) {
+            "Digest ".into()
+        } else {
+            String::new()
+        };
+        for _ in 0..len {
+            s.push(alphabet[rng.gen_range(0..alphabet.len())]);
+        }
+        let _ = Credentials::parse(&s);
+        let _ = Challenge::parse(&s);
+    }
+}
