@@ -161,73 +161,58 @@ struct Raw<'a> {
     input: &'a [u8],
 }
 
-/// Framing and header splitting only (no semantic checks).
+/// Framing and header splitting only (no semantic checks). One pass over the
+/// header section; one copy of it into the header arena.
 fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, ParseError> {
     let input = strip_leading_crlf(input);
-    if input.len() > limits.max_message_size {
-        // datagrams may carry ignored trailing bytes; only the message proper counts
-        let within = input
-            .get(..limits.max_message_size.saturating_add(4))
-            .unwrap_or(input);
-        if find_head_end(within).is_none() {
-            return Err(ParseError::MessageTooLarge {
-                limit: limits.max_message_size,
-            });
-        }
-    }
-    let (head_end, body_start) = match find_head_end(input) {
-        Some(p) => (p, p + 4),
-        // a datagram ends the message: tolerate a missing final empty line
-        None if mode == Mode::Datagram && input.ends_with(b"\r\n") => {
-            (input.len() - 2, input.len())
-        }
-        None => return Err(ParseError::Incomplete("no empty line after the headers")),
-    };
-    if head_end > limits.max_message_size {
-        return Err(ParseError::MessageTooLarge {
-            limit: limits.max_message_size,
-        });
-    }
-    let head = input.get(..head_end + 2).unwrap_or(b"");
-    let sl_end = head
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(head_end);
-    let start_line = std::str::from_utf8(head.get(..sl_end).unwrap_or(b""))
-        .map_err(|_| ParseError::StartLine("not UTF-8"))?;
-    if start_line.len() > limits.max_header_line {
-        return Err(ParseError::HeaderLineTooLong {
-            limit: limits.max_header_line,
-        });
-    }
-    let mut buf: Vec<u8> = head.get(sl_end + 2..).unwrap_or(b"").to_vec();
+    // the message proper (not ignored trailing datagram bytes) must fit
+    let scan = input.get(..limits.max_message_size).unwrap_or(input);
     let mut ranges: Vec<((usize, usize), (usize, usize))> = Vec::with_capacity(16);
+    let mut folds: Vec<usize> = Vec::new();
     let mut pos = 0usize;
-    while pos < buf.len() {
-        let rel = buf
+    let mut start_line_end: Option<usize> = None;
+    let (head_end, body_start) = loop {
+        let Some(nl) = scan
             .get(pos..)
-            .and_then(|r| r.windows(2).position(|w| w == b"\r\n"))
-            .ok_or(ParseError::HeaderLine("line without CRLF"))?;
-        let line_end = pos + rel;
-        let line = buf.get(pos..line_end).unwrap_or(b"");
+            .and_then(|r| r.iter().position(|b| *b == b'\n'))
+        else {
+            if mode == Mode::Datagram && pos == input.len() && pos > 0 {
+                // a datagram ends the message: tolerate a missing final empty line
+                break (pos, pos);
+            }
+            if input.len() > limits.max_message_size {
+                return Err(ParseError::MessageTooLarge {
+                    limit: limits.max_message_size,
+                });
+            }
+            return Err(ParseError::Incomplete("no empty line after the headers"));
+        };
+        let lf = pos + nl;
+        if lf == 0 || scan.get(lf - 1) != Some(&b'\r') {
+            return Err(ParseError::HeaderLine("bare LF"));
+        }
+        let line_end = lf - 1;
+        let line = scan.get(pos..line_end).unwrap_or(b"");
         if line.len() > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong {
                 limit: limits.max_header_line,
             });
         }
-        if line.iter().any(|b| *b == b'\r' || *b == b'\n') {
-            return Err(ParseError::HeaderLine("bare CR or LF"));
+        if line.contains(&b'\r') {
+            return Err(ParseError::HeaderLine("bare CR"));
         }
-        if line.first().is_some_and(|b| is_ws(*b)) {
+        if start_line_end.is_none() {
+            start_line_end = Some(line_end);
+        } else if line.is_empty() {
+            break (pos, lf + 1);
+        } else if line.first().is_some_and(|b| is_ws(*b)) {
             // continuation: join with the previous field
             let Some(last) = ranges.last_mut() else {
                 return Err(ParseError::HeaderLine(
                     "continuation line before any header",
                 ));
             };
-            if let Some(crlf) = buf.get_mut(pos.saturating_sub(2)..pos) {
-                crlf.copy_from_slice(b"  ");
-            }
+            folds.push(pos.saturating_sub(2));
             last.1.1 = line_end;
             if line_end - last.1.0 > limits.max_header_line {
                 return Err(ParseError::HeaderLineTooLong {
@@ -254,10 +239,22 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
             }
             ranges.push(((pos, pos + name_end), (pos + colon + 1, line_end)));
         }
-        pos = line_end + 2;
+        pos = lf + 1;
+    };
+    let sl_end = start_line_end.unwrap_or(0);
+    let start_line = std::str::from_utf8(input.get(..sl_end).unwrap_or(b""))
+        .map_err(|_| ParseError::StartLine("not UTF-8"))?;
+    // header arena: bytes from the first header line to the end of the last
+    let base = (sl_end + 2).min(head_end);
+    let mut buf = input.get(base..head_end).unwrap_or(b"").to_vec();
+    for f in folds {
+        if let Some(crlf) = buf.get_mut(f - base..f - base + 2) {
+            crlf.copy_from_slice(b"  ");
+        }
     }
-    // trim values
-    for (_, v) in ranges.iter_mut() {
+    for (n, v) in ranges.iter_mut() {
+        *n = (n.0 - base, n.1 - base);
+        *v = (v.0 - base, v.1 - base);
         while v.0 < v.1 && buf.get(v.0).is_some_and(|b| is_ws(*b)) {
             v.0 += 1;
         }

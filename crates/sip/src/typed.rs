@@ -7,7 +7,8 @@ use crate::ParseError;
 use crate::headers::Headers;
 use crate::message::Method;
 use crate::syntax::{
-    Params, is_token, is_token_byte, parse_decimal, quoted_len, trim_ws, unquote, validate_params,
+    Params, is_token, is_token_byte, parse_decimal, quoted_len, split_outside, trim_ws, unquote,
+    validate_params, validate_params_with,
 };
 use crate::uri::{UriRef, split_hostport};
 
@@ -45,32 +46,36 @@ impl<'a> Via<'a> {
         let sb_len = rest.find(';').unwrap_or(rest.len());
         let (sent_by, params) = rest.split_at(sb_len);
         let (host, port) = split_hostport(trim_ws(sent_by)).map_err(|_| err("bad sent-by"))?;
-        validate_params(params, H)?;
+        validate_params_with(params, H, |name, value| {
+            let is = |n: &str| name.eq_ignore_ascii_case(n);
+            let problem = if is("branch") {
+                match value {
+                    None => Some("branch without value"),
+                    Some(MAGIC_COOKIE) => Some("branch has no value after the magic cookie"),
+                    Some(_) => None,
+                }
+            } else if is("rport") {
+                value
+                    .filter(|p| parse_decimal(p, 65535).is_none())
+                    .map(|_| "bad rport")
+            } else if is("received") {
+                value.is_none().then_some("received without value")
+            } else if is("ttl") {
+                value
+                    .and_then(|t| parse_decimal(t, 255))
+                    .is_none()
+                    .then_some("bad ttl")
+            } else {
+                None
+            };
+            problem.map_or(Ok(()), |r| Err(err(r)))
+        })?;
         let via = Via {
             transport,
             host,
             port,
             params: Params::new(params),
         };
-        match via.params.get("branch") {
-            Some(Some(b)) if b == MAGIC_COOKIE => {
-                return Err(err("branch has no value after the magic cookie"));
-            }
-            Some(None) => return Err(err("branch without value")),
-            _ => {}
-        }
-        match via.params.get("rport") {
-            Some(Some(p)) if parse_decimal(p, 65535).is_none() => return Err(err("bad rport")),
-            _ => {}
-        }
-        if matches!(via.params.get("received"), Some(None)) {
-            return Err(err("received without value"));
-        }
-        if let Some(ttl) = via.params.value("ttl") {
-            if parse_decimal(ttl, 255).is_none() {
-                return Err(err("bad ttl"));
-            }
-        }
         Ok(via)
     }
     pub fn branch(&self) -> Option<&'a str> {
@@ -256,9 +261,7 @@ fn single<'a>(h: &'a Headers, name: &'static str) -> Result<Option<&'a str>, Par
 
 fn number(h: &Headers, name: &'static str, max: u64) -> Result<Option<u64>, ParseError> {
     single(h, name)?
-        .map(|v| {
-            parse_decimal(trim_ws(v), max).ok_or(ParseError::header(name, "not a number in range"))
-        })
+        .map(|v| check_number(v, name, max))
         .transpose()
 }
 
@@ -286,12 +289,7 @@ impl Headers {
             .transpose()
     }
     pub fn call_id(&self) -> Result<Option<&str>, ParseError> {
-        match single(self, "Call-ID")?.map(trim_ws) {
-            Some(v) if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) => Err(
-                ParseError::header("Call-ID", "empty or contains whitespace"),
-            ),
-            v => Ok(v),
-        }
+        single(self, "Call-ID")?.map(check_call_id).transpose()
     }
     pub fn cseq(&self) -> Result<Option<CSeq>, ParseError> {
         single(self, "CSeq")?.map(CSeq::parse).transpose()
@@ -305,18 +303,7 @@ impl Headers {
             }
             return Ok(Contacts::Star);
         }
-        let list = vals
-            .map(|v| {
-                let na = NameAddr::parse(v, "Contact")?;
-                if na.params.contains("expires") && na.expires().is_none() {
-                    return Err(ParseError::header("Contact", "expires out of range"));
-                }
-                if na.params.contains("q") && na.q().is_none() {
-                    return Err(ParseError::header("Contact", "bad q value"));
-                }
-                Ok(na)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let list = vals.map(check_contact).collect::<Result<Vec<_>, _>>()?;
         Ok(Contacts::List(list))
     }
     pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
@@ -330,12 +317,9 @@ impl Headers {
     }
     /// The media type, e.g. `application/sdp` (parameters included as written).
     pub fn content_type(&self) -> Result<Option<&str>, ParseError> {
-        match single(self, "Content-Type")?.map(trim_ws) {
-            Some(v) if !v.contains('/') => {
-                Err(ParseError::header("Content-Type", "not type/subtype"))
-            }
-            v => Ok(v),
-        }
+        single(self, "Content-Type")?
+            .map(check_content_type)
+            .transpose()
     }
     pub fn routes(&self) -> Result<Vec<NameAddr<'_>>, ParseError> {
         name_addrs(self, "Route")
@@ -360,45 +344,128 @@ impl Headers {
     }
 }
 
-/// Validates the header set the parser checks strictly.
+fn check_call_id(v: &str) -> Result<&str, ParseError> {
+    let v = trim_ws(v);
+    if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(ParseError::header(
+            "Call-ID",
+            "empty or contains whitespace",
+        ));
+    }
+    Ok(v)
+}
+
+fn check_number(v: &str, name: &'static str, max: u64) -> Result<u64, ParseError> {
+    parse_decimal(trim_ws(v), max).ok_or(ParseError::header(name, "not a number in range"))
+}
+
+fn check_content_type(v: &str) -> Result<&str, ParseError> {
+    let v = trim_ws(v);
+    if !v.contains('/') {
+        return Err(ParseError::header("Content-Type", "not type/subtype"));
+    }
+    Ok(v)
+}
+
+fn check_contact(v: &str) -> Result<NameAddr<'_>, ParseError> {
+    let na = NameAddr::parse(v, "Contact")?;
+    for (name, value) in na.params.iter() {
+        if name.eq_ignore_ascii_case("expires")
+            && value
+                .and_then(|e| parse_decimal(e, u64::from(u32::MAX)))
+                .is_none()
+        {
+            return Err(ParseError::header("Contact", "expires out of range"));
+        }
+        if name.eq_ignore_ascii_case("q") && value.and_then(parse_qvalue).is_none() {
+            return Err(ParseError::header("Contact", "bad q value"));
+        }
+    }
+    Ok(na)
+}
+
+/// Validates, in one pass, every header the parser checks strictly.
 pub(crate) fn validate(h: &Headers, max_vias: usize) -> Result<(), ParseError> {
+    const SINGLE: [&str; 9] = [
+        "From",
+        "To",
+        "Call-ID",
+        "CSeq",
+        "Max-Forwards",
+        "Expires",
+        "Content-Length",
+        "Content-Type",
+        "Date",
+    ];
+    let mut seen = [false; SINGLE.len()];
     let mut vias = 0usize;
-    for v in h.get_all("Via") {
-        for item in crate::syntax::split_outside(v, b',') {
-            vias += 1;
-            if vias > max_vias {
-                return Err(ParseError::TooManyVias { limit: max_vias });
+    let (mut contacts, mut star) = (0usize, false);
+    for (canon, v) in h.iter_known() {
+        let Some(name) = canon else { continue };
+        if let Some(i) = SINGLE.iter().position(|s| *s == name) {
+            if seen.get(i).copied().unwrap_or(false) {
+                return Err(ParseError::Duplicate(name));
             }
-            if trim_ws(item).is_empty() {
-                return Err(ParseError::header("Via", "empty value in list"));
+            if let Some(x) = seen.get_mut(i) {
+                *x = true;
             }
-            Via::parse(item)?;
+        }
+        match name {
+            "Via" => {
+                for item in split_outside(v, b',') {
+                    vias += 1;
+                    if vias > max_vias {
+                        return Err(ParseError::TooManyVias { limit: max_vias });
+                    }
+                    Via::parse(item)?;
+                }
+            }
+            "From" | "To" => {
+                NameAddr::parse(v, name)?;
+            }
+            "Call-ID" => {
+                check_call_id(v)?;
+            }
+            "CSeq" => {
+                CSeq::parse(v)?;
+            }
+            "Max-Forwards" => {
+                check_number(v, name, 255)?;
+            }
+            "Expires" => {
+                check_number(v, name, u64::from(u32::MAX))?;
+            }
+            "Content-Length" => {
+                check_number(v, name, u64::MAX)?;
+            }
+            "Content-Type" => {
+                check_content_type(v)?;
+            }
+            "Date" if !trim_ws(v).ends_with("GMT") => {
+                return Err(ParseError::header("Date", "time zone must be GMT"));
+            }
+            "Contact" | "Route" | "Record-Route" if !trim_ws(v).is_empty() => {
+                for item in split_outside(v, b',') {
+                    if trim_ws(item).is_empty() {
+                        return Err(ParseError::header(name, "empty value in list"));
+                    }
+                    if name != "Contact" {
+                        NameAddr::parse(item, name)?;
+                        continue;
+                    }
+                    contacts += 1;
+                    if trim_ws(item) == "*" {
+                        star = true;
+                    } else {
+                        check_contact(item)?;
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    h.from_addr()?;
-    h.to_addr()?;
-    h.call_id()?;
-    h.cseq()?;
-    h.max_forwards()?;
-    h.expires()?;
-    h.content_length()?;
-    h.content_type()?;
-    for name in ["Contact", "Route", "Record-Route"] {
-        for v in h.get_all(name) {
-            if crate::syntax::split_outside(v, b',').any(|x| trim_ws(x).is_empty())
-                && !trim_ws(v).is_empty()
-            {
-                return Err(ParseError::header(name, "empty value in list"));
-            }
-        }
-    }
-    h.contacts()?;
-    h.routes()?;
-    h.record_routes()?;
-    if let Some(d) = single(h, "Date")? {
-        if !trim_ws(d).ends_with("GMT") {
-            return Err(ParseError::header("Date", "time zone must be GMT"));
-        }
+    if star && contacts > 1 {
+        return Err(ParseError::header("Contact", "* mixed with other contacts"));
     }
     Ok(())
 }
