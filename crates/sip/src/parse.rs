@@ -161,6 +161,16 @@ struct Raw<'a> {
     input: &'a [u8],
 }
 
+fn incomplete(input: &[u8], limits: &Limits) -> ParseError {
+    if input.len() > limits.max_message_size {
+        ParseError::MessageTooLarge {
+            limit: limits.max_message_size,
+        }
+    } else {
+        ParseError::Incomplete("no empty line after the headers")
+    }
+}
+
 /// Framing and header splitting only (no semantic checks). One pass over the
 /// header section; one copy of it into the header arena.
 fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, ParseError> {
@@ -172,34 +182,28 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
     let mut pos = 0usize;
     let mut start_line_end: Option<usize> = None;
     let (head_end, body_start) = loop {
-        let Some(nl) = scan
+        let Some(at) = scan
             .get(pos..)
-            .and_then(|r| r.iter().position(|b| *b == b'\n'))
+            .and_then(|r| memchr::memchr2(b'\r', b'\n', r))
         else {
             if mode == Mode::Datagram && pos == input.len() && pos > 0 {
                 // a datagram ends the message: tolerate a missing final empty line
                 break (pos, pos);
             }
-            if input.len() > limits.max_message_size {
-                return Err(ParseError::MessageTooLarge {
-                    limit: limits.max_message_size,
-                });
-            }
-            return Err(ParseError::Incomplete("no empty line after the headers"));
+            return Err(incomplete(input, limits));
         };
-        let lf = pos + nl;
-        if lf == 0 || scan.get(lf - 1) != Some(&b'\r') {
-            return Err(ParseError::HeaderLine("bare LF"));
+        let line_end = pos + at;
+        match (scan.get(line_end), scan.get(line_end + 1)) {
+            (Some(b'\r'), Some(b'\n')) => {}
+            (Some(b'\r'), None) => return Err(incomplete(input, limits)),
+            _ => return Err(ParseError::HeaderLine("bare CR or LF")),
         }
-        let line_end = lf - 1;
+        let lf = line_end + 1;
         let line = scan.get(pos..line_end).unwrap_or(b"");
         if line.len() > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong {
                 limit: limits.max_header_line,
             });
-        }
-        if line.contains(&b'\r') {
-            return Err(ParseError::HeaderLine("bare CR"));
         }
         if start_line_end.is_none() {
             start_line_end = Some(line_end);
@@ -220,10 +224,7 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
                 });
             }
         } else {
-            let colon = line
-                .iter()
-                .position(|b| *b == b':')
-                .ok_or(ParseError::HeaderLine("no colon"))?;
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine("no colon"))?;
             let mut name_end = colon;
             while name_end > 0 && line.get(name_end - 1).is_some_and(|b| is_ws(*b)) {
                 name_end -= 1;
