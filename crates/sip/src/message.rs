@@ -257,6 +257,10 @@ impl Message {
             Message::Response(r) => r.to_bytes(),
         }
     }
+    /// Raw values of a header (all lines, in order).
+    pub fn headers<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        std::ops::Deref::deref(self).get_all(name)
+    }
     pub fn as_request(&self) -> Option<&Request> {
         match self {
             Message::Request(r) => Some(r),
@@ -288,6 +292,11 @@ impl Request {
     /// Raw values of a header (all lines, in order), e.g. `Authorization`.
     pub fn headers<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers.get_all(name)
+    }
+
+    /// RFC 3261 §8.1.1: To, From, Call-ID, CSeq and Via present.
+    pub fn check_mandatory(&self) -> Result<(), crate::ParseError> {
+        crate::check_mandatory(self)
     }
 
     /// Serializes with canonical header names and a correct Content-Length.
