@@ -23,20 +23,21 @@
 //!   correct Content-Length.
 
 mod error;
+mod framing;
 mod headers;
 mod message;
 mod parse;
 mod syntax;
 mod typed;
 mod uri;
+mod via;
 
 pub use error::ParseError;
+pub use framing::{Framing, frame_stream};
 pub use headers::{Headers, canonical_name};
 pub use message::{Message, Method, Request, Response, StatusCode, Version};
-pub use parse::{
-    Framing, Limits, check_mandatory, error_response, frame_stream, parse_datagram,
-    parse_stream_message,
-};
+pub use parse::{Limits, check_mandatory, error_response, parse_datagram, parse_stream_message};
 pub use syntax::Params;
-pub use typed::{CSeq, Contacts, MAGIC_COOKIE, NameAddr, Via};
+pub use typed::{CSeq, Contacts, NameAddr};
 pub use uri::{Scheme, Uri, UriRef, unescape};
+pub use via::{MAGIC_COOKIE, Via};
