@@ -99,7 +99,13 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Framing {
 
 /// Index of the `\r\n\r\n` that ends the header section.
 fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
+    memchr::memmem::find(buf, b"\r\n\r\n")
+}
+
+/// True for a datagram that is only CRLFs (a keep-alive some phones send over
+/// UDP); the transport should drop it (or answer `\r\n`) instead of parsing it.
+pub fn is_keepalive(datagram: &[u8]) -> bool {
+    !datagram.is_empty() && datagram.iter().all(|b| *b == b'\r' || *b == b'\n')
 }
 
 #[cfg(test)]
@@ -139,6 +145,8 @@ mod tests {
         assert_eq!(frame_stream(b"\r\nSIP/2.0", &l()), Framing::Pong(2));
         assert_eq!(frame_stream(b"\r", &l()), Framing::Incomplete);
         assert_eq!(frame_stream(b"", &l()), Framing::Incomplete);
+        assert!(is_keepalive(b"\r\n\r\n") && is_keepalive(b"\r\n"));
+        assert!(!is_keepalive(b"") && !is_keepalive(REG.as_bytes()));
         let nocl = REG.replace("Content-Length: 0\r\n", "");
         assert_eq!(
             frame_stream(nocl.as_bytes(), &l()),
