@@ -453,3 +453,39 @@ fn application_cases_expose_what_the_engine_decides_on() {
             .any(|v| v.eq_ignore_ascii_case("application/sdp"))
     );
 }
+
+#[test]
+fn serialized_valid_messages_frame_back_out_of_a_stream() {
+    let valid: Vec<Message> = cases()
+        .iter()
+        .filter(|c| c.category == "valid")
+        .map(|c| parse(&c.name).unwrap())
+        .collect();
+    let mut stream = b"\r\n\r\n".to_vec();
+    for m in &valid {
+        stream.extend_from_slice(&m.to_bytes());
+    }
+    let limits = Limits::default();
+    let mut rest = &stream[..];
+    let mut out = Vec::new();
+    let mut pings = 0;
+    while !rest.is_empty() {
+        match sip::frame_stream(rest, &limits) {
+            sip::Framing::Ping(n) => {
+                pings += 1;
+                rest = &rest[n..];
+            }
+            sip::Framing::Complete(n) => {
+                out.push(sip::parse_stream_message(&rest[..n], &limits).unwrap());
+                rest = &rest[n..];
+            }
+            other => panic!("unexpected {other:?} with {} bytes left", rest.len()),
+        }
+    }
+    assert_eq!(pings, 1);
+    assert_eq!(out.len(), valid.len());
+    for (a, b) in out.iter().zip(&valid) {
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(a.body(), b.body());
+    }
+}
