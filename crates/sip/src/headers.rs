@@ -74,6 +74,23 @@ const NAMES: [&str; 65] = [
     "Flow-Timer",
 ];
 
+/// Ids (indexes into `NAMES`) of the headers the parser validates.
+pub(crate) mod id {
+    pub const VIA: u8 = 0;
+    pub const FROM: u8 = 1;
+    pub const TO: u8 = 2;
+    pub const CALL_ID: u8 = 3;
+    pub const CSEQ: u8 = 4;
+    pub const CONTACT: u8 = 5;
+    pub const MAX_FORWARDS: u8 = 6;
+    pub const CONTENT_LENGTH: u8 = 7;
+    pub const CONTENT_TYPE: u8 = 8;
+    pub const EXPIRES: u8 = 9;
+    pub const ROUTE: u8 = 10;
+    pub const RECORD_ROUTE: u8 = 11;
+    pub const DATE: u8 = 40;
+}
+
 /// Index into `NAMES` of a header name given in any case or compact form.
 fn canonical_id(name: &str) -> Option<u8> {
     let b = name.as_bytes();
@@ -154,6 +171,11 @@ fn canonical_id(name: &str) -> Option<u8> {
     })
 }
 
+/// Canonical name of a known-header id.
+pub(crate) fn known_name(id: u8) -> &'static str {
+    NAMES.get(usize::from(id)).copied().unwrap_or("")
+}
+
 /// The canonical spelling of a header name, for well-known headers and their
 /// compact forms (RFC 3261 §7.3.3 and the IANA registry); `None` for others.
 pub fn canonical_name(name: &str) -> Option<&'static str> {
@@ -209,12 +231,9 @@ impl Headers {
         }
     }
 
-    /// `(canonical name if known, value)` for every field, in order.
-    pub(crate) fn iter_known(&self) -> impl Iterator<Item = (Option<&'static str>, &str)> {
-        self.entries.iter().map(|e| {
-            let canon = e.canon.and_then(|i| NAMES.get(usize::from(i)).copied());
-            (canon, self.value_of(e))
-        })
+    /// `(known-header id, value)` for every field, in order (see [`id`]).
+    pub(crate) fn iter_known(&self) -> impl Iterator<Item = (Option<u8>, &str)> {
+        self.entries.iter().map(|e| (e.canon, self.value_of(e)))
     }
 
     pub fn len(&self) -> usize {

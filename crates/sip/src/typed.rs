@@ -299,32 +299,30 @@ fn check_contact(v: &str) -> Result<NameAddr<'_>, ParseError> {
 
 /// Validates, in one pass, every header the parser checks strictly.
 pub(crate) fn validate(h: &Headers, max_vias: usize) -> Result<(), ParseError> {
-    const SINGLE: [&str; 9] = [
-        "From",
-        "To",
-        "Call-ID",
-        "CSeq",
-        "Max-Forwards",
-        "Expires",
-        "Content-Length",
-        "Content-Type",
-        "Date",
-    ];
-    let mut seen = [false; SINGLE.len()];
+    use crate::headers::{id, known_name};
+    const SINGLE: u64 = 1 << id::FROM
+        | 1 << id::TO
+        | 1 << id::CALL_ID
+        | 1 << id::CSEQ
+        | 1 << id::MAX_FORWARDS
+        | 1 << id::EXPIRES
+        | 1 << id::CONTENT_LENGTH
+        | 1 << id::CONTENT_TYPE
+        | 1 << id::DATE;
+    let mut seen = 0u64;
     let mut vias = 0usize;
     let (mut contacts, mut star) = (0usize, false);
     for (canon, v) in h.iter_known() {
-        let Some(name) = canon else { continue };
-        if let Some(i) = SINGLE.iter().position(|s| *s == name) {
-            if seen.get(i).copied().unwrap_or(false) {
-                return Err(ParseError::Duplicate(name));
+        let Some(hid) = canon else { continue };
+        let bit = 1u64.checked_shl(u32::from(hid)).unwrap_or(0);
+        if SINGLE & bit != 0 {
+            if seen & bit != 0 {
+                return Err(ParseError::Duplicate(known_name(hid)));
             }
-            if let Some(x) = seen.get_mut(i) {
-                *x = true;
-            }
+            seen |= bit;
         }
-        match name {
-            "Via" => {
+        match hid {
+            id::VIA => {
                 for item in split_outside(v, b',') {
                     vias += 1;
                     if vias > max_vias {
@@ -333,36 +331,37 @@ pub(crate) fn validate(h: &Headers, max_vias: usize) -> Result<(), ParseError> {
                     Via::parse(item)?;
                 }
             }
-            "From" | "To" => {
-                NameAddr::parse(v, name)?;
+            id::FROM | id::TO => {
+                NameAddr::parse(v, known_name(hid))?;
             }
-            "Call-ID" => {
+            id::CALL_ID => {
                 check_call_id(v)?;
             }
-            "CSeq" => {
+            id::CSEQ => {
                 CSeq::parse(v)?;
             }
-            "Max-Forwards" => {
-                check_number(v, name, 255)?;
+            id::MAX_FORWARDS => {
+                check_number(v, "Max-Forwards", 255)?;
             }
-            "Expires" => {
-                check_number(v, name, u64::from(u32::MAX))?;
+            id::EXPIRES => {
+                check_number(v, "Expires", u64::from(u32::MAX))?;
             }
-            "Content-Length" => {
-                check_number(v, name, u64::MAX)?;
+            id::CONTENT_LENGTH => {
+                check_number(v, "Content-Length", u64::MAX)?;
             }
-            "Content-Type" => {
+            id::CONTENT_TYPE => {
                 check_content_type(v)?;
             }
-            "Date" if !trim_ws(v).ends_with("GMT") => {
+            id::DATE if !trim_ws(v).ends_with("GMT") => {
                 return Err(ParseError::header("Date", "time zone must be GMT"));
             }
-            "Contact" | "Route" | "Record-Route" if !trim_ws(v).is_empty() => {
+            id::CONTACT | id::ROUTE | id::RECORD_ROUTE if !trim_ws(v).is_empty() => {
+                let name = known_name(hid);
                 for item in split_outside(v, b',') {
                     if trim_ws(item).is_empty() {
                         return Err(ParseError::header(name, "empty value in list"));
                     }
-                    if name != "Contact" {
+                    if hid != id::CONTACT {
                         NameAddr::parse(item, name)?;
                         continue;
                     }
