@@ -310,11 +310,14 @@ fn parse(input: &[u8], limits: &Limits, mode: Mode) -> Result<Message, ParseErro
 /// For bytes that failed to parse as a request, builds the error response a
 /// server should send (RFC 3261 §8.2.6): status from [`ParseError::status_code`],
 /// reason phrase naming the problem, Via(s) / From / To (+ To-tag) / Call-ID /
-/// CSeq copied as received. `None` for responses, keep-alives, or when no Via
-/// can be found (nowhere to send it).
+/// CSeq copied as received. `None` for responses, ACKs, keep-alives, when no Via
+/// can be found (nowhere to send it), or when even the header lines cannot be
+/// split within the limits (the datagram is simply dropped).
 pub fn error_response(input: &[u8], err: &ParseError, limits: &Limits) -> Option<Response> {
     let raw = split(input, limits, Mode::Datagram).ok()?;
-    if is_response_line(raw.start_line) || raw.start_line.is_empty() {
+    // never answer a response, and never answer an ACK (RFC 3261: no response to ACK)
+    let method = raw.start_line.split(' ').next().unwrap_or("");
+    if is_response_line(raw.start_line) || method.is_empty() || method == "ACK" {
         return None;
     }
     raw.headers.get("Via")?;
@@ -577,6 +580,13 @@ Content-Length: 0\r\n\r\n";
         let again = error_response(bad.as_bytes(), &e, &l()).unwrap();
         assert_eq!(again.to_addr().unwrap().unwrap().tag(), Some(tag.as_str()));
         assert!(parse_datagram(&r.to_bytes(), &l()).is_ok());
+        // ACKs are never answered
+        let ack = bad
+            .replace("REGISTER sip:example.com", "ACK sip:example.com")
+            .replace("1 INVITE", "1 ACK");
+        let ack = ack.replace("Max-Forwards: 70", "Max-Forwards: 700");
+        let e = parse_datagram(ack.as_bytes(), &l()).unwrap_err();
+        assert!(error_response(ack.as_bytes(), &e, &l()).is_none());
         // responses are never answered
         let resp = "SIP/2.0 999 x\r\nVia: SIP/2.0/UDP h\r\n\r\n";
         let e = parse_datagram(resp.as_bytes(), &l()).unwrap_err();
