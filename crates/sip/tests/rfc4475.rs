@@ -261,6 +261,7 @@ fn valid_messages_expose_their_content() {
         to.uri
             .equivalent(&sip::UriRef::parse("sip:user@example.com").unwrap())
     );
+    assert_eq!(to.uri.canonical_aor().unwrap(), "sip:user@example.com");
     assert_eq!(e.uri.user(), Some("sips%3Auser%40example.com"));
     assert_eq!(
         e.uri.as_ref().user_unescaped().unwrap().as_ref(),
@@ -276,6 +277,16 @@ fn valid_messages_expose_their_content() {
         .map(|c| c.uri.user_unescaped().unwrap().into_owned())
         .collect();
     assert_eq!(users, [b"\0".to_vec(), b"\0\0".to_vec()]);
+    let keys: Vec<_> = c.iter().map(|c| c.uri.canonical_aor().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["sip:%00@host5.example.com", "sip:%00%00@host5.example.com"]
+    );
+    let aor = n.to_addr().unwrap().unwrap().uri.canonical_aor().unwrap();
+    assert_eq!(
+        aor, "sip:null-%00-null@example.com",
+        "AOR not truncated at NUL"
+    );
     assert_eq!(
         n.to_addr()
             .unwrap()
