@@ -224,11 +224,7 @@ impl Headers {
     }
 
     fn matches(&self, e: &Entry, canon: Option<u8>, name: &str) -> bool {
-        match (canon, e.canon) {
-            (Some(c), Some(d)) => c == d,
-            (Some(_), None) | (None, Some(_)) => false,
-            (None, None) => self.name_of(e).eq_ignore_ascii_case(name),
-        }
+        entry_matches(&self.buf, e, canon, name)
     }
 
     /// `(known-header id, value)` for every field, in order (see [`id`]).
@@ -308,13 +304,8 @@ impl Headers {
     pub fn remove(&mut self, name: &str) -> usize {
         let canon = canonical_id(name);
         let before = self.entries.len();
-        let keep: Vec<Entry> = self
-            .entries
-            .iter()
-            .copied()
-            .filter(|e| !self.matches(e, canon, name))
-            .collect();
-        self.entries = keep;
+        let buf = &self.buf;
+        self.entries.retain(|e| !entry_matches(buf, e, canon, name));
         before - self.entries.len()
     }
 
@@ -354,6 +345,16 @@ impl Headers {
         if !cl_written {
             write_cl(out, body_len);
         }
+    }
+}
+
+fn entry_matches(buf: &str, e: &Entry, canon: Option<u8>, name: &str) -> bool {
+    match (canon, e.canon) {
+        (Some(c), Some(d)) => c == d,
+        (None, None) => buf
+            .get(e.name.0..e.name.1)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name)),
+        _ => false,
     }
 }
 
