@@ -39,6 +39,11 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Framing {
         }
         return Framing::Incomplete;
     };
+    if head_end.saturating_add(4) > limits.max_message_size {
+        return Framing::Error(ParseError::MessageTooLarge {
+            limit: limits.max_message_size,
+        });
+    }
     // only Content-Length matters here: scan header lines (a folded CL value is
     // rare but legal, so unfold the one we find)
     let head = buf.get(..head_end).unwrap_or(b"");
