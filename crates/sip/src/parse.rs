@@ -44,7 +44,7 @@ pub fn parse_datagram(input: &[u8], limits: &Limits) -> Result<Message, ParseErr
     parse(input, limits, Mode::Datagram)
 }
 
-/// Parses one message cut from a stream by [`frame_stream`] (`&buf[..len]`).
+/// Parses one message cut from a stream by [`frame_stream`](crate::frame_stream) (`&buf[..len]`).
 /// Content-Length is mandatory.
 pub fn parse_stream_message(input: &[u8], limits: &Limits) -> Result<Message, ParseError> {
     parse(input, limits, Mode::Stream)
