@@ -287,7 +287,7 @@ impl<'a> UriRef<'a> {
             parts: UriParts::parse(s)?,
         })
     }
-    pub fn to_owned(&self) -> Uri {
+    pub fn to_uri(&self) -> Uri {
         Uri {
             raw: self.raw.to_owned(),
             parts: self.parts,
