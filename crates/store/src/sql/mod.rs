@@ -9,6 +9,7 @@
 pub(crate) mod catalog;
 pub(crate) mod directory_impl;
 pub(crate) mod extensions;
+pub(crate) mod numbers;
 pub(crate) mod operations;
 pub(crate) mod routing;
 pub(crate) mod tenants;
