@@ -88,10 +88,12 @@ contract_tests!(
     import_is_all_or_nothing,
     import_a_thousand_rows,
     list_ten_thousand,
+    concurrent_writers,
     numbers_and_routes,
     ring_groups,
     trunks,
     schema_refuses_bad_rows,
+    schema_checks_each_column,
     registrations,
     cdrs,
 );

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::support::Backend;
 use super::{field, new_cred, new_ext, tenant};
 
-fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
+pub(crate) fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
     Binding {
         extension_id: e.id,
         credential_id: c.id,
@@ -111,7 +111,13 @@ pub async fn registrations(b: Backend) {
     );
 }
 
-fn cdr(t: TenantId, caller: &str, callee: &str, started: OffsetDateTime, answered: bool) -> NewCdr {
+pub(crate) fn cdr(
+    t: TenantId,
+    caller: &str,
+    callee: &str,
+    started: OffsetDateTime,
+    answered: bool,
+) -> NewCdr {
     NewCdr {
         id: CdrId::new(),
         tenant_id: t,
