@@ -95,6 +95,7 @@ contract_tests!(
     schema_refuses_bad_rows,
     schema_checks_each_column,
     registrations,
+    registration_batches,
     cdrs,
 );
 

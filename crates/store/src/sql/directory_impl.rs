@@ -401,6 +401,12 @@ macro_rules! directory_impl {
             ) -> Result<Vec<Registration>> {
                 list_unexpired_registrations(&self.pool, now).await
             }
+            async fn apply_registration_batch(
+                &self,
+                changes: &[$crate::registration_batch::RegistrationChange],
+            ) -> Result<()> {
+                apply_registration_batch(&self.pool, changes).await
+            }
             async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64> {
                 delete_expired_registrations(&self.pool, now).await
             }
@@ -425,6 +431,7 @@ macro_rules! expand_backend {
         $crate::sql::routing::routing_impl!();
         $crate::sql::numbers::numbers_impl!();
         $crate::sql::operations::operations_impl!();
+        $crate::sql::registration_batch::registration_batch_impl!();
         $crate::sql::directory_impl::directory_impl!($ty);
     };
 }
