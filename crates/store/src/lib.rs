@@ -3,6 +3,33 @@
 //! One trait, [`Directory`], with two sqlx implementations: PostgreSQL (production) and SQLite
 //! (the zero-setup default). [`connect`] picks one from the URL. Domain values are validated
 //! newtypes from [`model`]; errors are [`StoreError`], never raw database errors.
+//!
+//! # Schema decisions
+//!
+//! - **The database carries the rules.** Every rule that can be a constraint is one (CHECKs,
+//!   UNIQUEs, foreign keys); the store's own checks only give friendlier messages first. The
+//!   contract tests insert bad rows with raw SQL, past the store, to prove it.
+//! - **Tenancy by composite keys.** Tenant-owned tables have `UNIQUE (tenant_id, id)`, and every
+//!   reference between them is `(tenant_id, x_id) -> (tenant_id, id)`: a number's route, a ring
+//!   group member or fallback, a credential's extension, an extension's user can only point
+//!   inside the same tenant. Every query is also filtered by `tenant_id`, so a foreign id is
+//!   `NotFound`.
+//! - **One number, one target.** `dialables (tenant_id, number, kind)` holds every short number
+//!   of a tenant once (primary key `(tenant_id, number)`); extensions, ring groups, IVR menus
+//!   and conference rooms reference their row with `(tenant_id, number, kind)`. So an extension
+//!   and a ring group can never share a number, whoever writes the row. The store writes both
+//!   rows in one transaction and deletes the dialable row with its owner.
+//! - **Typed routes.** A number's route (and a ring group's fallback) is a kind plus one nullable
+//!   column per target type, each with its own composite foreign key; a CHECK makes exactly the
+//!   column matching the kind non-null. Routed-to rows cannot be deleted (`Conflict`, "route").
+//! - **MAC addresses are unique platform-wide** (a phone asking for its configuration names only
+//!   its MAC), which implies unique per tenant.
+//! - **Keys and time.** UUID v7 keys are generated in Rust. Timestamps are UTC, truncated to
+//!   microseconds; SQLite stores them as fixed-width RFC 3339 text, so text order is time order.
+//! - **SQLite** tables are STRICT; every connection has foreign keys on, WAL, a busy timeout,
+//!   and write transactions begin IMMEDIATE.
+//! - **Idempotent CDRs.** The engine chooses the CDR id; a retried insert is a no-op
+//!   (`ON CONFLICT (id) DO NOTHING`).
 
 mod backend;
 mod directory;
