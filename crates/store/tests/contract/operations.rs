@@ -72,6 +72,38 @@ pub async fn registrations(b: Backend) {
     assert_eq!(d.delete_expired_registrations(now).await.unwrap(), 1);
     assert_eq!(d.list_registrations(a.id, e.id).await.unwrap().len(), 1);
 
+    let (e2, c2) = d
+        .create_extension(a.id, &new_ext("200"), Some(&new_cred("200")))
+        .await
+        .unwrap();
+    d.upsert_registration(
+        a.id,
+        &binding(&e2, &c2.unwrap(), "sip:200@127.0.0.1:5070", 60),
+    )
+    .await
+    .unwrap();
+    let live = d
+        .list_tenant_registrations(a.id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let numbers: Vec<_> = live
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.binding.contact_uri.as_str()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            ("200", "sip:200@127.0.0.1:5070"),
+            ("201", "sip:201@127.0.0.1:5062")
+        ]
+    );
+    assert!(
+        d.list_tenant_registrations(bt.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     assert!(
         !d.remove_registration(bt.id, c.id, "sip:201@127.0.0.1:5062")
             .await

@@ -56,6 +56,24 @@ pub async fn numbers_and_routes(b: Backend) {
         .unwrap();
     assert_eq!(routed.route, RouteTarget::Extension(ea.id));
 
+    assert_eq!(
+        d.get_number(NumberScope::Tenant(a.id), n.id).await.unwrap(),
+        routed
+    );
+    assert_eq!(d.get_number(NumberScope::All, n.id).await.unwrap(), routed);
+    assert!(
+        d.get_number(NumberScope::Tenant(bt.id), n.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.get_number(NumberScope::Unassigned, n.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
     // Inbound lookup is platform-wide.
     let found = d
         .get_number_by_e164(&e164("+44 20 7946 0018"))
