@@ -288,9 +288,16 @@ pub async fn ring_groups(b: Backend) {
         field(d.delete_extension(a.id, e2.id).await),
         ("conflict", Some("route"))
     );
+    d.set_ring_group_last_answered(a.id, g.id, Some(1))
+        .await
+        .unwrap();
     d.delete_extension(a.id, e1.id).await.unwrap();
     let listed = d.list_ring_groups(a.id).await.unwrap();
     assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].last_answered_member, None,
+        "the member list changed"
+    );
     assert_eq!(
         listed[0].members,
         vec![RingGroupMember::External(e164("07400 123456"))]
