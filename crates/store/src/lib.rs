@@ -53,14 +53,42 @@ pub use registration_batch::RegistrationChange;
 /// PostgreSQL pools connect lazily (the first query connects, so start-up does not fail while
 /// the database is still starting; see [`Directory::health`]). SQLite opens the file at once.
 pub async fn connect(url: &str) -> Result<Arc<dyn Directory>> {
+    connect_with(url, &ConnectOptions::default()).await
+}
+
+/// Pool settings for [`connect_with`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// How long a query waits for a connection before failing with `Unavailable` (default 5 s).
+    pub acquire_timeout: std::time::Duration,
+    /// Most connections in the pool (default 16 for PostgreSQL, 8 for a SQLite file; an
+    /// in-memory SQLite database always has exactly one).
+    pub max_connections: Option<u32>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            acquire_timeout: std::time::Duration::from_secs(5),
+            max_connections: None,
+        }
+    }
+}
+
+/// [`connect`] with explicit pool settings.
+pub async fn connect_with(url: &str, options: &ConnectOptions) -> Result<Arc<dyn Directory>> {
     let scheme = url
         .split(':')
         .next()
         .unwrap_or_default()
         .to_ascii_lowercase();
     match scheme.as_str() {
-        "postgres" | "postgresql" => Ok(Arc::new(backend::postgres::PgDirectory::open(url)?)),
-        "sqlite" => Ok(Arc::new(backend::sqlite::SqliteDirectory::open(url).await?)),
+        "postgres" | "postgresql" => Ok(Arc::new(backend::postgres::PgDirectory::open(
+            url, options,
+        )?)),
+        "sqlite" => Ok(Arc::new(
+            backend::sqlite::SqliteDirectory::open(url, options).await?,
+        )),
         _ => Err(StoreError::invalid(
             "database_url",
             format!(

@@ -103,11 +103,29 @@ contract_tests!(
 /// `health()` says unreachable, instead of failing in some other way.
 #[tokio::test]
 async fn postgres_down_is_unavailable() {
-    let d = store::connect("postgres://postgres@127.0.0.1:1/nothing")
+    let fast = ConnectOptions {
+        acquire_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let d = store::connect_with("postgres://postgres@127.0.0.1:1/nothing", &fast)
         .await
         .unwrap();
     let h = d.health().await;
     assert!(!h.reachable && !h.is_ok(), "{h:?}");
     let err = d.get_tenant(TenantId::new()).await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// A SQLite file that cannot be opened is `Unavailable`, not a panic or an internal error.
+#[tokio::test]
+async fn sqlite_unopenable_is_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        tmp.path().join("missing/dir/directory.db").display()
+    );
+    match store::connect(&url).await {
+        Err(e) => assert!(e.is_unavailable(), "{e:?}"),
+        Ok(_) => panic!("opened a file in a missing directory"),
+    }
 }
