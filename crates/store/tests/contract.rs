@@ -129,3 +129,14 @@ async fn sqlite_unopenable_is_unavailable() {
         Ok(_) => panic!("opened a file in a missing directory"),
     }
 }
+
+/// `sqlite::memory:` keeps its one connection, so what is written stays readable.
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let d = store::connect("sqlite::memory:").await.unwrap();
+    d.migrate().await.unwrap();
+    assert!(d.health().await.is_ok());
+    let t = tenant(&*d, "acme").await;
+    let e = ext(&*d, t.id, "201").await;
+    assert_eq!(d.get_extension(t.id, e.id).await.unwrap(), e);
+}
