@@ -63,6 +63,8 @@ pub(crate) fn field(
     }
 }
 
+#[path = "contract/columns.rs"]
+mod columns;
 #[path = "contract/extensions.rs"]
 mod extensions;
 #[path = "contract/operations.rs"]
@@ -73,6 +75,7 @@ mod routing;
 mod schema;
 #[path = "contract/tenants.rs"]
 mod tenants;
+use columns::*;
 use extensions::*;
 use operations::*;
 use routing::*;
