@@ -3,6 +3,7 @@
 //! every time-dependent call takes `now`.
 pub mod auth;
 pub mod guard;
+pub mod transaction;
 
 mod error;
 mod headers;
