@@ -226,7 +226,12 @@ impl TransactionLayer {
                 &mut out,
             ))
         } else {
-            Machine::NonInviteServer(ServerNonInvite::start(reliable))
+            Machine::NonInviteServer(ServerNonInvite::start(
+                reliable,
+                &self.config,
+                now,
+                &mut out,
+            ))
         };
         let cancels = (req.method == Method::Cancel)
             .then(|| key.with_method(Method::Invite))
@@ -429,6 +434,11 @@ impl TransactionLayer {
 
     // ---- internals ----
 
+    #[cfg(test)]
+    fn queued_timers(&self) -> usize {
+        self.timers.len()
+    }
+
     /// Drops stale queue entries once they clearly outnumber live timers
     /// (at most four per transaction), keeping the queue O(live).
     fn maybe_compact(&mut self) {
@@ -614,3 +624,7 @@ impl TransactionLayer {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "layer_tests.rs"]
+mod tests;

@@ -160,9 +160,10 @@ pub enum Event {
     /// A response matching no client transaction (a proxy forwards it
     /// statelessly; a UA core may use it for 2xx retransmissions).
     StrayResponse { response: Response, source: Target },
-    /// Timer B, F or H fired (the transaction then terminates), or the
-    /// optional proxy Timer C fired (the transaction stays; the core should
-    /// [`cancel`](TransactionLayer::cancel) it).
+    /// Timer B, F or H fired, or the TU left a server transaction
+    /// [`Timer::Unanswered`] (the transaction then terminates); or the
+    /// optional proxy Timer C fired in Proceeding (the transaction stays; the
+    /// core should [`cancel`](TransactionLayer::cancel) it).
     Timeout { key: TxKey, timer: Timer },
     /// The driver reported a failed send.
     TransportError { key: TxKey },

@@ -42,6 +42,9 @@ impl ServerInvite {
             interval: Duration::ZERO,
             deadlines: Deadlines::default(),
         };
+        if let Some(limit) = cfg.invite_answer_limit {
+            tx.deadlines.arm(Timer::Unanswered, now + limit, out);
+        }
         if let (Some(delay), Some(trying)) = (cfg.trying_delay, trying) {
             if delay.is_zero() {
                 out.sends.push(trying.clone());
@@ -127,6 +130,9 @@ impl ServerInvite {
             State::Proceeding => {
                 self.trying = None;
                 self.deadlines.disarm(Timer::Trying);
+                if status.is_final() {
+                    self.deadlines.disarm(Timer::Unanswered);
+                }
                 let bytes: Arc<[u8]> = resp.to_bytes().into();
                 out.sends.push(bytes.clone());
                 if status.is_provisional() {
@@ -163,6 +169,10 @@ impl ServerInvite {
     pub fn on_timer(&mut self, timer: Timer, cfg: &Config, now: Instant, out: &mut Out) {
         match (timer, self.state) {
             (Timer::Trying, State::Proceeding) => self.send_trying_now(out),
+            (Timer::Unanswered, State::Proceeding) => {
+                out.tu.push(TuEvent::Timeout(Timer::Unanswered));
+                self.terminate(out);
+            }
             (Timer::G, State::Completed) => {
                 if let Some(last) = &self.last {
                     out.sends.push(last.clone());
@@ -199,12 +209,15 @@ pub(crate) struct ServerNonInvite {
 }
 
 impl ServerNonInvite {
-    pub fn start(reliable: bool) -> Self {
+    /// Enters Trying; the TU has 64*T1 to send a final response.
+    pub fn start(reliable: bool, cfg: &Config, now: Instant, out: &mut Out) -> Self {
+        let mut deadlines = Deadlines::default();
+        deadlines.arm(Timer::Unanswered, now + cfg.t1x64(), out);
         ServerNonInvite {
             state: State::Trying,
             reliable,
             last: None,
-            deadlines: Deadlines::default(),
+            deadlines,
         }
     }
 
@@ -244,6 +257,7 @@ impl ServerNonInvite {
             return Ok(());
         }
         self.state = State::Completed;
+        self.deadlines.disarm(Timer::Unanswered);
         let j = cfg.timer_j(self.reliable);
         if j.is_zero() {
             self.terminate(out);
@@ -254,8 +268,13 @@ impl ServerNonInvite {
     }
 
     pub fn on_timer(&mut self, timer: Timer, out: &mut Out) {
-        if timer == Timer::J && self.state == State::Completed {
-            self.terminate(out);
+        match (timer, self.state) {
+            (Timer::J, State::Completed) => self.terminate(out),
+            (Timer::Unanswered, State::Trying | State::Proceeding) => {
+                out.tu.push(TuEvent::Timeout(Timer::Unanswered));
+                self.terminate(out);
+            }
+            _ => {}
         }
     }
 
@@ -438,7 +457,7 @@ CSeq: 1 INVITE\r\n\r\n";
         let t0 = Instant::now();
         for (reliable, j) in [(false, Some(ms(32_100))), (true, None)] {
             let mut out = Out::default();
-            let mut tx = ServerNonInvite::start(reliable);
+            let mut tx = ServerNonInvite::start(reliable, &cfg, t0, &mut out);
             tx.on_request(&mut out);
             assert!(out.sends.is_empty(), "Trying absorbs retransmissions");
             tx.send_response(&resp(100), &cfg, t0, &mut out).unwrap();
@@ -467,6 +486,46 @@ CSeq: 1 INVITE\r\n\r\n";
     }
 
     #[test]
+    fn unanswered_requests_do_not_leak() {
+        let t0 = Instant::now();
+        let cfg = Config::default();
+        let mut out = Out::default();
+        let mut tx = ServerNonInvite::start(false, &cfg, t0, &mut out);
+        assert_eq!(tx.deadlines.get(Timer::Unanswered), Some(t0 + ms(32_000)));
+        tx.on_timer(Timer::Unanswered, &mut out);
+        assert!(out.terminated);
+        assert!(matches!(out.tu[..], [TuEvent::Timeout(Timer::Unanswered)]));
+        // Answered in time: the guard is disarmed.
+        let mut out = Out::default();
+        let mut tx = ServerNonInvite::start(false, &cfg, t0, &mut out);
+        tx.send_response(&resp(200), &cfg, t0, &mut out).unwrap();
+        assert_eq!(tx.deadlines.get(Timer::Unanswered), None);
+
+        let mut out = Out::default();
+        let tx = ServerInvite::start(trying(), false, &cfg, t0, &mut out);
+        assert_eq!(
+            tx.deadlines.get(Timer::Unanswered),
+            None,
+            "INVITEs may ring forever by default"
+        );
+        let limited = Config {
+            invite_answer_limit: Some(Duration::from_secs(300)),
+            ..cfg
+        };
+        let mut tx = ServerInvite::start(trying(), false, &limited, t0, &mut out);
+        assert_eq!(tx.deadlines.get(Timer::Unanswered), Some(t0 + ms(300_000)));
+        tx.send_response(&resp(180), &limited, t0, &mut out)
+            .unwrap();
+        assert!(
+            tx.deadlines.get(Timer::Unanswered).is_some(),
+            "provisionals do not count"
+        );
+        out.clear();
+        tx.on_timer(Timer::Unanswered, &limited, t0 + ms(300_000), &mut out);
+        assert!(out.terminated);
+    }
+
+    #[test]
     fn transport_error_terminates_non_accepted() {
         let cfg = Config::default();
         let t0 = Instant::now();
@@ -475,7 +534,7 @@ CSeq: 1 INVITE\r\n\r\n";
         tx.on_transport_error(&mut out);
         assert!(out.terminated);
         let mut out = Out::default();
-        let mut tx = ServerNonInvite::start(false);
+        let mut tx = ServerNonInvite::start(false, &cfg, t0, &mut out);
         tx.on_transport_error(&mut out);
         assert!(out.terminated);
         assert!(matches!(out.tu[..], [TuEvent::TransportError]));

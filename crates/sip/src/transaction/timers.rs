@@ -26,6 +26,11 @@ pub enum Timer {
     L,
     M,
     Trying,
+    /// Not in the RFCs: a server transaction whose TU never sent a final
+    /// response. Non-INVITE: after 64*T1 (the client's Timer F has fired by
+    /// then). INVITE: after [`Config::invite_answer_limit`], if set. Guards
+    /// the table against requests the TU drops on the floor.
+    Unanswered,
 }
 
 impl Timer {
@@ -34,7 +39,7 @@ impl Timer {
     pub(crate) fn slot(self) -> usize {
         match self {
             Timer::A | Timer::E | Timer::G => 0,
-            Timer::B | Timer::F | Timer::H => 1,
+            Timer::B | Timer::F | Timer::H | Timer::Unanswered => 1,
             Timer::D | Timer::I | Timer::J | Timer::K | Timer::L | Timer::M => 2,
             Timer::C | Timer::Trying => 3,
         }
@@ -59,6 +64,9 @@ pub struct Config {
     /// Delay before an INVITE server transaction sends `100 Trying` on its
     /// own; `None` leaves it to the TU.
     pub trying_delay: Option<Duration>,
+    /// How long an INVITE server transaction may wait for the TU's final
+    /// response before it is dropped ([`Timer::Unanswered`]); `None`: forever.
+    pub invite_answer_limit: Option<Duration>,
     /// Live transactions beyond which new ones are refused.
     pub max_transactions: usize,
 }
@@ -72,6 +80,7 @@ impl Default for Config {
             timer_d: Duration::from_secs(32),
             timer_c: None,
             trying_delay: Some(Duration::from_millis(200)),
+            invite_answer_limit: None,
             max_transactions: 1 << 20,
         }
     }
