@@ -5,8 +5,8 @@
 use std::net::SocketAddr;
 
 use super::{Target, TxError};
+use crate::MAGIC_COOKIE;
 use crate::message::{Method, Request, Response};
-use crate::typed::MAGIC_COOKIE;
 
 /// Copies the first header line called `name`, erroring when absent.
 fn copy_one(from: &Request, to: &mut Request, name: &'static str) -> Result<(), TxError> {

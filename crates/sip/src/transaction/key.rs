@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::TxError;
 use crate::message::{Method, Request, Response};
-use crate::typed::{MAGIC_COOKIE, Via};
+use crate::{MAGIC_COOKIE, Via};
 
 /// Which side of a transaction this layer is on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
