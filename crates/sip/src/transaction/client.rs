@@ -125,7 +125,12 @@ impl ClientInvite {
                 }
             }
             State::Accepted if status.is_success() => out.tu.push(TuEvent::Response(resp)),
-            State::Completed if status.is_final() && !status.is_success() => {
+            State::Completed if status.is_success() => {
+                // A 2xx from another fork after a non-2xx: the TU must ACK
+                // and BYE it, so it has to see it.
+                out.tu.push(TuEvent::Response(resp));
+            }
+            State::Completed if status.is_final() => {
                 // A retransmitted final response: ACK again, tell nobody.
                 if let Some(ack) = &self.ack {
                     out.sends.push(ack.clone());
@@ -379,6 +384,13 @@ CSeq: 1 INVITE\r\nRoute: <sip:p.example;lr>\r\n\r\n";
         tx.on_response(resp(486), &cfg, t0 + ms(300), &mut out);
         assert!(out.tu.is_empty(), "retransmitted final not passed up");
         assert_eq!(out.sends, [first_ack]);
+        out.clear();
+        tx.on_response(resp(200), &cfg, t0 + ms(400), &mut out);
+        assert!(
+            matches!(&out.tu[..], [TuEvent::Response(r)] if r.status.is_success()),
+            "late forked 2xx reaches the TU"
+        );
+        assert!(out.sends.is_empty());
         out.clear();
         tx.on_timer(Timer::D, &cfg, t0 + ms(32_200), &mut out);
         assert!(out.terminated);

@@ -8,56 +8,11 @@ use std::time::Instant;
 use super::build::{cancel_for, ensure_branch, response_target};
 use super::client::{ClientInvite, ClientNonInvite};
 use super::key::{BranchGenerator, TxKey};
+use super::machine::Machine;
 use super::server::{ServerInvite, ServerNonInvite};
-use super::timers::{Config, Deadlines, Out, Timer, TimerQueue, TuEvent, TxId};
+use super::timers::{Config, Out, Timer, TimerQueue, TuEvent, TxId};
 use super::{Event, State, Target, Transmit, TxError};
 use crate::message::{Message, Method, Request, Response, StatusCode};
-
-#[derive(Debug)]
-enum Machine {
-    InviteClient(ClientInvite),
-    NonInviteClient(ClientNonInvite),
-    InviteServer(ServerInvite),
-    NonInviteServer(ServerNonInvite),
-}
-
-impl Machine {
-    fn deadlines(&mut self) -> &mut Deadlines {
-        match self {
-            Machine::InviteClient(m) => &mut m.deadlines,
-            Machine::NonInviteClient(m) => &mut m.deadlines,
-            Machine::InviteServer(m) => &mut m.deadlines,
-            Machine::NonInviteServer(m) => &mut m.deadlines,
-        }
-    }
-
-    fn state(&self) -> State {
-        match self {
-            Machine::InviteClient(m) => m.state(),
-            Machine::NonInviteClient(m) => m.state(),
-            Machine::InviteServer(m) => m.state(),
-            Machine::NonInviteServer(m) => m.state(),
-        }
-    }
-
-    fn on_timer(&mut self, timer: Timer, cfg: &Config, now: Instant, out: &mut Out) {
-        match self {
-            Machine::InviteClient(m) => m.on_timer(timer, cfg, now, out),
-            Machine::NonInviteClient(m) => m.on_timer(timer, cfg, now, out),
-            Machine::InviteServer(m) => m.on_timer(timer, cfg, now, out),
-            Machine::NonInviteServer(m) => m.on_timer(timer, out),
-        }
-    }
-
-    fn on_transport_error(&mut self, out: &mut Out) {
-        match self {
-            Machine::InviteClient(m) => m.on_transport_error(out),
-            Machine::NonInviteClient(m) => m.on_transport_error(out),
-            Machine::InviteServer(m) => m.on_transport_error(out),
-            Machine::NonInviteServer(m) => m.on_transport_error(out),
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Entry {

@@ -47,6 +47,7 @@ mod build;
 mod client;
 mod key;
 mod layer;
+mod machine;
 mod server;
 mod timers;
 
@@ -169,6 +170,21 @@ pub enum Event {
     TransportError { key: TxKey },
     /// The transaction is gone; its key no longer matches anything.
     Terminated { key: TxKey },
+}
+
+impl Event {
+    /// The transaction the event is about, if any.
+    pub fn key(&self) -> Option<&TxKey> {
+        match self {
+            Event::Request { key, .. }
+            | Event::Response { key, .. }
+            | Event::Timeout { key, .. }
+            | Event::TransportError { key }
+            | Event::Terminated { key } => Some(key),
+            Event::Ack { invite, .. } => invite.as_ref(),
+            Event::StrayResponse { .. } => None,
+        }
+    }
 }
 
 /// Transaction states (RFC 3261 §17 and RFC 6026). Terminated transactions
