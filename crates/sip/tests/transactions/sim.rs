@@ -1,6 +1,8 @@
 //! The in-memory network, the virtual clock and the harness driving a
 //! client-side and a server-side [`TransactionLayer`] through it.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,7 +48,26 @@ pub struct Packet {
     pub seq: u64,
     pub to: Side,
     pub from: Target,
-    pub bytes: Arc<[u8]>,
+    /// Parsed once from the bytes on the wire.
+    pub msg: Message,
+}
+
+impl PartialEq for Packet {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+    }
+}
+impl Eq for Packet {}
+impl PartialOrd for Packet {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+/// Delivery order: time, then send order.
+impl Ord for Packet {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
 }
 
 /// Decides to lose a datagram: (destination side, message, time since start).
@@ -102,7 +123,7 @@ pub struct Sim {
     pub rng: Rng,
     pub net: Net,
     pub seq: u64,
-    pub in_flight: Vec<Packet>,
+    pub in_flight: BinaryHeap<Reverse<Packet>>,
     pub client: TransactionLayer,
     pub server: TransactionLayer,
     pub client_addr: Target,
@@ -126,7 +147,7 @@ impl Sim {
             rng: Rng::new(seed),
             net,
             seq: 0,
-            in_flight: Vec::new(),
+            in_flight: BinaryHeap::new(),
             client: TransactionLayer::new(Config::default(), seed),
             server: TransactionLayer::new(Config::default(), seed ^ 0xffff),
             client_addr: Target::new(transport, "127.0.0.1:5070".parse().unwrap()),
@@ -161,13 +182,13 @@ impl Sim {
         for _ in 0..copies {
             let delay = Duration::from_millis(self.rng.below(self.net.max_delay_ms + 1));
             self.seq += 1;
-            self.in_flight.push(Packet {
+            self.in_flight.push(Reverse(Packet {
                 at: self.now + delay,
                 seq: self.seq,
                 to,
                 from: source,
-                bytes: bytes.clone(),
-            });
+                msg: msg.clone(),
+            }));
         }
     }
 
@@ -221,7 +242,7 @@ impl Sim {
             let next = [
                 self.client.poll_timeout(),
                 self.server.poll_timeout(),
-                self.in_flight.iter().map(|p| p.at).min(),
+                self.in_flight.peek().map(|p| p.0.at),
                 self.injections.iter().map(|i| self.t0 + i.0).min(),
                 ctu.wakeup(),
                 stu.wakeup(),
@@ -234,11 +255,11 @@ impl Sim {
             self.now = self.now.max(next);
             let now = self.now;
             // Deliver due datagrams in (time, send order).
-            self.in_flight.sort_by_key(|p| (p.at, p.seq));
-            let due = self.in_flight.iter().take_while(|p| p.at <= now).count();
-            let packets: Vec<Packet> = self.in_flight.drain(..due).collect();
-            for p in packets {
-                let msg = parse_datagram(&p.bytes, &Limits::default()).unwrap();
+            while self.in_flight.peek().is_some_and(|p| p.0.at <= now) {
+                let Some(Reverse(p)) = self.in_flight.pop() else {
+                    break;
+                };
+                let msg = p.msg;
                 let layer = match p.to {
                     Side::Client => &mut self.client,
                     Side::Server => &mut self.server,

@@ -202,3 +202,56 @@ impl Tu for RingForever {
         }
     }
 }
+
+/// Server TU answering non-INVITE requests `code` after a per-request delay
+/// (`delay_ms(n)` for the n-th request), optionally sending 100 first.
+pub struct SlowAnswer {
+    pub code: u16,
+    pub trying_first: bool,
+    pub delay_ms: Box<dyn FnMut(usize) -> u64>,
+    pub seen: usize,
+    pub pending: Vec<(Instant, TxKey, Request)>,
+}
+
+impl SlowAnswer {
+    pub fn new(
+        code: u16,
+        trying_first: bool,
+        delay_ms: impl FnMut(usize) -> u64 + 'static,
+    ) -> Self {
+        SlowAnswer {
+            code,
+            trying_first,
+            delay_ms: Box::new(delay_ms),
+            seen: 0,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Tu for SlowAnswer {
+    fn on_event(&mut self, cx: &mut Ctx<'_>, ev: &Event) {
+        if let Event::Request { key, request, .. } = ev {
+            if self.trying_first {
+                let r = request.response(StatusCode::TRYING);
+                cx.layer.send_response(key, r, cx.now).unwrap();
+            }
+            let delay = Duration::from_millis((self.delay_ms)(self.seen));
+            self.seen += 1;
+            self.pending
+                .push((cx.now + delay, key.clone(), request.clone()));
+        }
+    }
+    fn wakeup(&self) -> Option<Instant> {
+        self.pending.iter().map(|p| p.0).min()
+    }
+    fn on_wakeup(&mut self, cx: &mut Ctx<'_>) {
+        let now = cx.now;
+        let (due, later): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|p| p.0 <= now);
+        self.pending = later;
+        for (_, key, request) in due {
+            let r = request.response_tagged(StatusCode::new(self.code).unwrap());
+            cx.layer.send_response(&key, r, now).unwrap();
+        }
+    }
+}
