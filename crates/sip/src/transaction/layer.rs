@@ -48,10 +48,11 @@ pub struct TransactionLayer {
 
 impl TransactionLayer {
     /// `branch_seed` keys the branch generator; seed it from OS entropy in
-    /// production so branches are unguessable.
+    /// production so branches are unguessable. The configuration is
+    /// [`sanitized`](Config::sanitized).
     pub fn new(config: Config, branch_seed: u64) -> Self {
         TransactionLayer {
-            config,
+            config: config.sanitized(),
             branches: BranchGenerator::new(branch_seed),
             slots: Vec::new(),
             free: Vec::new(),

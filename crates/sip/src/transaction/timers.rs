@@ -87,6 +87,26 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The configuration the layer actually uses: T1 at least 1 ms (a zero
+    /// T1 would make retransmission timers fire in a loop), T2 at least T1,
+    /// and every duration at most a day (so deadline arithmetic cannot
+    /// overflow).
+    pub fn sanitized(self) -> Config {
+        const DAY: Duration = Duration::from_secs(86_400);
+        let cap = |d: Duration| d.min(DAY);
+        let t1 = cap(self.t1).max(Duration::from_millis(1));
+        Config {
+            t1,
+            t2: cap(self.t2).max(t1),
+            t4: cap(self.t4),
+            timer_d: cap(self.timer_d),
+            timer_c: self.timer_c.map(cap),
+            trying_delay: self.trying_delay.map(cap),
+            invite_answer_limit: self.invite_answer_limit.map(cap),
+            max_transactions: self.max_transactions,
+        }
+    }
+
     /// 64*T1: Timers B, F, H, J (unreliable), L and M.
     pub fn t1x64(&self) -> Duration {
         self.t1 * 64
@@ -306,6 +326,21 @@ mod tests {
         };
         assert_eq!(a_seq, ms(&[500, 1000, 2000, 4000, 8000, 16000, 32000]));
         assert_eq!(e_seq, ms(&[500, 1000, 2000, 4000, 4000, 4000, 4000]));
+    }
+
+    #[test]
+    fn sanitized_rejects_degenerate_values() {
+        let c = Config {
+            t1: Duration::ZERO,
+            t2: Duration::ZERO,
+            timer_c: Some(Duration::MAX),
+            ..Config::default()
+        }
+        .sanitized();
+        assert_eq!(c.t1, Duration::from_millis(1));
+        assert_eq!(c.t2, c.t1);
+        assert_eq!(c.timer_c, Some(Duration::from_secs(86_400)));
+        assert_eq!(Config::default().sanitized(), Config::default());
     }
 
     #[test]
