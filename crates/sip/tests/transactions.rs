@@ -464,3 +464,152 @@ fn cancel_pending_invite_gets_200_and_487() {
         assert!(first_cancel >= first_provisional, "seed {seed}");
     }
 }
+
+/// Random operations in random order — requests with and without the magic
+/// cookie, stray ACKs and CANCELs, responses with random codes for random
+/// keys, cancels, transport errors, clock jumps — never panic, never leave a
+/// transaction behind once the TU has answered everything and time passes.
+#[test]
+fn chaos_never_panics_and_always_drains() {
+    use sip::transaction::{Config, Target, TransactionLayer};
+    use sip::{Message, StatusCode};
+    use std::time::Instant;
+
+    for seed in 0..SEEDS {
+        let mut rng = Rng::new(seed);
+        let t0 = Instant::now();
+        let mut now = t0;
+        let mut server = TransactionLayer::new(Config::default(), seed);
+        let mut client = TransactionLayer::new(Config::default(), seed + 1);
+        let peer =
+            |port: u16| Target::new(Transport::Udp, format!("127.0.0.1:{port}").parse().unwrap());
+        let mut server_keys: Vec<TxKey> = Vec::new();
+        let mut client_keys: Vec<TxKey> = Vec::new();
+        let methods = [
+            Method::Invite,
+            Method::Ack,
+            Method::Cancel,
+            Method::Options,
+            Method::Bye,
+        ];
+        for _ in 0..300 {
+            match rng.below(7) {
+                0 | 1 => {
+                    let m = methods[rng.below(5) as usize].clone();
+                    let mut r = request(m, Transport::Udp, &format!("c{}", rng.below(3)), 1);
+                    let branch = match rng.below(3) {
+                        0 => format!("z9hG4bK{}", rng.below(4)),
+                        1 => format!("old{}", rng.below(2)),
+                        _ => String::new(),
+                    };
+                    let port = 5070 + rng.below(2) as u16;
+                    let via = if branch.is_empty() {
+                        format!("SIP/2.0/UDP 127.0.0.1:{port}")
+                    } else {
+                        format!("SIP/2.0/UDP 127.0.0.1:{port};branch={branch}")
+                    };
+                    r.headers.set("Via", &via);
+                    if rng.chance(30) {
+                        r.headers.set("To", "<sip:bob@127.0.0.1>;tag=x");
+                    }
+                    let _ = server.receive(Message::Request(r), peer(port), now);
+                }
+                2 if !server_keys.is_empty() => {
+                    let key = &server_keys[rng.below(server_keys.len() as u64) as usize];
+                    let code = [100, 180, 200, 202, 404, 486, 487][rng.below(7) as usize];
+                    let mut r = request(key.method().clone(), Transport::Udp, "c0", 1)
+                        .response_tagged(StatusCode::new(code).unwrap());
+                    r.headers.set(
+                        "Via",
+                        &format!("SIP/2.0/UDP 127.0.0.1:5070;branch={}", key.branch()),
+                    );
+                    let _ = server.send_response(key, r, now);
+                }
+                3 => {
+                    let m = [Method::Invite, Method::Options][rng.below(2) as usize].clone();
+                    let r = request(m, Transport::Udp, "cc", 1);
+                    if let Ok(k) = client.send_request(r, peer(5060), now) {
+                        client_keys.push(k);
+                    }
+                }
+                4 if !client_keys.is_empty() => {
+                    let key = client_keys[rng.below(client_keys.len() as u64) as usize].clone();
+                    match rng.below(4) {
+                        0 => {
+                            if let Ok(k) = client.cancel(&key, now) {
+                                client_keys.push(k);
+                            }
+                        }
+                        1 => client.transport_error(&key, now),
+                        _ => {
+                            let code = [100, 180, 200, 486][rng.below(4) as usize];
+                            let mut r = request(key.method().clone(), Transport::Udp, "cc", 1)
+                                .response_tagged(StatusCode::new(code).unwrap());
+                            r.headers.set(
+                                "Via",
+                                &format!("SIP/2.0/UDP 127.0.0.1:5070;branch={}", key.branch()),
+                            );
+                            let _ = client.receive(Message::Response(r), peer(5060), now);
+                        }
+                    }
+                }
+                5 => {
+                    now += Duration::from_millis(rng.below(5_000));
+                    server.handle_timeout(now);
+                    client.handle_timeout(now);
+                }
+                _ => {
+                    if let Some(k) = client_keys.first().cloned() {
+                        server.transport_error(&k, now);
+                    }
+                }
+            }
+            while let Some(ev) = server.poll_event() {
+                if let Event::Request { key, .. } = ev {
+                    server_keys.push(key);
+                }
+            }
+            while client.poll_event().is_some() {}
+            while server.poll_transmit().is_some() {}
+            while client.poll_transmit().is_some() {}
+        }
+        // The TUs finish whatever is still open — the server answers, the
+        // client cancels its INVITEs — then time runs out.
+        for key in &client_keys {
+            let _ = client.cancel(key, now);
+        }
+        for key in &server_keys {
+            let mut r = request(key.method().clone(), Transport::Udp, "c0", 1)
+                .response_tagged(StatusCode::new(500).unwrap());
+            r.headers.set(
+                "Via",
+                &format!("SIP/2.0/UDP 127.0.0.1:5070;branch={}", key.branch()),
+            );
+            let _ = server.send_response(key, r, now);
+        }
+        let mut steps = 0;
+        while let Some(at) = [server.poll_timeout(), client.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+        {
+            server.handle_timeout(at);
+            client.handle_timeout(at);
+            steps += 1;
+            assert!(steps < 100_000, "seed {seed}: timers never settle");
+        }
+        assert!(
+            server.is_empty(),
+            "seed {seed}: {} server transactions left",
+            server.len()
+        );
+        let left: Vec<_> = client_keys
+            .iter()
+            .filter_map(|k| client.state(k).map(|s| (k, s)))
+            .collect();
+        assert!(
+            client.is_empty(),
+            "seed {seed}: client transactions left: {left:?}"
+        );
+    }
+}

@@ -77,6 +77,7 @@ impl ClientInvite {
         self.deadlines.disarm(Timer::A);
         self.deadlines.disarm(Timer::B);
         self.deadlines.disarm(Timer::C);
+        self.deadlines.disarm(Timer::Unanswered);
         self.bytes = None;
     }
 
@@ -140,8 +141,21 @@ impl ClientInvite {
         }
     }
 
+    /// A CANCEL for this INVITE went out: RFC 3261 §9.1 gives the final
+    /// response 64*T1 to arrive before the transaction is destroyed.
+    pub fn cancel_sent(&mut self, cfg: &Config, now: Instant, out: &mut Out) {
+        if matches!(self.state, State::Calling | State::Proceeding) {
+            self.deadlines
+                .arm(Timer::Unanswered, now + cfg.t1x64(), out);
+        }
+    }
+
     pub fn on_timer(&mut self, timer: Timer, cfg: &Config, now: Instant, out: &mut Out) {
         match (timer, self.state) {
+            (Timer::Unanswered, State::Calling | State::Proceeding) => {
+                out.tu.push(TuEvent::Timeout(Timer::Unanswered));
+                self.terminate(out);
+            }
             (Timer::A, State::Calling) => {
                 if let Some(b) = &self.bytes {
                     out.sends.push(b.clone());
@@ -434,6 +448,28 @@ CSeq: 1 INVITE\r\nRoute: <sip:p.example;lr>\r\n\r\n";
         tx.on_timer(Timer::C, &cfg, t0 + ms(181_000), &mut out);
         assert!(matches!(out.tu[..], [TuEvent::Timeout(Timer::C)]));
         assert!(!out.terminated);
+    }
+
+    #[test]
+    fn cancelled_invite_without_final_is_destroyed_after_64_t1() {
+        let cfg = Config::default();
+        let t0 = Instant::now();
+        let mut out = Out::default();
+        let mut tx = start_invite(false, &cfg, t0, &mut out);
+        tx.on_response(resp(180), &cfg, t0 + ms(100), &mut out);
+        assert_eq!(tx.deadlines.earliest(), None, "Proceeding waits forever...");
+        tx.cancel_sent(&cfg, t0 + ms(1_000), &mut out);
+        assert_eq!(tx.deadlines.get(Timer::Unanswered), Some(t0 + ms(33_000)));
+        out.clear();
+        tx.on_timer(Timer::Unanswered, &cfg, t0 + ms(33_000), &mut out);
+        assert!(out.terminated, "...until a CANCEL goes unanswered (§9.1)");
+        assert!(matches!(out.tu[..], [TuEvent::Timeout(Timer::Unanswered)]));
+        // A final response in time disarms it.
+        let mut tx = start_invite(false, &cfg, t0, &mut out);
+        tx.on_response(resp(180), &cfg, t0, &mut out);
+        tx.cancel_sent(&cfg, t0, &mut out);
+        tx.on_response(resp(487), &cfg, t0 + ms(10), &mut out);
+        assert_eq!(tx.deadlines.get(Timer::Unanswered), None);
     }
 
     #[test]

@@ -327,7 +327,18 @@ impl TransactionLayer {
         }
         self.apply(cid, None, now, &mut out);
         self.scratch = out;
+        if state == State::Proceeding {
+            self.cancel_sent(id, now);
+        }
         Ok(cancel_key)
+    }
+
+    fn cancel_sent(&mut self, invite: TxId, now: Instant) {
+        self.drive(invite, None, now, |e, cfg, out| {
+            if let Machine::InviteClient(m) = &mut e.machine {
+                m.cancel_sent(cfg, now, out);
+            }
+        });
     }
 
     /// Sends a message outside any transaction: the ACK for a 2xx, or a
@@ -571,6 +582,7 @@ impl TransactionLayer {
                     c.begin(cfg, now, out);
                 }
             });
+            self.cancel_sent(id, now);
         } else {
             self.drive(cid, None, now, |e, _, out| {
                 if let Machine::NonInviteClient(c) = &mut e.machine {

@@ -26,10 +26,11 @@ pub enum Timer {
     L,
     M,
     Trying,
-    /// Not in the RFCs: a server transaction whose TU never sent a final
-    /// response. Non-INVITE: after 64*T1 (the client's Timer F has fired by
-    /// then). INVITE: after [`Config::invite_answer_limit`], if set. Guards
-    /// the table against requests the TU drops on the floor.
+    /// No final response in time. Client INVITE: 64*T1 after its CANCEL
+    /// went out (RFC 3261 §9.1). Server transactions (not in the RFCs):
+    /// the TU never answered — non-INVITE after 64*T1 (the client's Timer F
+    /// has fired by then), INVITE after [`Config::invite_answer_limit`] if
+    /// set. Guards the table against requests nobody finishes.
     Unanswered,
 }
 
