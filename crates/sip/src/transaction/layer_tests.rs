@@ -432,6 +432,10 @@ fn timer_queue_stays_proportional_to_live_transactions() {
 fn per_transaction_memory_is_small() {
     // The table entry itself, without the shared message bytes.
     let entry = std::mem::size_of::<Entry>();
+    println!(
+        "Entry: {entry} bytes, TxKey: {}",
+        std::mem::size_of::<TxKey>()
+    );
     assert!(entry <= 320, "Entry is {entry} bytes");
 }
 

@@ -13,6 +13,25 @@
 //! [`poll_timeout`](TransactionLayer::poll_timeout). It never reads a clock,
 //! opens a socket or keeps global state, so tests drive it on a virtual clock.
 //!
+//! A driver owns one layer per SIP element and loops:
+//!
+//! 1. parse what a socket delivered and [`receive`](TransactionLayer::receive) it;
+//! 2. drain [`poll_transmit`](TransactionLayer::poll_transmit) into the
+//!    sockets (reporting failures with
+//!    [`transport_error`](TransactionLayer::transport_error));
+//! 3. drain [`poll_event`](TransactionLayer::poll_event) into the TU, which
+//!    answers [`Event::Request`]s with
+//!    [`send_response`](TransactionLayer::send_response), starts requests with
+//!    [`send_request`](TransactionLayer::send_request) and cancels INVITEs
+//!    with [`cancel`](TransactionLayer::cancel); ACKs for 2xx go out with
+//!    [`send_stateless`](TransactionLayer::send_stateless);
+//! 4. sleep until [`poll_timeout`](TransactionLayer::poll_timeout), then call
+//!    [`handle_timeout`](TransactionLayer::handle_timeout).
+//!
+//! What the layer does not do: 2xx retransmission and ACK for 2xx (the TU's
+//! job under RFC 6026), §18.2.2 `maddr` and DNS (the transport's), Via
+//! `received`/`rport` stamping (the transport's, before `receive`).
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
