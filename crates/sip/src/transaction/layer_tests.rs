@@ -460,3 +460,57 @@ fn virtual_clock_can_jump() {
         ]
     );
 }
+
+#[test]
+fn proxy_timer_c_then_cancel_then_give_up() {
+    let t0 = Instant::now();
+    let mut c = TransactionLayer::new(
+        Config {
+            timer_c: Some(Duration::from_secs(180)),
+            ..Config::default()
+        },
+        3,
+    );
+    let key = c
+        .send_request(req("INVITE", "z9hG4bKp1"), udp(5060), t0)
+        .unwrap();
+    let sent = transmits(&mut c);
+    c.receive(response_to(&sent[0], 180), udp(5060), t0 + ms(1_000))
+        .unwrap();
+    events(&mut c);
+    // Timer C was reset by the 180.
+    assert_eq!(c.poll_timeout(), Some(t0 + ms(181_000)));
+    c.handle_timeout(t0 + ms(181_000));
+    assert_eq!(
+        events(&mut c),
+        [Event::Timeout {
+            key: key.clone(),
+            timer: Timer::C
+        }]
+    );
+    assert_eq!(c.state(&key), Some(State::Proceeding));
+    // The proxy core cancels; nobody answers anything any more.
+    let ck = c.cancel(&key, t0 + ms(181_000)).unwrap();
+    let mut ends = Vec::new();
+    while let Some(at) = c.poll_timeout() {
+        c.handle_timeout(at);
+        for e in events(&mut c) {
+            ends.push((at - t0, e));
+        }
+    }
+    assert!(ends.contains(&(
+        ms(213_000),
+        Event::Timeout {
+            key: ck.clone(),
+            timer: Timer::F
+        }
+    )));
+    assert!(ends.contains(&(
+        ms(213_000),
+        Event::Timeout {
+            key: key.clone(),
+            timer: Timer::Unanswered
+        }
+    )));
+    assert!(c.is_empty());
+}
