@@ -492,7 +492,7 @@ fn chaos_never_panics_and_always_drains() {
             Method::Options,
             Method::Bye,
         ];
-        for _ in 0..300 {
+        for _ in 0..200 {
             match rng.below(7) {
                 0 | 1 => {
                     let m = methods[rng.below(5) as usize].clone();
