@@ -164,6 +164,8 @@ fn invite_rejected_486_is_acked_by_the_transactions() {
 /// ACK for the 2xx surfaces at the server TU as a stray ACK.
 #[test]
 fn invite_accepted_rfc6026() {
+    let inject_at = Duration::from_millis(3000);
+    let (mut several_2xx, mut injected_while_accepted) = (0, 0);
     for seed in 0..SEEDS {
         let net = Net::lossy(10, 10, jitter(seed)).with_filter(ack_blackout(200));
         let mut sim = Sim::new(seed, net, Transport::Udp);
@@ -175,37 +177,54 @@ fn invite_accepted_rfc6026() {
         let first_invite = sim.client.poll_transmit().unwrap().bytes;
         sim.send(Side::Client, Side::Server, first_invite.clone());
         // A stale copy of the INVITE shows up while the server is Accepted.
-        sim.injections
-            .push((Duration::from_millis(3000), Side::Server, first_invite));
+        sim.injections.push((inject_at, Side::Server, first_invite));
         let mut stu = InviteAnswer::new(false, 200, Duration::from_millis(1000));
         sim.run(&mut AckOn2xx, &mut stu, Duration::from_secs(120));
 
+        // Every 2xx the network delivered reached the client TU: the
+        // Accepted state passes retransmissions up instead of absorbing them.
         let oks = responses(&sim.client_events, &key)
             .into_iter()
             .filter(|r| code(r) == 200)
             .count();
-        assert!(
-            oks >= 2,
-            "seed {seed}: retransmitted 2xx reached the client TU ({oks})"
+        let delivered = sim
+            .client_received
+            .iter()
+            .filter(|(_, m)| m.as_response().is_some_and(|r| code(r) == 200))
+            .count();
+        assert!(oks >= 1, "seed {seed}");
+        assert_eq!(
+            oks, delivered,
+            "seed {seed}: every delivered 2xx reached the TU"
         );
+        several_2xx += usize::from(oks >= 2);
+        // The INVITE (original, retransmissions, duplicates, the stale
+        // copy) reached the server TU exactly once.
         assert_eq!(
             requests(&sim.server_events, Method::Invite).len(),
             1,
             "seed {seed}"
         );
+        let answered_at = sim
+            .server_sent
+            .iter()
+            .find(|(_, m)| m.as_response().is_some_and(|r| code(r) == 200))
+            .map(|(t, _)| *t)
+            .unwrap();
+        if answered_at < inject_at {
+            injected_while_accepted += 1;
+            let answered_stale = sim
+                .server_sent
+                .iter()
+                .any(|(t, m)| *t == inject_at && m.as_response().is_some_and(|r| code(r) == 100));
+            assert!(
+                !answered_stale,
+                "seed {seed}: the stale INVITE was absorbed"
+            );
+        }
         assert!(
             stu.acks_for_2xx >= 1,
             "seed {seed}: ACK for 2xx reached the server TU"
-        );
-        let after_200: Vec<_> = sim
-            .server_sent
-            .iter()
-            .filter(|(t, _)| *t >= Duration::from_millis(3000))
-            .filter(|(_, m)| m.as_response().is_some_and(|r| code(r) == 100))
-            .collect();
-        assert!(
-            after_200.is_empty(),
-            "seed {seed}: no 100 for the absorbed INVITE"
         );
         assert!(no_timeouts(&sim.client_events) && no_timeouts(&sim.server_events));
         // Timers L and M end both transactions 64*T1 after the 2xx.
@@ -216,13 +235,23 @@ fn invite_accepted_rfc6026() {
                 .map(|(t, _)| *t)
                 .unwrap()
         };
-        assert!(end_of(&sim.server_events) >= Duration::from_secs(33));
+        assert!(end_of(&sim.server_events) >= answered_at + Duration::from_secs(32));
         assert!(end_of(&sim.client_events) >= Duration::from_secs(33));
         assert!(
             sim.client.is_empty() && sim.server.is_empty(),
             "seed {seed}"
         );
     }
+    // The interesting cases are the common ones, not lucky exceptions.
+    let seeds = SEEDS as usize;
+    assert!(
+        several_2xx * 10 >= seeds * 9,
+        "{several_2xx}/{seeds} saw 2xx retransmissions"
+    );
+    assert!(
+        injected_while_accepted * 10 >= seeds * 9,
+        "{injected_while_accepted}/{seeds} hit Accepted"
+    );
 }
 
 const CONCURRENT: usize = 12;

@@ -134,6 +134,8 @@ pub struct Sim {
     /// Every datagram put on the wire (before loss), by sender.
     pub client_sent: Vec<(Duration, Message)>,
     pub server_sent: Vec<(Duration, Message)>,
+    /// Every datagram the network delivered to the client side.
+    pub client_received: Vec<(Duration, Message)>,
     /// Extra datagrams to inject: (time offset, destination side, bytes).
     pub injections: Vec<(Duration, Side, Arc<[u8]>)>,
 }
@@ -156,6 +158,7 @@ impl Sim {
             server_events: Vec::new(),
             client_sent: Vec::new(),
             server_sent: Vec::new(),
+            client_received: Vec::new(),
             injections: Vec::new(),
         }
     }
@@ -260,6 +263,9 @@ impl Sim {
                     break;
                 };
                 let msg = p.msg;
+                if p.to == Side::Client {
+                    self.client_received.push((now - self.t0, msg.clone()));
+                }
                 let layer = match p.to {
                     Side::Client => &mut self.client,
                     Side::Server => &mut self.server,
