@@ -220,6 +220,20 @@ CSeq: 4 INVITE\nMax-Forwards: 70\n\n";
     }
 
     #[test]
+    fn sent_by_defaults_follow_the_transport() {
+        let tls = req(&INVITE.replace("SIP/2.0/UDP A.example;", "SIP/2.0/TLS A.example;"));
+        assert_eq!(
+            TxKey::for_request(&tls).unwrap().sent_by(),
+            "a.example:5061"
+        );
+        let v6 = req(&INVITE.replace("A.example;", "[2001:DB8::1]:5070;"));
+        assert_eq!(
+            TxKey::for_request(&v6).unwrap().sent_by(),
+            "[2001:db8::1]:5070"
+        );
+    }
+
+    #[test]
     fn rfc2543_key_ignores_to_tag_and_method_of_ack() {
         let old = INVITE.replace("branch=z9hG4bKabc", "branch=1");
         let inv = req(&old);
