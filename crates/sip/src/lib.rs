@@ -22,6 +22,10 @@
 //!   RFC 3261 §8.2.6; `to_bytes` serializes with canonical header names and a
 //!   correct Content-Length.
 
+pub mod auth;
+pub mod guard;
+pub mod transaction;
+
 mod error;
 mod framing;
 mod headers;
