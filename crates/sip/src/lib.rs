@@ -45,6 +45,3 @@ pub use syntax::Params;
 pub use typed::{CSeq, Contacts, NameAddr};
 pub use uri::{Scheme, Uri, UriRef, unescape};
 pub use via::{MAGIC_COOKIE, Via};
-
-pub mod auth;
-pub mod guard;
