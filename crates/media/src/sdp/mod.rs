@@ -8,7 +8,7 @@
 
 mod parse;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod write;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
