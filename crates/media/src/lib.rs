@@ -6,11 +6,17 @@ mod anchor;
 pub mod codec;
 pub mod g711;
 mod negotiate;
+pub mod relay;
+pub mod rtp;
 pub mod sdp;
 
 pub use anchor::{AnchorError, LegOrigin, anchor};
 pub use codec::{Codec, PtMap, codecs_of};
 pub use negotiate::{
     Answer, Capabilities, NegotiationError, Stream, answer, answer_direction, negotiated,
+};
+pub use relay::{
+    Action, Bridge, Component, DropReason, Forward, LatchPolicy, Leg, LegConfig, LegStats,
+    RelayConfig, Side, Transcode,
 };
 pub use sdp::{Direction, Sdp, SdpError, direction_of};

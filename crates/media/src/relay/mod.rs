@@ -1,0 +1,648 @@
+//! The sans-IO RTP/RTCP relay of one anchored call: a [`Bridge`] of two
+//! [`Leg`]s. The socket driver hands it each datagram with the leg and
+//! component (RTP or RTCP port) it arrived on; the bridge validates it,
+//! latches the sender's address, rewrites it in place and says where to
+//! send it.
+
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use stream::OutStream;
+pub use stream::Source;
+
+use crate::codec::{PtMap, codecs_of};
+use crate::g711;
+use crate::rtp::{self, RtpError, RtpHeader};
+use crate::sdp::Sdp;
+
+/// One side of a bridge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+}
+
+/// Which of a leg's two local ports a datagram used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    Rtp,
+    Rtcp,
+}
+
+/// Symmetric RTP: whether to send to where a leg's packets come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LatchPolicy {
+    /// Send to the SDP address; accept packets from anywhere.
+    Off,
+    /// Latch only to a source with the SDP address's IP; drop others.
+    SameIp,
+    /// Latch to the first valid source, whatever its address (NAT).
+    #[default]
+    Any,
+}
+
+/// G.711 law conversion for packets toward a leg (PCMU and PCMA are always
+/// accepted by Switchboard, so legs may disagree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transcode {
+    /// The leg takes PCMA (8) only: convert PCMU (0) to it.
+    UlawToAlaw,
+    /// The leg takes PCMU (0) only: convert PCMA (8) to it.
+    AlawToUlaw,
+}
+
+/// What the relay knows about a leg from signalling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LegConfig {
+    /// Where the leg's SDP asks for RTP (`None`: refused, legacy hold).
+    pub remote_rtp: Option<SocketAddr>,
+    /// Where the leg's SDP asks for RTCP.
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTCP shares the RTP port (RFC 5761), as agreed on this leg.
+    pub rtcp_mux: bool,
+    pub latch: LatchPolicy,
+    /// RTP clock rate of each payload type the leg receives.
+    pub clock_rates: Vec<(u8, u32)>,
+    /// Payload type rewriting for packets toward this leg.
+    pub pt_map: PtMap,
+    pub transcode: Option<Transcode>,
+}
+
+impl LegConfig {
+    /// From the description this leg sent (its offer or answer) and the
+    /// m-line index: addresses, rtcp-mux and clock rates. Payload mapping
+    /// and transcoding depend on the other leg; set them afterwards.
+    pub fn from_sdp(sdp: &Sdp, index: usize) -> LegConfig {
+        let media = sdp.media.get(index);
+        LegConfig {
+            remote_rtp: sdp.rtp_addr(index),
+            remote_rtcp: sdp.rtcp_addr(index),
+            rtcp_mux: media.is_some_and(|m| m.rtcp_mux()),
+            latch: LatchPolicy::default(),
+            clock_rates: media
+                .map(|m| codecs_of(m).iter().map(|c| (c.pt, c.clock_rate)).collect())
+                .unwrap_or_default(),
+            pt_map: PtMap::default(),
+            transcode: None,
+        }
+    }
+
+    fn clock_rate(&self, pt: u8) -> u32 {
+        self.clock_rates
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, r)| *r)
+            .or_else(|| crate::codec::static_payload(pt).map(|(_, r, _)| r))
+            .unwrap_or(8000)
+    }
+}
+
+/// Relay tuning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayConfig {
+    /// How long a latched source must be silent before another source may
+    /// take its place (a phone roaming, or a NAT rebinding).
+    pub relatch_after: Duration,
+    /// No RTP from either leg for this long on an armed bridge ends the
+    /// call.
+    pub media_timeout: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            relatch_after: Duration::from_secs(2),
+            media_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Why a datagram was not forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    Malformed(RtpError),
+    /// No leg on the side it arrived on.
+    NoLeg,
+    /// The other side of the bridge is empty.
+    NoPeer,
+    /// The receiving leg has neither an SDP nor a latched address.
+    NoDestination,
+    /// From an address other than the latched one, inside the quiet period.
+    UnlatchedSource,
+    /// From an IP other than the SDP's, under [`LatchPolicy::SameIp`].
+    ForeignSource,
+    /// Forwarding from this side is switched off (hold, music on hold).
+    Blocked,
+    /// A late packet of an SSRC its producer has replaced.
+    StaleSource,
+}
+
+/// A datagram to send, after in-place rewriting of the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    /// The leg whose local port sends it.
+    pub via: Side,
+    pub component: Component,
+    pub to: SocketAddr,
+    /// The rewritten bytes are `buf[..len]` (always the whole buffer: the
+    /// relay never changes a packet's length).
+    pub len: usize,
+}
+
+/// What to do with a datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Forward(Forward),
+    Drop(DropReason),
+}
+
+/// Counters for one leg.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LegStats {
+    pub rtp_in: u64,
+    pub rtp_out: u64,
+    pub rtcp_in: u64,
+    pub rtcp_out: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Datagrams from this leg that were dropped, for whatever reason.
+    pub dropped: u64,
+    pub last_rtp_in: Option<Instant>,
+    pub last_in: Option<Instant>,
+    pub last_out: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Latch {
+    addr: SocketAddr,
+    last_seen: Instant,
+}
+
+/// One call leg's media state: its addresses, latches, the stream it is
+/// sent, and counters. A leg can move between bridges (transfer) and
+/// keeps its outgoing SSRC and numbering when it does.
+#[derive(Debug, Clone)]
+pub struct Leg {
+    config: LegConfig,
+    rtp_latch: Option<Latch>,
+    rtcp_latch: Option<Latch>,
+    out: OutStream,
+    stats: LegStats,
+}
+
+/// Accepts or refuses `from` as the source of a leg's packets.
+fn admit(
+    latch: &mut Option<Latch>,
+    policy: LatchPolicy,
+    declared: Option<SocketAddr>,
+    from: SocketAddr,
+    now: Instant,
+    quiet: Duration,
+) -> Result<(), DropReason> {
+    match policy {
+        LatchPolicy::Off => return Ok(()),
+        LatchPolicy::SameIp if declared.map(|d| d.ip()) != Some(from.ip()) => {
+            return Err(DropReason::ForeignSource);
+        }
+        _ => {}
+    }
+    match latch {
+        Some(l) if l.addr == from => l.last_seen = now,
+        Some(l) if now.saturating_duration_since(l.last_seen) < quiet => {
+            return Err(DropReason::UnlatchedSource);
+        }
+        _ => {
+            *latch = Some(Latch {
+                addr: from,
+                last_seen: now,
+            })
+        }
+    }
+    Ok(())
+}
+
+impl Leg {
+    pub fn new(config: LegConfig) -> Leg {
+        Leg {
+            config,
+            rtp_latch: None,
+            rtcp_latch: None,
+            out: OutStream::default(),
+            stats: LegStats::default(),
+        }
+    }
+
+    pub fn config(&self) -> &LegConfig {
+        &self.config
+    }
+
+    /// New signalling for this leg (re-INVITE). Latches are forgotten when
+    /// the SDP address changes: the phone says it moved.
+    pub fn update(&mut self, config: LegConfig) {
+        if config.remote_rtp != self.config.remote_rtp {
+            self.rtp_latch = None;
+            self.rtcp_latch = None;
+        }
+        self.config = config;
+    }
+
+    pub fn set_pt_map(&mut self, map: PtMap) {
+        self.config.pt_map = map;
+    }
+
+    pub fn set_transcode(&mut self, t: Option<Transcode>) {
+        self.config.transcode = t;
+    }
+
+    pub fn stats(&self) -> &LegStats {
+        &self.stats
+    }
+
+    /// The address RTP is latched to, if any.
+    pub fn latched(&self) -> Option<SocketAddr> {
+        self.rtp_latch.map(|l| l.addr)
+    }
+
+    /// Where RTP for this leg goes: the latched source, else the SDP.
+    pub fn rtp_destination(&self) -> Option<SocketAddr> {
+        self.latched().or(self.config.remote_rtp)
+    }
+
+    /// Where RTCP for this leg goes, and from which local port.
+    pub fn rtcp_destination(&self) -> Option<(Component, SocketAddr)> {
+        if self.config.rtcp_mux {
+            return Some((Component::Rtp, self.rtp_destination()?));
+        }
+        if let Some(l) = self.rtcp_latch {
+            return Some((Component::Rtcp, l.addr));
+        }
+        // Latched RTP somewhere the SDP didn't say: RTCP is beside it.
+        if let Some(l) = self
+            .rtp_latch
+            .filter(|l| Some(l.addr) != self.config.remote_rtp)
+        {
+            let port = l.addr.port().checked_add(1)?;
+            return Some((Component::Rtcp, SocketAddr::new(l.addr.ip(), port)));
+        }
+        Some((Component::Rtcp, self.config.remote_rtcp?))
+    }
+
+    /// The SSRC this leg receives from the relay, once anything was sent.
+    pub fn output_ssrc(&self) -> Option<u32> {
+        self.out.ssrc()
+    }
+
+    /// How many times the media source toward this leg has changed.
+    pub fn source_switches(&self) -> u32 {
+        self.out.switches()
+    }
+
+    /// Rewrites an RTP packet from `source` and addresses it to this leg.
+    fn send_rtp(
+        &mut self,
+        me: Side,
+        source: Source,
+        h: &RtpHeader,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Action {
+        let Some(to) = self.rtp_destination() else {
+            return Action::Drop(DropReason::NoDestination);
+        };
+        let mut pt = self.config.pt_map.map(h.payload_type);
+        match (self.config.transcode, pt) {
+            (Some(Transcode::UlawToAlaw), 0) => {
+                for b in rtp::payload_mut(buf, h) {
+                    *b = g711::linear_to_alaw(g711::ulaw_to_linear(*b));
+                }
+                pt = 8;
+            }
+            (Some(Transcode::AlawToUlaw), 8) => {
+                for b in rtp::payload_mut(buf, h) {
+                    *b = g711::linear_to_ulaw(g711::alaw_to_linear(*b));
+                }
+                pt = 0;
+            }
+            _ => {}
+        }
+        let clock = self.config.clock_rate(pt);
+        if !self.out.rewrite(source, h, buf, now, pt, clock) {
+            return Action::Drop(DropReason::StaleSource);
+        }
+        self.stats.rtp_out += 1;
+        self.stats.bytes_out += buf.len() as u64;
+        self.stats.last_out = Some(now);
+        Action::Forward(Forward {
+            via: me,
+            component: Component::Rtp,
+            to,
+            len: buf.len(),
+        })
+    }
+}
+
+/// The media relay of one call: two legs, either of which may be empty
+/// while the engine rearranges the call.
+#[derive(Debug, Clone)]
+pub struct Bridge {
+    legs: [Option<Leg>; 2],
+    forwarding: [bool; 2],
+    config: RelayConfig,
+    armed_at: Option<Instant>,
+}
+
+fn idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+/// Mutable access to the legs on `side` and the other side.
+fn pair(legs: &mut [Option<Leg>; 2], side: Side) -> (&mut Option<Leg>, &mut Option<Leg>) {
+    let [a, b] = legs;
+    match side {
+        Side::A => (a, b),
+        Side::B => (b, a),
+    }
+}
+
+impl Bridge {
+    pub fn new(a: Leg, b: Leg, config: RelayConfig) -> Bridge {
+        Bridge {
+            legs: [Some(a), Some(b)],
+            forwarding: [true, true],
+            config,
+            armed_at: None,
+        }
+    }
+
+    /// A bridge with no legs yet.
+    pub fn empty(config: RelayConfig) -> Bridge {
+        Bridge {
+            legs: [None, None],
+            forwarding: [true, true],
+            config,
+            armed_at: None,
+        }
+    }
+
+    pub fn leg(&self, side: Side) -> Option<&Leg> {
+        self.legs[idx(side)].as_ref()
+    }
+
+    pub fn leg_mut(&mut self, side: Side) -> Option<&mut Leg> {
+        self.legs[idx(side)].as_mut()
+    }
+
+    /// Puts `leg` on `side`, returning the one it replaces (transfer).
+    pub fn set_leg(&mut self, side: Side, leg: Leg) -> Option<Leg> {
+        self.legs[idx(side)].replace(leg)
+    }
+
+    pub fn take_leg(&mut self, side: Side) -> Option<Leg> {
+        self.legs[idx(side)].take()
+    }
+
+    /// Whether media arriving from `side` is passed across (off while the
+    /// engine plays something else to the other side).
+    pub fn set_forwarding(&mut self, from: Side, on: bool) {
+        self.forwarding[idx(from)] = on;
+    }
+
+    /// Handles a datagram that arrived on `side`'s `component` port from
+    /// `from`. `buf` is rewritten in place when the answer is `Forward`.
+    pub fn on_packet(
+        &mut self,
+        side: Side,
+        component: Component,
+        from: SocketAddr,
+        buf: &mut [u8],
+        now: Instant,
+    ) -> Action {
+        let Bridge {
+            legs,
+            forwarding,
+            config,
+            ..
+        } = self;
+        let (src, dst) = pair(legs, side);
+        let Some(src) = src.as_mut() else {
+            return Action::Drop(DropReason::NoLeg);
+        };
+        src.stats.last_in = Some(now);
+        let muxed = component == Component::Rtp && src.config.rtcp_mux && rtp::is_rtcp(buf);
+        let action = if component == Component::Rtcp || muxed {
+            relay_rtcp(
+                src,
+                dst.as_mut(),
+                side,
+                muxed,
+                from,
+                buf,
+                now,
+                config,
+                forwarding[idx(side)],
+            )
+        } else {
+            relay_rtp(
+                src,
+                dst.as_mut(),
+                side,
+                from,
+                buf,
+                now,
+                config,
+                forwarding[idx(side)],
+            )
+        };
+        if matches!(action, Action::Drop(_)) {
+            src.stats.dropped += 1;
+        }
+        action
+    }
+
+    /// Sends an RTP packet the engine generated (music on hold, a prompt)
+    /// to the leg on `to`, as source `tag`; numbering stays continuous for
+    /// the leg across changes between generated and relayed media.
+    pub fn inject(&mut self, to: Side, tag: u32, buf: &mut [u8], now: Instant) -> Action {
+        let h = match rtp::parse_rtp(buf) {
+            Ok(h) => h,
+            Err(e) => return Action::Drop(DropReason::Malformed(e)),
+        };
+        match self.legs[idx(to)].as_mut() {
+            Some(leg) => leg.send_rtp(to, Source::Local(tag), &h, buf, now),
+            None => Action::Drop(DropReason::NoLeg),
+        }
+    }
+
+    /// Starts the media timeout (on answer, or on resume from hold).
+    pub fn arm_media_timeout(&mut self, now: Instant) {
+        self.armed_at = Some(now);
+    }
+
+    /// Stops the media timeout (while both sides are held or inactive).
+    pub fn disarm_media_timeout(&mut self) {
+        self.armed_at = None;
+    }
+
+    /// The latest RTP received from either leg.
+    pub fn last_rtp(&self) -> Option<Instant> {
+        self.legs
+            .iter()
+            .flatten()
+            .filter_map(|l| l.stats.last_rtp_in)
+            .max()
+    }
+
+    /// When the media timeout will fire if no RTP arrives before then, with
+    /// the configured timeout; `None` when disarmed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let armed = self.armed_at?;
+        let since = self.last_rtp().map_or(armed, |l| l.max(armed));
+        Some(since + self.config.media_timeout)
+    }
+
+    /// Whether an armed bridge has had no RTP from either leg for `timeout`.
+    pub fn media_timed_out(&self, now: Instant, timeout: Duration) -> bool {
+        let Some(armed) = self.armed_at else {
+            return false;
+        };
+        let since = self.last_rtp().map_or(armed, |l| l.max(armed));
+        now.saturating_duration_since(since) >= timeout
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relay_rtp(
+    src: &mut Leg,
+    dst: Option<&mut Leg>,
+    side: Side,
+    from: SocketAddr,
+    buf: &mut [u8],
+    now: Instant,
+    config: &RelayConfig,
+    forwarding: bool,
+) -> Action {
+    let h = match rtp::parse_rtp(buf) {
+        Ok(h) => h,
+        Err(e) => return Action::Drop(DropReason::Malformed(e)),
+    };
+    let declared = src.config.remote_rtp;
+    if let Err(r) = admit(
+        &mut src.rtp_latch,
+        src.config.latch,
+        declared,
+        from,
+        now,
+        config.relatch_after,
+    ) {
+        return Action::Drop(r);
+    }
+    src.stats.rtp_in += 1;
+    src.stats.bytes_in += buf.len() as u64;
+    src.stats.last_rtp_in = Some(now);
+    if !forwarding {
+        return Action::Drop(DropReason::Blocked);
+    }
+    match dst {
+        Some(dst) => dst.send_rtp(side.other(), Source::Leg(side), &h, buf, now),
+        None => Action::Drop(DropReason::NoPeer),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn relay_rtcp(
+    src: &mut Leg,
+    dst: Option<&mut Leg>,
+    side: Side,
+    muxed: bool,
+    from: SocketAddr,
+    buf: &mut [u8],
+    now: Instant,
+    config: &RelayConfig,
+    forwarding: bool,
+) -> Action {
+    let parts = match rtp::parse_rtcp(buf) {
+        Ok(p) => p,
+        Err(e) => return Action::Drop(DropReason::Malformed(e)),
+    };
+    let admitted = match muxed {
+        true => admit(
+            &mut src.rtp_latch,
+            src.config.latch,
+            src.config.remote_rtp,
+            from,
+            now,
+            config.relatch_after,
+        ),
+        false => admit(
+            &mut src.rtcp_latch,
+            src.config.latch,
+            src.config.remote_rtcp,
+            from,
+            now,
+            config.relatch_after,
+        ),
+    };
+    if let Err(r) = admitted {
+        return Action::Drop(r);
+    }
+    src.stats.rtcp_in += 1;
+    src.stats.bytes_in += buf.len() as u64;
+    if !forwarding {
+        return Action::Drop(DropReason::Blocked);
+    }
+    let Some(dst) = dst else {
+        return Action::Drop(DropReason::NoPeer);
+    };
+    let Some((component, to)) = dst.rtcp_destination() else {
+        return Action::Drop(DropReason::NoDestination);
+    };
+    // Keep reports consistent with the rewritten RTP: the sender's SSRC
+    // (and an SR's RTP time) as the far leg sees them, and report blocks
+    // about our output SSRC pointed back at the stream they describe.
+    for p in parts
+        .iter()
+        .filter(|p| matches!(p.packet_type, rtp::RTCP_SR | rtp::RTCP_RR))
+    {
+        if p.len >= 8 {
+            let sender = rtp::read_u32(buf, p.offset + 4);
+            if let Some((ssrc, ts_offset)) = dst.out.sender_map(Source::Leg(side), sender) {
+                rtp::write_u32(buf, p.offset + 4, ssrc);
+                if p.packet_type == rtp::RTCP_SR && p.len >= 28 {
+                    let ts = rtp::read_u32(buf, p.offset + 16).wrapping_add(ts_offset);
+                    rtp::write_u32(buf, p.offset + 16, ts);
+                }
+            }
+        }
+        let (first, count) = rtp::report_blocks(p);
+        for block in (0..count).map(|i| first + 24 * i) {
+            if let Some(input) = src.out.reported(rtp::read_u32(buf, block)) {
+                rtp::write_u32(buf, block, input);
+            }
+        }
+    }
+    dst.stats.rtcp_out += 1;
+    dst.stats.bytes_out += buf.len() as u64;
+    dst.stats.last_out = Some(now);
+    Action::Forward(Forward {
+        via: side.other(),
+        component,
+        to,
+        len: buf.len(),
+    })
+}
