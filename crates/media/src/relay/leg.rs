@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::stream::{OutStream, Source};
 use super::{Action, Component, DropReason, Forward, Side};
-use crate::codec::{PtMap, codecs_of};
+use crate::codec::{Codec, PtMap, codecs_of};
 use crate::g711;
 use crate::rtp::{self, RtpHeader};
 use crate::sdp::Sdp;
@@ -31,6 +31,21 @@ pub enum Transcode {
     UlawToAlaw,
     /// The leg takes PCMU (0) only: convert PCMA (8) to it.
     AlawToUlaw,
+}
+
+impl Transcode {
+    /// The conversion needed for media toward a receiver that declared
+    /// `receiver` codecs, from a sender that may use any of `sender`:
+    /// needed only when the receiver has one G.711 law and not the other.
+    pub fn between(sender: &[Codec], receiver: &[Codec]) -> Option<Transcode> {
+        let has = |list: &[Codec], c: &Codec| list.iter().any(|x| x.same_format(c));
+        let (mu, a) = (Codec::pcmu(), Codec::pcma());
+        match (has(receiver, &mu), has(receiver, &a)) {
+            (false, true) if has(sender, &mu) => Some(Transcode::UlawToAlaw),
+            (true, false) if has(sender, &a) => Some(Transcode::AlawToUlaw),
+            _ => None,
+        }
+    }
 }
 
 /// What the relay knows about a leg from signalling.

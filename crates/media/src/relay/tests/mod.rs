@@ -380,6 +380,24 @@ fn telephone_event_payload_type_is_rewritten_per_leg() {
 }
 
 #[test]
+fn transcoding_is_chosen_only_when_a_law_is_missing() {
+    use crate::codec::Codec;
+    let mu = vec![Codec::pcmu()];
+    let a = vec![Codec::pcma()];
+    let g722 = vec![Codec::from_static(9).unwrap()];
+    let both = vec![Codec::pcmu(), Codec::pcma()];
+    let a_g722 = vec![Codec::pcma(), Codec::from_static(9).unwrap()];
+    assert_eq!(Transcode::between(&mu, &a), Some(Transcode::UlawToAlaw));
+    assert_eq!(
+        Transcode::between(&a_g722, &mu),
+        Some(Transcode::AlawToUlaw)
+    );
+    assert_eq!(Transcode::between(&mu, &both), None);
+    assert_eq!(Transcode::between(&g722, &a), None);
+    assert_eq!(Transcode::between(&mu, &g722), None);
+}
+
+#[test]
 fn g711_laws_are_converted_when_legs_disagree() {
     let (mut b, c) = bridge();
     b.leg_mut(Side::B)
