@@ -127,13 +127,13 @@ fn pair(legs: &mut [Option<Leg>; 2], side: Side) -> (&mut Option<Leg>, &mut Opti
 }
 
 impl Bridge {
+    /// A bridge of two legs. Either may come from another bridge (a
+    /// transfer): what it hears next is re-based onto its stream.
     pub fn new(a: Leg, b: Leg, config: RelayConfig) -> Bridge {
-        Bridge {
-            legs: [Some(a), Some(b)],
-            forwarding: [true, true],
-            config,
-            armed_at: None,
-        }
+        let mut bridge = Bridge::empty(config);
+        bridge.set_leg(Side::A, a);
+        bridge.set_leg(Side::B, b);
+        bridge
     }
 
     /// A bridge with no legs yet.
@@ -155,7 +155,13 @@ impl Bridge {
     }
 
     /// Puts `leg` on `side`, returning the one it replaces (transfer).
-    pub fn set_leg(&mut self, side: Side, leg: Leg) -> Option<Leg> {
+    /// The leg on the other side then counts as having a new source, even
+    /// if the newcomer happens to reuse an SSRC it has heard before.
+    pub fn set_leg(&mut self, side: Side, mut leg: Leg) -> Option<Leg> {
+        leg.out.source_changed();
+        if let Some(other) = self.legs[idx(side.other())].as_mut() {
+            other.out.source_changed();
+        }
         self.legs[idx(side)].replace(leg)
     }
 

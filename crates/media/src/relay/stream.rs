@@ -58,6 +58,13 @@ impl OutStream {
         self.switches
     }
 
+    /// Forgets the current producer: the next packet re-bases the stream
+    /// whatever its SSRC (the far side of the bridge was replaced).
+    pub(crate) fn source_changed(&mut self) {
+        self.current = None;
+        self.stale = None;
+    }
+
     /// Rewrites `buf` (whose header is `h`) for this leg. `out_pt` is the
     /// payload type after mapping, `clock_rate` its RTP clock. Returns false
     /// for a late packet of a replaced SSRC, which must be dropped.

@@ -316,6 +316,35 @@ fn a_leg_keeps_its_stream_when_moved_to_another_bridge() {
     assert_eq!(r.unwrap_err(), DropReason::NoPeer);
 }
 
+/// A new party that happens to use the SSRC of the one it replaced is still
+/// a new source: the numbering is re-based, not jumped.
+#[test]
+fn replacing_a_leg_rebases_even_on_a_colliding_ssrc() {
+    let (mut b, c) = bridge();
+    let (_, h) = send(
+        &mut b,
+        Side::A,
+        "10.0.0.5:4000",
+        &voice(10, 1600, 0xaaaa),
+        c.at(0),
+    )
+    .unwrap();
+    b.set_leg(Side::A, leg("10.0.0.8:7000"));
+    let (_, h2) = send(
+        &mut b,
+        Side::A,
+        "10.0.0.8:7000",
+        &voice(40000, 5, 0xaaaa),
+        c.at(20),
+    )
+    .unwrap();
+    assert_eq!(
+        (h2.ssrc, h2.sequence, h2.timestamp),
+        (0xaaaa, 11, h.timestamp + 160)
+    );
+    assert!(h2.marker);
+}
+
 #[test]
 fn reordered_packets_keep_their_relative_numbers() {
     let (mut b, c) = bridge();
