@@ -184,6 +184,19 @@ impl Leg {
         self.config = config;
     }
 
+    /// [`Leg::update`] from a new description this leg sent, keeping the
+    /// latch policy, payload map and transcoding already set.
+    pub fn update_from_sdp(&mut self, sdp: &Sdp, index: usize) {
+        let fresh = LegConfig::from_sdp(sdp, index);
+        let config = LegConfig {
+            latch: self.config.latch,
+            pt_map: std::mem::take(&mut self.config.pt_map),
+            transcode: self.config.transcode,
+            ..fresh
+        };
+        self.update(config);
+    }
+
     pub fn set_pt_map(&mut self, map: PtMap) {
         self.config.pt_map = map;
     }

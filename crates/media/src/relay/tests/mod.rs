@@ -167,6 +167,31 @@ fn a_new_sdp_address_forgets_the_latch() {
     );
 }
 
+#[test]
+fn a_re_invite_keeps_the_latch_unless_the_phone_moved() {
+    let (mut b, c) = bridge();
+    let mut map = PtMap::default();
+    map.insert(101, 96);
+    b.leg_mut(Side::A).unwrap().set_pt_map(map.clone());
+    send(&mut b, Side::A, "127.0.0.1:40000", &voice(1, 0, 7), c.at(0)).unwrap();
+    let sdp = |ip: &str| -> Sdp {
+        format!(
+            "v=0\r\no=- 1 2 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0\r\na=sendonly\r\n"
+        )
+        .parse()
+        .unwrap()
+    };
+    let a = b.leg_mut(Side::A).unwrap();
+    a.update_from_sdp(&sdp("10.0.0.5"), 0); // hold, same address
+    assert_eq!(a.latched(), Some(addr("127.0.0.1:40000")));
+    assert_eq!(a.config().pt_map, map, "engine settings survive");
+    a.update_from_sdp(&sdp("0.0.0.0"), 0); // RFC 2543 hold
+    assert_eq!((a.latched(), a.rtp_destination()), (None, None));
+    a.update_from_sdp(&sdp("10.0.0.5"), 0);
+    assert_eq!(a.rtp_destination(), Some(addr("10.0.0.5:4000")));
+}
+
 /// The phone on B hears one continuous stream while what is behind the
 /// bridge changes three times.
 #[test]
