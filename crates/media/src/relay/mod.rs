@@ -383,7 +383,10 @@ fn relay_rtcp(
         }
         let (first, count) = rtp::report_blocks(p);
         for block in (0..count).map(|i| first + 24 * i) {
-            if let Some(input) = src.out.reported(rtp::read_u32(buf, block)) {
+            if let Some(input) = src
+                .out
+                .reported(rtp::read_u32(buf, block), Source::Leg(side.other()))
+            {
                 rtp::write_u32(buf, block, input);
             }
         }

@@ -121,9 +121,10 @@ impl OutStream {
     }
 
     /// For a report block this leg wrote about `reported` (the SSRC it
-    /// receives from us): the input SSRC it really describes.
-    pub(crate) fn reported(&self, reported: u32) -> Option<u32> {
-        let (_, input) = self.current?;
-        (Some(reported) == self.ssrc).then_some(input)
+    /// receives from us): the SSRC `source` really sends the stream with.
+    /// `None` when the stream comes from elsewhere (music on hold).
+    pub(crate) fn reported(&self, reported: u32, source: Source) -> Option<u32> {
+        let (current, input) = self.current?;
+        (current == source && Some(reported) == self.ssrc).then_some(input)
     }
 }

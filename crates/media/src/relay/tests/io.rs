@@ -86,6 +86,25 @@ fn rtcp_is_relayed_on_its_own_port_with_ssrcs_kept_consistent() {
         "block describes A's current stream"
     );
 
+    // While A hears music on hold, A's reports are about the music, not B:
+    // their blocks are left alone.
+    let mut moh = voice(1, 0, 0x4d4f);
+    assert!(matches!(
+        b.inject(Side::A, 1, &mut moh, c.at(35)),
+        Action::Forward(_)
+    ));
+    let mut sr = sender_report(0xa2a2, 70_160, 0xbbbb);
+    let Action::Forward(_) = b.on_packet(
+        Side::A,
+        Component::Rtcp,
+        addr("10.0.0.5:4001"),
+        &mut sr,
+        c.at(36),
+    ) else {
+        panic!()
+    };
+    assert_eq!(rtp::read_u32(&sr, 28), 0xbbbb);
+
     let mut junk = vec![0x81, 200, 0, 40, 0, 0];
     let r = b.on_packet(
         Side::B,
@@ -96,7 +115,11 @@ fn rtcp_is_relayed_on_its_own_port_with_ssrcs_kept_consistent() {
     );
     assert!(matches!(r, Action::Drop(DropReason::Malformed(_))));
     assert_eq!(b.leg(Side::B).unwrap().stats().rtcp_in, 1);
-    assert_eq!(b.leg(Side::B).unwrap().stats().rtcp_out, 1);
+    assert_eq!(
+        b.leg(Side::B).unwrap().stats().rtcp_out,
+        2,
+        "both of A's SRs"
+    );
 }
 
 #[test]
