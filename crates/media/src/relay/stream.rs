@@ -6,6 +6,9 @@ use std::time::Instant;
 use super::Side;
 use crate::rtp::{self, RtpHeader};
 
+/// The RTP clock of video payloads (RFC 3551); audio clocks are lower.
+const VIDEO_CLOCK: u32 = 90_000;
+
 /// Who produced a packet the relay sends to a leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -22,7 +25,7 @@ type Key = (Source, u32);
 /// timestamps pass unchanged; on every change of source (another producer,
 /// or a new SSRC from the same one) the offsets are re-based so the leg
 /// sees sequence `last + 1`, a timestamp advanced by the wall-clock time
-/// since the last packet, and the marker bit.
+/// since the last packet, and (for audio) the marker bit.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OutStream {
     ssrc: Option<u32>,
@@ -90,7 +93,9 @@ impl OutStream {
                     self.seq_offset = self.last_seq.wrapping_add(1).wrapping_sub(h.sequence);
                     self.ts_offset = self.last_ts.wrapping_add(advance).wrapping_sub(h.timestamp);
                     self.switches += 1;
-                    marker = true;
+                    // Audio marks the start of a talkspurt; in video the
+                    // marker ends a frame, so it is left as sent there.
+                    marker |= clock_rate < VIDEO_CLOCK;
                 }
             }
             self.stale = self.current.filter(|(s, _)| *s == source);

@@ -371,6 +371,32 @@ fn replacing_a_leg_rebases_even_on_a_colliding_ssrc() {
 }
 
 #[test]
+fn video_switches_keep_the_frame_marker_as_sent() {
+    let (mut b, c) = bridge();
+    let mut cfg = b.leg(Side::B).unwrap().config().clone();
+    cfg.clock_rates = vec![(100, 90_000)];
+    b.leg_mut(Side::B).unwrap().update(cfg);
+    let frame = |seq, ts, ssrc, end| build_rtp(100, seq, ts, ssrc, end, &[0; 900]);
+    send(
+        &mut b,
+        Side::A,
+        "10.0.0.5:4000",
+        &frame(1, 0, 1, true),
+        c.at(0),
+    )
+    .unwrap();
+    let (_, h) = send(
+        &mut b,
+        Side::A,
+        "10.0.0.5:4000",
+        &frame(50, 9, 2, false),
+        c.at(40),
+    )
+    .unwrap();
+    assert_eq!((h.sequence, h.timestamp, h.marker), (2, 3600, false));
+}
+
+#[test]
 fn reordered_packets_keep_their_relative_numbers() {
     let (mut b, c) = bridge();
     send(&mut b, Side::A, "10.0.0.5:4000", &voice(10, 0, 1), c.at(0)).unwrap();
