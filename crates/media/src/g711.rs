@@ -85,7 +85,11 @@ mod tests {
     #[test]
     fn alaw_round_trips_every_code() {
         for code in 0..=255u8 {
-            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "code {code:#04x}");
+            assert_eq!(
+                linear_to_alaw(alaw_to_linear(code)),
+                code,
+                "code {code:#04x}"
+            );
         }
     }
 
