@@ -1,0 +1,395 @@
+//! The `register` scenario: one operation is a full authenticated
+//! registration of one user:
+//!
+//! REGISTER (no credentials) → 401 + WWW-Authenticate → REGISTER with
+//! Authorization (CSeq + 1, nc=00000001, fresh cnonce) → 200.
+//!
+//! Latency runs from the first send to the final 200. Each user keeps its
+//! Call-ID, From-tag and CSeq across refreshes and always registers from
+//! the same source, so its Contact is stable. Over UDP each request is
+//! retransmitted by RFC 3261 Timer E (T1 doubling up to T2) and the
+//! operation fails at Timer F (64*T1).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use sip::auth::{Algorithm, Challenge};
+
+use super::{Rng, Scenario};
+use crate::report::{Failure, Metrics};
+use crate::transport::{Transport, Wire};
+use crate::users::User;
+
+/// RFC 3261 timer values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    pub t1: Duration,
+    pub t2: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+        }
+    }
+}
+
+impl Timers {
+    /// Timer F: a non-INVITE transaction gives up after 64*T1.
+    pub fn timer_f(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RegisterConfig {
+    pub transport: Transport,
+    pub expires: u32,
+    /// Operations allowed in flight at once; a start above it fails.
+    pub max_in_flight: usize,
+    pub timers: Timers,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Idle,
+    /// First REGISTER sent, waiting for the challenge.
+    Challenge,
+    /// Authorized REGISTER sent, waiting for the 200.
+    Authorizing,
+}
+
+#[derive(Debug)]
+struct Slot {
+    phase: Phase,
+    cseq: u32,
+    /// Transaction number, part of the Via branch; bumps per request.
+    txn: u32,
+    /// First send of the registration (latency origin).
+    started: Instant,
+    /// First send of the current transaction (Timer F origin).
+    txn_started: Instant,
+    /// Current Timer E interval.
+    interval: Duration,
+    /// The current request, kept for retransmission.
+    request: Vec<u8>,
+}
+
+pub struct Register {
+    cfg: RegisterConfig,
+    users: Vec<User>,
+    /// Local address of each source (Via sent-by, Contact).
+    local: Vec<SocketAddr>,
+    slots: Vec<Slot>,
+    /// (deadline, user, txn); stale entries are skipped when popped.
+    timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
+    in_flight: usize,
+    /// Distinguishes this run's Call-IDs and branches from any other.
+    run: u32,
+    rng: Rng,
+    metrics: Metrics,
+}
+
+/// `z9hG4bK` + this prefix, then `RUN.USER.TXN` in hex.
+const BRANCH_TAG: &str = "z9hG4bKlg";
+
+impl Register {
+    /// `local[i]` is the bound address of source `i`; user `u` sends from
+    /// source `u % local.len()`.
+    pub fn new(
+        cfg: RegisterConfig,
+        users: Vec<User>,
+        local: Vec<SocketAddr>,
+        mut rng: Rng,
+    ) -> Self {
+        assert!(!local.is_empty(), "at least one source");
+        assert!(
+            u32::try_from(users.len()).is_ok(),
+            "user count fits the branch encoding"
+        );
+        let now = Instant::now();
+        let slots = users
+            .iter()
+            .map(|_| Slot {
+                phase: Phase::Idle,
+                cseq: 0,
+                txn: 0,
+                started: now,
+                txn_started: now,
+                interval: cfg.timers.t1,
+                request: Vec::new(),
+            })
+            .collect();
+        let run = rng.next_u64() as u32;
+        Register {
+            cfg,
+            users,
+            local,
+            slots,
+            timers: BinaryHeap::new(),
+            in_flight: 0,
+            run,
+            rng,
+            metrics: Metrics::default(),
+        }
+    }
+
+    pub fn source_of(&self, user: usize) -> usize {
+        user % self.local.len()
+    }
+
+    /// Writes the REGISTER for `user` into its slot (the slot's CSeq and txn
+    /// must already be set), with `authorization` when answering a challenge.
+    fn build(&mut self, user: usize, authorization: Option<(&str, &str)>) {
+        let local = self.local[self.source_of(user)];
+        let (run, cfg) = (self.run, &self.cfg);
+        let (u, slot) = (&self.users[user], &mut self.slots[user]);
+        let out = &mut slot.request;
+        out.clear();
+        // writes to a Vec cannot fail
+        let _ = write!(
+            out,
+            "REGISTER sip:{d} SIP/2.0\r\n\
+             Via: SIP/2.0/{via} {local};rport;branch={BRANCH_TAG}{run:08x}.{user:x}.{txn:x}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{name}@{d}>;tag={run:08x}{user:x}\r\n\
+             To: <sip:{name}@{d}>\r\n\
+             Call-ID: lg{run:08x}-{user:x}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{name}@{local};transport={param}>\r\n\
+             Expires: {expires}\r\n",
+            d = u.domain,
+            via = cfg.transport.via(),
+            txn = slot.txn,
+            name = u.username,
+            cseq = slot.cseq,
+            param = cfg.transport.param(),
+            expires = cfg.expires,
+        );
+        if let Some((name, value)) = authorization {
+            let _ = write!(out, "{name}: {value}\r\n");
+        }
+        out.extend_from_slice(b"User-Agent: sb-loadgen\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    /// Sends the slot's request and arms its timer. Returns false when the
+    /// operation failed on the spot (reliable transport refused the send).
+    fn send_new(&mut self, user: usize, now: Instant, wire: &dyn Wire) -> bool {
+        let src = self.source_of(user);
+        let slot = &mut self.slots[user];
+        slot.txn_started = now;
+        slot.interval = self.cfg.timers.t1;
+        if let Err(_e) = wire.send(src, &slot.request) {
+            if self.cfg.transport.reliable() {
+                self.release(user, Failure::Transport);
+                return false;
+            }
+            self.metrics.send_errors += 1;
+        }
+        let first = if self.cfg.transport.reliable() {
+            self.cfg.timers.timer_f()
+        } else {
+            self.cfg.timers.t1
+        };
+        self.timers
+            .push(Reverse((now + first, user as u32, self.slots[user].txn)));
+        true
+    }
+
+    fn release(&mut self, user: usize, failure: Failure) {
+        self.metrics.fail(failure);
+        self.idle(user);
+    }
+
+    fn idle(&mut self, user: usize) {
+        let slot = &mut self.slots[user];
+        if slot.phase != Phase::Idle {
+            slot.phase = Phase::Idle;
+            self.in_flight -= 1;
+        }
+    }
+
+    /// The user and transaction a response belongs to, from its top Via
+    /// branch, if it is this run's.
+    fn parse_branch(&self, branch: &str) -> Option<(usize, u32)> {
+        let rest = branch.strip_prefix(BRANCH_TAG)?;
+        let mut parts = rest.split('.');
+        let run = u32::from_str_radix(parts.next()?, 16).ok()?;
+        let user = usize::from_str_radix(parts.next()?, 16).ok()?;
+        let txn = u32::from_str_radix(parts.next()?, 16).ok()?;
+        (run == self.run && user < self.slots.len() && parts.next().is_none())
+            .then_some((user, txn))
+    }
+
+    /// Answers the best challenge of a 401/407: SHA-256 if offered, else
+    /// MD5, else any other the client can compute.
+    fn answer(&mut self, user: usize, resp: &sip::Response) -> Option<(&'static str, String)> {
+        let (offer, answer_header) = if resp.status.as_u16() == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let rank = |a: Algorithm| match a {
+            Algorithm::Sha256 => 0,
+            Algorithm::Md5 => 1,
+            _ => 2,
+        };
+        let best = resp
+            .headers(offer)
+            .filter_map(|v| Challenge::parse(v).ok())
+            .min_by_key(|c| rank(c.algorithm))?;
+        let u = &self.users[user];
+        let uri = format!("sip:{}", u.domain);
+        let cnonce = format!("{:016x}", self.rng.next_u64());
+        let creds = best.answer(&u.username, &u.password, "REGISTER", &uri, 1, &cnonce);
+        Some((answer_header, creds.to_header_value()))
+    }
+}
+
+impl Scenario for Register {
+    fn name(&self) -> &'static str {
+        "register"
+    }
+
+    fn start(&mut self, k: u64, now: Instant, wire: &dyn Wire) {
+        self.metrics.attempted += 1;
+        let user = (k % self.users.len() as u64) as usize;
+        if self.slots[user].phase != Phase::Idle {
+            self.metrics.fail(Failure::UserBusy);
+            return;
+        }
+        if self.in_flight >= self.cfg.max_in_flight {
+            self.metrics.fail(Failure::Concurrency);
+            return;
+        }
+        if self.metrics.first_start.is_none() {
+            self.metrics.first_start = Some(now);
+        }
+        let slot = &mut self.slots[user];
+        slot.cseq = slot.cseq.wrapping_add(1).max(1);
+        slot.txn = slot.txn.wrapping_add(1);
+        slot.phase = Phase::Challenge;
+        slot.started = now;
+        self.in_flight += 1;
+        self.build(user, None);
+        self.send_new(user, now, wire);
+    }
+
+    fn on_message(&mut self, _source: usize, msg: sip::Message, now: Instant, wire: &dyn Wire) {
+        let sip::Message::Response(resp) = msg else {
+            // the registrar has no reason to send us requests
+            self.metrics.stray += 1;
+            return;
+        };
+        let found = resp
+            .top_via()
+            .ok()
+            .flatten()
+            .and_then(|v| v.branch().and_then(|b| self.parse_branch(b)));
+        let Some((user, txn)) = found else {
+            self.metrics.stray += 1;
+            return;
+        };
+        let slot = &mut self.slots[user];
+        if slot.txn != txn || slot.phase == Phase::Idle {
+            // a late or duplicated response to a finished transaction
+            self.metrics.stray += 1;
+            return;
+        }
+        let code = resp.status.as_u16();
+        if code < 200 {
+            // Proceeding: retransmit at T2 from now on
+            slot.interval = self.cfg.timers.t2;
+            return;
+        }
+        match (slot.phase, code) {
+            (_, 200..=299) => {
+                let latency = now.saturating_duration_since(slot.started);
+                self.metrics.complete(latency, now);
+                self.idle(user);
+            }
+            (Phase::Challenge, 401 | 407) => match self.answer(user, &resp) {
+                Some((name, value)) => {
+                    let slot = &mut self.slots[user];
+                    slot.cseq = slot.cseq.wrapping_add(1);
+                    slot.txn = slot.txn.wrapping_add(1);
+                    slot.phase = Phase::Authorizing;
+                    self.build(user, Some((name, &value)));
+                    self.send_new(user, now, wire);
+                }
+                None => self.release(user, Failure::BadChallenge),
+            },
+            (_, code) => self.release(user, Failure::Status(code)),
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant, wire: &dyn Wire) {
+        let timer_f = self.cfg.timers.timer_f();
+        while let Some(Reverse((at, user, txn))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let user = user as usize;
+            let slot = &mut self.slots[user];
+            if slot.txn != txn || slot.phase == Phase::Idle {
+                continue;
+            }
+            let give_up = slot.txn_started + timer_f;
+            if now >= give_up || self.cfg.transport.reliable() {
+                self.release(user, Failure::Timeout);
+                continue;
+            }
+            self.metrics.retransmissions += 1;
+            let src = user % self.local.len();
+            if wire.send(src, &slot.request).is_err() {
+                self.metrics.send_errors += 1;
+            }
+            slot.interval = (slot.interval * 2).min(self.cfg.timers.t2);
+            let next = (now + slot.interval).min(give_up);
+            self.timers.push(Reverse((next, user as u32, txn)));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((at, _, _))| *at)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    fn on_broken(&mut self, source: usize) {
+        let n = self.local.len();
+        for user in (source..self.slots.len()).step_by(n) {
+            if self.slots[user].phase != Phase::Idle {
+                self.release(user, Failure::Transport);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        for user in 0..self.slots.len() {
+            if self.slots[user].phase != Phase::Idle {
+                self.release(user, Failure::Unfinished);
+            }
+        }
+        self.timers.clear();
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    fn metrics_mut(&mut self) -> &mut Metrics {
+        &mut self.metrics
+    }
+}
+
+#[cfg(test)]
+mod tests;
