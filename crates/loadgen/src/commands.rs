@@ -1,6 +1,6 @@
 //! The subcommands, wired from their parts.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use crate::runner;
 use crate::scenario::Rng;
 use crate::scenario::register::{Register, RegisterConfig, Timers};
 use crate::sources;
-use crate::transport::Net;
+use crate::transport::{Net, Transport};
 use crate::users;
 
 /// Source IPs for a run: `--sources`, else loopback addresses enough for
@@ -40,53 +40,95 @@ pub fn choose_sources(
     }])
 }
 
-/// Runs `register`; the report goes to stdout. Ok(false) when anything failed.
-pub async fn register(args: RegisterArgs) -> anyhow::Result<bool> {
-    let users = users::read_users(&args.users, args.domain.as_deref())?;
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        anyhow::bail!("--rate must be a positive number");
+/// Everything a `register` run needs, resolved.
+#[derive(Debug, Clone)]
+pub struct RegisterPlan {
+    pub server: SocketAddr,
+    pub users: Vec<users::User>,
+    pub rate: f64,
+    pub duration: Duration,
+    pub transport: Transport,
+    pub sources: Vec<IpAddr>,
+    pub expires: u32,
+    pub max_in_flight: usize,
+    pub grace: Duration,
+    pub timers: Timers,
+    pub server_pid: Option<u32>,
+}
+
+impl RegisterPlan {
+    /// Resolves the command line (reads the users file, picks sources).
+    pub fn from_args(args: &RegisterArgs) -> anyhow::Result<Self> {
+        let users = users::read_users(&args.users, args.domain.as_deref())?;
+        if !(args.rate.is_finite() && args.rate > 0.0) {
+            anyhow::bail!("--rate must be a positive number");
+        }
+        let sources = choose_sources(
+            args.sources.as_deref(),
+            args.server.ip(),
+            args.rate,
+            2,
+            users.len(),
+        )?;
+        Ok(RegisterPlan {
+            server: args.server,
+            users,
+            rate: args.rate,
+            duration: args.duration,
+            transport: args.transport,
+            sources,
+            expires: args.expires,
+            max_in_flight: args
+                .concurrency
+                .unwrap_or_else(|| (args.rate.ceil() as usize).max(100)),
+            grace: args.grace,
+            timers: Timers::default(),
+            server_pid: args.server_pid,
+        })
     }
-    let sources = choose_sources(
-        args.sources.as_deref(),
-        args.server.ip(),
-        args.rate,
-        2,
-        users.len(),
-    )?;
-    let net = Net::open(args.transport, &sources, args.server)
+}
+
+/// Runs a `register` plan to its report. Must run inside a `LocalSet`.
+pub async fn run_register(plan: RegisterPlan) -> anyhow::Result<Report> {
+    let net = Net::open(plan.transport, &plan.sources, plan.server)
         .await
         .context("opening the source sockets")?;
     let local = net.local.clone();
     let cfg = RegisterConfig {
-        transport: args.transport,
-        expires: args.expires,
-        max_in_flight: args
-            .concurrency
-            .unwrap_or_else(|| (args.rate.ceil() as usize).max(100)),
-        timers: Timers::default(),
+        transport: plan.transport,
+        expires: plan.expires,
+        max_in_flight: plan.max_in_flight,
+        timers: plan.timers,
     };
-    let n_users = users.len();
-    let scenario = Register::new(cfg, users, local, Rng::from_os());
-    let pacer = Pacer::new(args.rate, args.duration);
+    let n_users = plan.users.len();
+    let scenario = Register::new(cfg, plan.users, local, Rng::from_os());
+    let pacer = Pacer::new(plan.rate, plan.duration);
     let cpu0 = cpu::own();
-    let server0 = args.server_pid.and_then(cpu::of_pid);
-    let (metrics, stats) = runner::run(scenario, net, pacer, args.grace).await;
+    let server0 = plan.server_pid.and_then(cpu::of_pid);
+    let (metrics, stats) = runner::run(scenario, net, pacer, plan.grace).await;
     let cpu1 = cpu::own();
-    let server1 = args.server_pid.and_then(cpu::of_pid);
-    let report = Report {
+    let server1 = plan.server_pid.and_then(cpu::of_pid);
+    Ok(Report {
         scenario: "register",
-        transport: args.transport.param(),
-        server: args.server.to_string(),
-        target_rate: args.rate,
+        transport: plan.transport.param(),
+        server: plan.server.to_string(),
+        target_rate: plan.rate,
         users: n_users,
-        sources: sources.len(),
-        duration: args.duration,
+        sources: plan.sources.len(),
+        duration: plan.duration,
         wall: stats.wall,
         max_pacing_lag: stats.max_pacing_lag,
         metrics,
         generator_cpu: cpu0.zip(cpu1).map(|(a, b)| b.since(&a)),
         server_cpu: server0.zip(server1).map(|(a, b)| b.since(&a)),
-    };
+    })
+}
+
+/// `sb-loadgen register`: the report goes to stdout. Ok(false) when any
+/// registration failed.
+pub async fn register(args: RegisterArgs) -> anyhow::Result<bool> {
+    let plan = RegisterPlan::from_args(&args)?;
+    let report = run_register(plan).await?;
     if args.json {
         println!("{}", report.to_json());
     } else {

@@ -11,6 +11,10 @@ use super::{Sink, Wire};
 
 pub struct UdpNet {
     sockets: Vec<Rc<UdpSocket>>,
+    /// The same sockets (dup'ed descriptors) for sending: a plain
+    /// non-blocking `send`, without tokio's readiness bookkeeping (which
+    /// answers WouldBlock until the reactor has seen the socket once).
+    senders: Vec<std::net::UdpSocket>,
     pub local: Vec<SocketAddr>,
 }
 
@@ -18,6 +22,7 @@ impl UdpNet {
     pub fn bind(sources: &[IpAddr], server: SocketAddr) -> io::Result<Self> {
         let mut sockets = Vec::with_capacity(sources.len());
         let mut local = Vec::with_capacity(sources.len());
+        let mut senders = Vec::with_capacity(sources.len());
         for ip in sources {
             let std_sock = std::net::UdpSocket::bind(SocketAddr::new(*ip, 0)).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot bind UDP source {ip}: {e}"))
@@ -25,9 +30,14 @@ impl UdpNet {
             std_sock.connect(server)?;
             std_sock.set_nonblocking(true)?;
             local.push(std_sock.local_addr()?);
+            senders.push(std_sock.try_clone()?);
             sockets.push(Rc::new(UdpSocket::from_std(std_sock)?));
         }
-        Ok(UdpNet { sockets, local })
+        Ok(UdpNet {
+            sockets,
+            senders,
+            local,
+        })
     }
 
     pub fn start(self, sink: Rc<dyn Sink>) -> (Rc<dyn Wire>, Vec<tokio::task::JoinHandle<()>>) {
@@ -52,11 +62,11 @@ impl UdpNet {
                 }
             }));
         }
-        (Rc::new(UdpWire(self.sockets)), tasks)
+        (Rc::new(UdpWire(self.senders)), tasks)
     }
 }
 
-struct UdpWire(Vec<Rc<UdpSocket>>);
+struct UdpWire(Vec<std::net::UdpSocket>);
 
 impl Wire for UdpWire {
     fn send(&self, source: usize, bytes: &[u8]) -> io::Result<()> {
@@ -64,6 +74,6 @@ impl Wire for UdpWire {
             .0
             .get(source)
             .ok_or_else(|| io::Error::other("no such source"))?;
-        sock.try_send(bytes).map(|_| ())
+        sock.send(bytes).map(|_| ())
     }
 }
