@@ -39,7 +39,7 @@ impl<S: Scenario> Feed<S> {
 }
 
 impl<S: Scenario> Sink for Feed<S> {
-    fn deliver(&self, source: usize, msg: sip::Message) {
+    fn deliver(&self, source: usize, msg: &[u8]) {
         self.with_wire(|s, w| s.on_message(source, msg, now(), w));
     }
     fn malformed(&self, _source: usize) {

@@ -4,6 +4,7 @@
 //! exists today; call scenarios (`sb-loadgen call ...`) slot in beside it.
 
 pub mod register;
+pub mod scan;
 
 use std::time::Instant;
 
@@ -14,8 +15,9 @@ pub trait Scenario {
     fn name(&self) -> &'static str;
     /// Starts operation number `k` (0-based, in pacing order).
     fn start(&mut self, k: u64, now: Instant, wire: &dyn Wire);
-    /// A message arrived on source `source`.
-    fn on_message(&mut self, source: usize, msg: sip::Message, now: Instant, wire: &dyn Wire);
+    /// One complete SIP message (a datagram, or one framed off a stream)
+    /// arrived on source `source`.
+    fn on_message(&mut self, source: usize, msg: &[u8], now: Instant, wire: &dyn Wire);
     /// Fires every timer due at `now` (retransmissions, timeouts).
     fn on_timers(&mut self, now: Instant, wire: &dyn Wire);
     /// The earliest pending timer, if any.

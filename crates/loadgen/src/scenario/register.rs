@@ -11,13 +11,14 @@
 //! operation fails at Timer F (64*T1).
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use sip::auth::{Algorithm, Challenge};
 
+use super::scan::{Reply, scan};
 use super::{Rng, Scenario};
 use crate::report::{Failure, Metrics};
 use crate::transport::{Transport, Wire};
@@ -83,10 +84,16 @@ struct Slot {
 pub struct Register {
     cfg: RegisterConfig,
     users: Vec<User>,
-    /// Local address of each source (Via sent-by, Contact).
-    local: Vec<SocketAddr>,
+    /// Local address of each source (Via sent-by, Contact), as text.
+    local: Vec<String>,
+    /// `sip:DOMAIN` of each user: Request-URI and digest `uri`.
+    request_uri: Vec<String>,
     slots: Vec<Slot>,
-    /// (deadline, user, txn); stale entries are skipped when popped.
+    /// Each transaction's first timer (Timer E's first T1 on UDP, Timer F
+    /// on TCP) is a constant delay, so these deadlines arrive in order: a
+    /// FIFO. (deadline, user, txn); stale entries are skipped when due.
+    first_timers: VecDeque<(Instant, u32, u32)>,
+    /// Later retransmission timers, in a heap.
     timers: BinaryHeap<Reverse<(Instant, u32, u32)>>,
     in_flight: usize,
     /// Distinguishes this run's Call-IDs and branches from any other.
@@ -126,11 +133,14 @@ impl Register {
             })
             .collect();
         let run = rng.next_u64() as u32;
+        let request_uri = users.iter().map(|u| format!("sip:{}", u.domain)).collect();
         Register {
             cfg,
             users,
-            local,
+            local: local.iter().map(SocketAddr::to_string).collect(),
+            request_uri,
             slots,
+            first_timers: VecDeque::new(),
             timers: BinaryHeap::new(),
             in_flight: 0,
             run,
@@ -146,15 +156,16 @@ impl Register {
     /// Writes the REGISTER for `user` into its slot (the slot's CSeq and txn
     /// must already be set), with `authorization` when answering a challenge.
     fn build(&mut self, user: usize, authorization: Option<(&str, &str)>) {
-        let local = self.local[self.source_of(user)];
+        let local = &self.local[self.source_of(user)];
         let (run, cfg) = (self.run, &self.cfg);
+        let ruri = &self.request_uri[user];
         let (u, slot) = (&self.users[user], &mut self.slots[user]);
         let out = &mut slot.request;
         out.clear();
         // writes to a Vec cannot fail
         let _ = write!(
             out,
-            "REGISTER sip:{d} SIP/2.0\r\n\
+            "REGISTER {ruri} SIP/2.0\r\n\
              Via: SIP/2.0/{via} {local};rport;branch={BRANCH_TAG}{run:08x}.{user:x}.{txn:x}\r\n\
              Max-Forwards: 70\r\n\
              From: <sip:{name}@{d}>;tag={run:08x}{user:x}\r\n\
@@ -196,8 +207,8 @@ impl Register {
         } else {
             self.cfg.timers.t1
         };
-        self.timers
-            .push(Reverse((now + first, user as u32, self.slots[user].txn)));
+        self.first_timers
+            .push_back((now + first, user as u32, self.slots[user].txn));
         true
     }
 
@@ -228,26 +239,85 @@ impl Register {
 
     /// Answers the best challenge of a 401/407: SHA-256 if offered, else
     /// MD5, else any other the client can compute.
-    fn answer(&mut self, user: usize, resp: &sip::Response) -> Option<(&'static str, String)> {
-        let (offer, answer_header) = if resp.status.as_u16() == 407 {
-            ("Proxy-Authenticate", "Proxy-Authorization")
+    fn answer(&mut self, user: usize, reply: &Reply<'_>) -> Option<(&'static str, String)> {
+        let header = if reply.status == 407 {
+            "Proxy-Authorization"
         } else {
-            ("WWW-Authenticate", "Authorization")
+            "Authorization"
         };
         let rank = |a: Algorithm| match a {
             Algorithm::Sha256 => 0,
             Algorithm::Md5 => 1,
             _ => 2,
         };
-        let best = resp
-            .headers(offer)
+        let best = reply
+            .challenges()
+            .iter()
             .filter_map(|v| Challenge::parse(v).ok())
             .min_by_key(|c| rank(c.algorithm))?;
         let u = &self.users[user];
-        let uri = format!("sip:{}", u.domain);
         let cnonce = format!("{:016x}", self.rng.next_u64());
-        let creds = best.answer(&u.username, &u.password, "REGISTER", &uri, 1, &cnonce);
-        Some((answer_header, creds.to_header_value()))
+        let creds = best.answer(
+            &u.username,
+            &u.password,
+            "REGISTER",
+            &self.request_uri[user],
+            1,
+            &cnonce,
+        );
+        Some((header, creds.to_header_value()))
+    }
+
+    fn on_reply(&mut self, reply: &Reply<'_>, now: Instant, wire: &dyn Wire) {
+        let Some((user, txn)) = self.parse_branch(reply.branch) else {
+            self.metrics.stray += 1;
+            return;
+        };
+        let slot = &mut self.slots[user];
+        if slot.txn != txn || slot.phase == Phase::Idle {
+            // a late or duplicated response to a finished transaction
+            self.metrics.stray += 1;
+            return;
+        }
+        let code = reply.status;
+        if code < 200 {
+            // Proceeding: retransmit at T2 from now on
+            slot.interval = self.cfg.timers.t2;
+            return;
+        }
+        match (slot.phase, code) {
+            (_, 200..=299) => {
+                let latency = now.saturating_duration_since(slot.started);
+                self.metrics.complete(latency, now);
+                self.idle(user);
+            }
+            (Phase::Challenge, 401 | 407) => match self.answer(user, reply) {
+                Some((name, value)) => {
+                    let slot = &mut self.slots[user];
+                    slot.cseq = slot.cseq.wrapping_add(1);
+                    slot.txn = slot.txn.wrapping_add(1);
+                    slot.phase = Phase::Authorizing;
+                    self.build(user, Some((name, &value)));
+                    self.send_new(user, now, wire);
+                }
+                None => self.release(user, Failure::BadChallenge),
+            },
+            (_, code) => self.release(user, Failure::Status(code)),
+        }
+    }
+
+    /// The earliest due timer, taken from whichever queue holds it.
+    fn pop_due(&mut self, now: Instant) -> Option<(Instant, u32, u32)> {
+        let fifo = self.first_timers.front().copied();
+        let heap = self.timers.peek().map(|Reverse(t)| *t);
+        match (fifo, heap) {
+            (Some(f), Some(h)) if h.0 < f.0 => {
+                (h.0 <= now).then(|| self.timers.pop().map(|r| r.0))?
+            }
+            (Some(f), _) => (f.0 <= now).then(|| self.first_timers.pop_front())?,
+            (None, Some(h)) => (h.0 <= now).then(|| self.timers.pop().map(|r| r.0))?,
+            (None, None) => None,
+        }
     }
 }
 
@@ -280,61 +350,24 @@ impl Scenario for Register {
         self.send_new(user, now, wire);
     }
 
-    fn on_message(&mut self, _source: usize, msg: sip::Message, now: Instant, wire: &dyn Wire) {
-        let sip::Message::Response(resp) = msg else {
-            // the registrar has no reason to send us requests
-            self.metrics.stray += 1;
-            return;
-        };
-        let found = resp
-            .top_via()
-            .ok()
-            .flatten()
-            .and_then(|v| v.branch().and_then(|b| self.parse_branch(b)));
-        let Some((user, txn)) = found else {
-            self.metrics.stray += 1;
-            return;
-        };
-        let slot = &mut self.slots[user];
-        if slot.txn != txn || slot.phase == Phase::Idle {
-            // a late or duplicated response to a finished transaction
-            self.metrics.stray += 1;
-            return;
+    fn on_message(&mut self, _source: usize, msg: &[u8], now: Instant, wire: &dyn Wire) {
+        if let Some(reply) = scan(msg) {
+            return self.on_reply(&reply, now, wire);
         }
-        let code = resp.status.as_u16();
-        if code < 200 {
-            // Proceeding: retransmit at T2 from now on
-            slot.interval = self.cfg.timers.t2;
-            return;
-        }
-        match (slot.phase, code) {
-            (_, 200..=299) => {
-                let latency = now.saturating_duration_since(slot.started);
-                self.metrics.complete(latency, now);
-                self.idle(user);
-            }
-            (Phase::Challenge, 401 | 407) => match self.answer(user, &resp) {
-                Some((name, value)) => {
-                    let slot = &mut self.slots[user];
-                    slot.cseq = slot.cseq.wrapping_add(1);
-                    slot.txn = slot.txn.wrapping_add(1);
-                    slot.phase = Phase::Authorizing;
-                    self.build(user, Some((name, &value)));
-                    self.send_new(user, now, wire);
-                }
-                None => self.release(user, Failure::BadChallenge),
+        match sip::parse_datagram(msg, &sip::Limits::default()) {
+            Ok(sip::Message::Response(resp)) => match Reply::from_response(&resp) {
+                Some(reply) => self.on_reply(&reply, now, wire),
+                None => self.metrics.stray += 1,
             },
-            (_, code) => self.release(user, Failure::Status(code)),
+            // the registrar has no reason to send us requests
+            Ok(sip::Message::Request(_)) => self.metrics.stray += 1,
+            Err(_) => self.metrics.malformed += 1,
         }
     }
 
     fn on_timers(&mut self, now: Instant, wire: &dyn Wire) {
         let timer_f = self.cfg.timers.timer_f();
-        while let Some(Reverse((at, user, txn))) = self.timers.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.timers.pop();
+        while let Some((_, user, txn)) = self.pop_due(now) {
             let user = user as usize;
             let slot = &mut self.slots[user];
             if slot.txn != txn || slot.phase == Phase::Idle {
@@ -357,7 +390,12 @@ impl Scenario for Register {
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((at, _, _))| *at)
+        let fifo = self.first_timers.front().map(|t| t.0);
+        let heap = self.timers.peek().map(|Reverse(t)| t.0);
+        match (fifo, heap) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn in_flight(&self) -> usize {
@@ -380,6 +418,7 @@ impl Scenario for Register {
             }
         }
         self.timers.clear();
+        self.first_timers.clear();
     }
 
     fn metrics(&self) -> &Metrics {

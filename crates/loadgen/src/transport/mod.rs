@@ -62,7 +62,8 @@ pub trait Wire {
 
 /// Where reader tasks deliver what arrives.
 pub trait Sink {
-    fn deliver(&self, source: usize, msg: sip::Message);
+    /// One complete message: a datagram, or one framed off a stream.
+    fn deliver(&self, source: usize, msg: &[u8]);
     /// Bytes that did not parse as SIP.
     fn malformed(&self, source: usize);
     /// A connection broke (reliable transports).

@@ -108,13 +108,7 @@ impl TcpNet {
                         let rest = buf.get(at..).unwrap_or(&[]);
                         match sip::frame_stream(rest, &limits) {
                             sip::Framing::Complete(n) => {
-                                match sip::parse_stream_message(
-                                    rest.get(..n).unwrap_or(&[]),
-                                    &limits,
-                                ) {
-                                    Ok(msg) => s.deliver(i, msg),
-                                    Err(_) => s.malformed(i),
-                                }
+                                s.deliver(i, rest.get(..n).unwrap_or(&[]));
                                 at += n;
                             }
                             sip::Framing::Ping(n) => {

@@ -46,14 +46,10 @@ impl UdpNet {
             let sock = Rc::clone(sock);
             let sink = Rc::clone(&sink);
             tasks.push(tokio::task::spawn_local(async move {
-                let limits = sip::Limits::default();
                 let mut buf = vec![0u8; 65_536];
                 loop {
                     match sock.recv(&mut buf).await {
-                        Ok(n) => match sip::parse_datagram(buf.get(..n).unwrap_or(&[]), &limits) {
-                            Ok(msg) => sink.deliver(i, msg),
-                            Err(_) => sink.malformed(i),
-                        },
+                        Ok(n) => sink.deliver(i, buf.get(..n).unwrap_or(&[])),
                         // ICMP port unreachable surfaces as ECONNREFUSED on a
                         // connected socket: the retransmission timer copes.
                         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}

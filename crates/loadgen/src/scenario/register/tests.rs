@@ -68,7 +68,7 @@ fn pump(reg: &mut Register, fake: &FakeRegistrar, wire: &Recorder, now: Instant)
         }
         for (src, bytes) in sent {
             if let Some(resp) = fake.handle(&bytes, false) {
-                reg.on_message(src, parse(&resp), now, wire);
+                reg.on_message(src, &resp, now, wire);
             }
         }
     }
@@ -117,7 +117,7 @@ fn full_exchange_against_the_fake_registrar() {
     // the challenge comes back and the engine answers it
     let (src, bytes) = wire.take().remove(0);
     let challenge = fake.handle(&bytes, false).unwrap();
-    reg.on_message(src, parse(&challenge), t0 + Duration::from_millis(1), &wire);
+    reg.on_message(src, &challenge, t0 + Duration::from_millis(1), &wire);
     let second = wire.sent.borrow()[0].1.clone();
     let (m1, m2) = (parse(&first), parse(&second));
     assert_eq!(m2.cseq().unwrap().unwrap().seq, 2, "CSeq + 1");
@@ -162,7 +162,7 @@ fn md5_is_used_when_it_is_the_only_offer() {
     let t0 = Instant::now();
     reg.start(0, t0, &wire);
     let (src, bytes) = wire.take().remove(0);
-    reg.on_message(src, parse(&fake.handle(&bytes, false).unwrap()), t0, &wire);
+    reg.on_message(src, &fake.handle(&bytes, false).unwrap(), t0, &wire);
     let auth = parse(&wire.sent.borrow()[0].1)
         .get("Authorization")
         .unwrap()
@@ -292,16 +292,16 @@ fn foreign_late_and_duplicate_responses_are_stray() {
     let t0 = Instant::now();
     reg.start(0, t0, &wire);
     let (src, bytes) = wire.take().remove(0);
-    let challenge = parse(&fake.handle(&bytes, false).unwrap());
-    reg.on_message(src, challenge.clone(), t0, &wire);
+    let challenge = fake.handle(&bytes, false).unwrap();
+    reg.on_message(src, &challenge, t0, &wire);
     // the same 401 again (a retransmitted request's answer): ignored
-    reg.on_message(src, challenge, t0, &wire);
+    reg.on_message(src, &challenge, t0, &wire);
     assert_eq!(reg.metrics().stray, 1);
     pump(&mut reg, &fake, &wire, t0);
     let other = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.2:40000;branch=z9hG4bKother\r\n\
                   From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\n\
                   Content-Length: 0\r\n\r\n";
-    reg.on_message(0, parse(other), t0, &wire);
+    reg.on_message(0, other, t0, &wire);
     let m = reg.metrics();
     assert_eq!((m.completed, m.stray, m.failed()), (1, 2, 0));
 }
@@ -318,8 +318,27 @@ fn a_provisional_response_slows_retransmission_to_t2() {
         .unwrap()
         .response(sip::StatusCode::TRYING)
         .to_bytes();
-    reg.on_message(0, parse(&trying), t0, &wire);
+    reg.on_message(0, &trying, t0, &wire);
     reg.on_timers(t0 + Duration::from_millis(500), &wire);
     assert_eq!(wire.take().len(), 1);
     assert_eq!(reg.next_deadline(), Some(t0 + Duration::from_millis(4500)));
+}
+
+#[test]
+fn unusual_responses_take_the_full_parser_and_garbage_is_counted() {
+    let mut reg = engine(Transport::Udp, 1, 10);
+    let fake = FakeRegistrar::new(&users(1, "secret-pw-1"));
+    let wire = Recorder::default();
+    let t0 = Instant::now();
+    reg.start(0, t0, &wire);
+    let (src, bytes) = wire.take().remove(0);
+    let challenge = String::from_utf8(fake.handle(&bytes, false).unwrap()).unwrap();
+    // fold the Call-ID line: legal SIP the fast scan leaves to the parser
+    let folded = challenge.replacen("Call-ID: ", "Call-ID:\r\n  ", 1);
+    assert!(scan(folded.as_bytes()).is_none());
+    reg.on_message(src, folded.as_bytes(), t0, &wire);
+    pump(&mut reg, &fake, &wire, t0);
+    reg.on_message(src, b"\x00\x01 not sip", t0, &wire);
+    let m = reg.metrics();
+    assert_eq!((m.completed, m.malformed, m.stray), (1, 1, 0));
 }
