@@ -74,7 +74,9 @@ fn is_ws(b: u8) -> bool {
 fn branch_of(via: &str) -> Option<&str> {
     let first = via.split(',').next()?;
     for param in first.split(';').skip(1) {
-        let (name, value) = param.split_once('=')?;
+        let Some((name, value)) = param.split_once('=') else {
+            continue; // a flag such as `rport`
+        };
         if name.trim().eq_ignore_ascii_case("branch") {
             let v = value.trim();
             return (!v.is_empty()).then_some(v);
@@ -126,7 +128,7 @@ mod tests {
     use super::*;
 
     const CHALLENGE: &str = "SIP/2.0 401 Unauthorized\r\n\
-        Via: SIP/2.0/UDP 127.0.0.2:4000;rport=4000;branch=z9hG4bKlg1.2.3;received=127.0.0.2, SIP/2.0/UDP x;branch=z9hG4bKno\r\n\
+        Via: SIP/2.0/UDP 127.0.0.2:4000;rport;branch=z9hG4bKlg1.2.3;received=127.0.0.2, SIP/2.0/UDP x;branch=z9hG4bKno\r\n\
         Via: SIP/2.0/UDP y;branch=z9hG4bKnope\r\n\
         From: <sip:1@a>;tag=x\r\nTo: <sip:1@a>;tag=y\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n\
         WWW-Authenticate: Digest realm=\"a\", nonce=\"n1\", algorithm=SHA-256, qop=\"auth\"\r\n\

@@ -134,6 +134,8 @@ fn full_exchange_against_the_fake_registrar() {
     );
     assert!(auth.contains("nc=00000001"), "{auth}");
     assert!(auth.contains("uri=\"sip:bench.example\""), "{auth}");
+    // what the registrar sends takes the fast path
+    assert!(scan(&challenge).is_some());
     pump(&mut reg, &fake, &wire, t0 + Duration::from_millis(3));
     assert_eq!(reg.metrics().completed, 1);
     assert_eq!(reg.in_flight(), 0);
