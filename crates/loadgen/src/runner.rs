@@ -6,6 +6,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
+
 use crate::pacing::Pacer;
 use crate::report::Metrics;
 use crate::scenario::Scenario;
@@ -26,6 +28,10 @@ pub struct RunStats {
 struct Feed<S> {
     scenario: Rc<RefCell<S>>,
     wire: Rc<Cell<Option<Rc<dyn Wire>>>>,
+    /// Set once every operation has been started.
+    draining: Rc<Cell<bool>>,
+    /// Wakes the runner when, while draining, nothing is left in flight.
+    idle: Rc<Notify>,
 }
 
 impl<S: Scenario> Feed<S> {
@@ -35,6 +41,13 @@ impl<S: Scenario> Feed<S> {
             f(&mut self.scenario.borrow_mut(), &**w);
         }
         self.wire.set(w);
+        self.check_idle();
+    }
+
+    fn check_idle(&self) {
+        if self.draining.get() && self.scenario.borrow().in_flight() == 0 {
+            self.idle.notify_one();
+        }
     }
 }
 
@@ -47,6 +60,7 @@ impl<S: Scenario> Sink for Feed<S> {
     }
     fn broken(&self, source: usize) {
         self.scenario.borrow_mut().on_broken(source);
+        self.check_idle();
     }
 }
 
@@ -60,9 +74,13 @@ pub async fn run<S: Scenario + 'static>(
 ) -> (Metrics, RunStats) {
     let scenario = Rc::new(RefCell::new(scenario));
     let wire_cell: Rc<Cell<Option<Rc<dyn Wire>>>> = Rc::new(Cell::new(None));
+    let draining = Rc::new(Cell::new(false));
+    let idle = Rc::new(Notify::new());
     let feed = Rc::new(Feed {
         scenario: Rc::clone(&scenario),
         wire: Rc::clone(&wire_cell),
+        draining: Rc::clone(&draining),
+        idle: Rc::clone(&idle),
     });
     let (wire, tasks) = net.start(feed);
     wire_cell.set(Some(Rc::clone(&wire)));
@@ -86,6 +104,7 @@ pub async fn run<S: Scenario + 'static>(
             s.on_timers(t, &*wire);
         }
         let all_started = pacer.done(started);
+        draining.set(all_started);
         let (in_flight, next_timer) = {
             let s = scenario.borrow();
             (s.in_flight(), s.next_deadline())
@@ -100,7 +119,10 @@ pub async fn run<S: Scenario + 'static>(
         if let Some(n) = next_timer {
             wake = wake.min(n);
         }
-        tokio::time::sleep_until(wake.into()).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(wake.into()) => {}
+            () = idle.notified(), if all_started => {}
+        }
     }
     let wall = now().saturating_duration_since(start);
     for t in &tasks {

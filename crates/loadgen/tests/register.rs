@@ -112,6 +112,8 @@ async fn tcp_registrations_all_complete() {
         r.to_human()
     );
     assert_eq!(fake.stats.registered.load(Ordering::Relaxed), 200);
+    // no timer is due for 32 s, yet the run ends as soon as all are done
+    assert!(r.wall < Duration::from_millis(1500), "{}", r.to_human());
 }
 
 #[tokio::test(flavor = "current_thread")]
