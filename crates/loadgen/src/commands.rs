@@ -105,9 +105,11 @@ pub async fn run_register(plan: RegisterPlan) -> anyhow::Result<Report> {
     let pacer = Pacer::new(plan.rate, plan.duration);
     let cpu0 = cpu::own();
     let server0 = plan.server_pid.and_then(cpu::of_pid);
+    let rss0 = plan.server_pid.and_then(cpu::rss_bytes);
     let (metrics, stats) = runner::run(scenario, net, pacer, plan.grace).await;
     let cpu1 = cpu::own();
     let server1 = plan.server_pid.and_then(cpu::of_pid);
+    let rss1 = plan.server_pid.and_then(cpu::rss_bytes);
     Ok(Report {
         scenario: "register",
         transport: plan.transport.param(),
@@ -121,6 +123,7 @@ pub async fn run_register(plan: RegisterPlan) -> anyhow::Result<Report> {
         metrics,
         generator_cpu: cpu0.zip(cpu1).map(|(a, b)| b.since(&a)),
         server_cpu: server0.zip(server1).map(|(a, b)| b.since(&a)),
+        server_rss: rss0.zip(rss1),
     })
 }
 

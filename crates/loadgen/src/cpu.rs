@@ -1,6 +1,6 @@
 //! Process CPU time from `/proc/<pid>/stat` (no libc): user and system time
-//! of all threads. Used for the generator itself and, optionally, for the
-//! server process under test.
+//! of all threads, and resident memory from `/proc/<pid>/status`. Used for
+//! the generator itself and, optionally, for the server process under test.
 
 use std::time::Duration;
 
@@ -75,6 +75,22 @@ pub fn of_pid(pid: u32) -> Option<CpuTimes> {
     read(&pid.to_string())
 }
 
+/// Resident set size of a process in bytes (`VmRSS` of `/proc/PID/status`).
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    parse_rss(&std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?)
+}
+
+/// The `VmRSS:` line of a `/proc/PID/status` text, in bytes.
+pub fn parse_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let mut f = line.get(6..)?.split_ascii_whitespace();
+    let n: u64 = f.next()?.parse().ok()?;
+    match f.next() {
+        Some("kB") | None => n.checked_mul(1024),
+        _ => None,
+    }
+}
+
 fn read(which: &str) -> Option<CpuTimes> {
     let s = std::fs::read_to_string(format!("/proc/{which}/stat")).ok()?;
     parse_stat(&s, clock_ticks())
@@ -94,6 +110,14 @@ mod tests {
         assert_eq!(t.total(), Duration::from_millis(2870));
         assert_eq!(parse_stat("garbage", 100), None);
         assert_eq!(parse_stat("1 (x) S 1 2", 100), None);
+    }
+
+    #[test]
+    fn parses_rss() {
+        let status = "Name:\tswitchboard\nVmPeak:\t  9000 kB\nVmRSS:\t   20480 kB\nThreads:\t3\n";
+        assert_eq!(parse_rss(status), Some(20480 * 1024));
+        assert_eq!(parse_rss("Name: x\n"), None);
+        assert!(rss_bytes(std::process::id()).unwrap() > 0);
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub struct Report {
     pub metrics: Metrics,
     pub generator_cpu: Option<CpuTimes>,
     pub server_cpu: Option<CpuTimes>,
+    /// Server resident memory (bytes) before and after the run.
+    pub server_rss: Option<(u64, u64)>,
 }
 
 fn ms(us: Option<u64>) -> f64 {
@@ -163,6 +165,14 @@ impl Report {
             .then(|| cpu.total().as_secs_f64() * 1e6 / self.metrics.completed as f64)
     }
 
+    /// Server memory growth per registered user (the distinct users that
+    /// completed at least once: at most `users`), in bytes.
+    pub fn server_bytes_per_user(&self) -> Option<f64> {
+        let (before, after) = self.server_rss?;
+        let n = self.metrics.completed.min(self.users as u64);
+        (n > 0).then(|| after.saturating_sub(before) as f64 / n as f64)
+    }
+
     pub fn success(&self) -> bool {
         self.metrics.failed() == 0 && self.metrics.attempted == self.metrics.completed
     }
@@ -191,7 +201,7 @@ impl Report {
              \"malformed\":{},\"send_errors\":{},\"achieved_rate\":{},\
              \"latency_ms\":{{\"p50\":{},\"p95\":{},\"p99\":{},\"max\":{},\"mean\":{}}},\
              \"max_pacing_lag_ms\":{},\"generator_cpu\":{},\"generator_core_percent\":{},\
-             \"server_cpu\":{}}}",
+             \"server_cpu\":{},\"server_rss_bytes\":{},\"server_rss_growth_per_user_bytes\":{}}}",
             json_str(self.scenario),
             json_str(self.transport),
             json_str(&self.server),
@@ -219,6 +229,10 @@ impl Report {
             self.generator_core_percent()
                 .map_or("null".into(), json_num),
             cpu(self.server_cpu, self.per_op_us(self.server_cpu)),
+            self.server_rss.map_or("null".into(), |(a, b)| format!(
+                "{{\"before\":{a},\"after\":{b}}}"
+            )),
+            self.server_bytes_per_user().map_or("null".into(), json_num),
         )
     }
 
@@ -291,6 +305,15 @@ impl Report {
                 self.per_op_us(Some(c)).unwrap_or(0.0)
             );
         }
+        if let Some((a, b)) = self.server_rss {
+            let _ = writeln!(
+                s,
+                "  server RSS       {:.1} MiB -> {:.1} MiB, {:.0} bytes per registered user",
+                a as f64 / 1048576.0,
+                b as f64 / 1048576.0,
+                self.server_bytes_per_user().unwrap_or(0.0)
+            );
+        }
         s
     }
 }
@@ -332,6 +355,7 @@ mod tests {
                 system: Duration::from_millis(150),
             }),
             server_cpu: None,
+            server_rss: Some((10 << 20, (10 << 20) + 5 * 1500)),
         }
     }
 
@@ -366,6 +390,8 @@ mod tests {
             "\"max\":7,",
             "\"generator_cpu\":{\"user_s\":0.3,\"system_s\":0.15,\"us_per_op\":64285.714}",
             "\"server_cpu\":null",
+            "\"server_rss_bytes\":{\"before\":10485760,\"after\":10493260}",
+            "\"server_rss_growth_per_user_bytes\":1500}",
         ] {
             assert!(j.contains(want), "{want} missing from {j}");
         }
