@@ -79,6 +79,11 @@ struct Slot {
     interval: Duration,
     /// The current request, kept for retransmission.
     request: Vec<u8>,
+    /// The header lines that never change for this user (From, To,
+    /// Call-ID; then Contact, Expires), rendered on first use.
+    fixed: String,
+    /// Where the Contact line starts in `fixed` (CSeq goes before it).
+    fixed_split: usize,
 }
 
 pub struct Register {
@@ -130,6 +135,8 @@ impl Register {
                 txn_started: now,
                 interval: cfg.timers.t1,
                 request: Vec::new(),
+                fixed: String::new(),
+                fixed_split: 0,
             })
             .collect();
         let run = rng.next_u64() as u32;
@@ -156,34 +163,51 @@ impl Register {
     /// Writes the REGISTER for `user` into its slot (the slot's CSeq and txn
     /// must already be set), with `authorization` when answering a challenge.
     fn build(&mut self, user: usize, authorization: Option<(&str, &str)>) {
+        use std::fmt::Write as _;
         let local = &self.local[self.source_of(user)];
         let (run, cfg) = (self.run, &self.cfg);
-        let ruri = &self.request_uri[user];
         let (u, slot) = (&self.users[user], &mut self.slots[user]);
+        // writes to a String or Vec cannot fail
+        if slot.fixed.is_empty() {
+            let (name, d) = (&u.username, &u.domain);
+            let _ = write!(
+                slot.fixed,
+                "Max-Forwards: 70\r\n\
+                 From: <sip:{name}@{d}>;tag={run:08x}{user:x}\r\n\
+                 To: <sip:{name}@{d}>\r\n\
+                 Call-ID: lg{run:08x}-{user:x}\r\n"
+            );
+            slot.fixed_split = slot.fixed.len();
+            let _ = write!(
+                slot.fixed,
+                "Contact: <sip:{name}@{local};transport={}>\r\n\
+                 Expires: {}\r\n",
+                cfg.transport.param(),
+                cfg.expires
+            );
+        }
+        let (before_cseq, after_cseq) = slot.fixed.split_at(slot.fixed_split);
         let out = &mut slot.request;
         out.clear();
-        // writes to a Vec cannot fail
+        out.extend_from_slice(b"REGISTER ");
+        out.extend_from_slice(self.request_uri[user].as_bytes());
+        out.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/");
+        out.extend_from_slice(cfg.transport.via().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(local.as_bytes());
         let _ = write!(
             out,
-            "REGISTER {ruri} SIP/2.0\r\n\
-             Via: SIP/2.0/{via} {local};rport;branch={BRANCH_TAG}{run:08x}.{user:x}.{txn:x}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:{name}@{d}>;tag={run:08x}{user:x}\r\n\
-             To: <sip:{name}@{d}>\r\n\
-             Call-ID: lg{run:08x}-{user:x}\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{name}@{local};transport={param}>\r\n\
-             Expires: {expires}\r\n",
-            d = u.domain,
-            via = cfg.transport.via(),
-            txn = slot.txn,
-            name = u.username,
-            cseq = slot.cseq,
-            param = cfg.transport.param(),
-            expires = cfg.expires,
+            ";rport;branch={BRANCH_TAG}{run:08x}.{user:x}.{:x}\r\n",
+            slot.txn
         );
+        out.extend_from_slice(before_cseq.as_bytes());
+        let _ = write!(out, "CSeq: {} REGISTER\r\n", slot.cseq);
+        out.extend_from_slice(after_cseq.as_bytes());
         if let Some((name, value)) = authorization {
-            let _ = write!(out, "{name}: {value}\r\n");
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b"User-Agent: sb-loadgen\r\nContent-Length: 0\r\n\r\n");
     }

@@ -97,10 +97,13 @@ pub fn scan(msg: &[u8]) -> Option<Reply<'_>> {
     if !(100..=699).contains(&status) {
         return None;
     }
-    let (_, headers) = rest.split_once("\r\n")?;
     let mut branch = None;
     let mut reply = Reply::new(status, "");
-    for line in headers.split("\r\n") {
+    // lines end in CRLF; splitting on the LF byte is cheaper than on "\r\n"
+    let mut lines = rest.split('\n');
+    lines.next(); // the rest of the status line
+    for line in lines {
+        let line = line.strip_suffix('\r')?;
         if line.is_empty() {
             break;
         }
