@@ -69,9 +69,13 @@ pub struct RegisterArgs {
     /// Also measure this process's CPU (the server's) over the run.
     #[arg(long)]
     pub server_pid: Option<u32>,
-    /// Print the report as one JSON object.
+    /// Print the report as one JSON object (it always has the timeline).
     #[arg(long)]
     pub json: bool,
+    /// Add a per-second table (completed, failed, retransmissions, max
+    /// latency) to the text report.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 #[derive(Debug, Args)]

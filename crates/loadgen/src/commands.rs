@@ -136,6 +136,9 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<bool> {
         println!("{}", report.to_json());
     } else {
         print!("{}", report.to_human());
+        if args.timeline {
+            print!("{}", report.timeline_table());
+        }
     }
     Ok(report.success())
 }

@@ -60,11 +60,48 @@ pub struct Metrics {
     pub latency: Histogram,
     pub first_start: Option<Instant>,
     pub last_completion: Option<Instant>,
+    /// Per-second counts, second 0 starting at `first_start`.
+    pub timeline: Vec<Second>,
 }
 
+/// What happened during one second of the run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Second {
+    pub completed: u64,
+    pub failed: u64,
+    pub retransmissions: u64,
+    /// Highest latency among the completions of this second, µs.
+    pub max_latency_us: u64,
+}
+
+/// The timeline stops growing after this many seconds (a day).
+const MAX_TIMELINE: usize = 86_400;
+
 impl Metrics {
-    pub fn fail(&mut self, why: Failure) {
+    /// The timeline bucket of `now` (none before the first start).
+    fn second(&mut self, now: Instant) -> Option<&mut Second> {
+        let i = now.checked_duration_since(self.first_start?)?.as_secs() as usize;
+        if i >= MAX_TIMELINE {
+            return None;
+        }
+        if self.timeline.len() <= i {
+            self.timeline.resize(i + 1, Second::default());
+        }
+        self.timeline.get_mut(i)
+    }
+
+    pub fn fail(&mut self, why: Failure, now: Instant) {
         *self.failures.entry(why).or_default() += 1;
+        if let Some(s) = self.second(now) {
+            s.failed += 1;
+        }
+    }
+
+    pub fn retransmitted(&mut self, now: Instant) {
+        self.retransmissions += 1;
+        if let Some(s) = self.second(now) {
+            s.retransmissions += 1;
+        }
     }
 
     pub fn failed(&self) -> u64 {
@@ -72,10 +109,14 @@ impl Metrics {
     }
 
     pub fn complete(&mut self, latency: Duration, now: Instant) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.completed += 1;
-        self.latency
-            .record(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
+        self.latency.record(us);
         self.last_completion = Some(now);
+        if let Some(s) = self.second(now) {
+            s.completed += 1;
+            s.max_latency_us = s.max_latency_us.max(us);
+        }
     }
 }
 
@@ -201,7 +242,7 @@ impl Report {
              \"malformed\":{},\"send_errors\":{},\"achieved_rate\":{},\
              \"latency_ms\":{{\"p50\":{},\"p95\":{},\"p99\":{},\"max\":{},\"mean\":{}}},\
              \"max_pacing_lag_ms\":{},\"generator_cpu\":{},\"generator_core_percent\":{},\
-             \"server_cpu\":{},\"server_rss_bytes\":{},\"server_rss_growth_per_user_bytes\":{}}}",
+             \"server_cpu\":{},\"server_rss_bytes\":{},\"server_rss_growth_per_user_bytes\":{},\"timeline\":[{}]}}",
             json_str(self.scenario),
             json_str(self.transport),
             json_str(&self.server),
@@ -233,7 +274,35 @@ impl Report {
                 "{{\"before\":{a},\"after\":{b}}}"
             )),
             self.server_bytes_per_user().map_or("null".into(), json_num),
+            m.timeline
+                .iter()
+                .enumerate()
+                .map(|(i, t)| format!(
+                    "{{\"second\":{i},\"completed\":{},\"failed\":{},\"retransmissions\":{},\"max_latency_ms\":{}}}",
+                    t.completed,
+                    t.failed,
+                    t.retransmissions,
+                    json_num(t.max_latency_us as f64 / 1000.0)
+                ))
+                .collect::<Vec<_>>()
+                .join(","),
         )
+    }
+
+    /// The per-second table (for `--timeline`).
+    pub fn timeline_table(&self) -> String {
+        let mut s = String::from("  second  completed  failed  retrans  max ms\n");
+        for (i, t) in self.metrics.timeline.iter().enumerate() {
+            let _ = writeln!(
+                s,
+                "  {i:>6}  {:>9}  {:>6}  {:>7}  {:>6.1}",
+                t.completed,
+                t.failed,
+                t.retransmissions,
+                t.max_latency_us as f64 / 1000.0
+            );
+        }
+        s
     }
 
     pub fn to_human(&self) -> String {
@@ -335,10 +404,13 @@ mod tests {
                 t0 + Duration::from_millis(1000),
             );
         }
-        m.fail(Failure::Timeout);
-        m.fail(Failure::Status(403));
-        m.fail(Failure::Status(403));
-        m.retransmissions = 4;
+        let later = t0 + Duration::from_millis(1500);
+        m.fail(Failure::Timeout, later);
+        m.fail(Failure::Status(403), later);
+        m.fail(Failure::Status(403), later);
+        for _ in 0..4 {
+            m.retransmitted(t0);
+        }
         Report {
             scenario: "register",
             transport: "udp",
@@ -391,10 +463,14 @@ mod tests {
             "\"generator_cpu\":{\"user_s\":0.3,\"system_s\":0.15,\"us_per_op\":64285.714}",
             "\"server_cpu\":null",
             "\"server_rss_bytes\":{\"before\":10485760,\"after\":10493260}",
-            "\"server_rss_growth_per_user_bytes\":1500}",
+            "\"server_rss_growth_per_user_bytes\":1500,",
         ] {
             assert!(j.contains(want), "{want} missing from {j}");
         }
+        assert!(j.contains(
+            "\"timeline\":[{\"second\":0,\"completed\":0,\"failed\":0,\"retransmissions\":4,\"max_latency_ms\":0},\
+             {\"second\":1,\"completed\":7,\"failed\":3,\"retransmissions\":0,\"max_latency_ms\":7}]"
+        ), "{j}");
         assert!(j.starts_with('{') && j.ends_with('}'));
         assert_eq!(json_str("a\"b\\\n"), "\"a\\\"b\\\\\\u000a\"");
     }
@@ -406,5 +482,10 @@ mod tests {
         assert!(h.contains("    403            2"), "{h}");
         assert!(h.contains("p50 4.031"), "{h}");
         assert!(h.contains("15.0% of a core"), "{h}");
+        let t = sample().timeline_table();
+        assert!(
+            t.contains("\n       1          7       3        0     7.0\n"),
+            "{t}"
+        );
     }
 }

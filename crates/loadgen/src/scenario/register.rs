@@ -105,6 +105,8 @@ pub struct Register {
     run: u32,
     rng: Rng,
     metrics: Metrics,
+    /// The latest `now` seen, for failures noticed without one.
+    last_now: Instant,
 }
 
 /// `z9hG4bK` + this prefix, then `RUN.USER.TXN` in hex.
@@ -153,6 +155,7 @@ impl Register {
             run,
             rng,
             metrics: Metrics::default(),
+            last_now: now,
         }
     }
 
@@ -237,7 +240,7 @@ impl Register {
     }
 
     fn release(&mut self, user: usize, failure: Failure) {
-        self.metrics.fail(failure);
+        self.metrics.fail(failure, self.last_now);
         self.idle(user);
     }
 
@@ -351,18 +354,19 @@ impl Scenario for Register {
     }
 
     fn start(&mut self, k: u64, now: Instant, wire: &dyn Wire) {
+        self.last_now = now;
         self.metrics.attempted += 1;
+        if self.metrics.first_start.is_none() {
+            self.metrics.first_start = Some(now);
+        }
         let user = (k % self.users.len() as u64) as usize;
         if self.slots[user].phase != Phase::Idle {
-            self.metrics.fail(Failure::UserBusy);
+            self.metrics.fail(Failure::UserBusy, now);
             return;
         }
         if self.in_flight >= self.cfg.max_in_flight {
-            self.metrics.fail(Failure::Concurrency);
+            self.metrics.fail(Failure::Concurrency, now);
             return;
-        }
-        if self.metrics.first_start.is_none() {
-            self.metrics.first_start = Some(now);
         }
         let slot = &mut self.slots[user];
         slot.cseq = slot.cseq.wrapping_add(1).max(1);
@@ -375,6 +379,7 @@ impl Scenario for Register {
     }
 
     fn on_message(&mut self, _source: usize, msg: &[u8], now: Instant, wire: &dyn Wire) {
+        self.last_now = now;
         if let Some(reply) = scan(msg) {
             return self.on_reply(&reply, now, wire);
         }
@@ -390,6 +395,7 @@ impl Scenario for Register {
     }
 
     fn on_timers(&mut self, now: Instant, wire: &dyn Wire) {
+        self.last_now = now;
         let timer_f = self.cfg.timers.timer_f();
         while let Some((_, user, txn)) = self.pop_due(now) {
             let user = user as usize;
@@ -402,7 +408,7 @@ impl Scenario for Register {
                 self.release(user, Failure::Timeout);
                 continue;
             }
-            self.metrics.retransmissions += 1;
+            self.metrics.retransmitted(now);
             let src = user % self.local.len();
             if wire.send(src, &slot.request).is_err() {
                 self.metrics.send_errors += 1;
