@@ -94,6 +94,9 @@ async fn udp_registrations_all_complete() {
     assert!(m.latency.quantile(0.99).unwrap() < 1_000_000);
     assert!(r.generator_cpu.is_some());
     assert!(r.to_json().contains("\"completed\":200"));
+    // the per-second timeline accounts for every completion
+    assert_eq!(m.timeline.iter().map(|s| s.completed).sum::<u64>(), 200);
+    assert!(m.timeline.len() <= 2, "{}", r.timeline_table());
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -173,6 +176,11 @@ async fn wrong_passwords_fail_with_403_and_no_server_means_timeouts() {
         r.to_human()
     );
     assert!(m.retransmissions >= 10 * 6, "{}", r.to_human());
+    assert_eq!(m.timeline.iter().map(|s| s.failed).sum::<u64>(), 10);
+    assert_eq!(
+        m.timeline.iter().map(|s| s.retransmissions).sum::<u64>(),
+        m.retransmissions
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]
