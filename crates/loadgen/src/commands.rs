@@ -230,3 +230,24 @@ pub async fn fake_registrar(args: FakeArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_default_to_enough_loopback_addresses() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let s = choose_sources(None, lo, 10_000.0, 2, 10_000).unwrap();
+        assert_eq!(s.len(), 200);
+        assert_eq!(s[0], "127.0.0.2".parse::<IpAddr>().unwrap());
+        let s = choose_sources(Some("127.0.0.9-127.0.0.10"), lo, 10_000.0, 2, 10_000).unwrap();
+        assert_eq!(s.len(), 2);
+        let remote: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(
+            choose_sources(None, remote, 10_000.0, 2, 10_000).unwrap(),
+            [IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+        );
+        assert!(choose_sources(Some("nope"), lo, 1.0, 2, 1).is_err());
+    }
+}
