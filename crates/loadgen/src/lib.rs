@@ -1,0 +1,16 @@
+//! `sb-loadgen`: Switchboard's own SIP load generator (sipp is not packaged
+//! here). Shared pieces (pacing, metrics, transports, users) sit beside one
+//! module per scenario; `register` is the first scenario.
+
+pub mod cli;
+pub mod commands;
+pub mod cpu;
+pub mod fake_registrar;
+pub mod histogram;
+pub mod pacing;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sources;
+pub mod transport;
+pub mod users;
