@@ -401,3 +401,114 @@ impl Response {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, parse_datagram};
+
+    fn invite() -> Request {
+        let mut r = Request::new(Method::Invite, Uri::parse("sip:bob@example.com").unwrap());
+        r.headers
+            .push("v", "SIP/2.0/UDP a.example.com;branch=z9hG4bK1");
+        r.headers
+            .push("Via", "SIP/2.0/UDP b.example.com;branch=z9hG4bK2");
+        r.headers.push("Max-Forwards", "70");
+        r.headers.push("f", "<sip:alice@example.com>;tag=1");
+        r.headers.push("t", "<sip:bob@example.com>");
+        r.headers.push("i", "call-1");
+        r.headers.push("CSeq", "1 INVITE");
+        r.headers.push("Content-Length", "999");
+        r.headers.push("X-Odd", "Keep ;; this");
+        r.body = b"v=0\r\n\0".to_vec();
+        r
+    }
+
+    #[test]
+    fn serializes_canonical_names_and_length() {
+        let text = String::from_utf8(invite().to_bytes()).unwrap();
+        assert!(text.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP a"));
+        assert!(text.contains("\r\nFrom: <sip:alice@example.com>;tag=1\r\nTo: <sip:bob@example.com>\r\nCall-ID: call-1\r\n"));
+        assert!(text.contains("\r\nContent-Length: 6\r\nX-Odd: Keep ;; this\r\n\r\nv=0\r\n\0"));
+        assert!(!text.contains("999"));
+        let back = parse_datagram(text.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(back.body(), b"v=0\r\n\0");
+        let mut no_cl = invite();
+        no_cl.headers.remove("Content-Length");
+        no_cl.body.clear();
+        assert!(
+            String::from_utf8(no_cl.to_bytes())
+                .unwrap()
+                .ends_with("X-Odd: Keep ;; this\r\nContent-Length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn response_copies_dialog_headers() {
+        let req = invite();
+        let r = req.response(StatusCode::RINGING);
+        let names: Vec<_> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Via", "Via", "From", "To", "Call-ID", "CSeq"]);
+        assert_eq!(r.reason, "Ringing");
+        assert_eq!(r.to_addr().unwrap().unwrap().tag(), None);
+        let ok = req.response_tagged(StatusCode::OK);
+        let tag = ok.to_addr().unwrap().unwrap().tag().unwrap().to_owned();
+        assert_eq!(
+            req.response_tagged(StatusCode::OK)
+                .to_addr()
+                .unwrap()
+                .unwrap()
+                .tag(),
+            Some(tag.as_str())
+        );
+        assert!(
+            req.response_tagged(StatusCode::TRYING)
+                .to_addr()
+                .unwrap()
+                .unwrap()
+                .tag()
+                .is_none()
+        );
+        // an existing To-tag is kept
+        let mut tagged = ok.clone();
+        tagged.set_to_tag("other");
+        assert_eq!(tagged.to_addr().unwrap().unwrap().tag(), Some(tag.as_str()));
+        let text = String::from_utf8(ok.to_bytes()).unwrap();
+        assert!(
+            text.starts_with(
+                "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a.example.com;branch=z9hG4bK1\r\n"
+            )
+        );
+        assert!(text.ends_with("CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"));
+        let mut back = parse_datagram(text.as_bytes(), &Limits::default())
+            .unwrap()
+            .as_response()
+            .unwrap()
+            .clone();
+        assert_eq!(
+            back.headers.remove("l"),
+            1,
+            "serializer adds Content-Length"
+        );
+        assert_eq!(back, ok);
+    }
+
+    #[test]
+    fn methods_and_status_codes() {
+        assert_eq!(Method::from_token("REGISTER"), Method::Register);
+        assert_eq!(
+            Method::from_token("register"),
+            Method::Extension("register".into())
+        );
+        assert_eq!(Method::from_token("RE%47IST%45R").as_str(), "RE%47IST%45R");
+        assert_eq!(StatusCode::new(99), None);
+        assert_eq!(StatusCode::new(700), None);
+        assert_eq!(StatusCode::new(486).unwrap().default_reason(), "Busy Here");
+        assert_eq!(
+            StatusCode::new(499).unwrap().default_reason(),
+            "Client Error"
+        );
+        assert!(StatusCode::OK.is_final() && StatusCode::OK.is_success());
+        assert!(StatusCode::TRYING.is_provisional());
+    }
+}

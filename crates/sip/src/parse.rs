@@ -5,7 +5,7 @@ use crate::ParseError;
 use crate::headers::Headers;
 use crate::message::{Message, Method, Request, Response, StatusCode, Version, stable_tag};
 use crate::syntax::{is_token, is_token_byte, is_ws, parse_decimal};
-use crate::uri::{Uri, UriParts};
+use crate::uri::Uri;
 
 /// Resource limits applied to every message. Exceeding one is a typed error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -225,7 +225,7 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
                     "continuation line before any header",
                 ));
             };
-            if let Some(crlf) = buf.get_mut(pos - 2..pos) {
+            if let Some(crlf) = buf.get_mut(pos.saturating_sub(2)..pos) {
                 crlf.copy_from_slice(b"  ");
             }
             last.1.1 = line_end;
@@ -448,7 +448,285 @@ pub fn check_mandatory(req: &Request) -> Result<(), ParseError> {
     Ok(())
 }
 
-#[allow(dead_code)]
-fn _assert_uri_parts_used(s: &str) -> bool {
-    UriParts::parse(s).is_ok()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REG: &str = "REGISTER sip:example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:1001@example.com>\r\n\
+From: \"Desk 1001\" <sip:1001@example.com>;tag=a73kszlfl\r\n\
+Call-ID: 1j9FpLxk3uxtm8tn@192.0.2.10\r\n\
+CSeq: 1 REGISTER\r\n\
+Contact: <sip:1001@192.0.2.10:5060;transport=udp>;expires=3600\r\n\
+Content-Length: 0\r\n\r\n";
+
+    fn l() -> Limits {
+        Limits::default()
+    }
+
+    fn req(s: &str) -> Request {
+        match parse_datagram(s.as_bytes(), &l()) {
+            Ok(Message::Request(r)) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_register() {
+        let r = req(REG);
+        assert_eq!(r.method, Method::Register);
+        assert_eq!(r.uri.host(), "example.com");
+        assert_eq!(r.headers.len(), 8);
+        assert_eq!(r.top_via().unwrap().unwrap().rport(), Some(None));
+        assert!(check_mandatory(&r).is_ok());
+    }
+
+    #[test]
+    fn start_line_rules() {
+        let with = |line: &str| REG.replacen("REGISTER sip:example.com SIP/2.0", line, 1);
+        assert!(matches!(
+            parse_datagram(with("REGISTER sip:example.com SIP/7.0").as_bytes(), &l()),
+            Err(ParseError::UnsupportedVersion(_))
+        ));
+        for bad in [
+            "REGISTER  sip:example.com SIP/2.0",
+            "REGISTER sip:example.com SIP/2.0 ",
+            "REGISTER <sip:example.com> SIP/2.0",
+            "REGISTER sip:example.com;\tlr SIP/2.0",
+            "REGISTER sip:example.com",
+            "REGISTER sip:example.com HTTP/1.1",
+            "REG@STER sip:example.com SIP/2.0",
+            "REGISTER sip:example.com?Route=x SIP/2.0",
+            "INVITE sip:example.com SIP/2.0",
+        ] {
+            let e = parse_datagram(with(bad).as_bytes(), &l()).expect_err(bad);
+            assert_eq!(e.status_code(), 400, "{bad}: {e}");
+        }
+        let resp = |line: &str| {
+            let s = format!(
+                "{line}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            parse_datagram(s.as_bytes(), &l())
+        };
+        assert!(resp("SIP/2.0 180 Ringing").is_ok());
+        assert!(resp("SIP/2.0 699 x").is_ok());
+        for bad in [
+            "SIP/2.0 099 x",
+            "SIP/2.0 700 x",
+            "SIP/2.0 20 x",
+            "SIP/2.0 2000 x",
+            "SIP/2.0 abc x",
+        ] {
+            assert!(resp(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn datagram_body_rules() {
+        let body = REG.replace("Content-Length: 0", "Content-Length: 4") + "abcdEXTRA";
+        assert_eq!(req(&body).body, b"abcd");
+        let short = REG.replace("Content-Length: 0", "Content-Length: 40") + "abcd";
+        assert!(matches!(
+            parse_datagram(short.as_bytes(), &l()),
+            Err(ParseError::BodyTooShort {
+                claimed: 40,
+                available: 4
+            })
+        ));
+        let huge = REG.replace("Content-Length: 0", "Content-Length: 99999999999");
+        assert!(parse_datagram(huge.as_bytes(), &l()).is_err());
+        let none = REG.replace("Content-Length: 0\r\n", "") + "v=0\r\n\0x";
+        assert_eq!(req(&none).body, b"v=0\r\n\0x");
+        // leading keep-alive CRLFs are skipped
+        assert!(parse_datagram(format!("\r\n\r\n{REG}").as_bytes(), &l()).is_ok());
+        // missing Content-Length is fatal on a stream
+        assert_eq!(
+            parse_stream_message(none.as_bytes(), &l()),
+            Err(ParseError::MissingContentLength)
+        );
+    }
+
+    #[test]
+    fn limit_message_size() {
+        let lim = Limits {
+            max_message_size: 200,
+            ..l()
+        };
+        assert!(matches!(
+            parse_datagram(REG.as_bytes(), &lim),
+            Err(ParseError::MessageTooLarge { limit: 200 })
+        ));
+        let big_body =
+            REG.replace("Content-Length: 0", "Content-Length: 70000") + &"x".repeat(70000);
+        let e = parse_datagram(big_body.as_bytes(), &l()).unwrap_err();
+        assert_eq!(e, ParseError::MessageTooLarge { limit: 65536 });
+        assert_eq!(e.status_code(), 513);
+        assert!(matches!(
+            frame_stream(big_body.as_bytes(), &l()),
+            Framing::Error(ParseError::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn limit_header_count() {
+        let lim = Limits {
+            max_headers: 8,
+            ..l()
+        };
+        assert!(parse_datagram(REG.as_bytes(), &lim).is_ok());
+        let more = REG.replacen("Max-Forwards", "X-A: 1\r\nMax-Forwards", 1);
+        assert_eq!(
+            parse_datagram(more.as_bytes(), &lim).unwrap_err(),
+            ParseError::TooManyHeaders { limit: 8 }
+        );
+    }
+
+    #[test]
+    fn limit_via_count() {
+        let lim = Limits { max_vias: 3, ..l() };
+        let three = REG.replacen(
+            "Max-Forwards",
+            "Via: SIP/2.0/UDP a, SIP/2.0/UDP b\r\nMax-Forwards",
+            1,
+        );
+        assert!(parse_datagram(three.as_bytes(), &lim).is_ok());
+        let four = REG.replacen(
+            "Max-Forwards",
+            "v: SIP/2.0/UDP a, SIP/2.0/UDP b\r\nVia: SIP/2.0/UDP c\r\nMax-Forwards",
+            1,
+        );
+        assert_eq!(
+            parse_datagram(four.as_bytes(), &lim).unwrap_err(),
+            ParseError::TooManyVias { limit: 3 }
+        );
+    }
+
+    #[test]
+    fn limit_header_line() {
+        let lim = Limits {
+            max_header_line: 100,
+            ..l()
+        };
+        let long = REG.replacen(
+            "Max-Forwards",
+            &format!("X-Long: {}\r\nMax-Forwards", "y".repeat(100)),
+            1,
+        );
+        assert_eq!(
+            parse_datagram(long.as_bytes(), &lim).unwrap_err(),
+            ParseError::HeaderLineTooLong { limit: 100 }
+        );
+        // folded pieces count together
+        let folded = REG.replacen(
+            "Max-Forwards",
+            &format!("X-Long: {0}\r\n {0}\r\nMax-Forwards", "y".repeat(60)),
+            1,
+        );
+        assert_eq!(
+            parse_datagram(folded.as_bytes(), &lim).unwrap_err(),
+            ParseError::HeaderLineTooLong { limit: 100 }
+        );
+        assert!(parse_datagram(folded.as_bytes(), &l()).is_ok());
+    }
+
+    #[test]
+    fn header_line_errors() {
+        for bad in [
+            "No colon here",
+            " leading: fold-before-any",
+            "Bad Name: x",
+            "X-A: a\rb",
+        ] {
+            let s = REG.replacen("Via", &format!("{bad}\r\nVia"), 1);
+            let s = if bad.starts_with(' ') {
+                REG.replacen(
+                    "REGISTER sip:example.com SIP/2.0\r\n",
+                    &format!("REGISTER sip:example.com SIP/2.0\r\n{bad}\r\n"),
+                    1,
+                )
+            } else {
+                s
+            };
+            assert!(parse_datagram(s.as_bytes(), &l()).is_err(), "{bad}");
+        }
+        let mut latin1 = REG.as_bytes().to_vec();
+        let at = REG.find("Desk").unwrap();
+        latin1[at + 1] = 0xe9;
+        assert_eq!(
+            parse_datagram(&latin1, &l()).unwrap_err(),
+            ParseError::NotUtf8
+        );
+    }
+
+    #[test]
+    fn stream_framing() {
+        let two = format!("{REG}{REG}");
+        assert_eq!(
+            frame_stream(two.as_bytes(), &l()),
+            Framing::Complete(REG.len())
+        );
+        assert_eq!(
+            frame_stream(&REG.as_bytes()[..REG.len() - 1], &l()),
+            Framing::Incomplete
+        );
+        let body = REG.replace("Content-Length: 0", "l :\r\n 5") + "hello";
+        assert_eq!(
+            frame_stream(body.as_bytes(), &l()),
+            Framing::Complete(body.len())
+        );
+        assert_eq!(
+            frame_stream(&body.as_bytes()[..body.len() - 1], &l()),
+            Framing::Incomplete
+        );
+        let m = parse_stream_message(body.as_bytes(), &l()).unwrap();
+        assert_eq!(m.body(), b"hello");
+        assert_eq!(frame_stream(b"\r\n\r\nINVITE", &l()), Framing::Ping(4));
+        assert_eq!(frame_stream(b"\r\n", &l()), Framing::Pong(2));
+        assert_eq!(frame_stream(b"\r\nSIP/2.0", &l()), Framing::Pong(2));
+        assert_eq!(frame_stream(b"\r", &l()), Framing::Incomplete);
+        assert_eq!(frame_stream(b"", &l()), Framing::Incomplete);
+        let nocl = REG.replace("Content-Length: 0\r\n", "");
+        assert_eq!(
+            frame_stream(nocl.as_bytes(), &l()),
+            Framing::Error(ParseError::MissingContentLength)
+        );
+        let neg = REG.replace("Content-Length: 0", "Content-Length: -5");
+        assert!(matches!(
+            frame_stream(neg.as_bytes(), &l()),
+            Framing::Error(_)
+        ));
+        let claim = REG.replace("Content-Length: 0", "Content-Length: 99999999999");
+        assert!(matches!(
+            frame_stream(claim.as_bytes(), &l()),
+            Framing::Error(ParseError::MessageTooLarge { .. })
+        ));
+        let garbage = vec![b'x'; 70_000];
+        assert!(matches!(
+            frame_stream(&garbage, &l()),
+            Framing::Error(ParseError::MessageTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn error_response_for_bad_request() {
+        let bad = REG.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
+        let e = parse_datagram(bad.as_bytes(), &l()).unwrap_err();
+        assert_eq!(e, ParseError::CSeqMismatch);
+        let r = error_response(bad.as_bytes(), &e, &l()).unwrap();
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert!(r.reason.starts_with("Bad Request (CSeq method"));
+        let names: Vec<_> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Via", "From", "To", "Call-ID", "CSeq"]);
+        let tag = r.to_addr().unwrap().unwrap().tag().unwrap().to_owned();
+        // same request, same tag (retransmission); serializes and re-parses
+        let again = error_response(bad.as_bytes(), &e, &l()).unwrap();
+        assert_eq!(again.to_addr().unwrap().unwrap().tag(), Some(tag.as_str()));
+        assert!(parse_datagram(&r.to_bytes(), &l()).is_ok());
+        // responses are never answered
+        let resp = "SIP/2.0 999 x\r\nVia: SIP/2.0/UDP h\r\n\r\n";
+        let e = parse_datagram(resp.as_bytes(), &l()).unwrap_err();
+        assert!(error_response(resp.as_bytes(), &e, &l()).is_none());
+    }
 }

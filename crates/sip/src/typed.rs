@@ -402,3 +402,220 @@ pub(crate) fn validate(h: &Headers, max_vias: usize) -> Result<(), ParseError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdrs(pairs: &[(&str, &str)]) -> Headers {
+        let mut h = Headers::new();
+        for (n, v) in pairs {
+            h.push(n, v);
+        }
+        h
+    }
+
+    #[test]
+    fn via_fields() {
+        let v = Via::parse(
+            "SIP / 2.0 / TCP [2001:db8::9]:5070 ; branch=z9hG4bKabc;rport;received=192.0.2.1;x",
+        )
+        .unwrap();
+        assert_eq!(
+            (v.transport, v.host, v.port),
+            ("TCP", "[2001:db8::9]", Some(5070))
+        );
+        assert_eq!(v.branch(), Some("z9hG4bKabc"));
+        assert!(v.is_rfc3261_branch());
+        assert_eq!(v.rport(), Some(None));
+        assert_eq!(v.received(), Some("192.0.2.1"));
+        assert_eq!(v.params.get("x"), Some(None));
+        let v = Via::parse("SIP/2.0/UDP host;rport=5061").unwrap();
+        assert_eq!(
+            (v.rport(), v.port, v.branch()),
+            (Some(Some(5061)), None, None)
+        );
+        for bad in [
+            "SIP/2.0/UDP",
+            "SIP/3.0/UDP host",
+            "SIP/2.0/UDP host;;",
+            "SIP/2.0/UDP host;branch=z9hG4bK",
+            "SIP/2.0/UDP host;branch",
+            "SIP/2.0/UDP host;rport=x",
+            "SIP/2.0/UDP host:99999",
+            "SIP/2.0/UDP ho st",
+        ] {
+            assert!(Via::parse(bad).is_err(), "{bad}");
+        }
+        let h = hdrs(&[
+            ("v", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b:5062"),
+            ("Via", "SIP/2.0/TLS c"),
+        ]);
+        let hosts: Vec<_> = h.vias().unwrap().iter().map(|v| v.host).collect();
+        assert_eq!(hosts, ["a", "b", "c"]);
+        assert_eq!(h.top_via().unwrap().unwrap().transport, "UDP");
+    }
+
+    #[test]
+    fn from_to_name_addr() {
+        let h = hdrs(&[
+            (
+                "f",
+                r#""Alice \"A\" Smith" <sip:alice@example.com>;tag=abc"#,
+            ),
+            ("t", "Bob Jones <sip:bob@example.com;transport=tcp>"),
+        ]);
+        let f = h.from_addr().unwrap().unwrap();
+        assert_eq!(f.display_name().unwrap(), r#"Alice "A" Smith"#);
+        assert_eq!(f.display_raw(), Some(r#""Alice \"A\" Smith""#));
+        assert_eq!(f.tag(), Some("abc"));
+        assert_eq!(f.uri.user(), Some("alice"));
+        let t = h.to_addr().unwrap().unwrap();
+        assert_eq!(t.display_name().unwrap(), "Bob Jones");
+        assert_eq!(t.tag(), None);
+        assert_eq!(t.uri.transport(), Some("tcp"));
+        // addr-spec form: parameters belong to the header
+        let a = NameAddr::parse("sip:carol@example.com;tag=9", "To").unwrap();
+        assert_eq!(
+            (a.tag(), a.uri.params().is_empty(), a.bracketed),
+            (Some("9"), true, false)
+        );
+        for bad in [
+            r#""unterminated <sip:a@b>"#,
+            "<sip:a@b",
+            "< sip:a@b>",
+            "Bell, Alexander <sip:a@b>",
+            "sip:a@b?x=y",
+            "<sip:a@b>;;",
+            "<sip:a@b> junk",
+        ] {
+            assert!(NameAddr::parse(bad, "To").is_err(), "{bad}");
+        }
+        let two = hdrs(&[("To", "<sip:a@b>"), ("t", "<sip:c@d>")]);
+        assert_eq!(two.to_addr(), Err(ParseError::Duplicate("To")));
+    }
+
+    #[test]
+    fn call_id_and_cseq() {
+        let h = hdrs(&[("i", " abc@host "), ("CSeq", "4711   REGISTER")]);
+        assert_eq!(h.call_id().unwrap(), Some("abc@host"));
+        assert_eq!(
+            h.cseq().unwrap(),
+            Some(CSeq {
+                seq: 4711,
+                method: Method::Register
+            })
+        );
+        assert!(CSeq::parse("2147483647 INVITE").is_ok());
+        for bad in [
+            "2147483648 INVITE",
+            "INVITE",
+            "12",
+            "-1 INVITE",
+            "1 INVITE x",
+            "99999999999999999999999 ACK",
+        ] {
+            assert!(CSeq::parse(bad).is_err(), "{bad}");
+        }
+        assert!(hdrs(&[("Call-ID", "a b")]).call_id().is_err());
+        assert!(hdrs(&[("Call-ID", "a"), ("i", "b")]).call_id().is_err());
+        assert!(hdrs(&[("CSeq", "1 A"), ("CSeq", "2 A")]).cseq().is_err());
+    }
+
+    #[test]
+    fn contacts() {
+        let h = hdrs(&[
+            (
+                "m",
+                r#"<sip:a@192.0.2.1:5060;ob>;expires=3600;q=0.7;+sip.instance="<urn:uuid:1>", sip:b@h"#,
+            ),
+            ("Contact", "\"X\" <sips:c@h>"),
+        ]);
+        let Contacts::List(c) = h.contacts().unwrap() else {
+            panic!("not a list")
+        };
+        assert_eq!(c.len(), 3);
+        assert_eq!((c[0].expires(), c[0].q()), (Some(3600), Some(700)));
+        assert_eq!(c[0].params.value("+sip.instance"), Some("\"<urn:uuid:1>\""));
+        assert!(c[0].uri.params().contains("ob"));
+        assert_eq!(c[1].uri.user(), Some("b"));
+        assert_eq!(c[2].uri.scheme(), crate::Scheme::Sips);
+        assert_eq!(
+            hdrs(&[("Contact", "*")]).contacts().unwrap(),
+            Contacts::Star
+        );
+        assert_eq!(hdrs(&[]).contacts().unwrap(), Contacts::List(vec![]));
+        assert!(hdrs(&[("Contact", "*, <sip:a@b>")]).contacts().is_err());
+        assert!(
+            hdrs(&[("Contact", "<sip:a@b>;expires=4294967296")])
+                .contacts()
+                .is_err()
+        );
+        assert!(hdrs(&[("Contact", "<sip:a@b>;q=1.5")]).contacts().is_err());
+        assert_eq!(parse_qvalue("1.000"), Some(1000));
+        assert_eq!(parse_qvalue("0.05"), Some(50));
+        assert_eq!(parse_qvalue("0.1234"), None);
+    }
+
+    #[test]
+    fn numeric_headers() {
+        let h = hdrs(&[
+            ("Max-Forwards", "70"),
+            ("Expires", "4294967295"),
+            ("l", "12"),
+        ]);
+        assert_eq!(h.max_forwards().unwrap(), Some(70));
+        assert_eq!(h.expires().unwrap(), Some(u32::MAX));
+        assert_eq!(h.content_length().unwrap(), Some(12));
+        assert!(hdrs(&[("Max-Forwards", "256")]).max_forwards().is_err());
+        assert!(hdrs(&[("Expires", "4294967296")]).expires().is_err());
+        assert!(hdrs(&[("Content-Length", "-1")]).content_length().is_err());
+        assert!(
+            hdrs(&[("Content-Length", "99999999999999999999999")])
+                .content_length()
+                .is_err()
+        );
+        assert!(
+            hdrs(&[("l", "1"), ("Content-Length", "1")])
+                .content_length()
+                .is_err()
+        );
+        assert_eq!(hdrs(&[]).max_forwards().unwrap(), None);
+    }
+
+    #[test]
+    fn lists_and_misc() {
+        let h = hdrs(&[
+            ("Allow", "INVITE, ACK,BYE , FOO"),
+            ("k", "path, outbound"),
+            ("Supported", "gruu"),
+            ("Route", "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"),
+            ("Record-Route", "<sip:rr@example.com;lr>"),
+            ("c", "application/sdp"),
+            ("User-Agent", "Phone/1.0 (model X)"),
+        ]);
+        let allow: Vec<_> = h.allow().collect();
+        assert_eq!(
+            allow,
+            [
+                Method::Invite,
+                Method::Ack,
+                Method::Bye,
+                Method::Extension("FOO".into())
+            ]
+        );
+        assert_eq!(
+            h.supported().collect::<Vec<_>>(),
+            ["path", "outbound", "gruu"]
+        );
+        let r: Vec<_> = h.routes().unwrap().iter().map(|r| r.uri.host()).collect();
+        assert_eq!(r, ["p1.example.com", "p2.example.com"]);
+        assert_eq!(h.record_routes().unwrap().len(), 1);
+        assert_eq!(h.content_type().unwrap(), Some("application/sdp"));
+        assert_eq!(h.user_agent(), Some("Phone/1.0 (model X)"));
+        assert!(hdrs(&[("Content-Type", "sdp")]).content_type().is_err());
+        assert!(validate(&hdrs(&[("Route", "<sip:a@b>,,<sip:c@d>")]), 64).is_err());
+        assert!(validate(&hdrs(&[("Date", "Fri, 01 Jan 2010 16:00:00 EST")]), 64).is_err());
+        assert!(validate(&hdrs(&[("Date", "Sat, 13 Nov 2010 23:29:00 GMT")]), 64).is_ok());
+    }
+}
