@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::model::*;
+use crate::registration_batch::RegistrationChange;
 
 #[async_trait]
 pub trait Directory: Send + Sync + 'static {
@@ -266,6 +267,27 @@ pub trait Directory: Send + Sync + 'static {
     async fn list_unexpired_registrations(&self, now: OffsetDateTime) -> Result<Vec<Registration>>;
     /// Deletes bindings with `expires_at <= now`; returns how many.
     async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64>;
+
+    /// The registrar's group commit: applies `changes` in order. Backends override this with one
+    /// transaction (all or none); this default applies them one by one, for test doubles.
+    async fn apply_registration_batch(&self, changes: &[RegistrationChange]) -> Result<()> {
+        for change in changes {
+            match change {
+                RegistrationChange::Upsert { tenant, binding } => {
+                    self.upsert_registration(*tenant, binding).await?;
+                }
+                RegistrationChange::Remove {
+                    tenant,
+                    credential,
+                    contact_uri,
+                } => {
+                    self.remove_registration(*tenant, *credential, contact_uri)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
 
     // ------------------------------------------------------------ CDRs
 

@@ -7,12 +7,14 @@
 mod directory;
 mod error;
 pub mod model;
+mod registration_batch;
 
 use std::sync::Arc;
 
 pub use directory::Directory;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use registration_batch::RegistrationChange;
 
 /// Opens a directory from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
 /// `sqlite:path` / `sqlite://path` for SQLite (the file is created if missing; WAL, foreign keys
