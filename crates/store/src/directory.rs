@@ -200,6 +200,15 @@ pub trait Directory: Send + Sync + 'static {
 
     /// Adds a number to the operator inventory (`tenant` = None) or straight to a tenant.
     async fn add_number(&self, e164: &E164, tenant: Option<TenantId>) -> Result<Number>;
+    /// Adds a number straight to a tenant together with its route, in one statement: either the
+    /// number exists routed, or nothing was written (`Invalid`, field "route", when the target is
+    /// not the tenant's).
+    async fn add_number_routed(
+        &self,
+        e164: &E164,
+        tenant: TenantId,
+        route: RouteTarget,
+    ) -> Result<Number>;
     /// Adds `count` consecutive numbers starting at `first` (at most 10,000), all or none.
     async fn add_number_range(
         &self,

@@ -1,0 +1,110 @@
+//! The store contract: the same tests against PostgreSQL and SQLite.
+
+#[macro_use]
+mod support;
+
+use store::*;
+
+// ------------------------------------------------------------------ fixtures
+
+pub(crate) const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+pub(crate) fn new_tenant(slug: &str) -> NewTenant {
+    NewTenant {
+        slug: slug.parse().unwrap(),
+        sip_domain: format!("{slug}.pbx.test").parse().unwrap(),
+        settings: TenantSettings::new(format!("{slug} Ltd")),
+    }
+}
+
+pub(crate) async fn tenant(d: &dyn Directory, slug: &str) -> Tenant {
+    d.create_tenant(&new_tenant(slug)).await.unwrap()
+}
+
+pub(crate) fn new_ext(number: &str) -> NewExtension {
+    NewExtension {
+        number: number.parse().unwrap(),
+        settings: ExtensionSettings::new(format!("Desk {number}")),
+    }
+}
+
+pub(crate) fn new_cred(username: &str) -> NewCredential {
+    NewCredential {
+        username: username.parse().unwrap(),
+        ha1_md5: "5f4dcc3b5aa765d61d8327deb882cf99".parse().unwrap(),
+        ha1_sha256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+            .parse()
+            .unwrap(),
+        mac_address: None,
+        model: None,
+    }
+}
+
+pub(crate) async fn ext(d: &dyn Directory, t: TenantId, number: &str) -> Extension {
+    d.create_extension(t, &new_ext(number), None)
+        .await
+        .unwrap()
+        .0
+}
+
+pub(crate) fn e164(s: &str) -> E164 {
+    s.parse().unwrap()
+}
+
+pub(crate) fn field(
+    r: Result<impl std::fmt::Debug, StoreError>,
+) -> (&'static str, Option<&'static str>) {
+    match r {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e @ StoreError::Conflict { .. }) => ("conflict", e.field()),
+        Err(e @ StoreError::Invalid { .. }) => ("invalid", e.field()),
+        Err(StoreError::NotFound { .. }) => ("not_found", None),
+        Err(e) => panic!("unexpected error {e:?}"),
+    }
+}
+
+#[path = "contract/extensions.rs"]
+mod extensions;
+#[path = "contract/operations.rs"]
+mod operations;
+#[path = "contract/routing.rs"]
+mod routing;
+#[path = "contract/schema.rs"]
+mod schema;
+#[path = "contract/tenants.rs"]
+mod tenants;
+use extensions::*;
+use operations::*;
+use routing::*;
+use schema::*;
+use tenants::*;
+
+contract_tests!(
+    health_before_and_after_migrate,
+    tenants_and_users,
+    extensions_and_credentials,
+    list_search_and_pagination,
+    one_number_one_target,
+    import_is_all_or_nothing,
+    import_a_thousand_rows,
+    list_ten_thousand,
+    numbers_and_routes,
+    ring_groups,
+    trunks,
+    schema_refuses_bad_rows,
+    registrations,
+    cdrs,
+);
+
+/// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and
+/// `health()` says unreachable, instead of failing in some other way.
+#[tokio::test]
+async fn postgres_down_is_unavailable() {
+    let d = store::connect("postgres://postgres@127.0.0.1:1/nothing")
+        .await
+        .unwrap();
+    let h = d.health().await;
+    assert!(!h.reachable && !h.is_ok(), "{h:?}");
+    let err = d.get_tenant(TenantId::new()).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+}
