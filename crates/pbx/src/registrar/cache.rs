@@ -52,10 +52,12 @@ impl Resolved {
     }
 }
 
+type CredMap = HashMap<Box<str>, (Option<Arc<CachedCred>>, Instant)>;
+
 #[derive(Default)]
 struct Maps {
     domains: HashMap<Box<str>, (Option<TenantId>, Instant)>,
-    creds: HashMap<TenantId, HashMap<Box<str>, (Option<Arc<CachedCred>>, Instant)>>,
+    creds: HashMap<TenantId, CredMap>,
     cred_count: usize,
 }
 
