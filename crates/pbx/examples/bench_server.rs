@@ -39,7 +39,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         eprintln!("usage: bench_server USERS.csv DB_PATH [LISTEN]");
         std::process::exit(2);
     };
-    let listen = args.get(3).map_or("127.0.0.1:5060", String::as_str).parse()?;
+    let listen = args
+        .get(3)
+        .map_or("127.0.0.1:5060", String::as_str)
+        .parse()?;
     let text = std::fs::read_to_string(csv)?;
     let mut users: Vec<(String, String, String)> = Vec::new();
     for line in text.lines().skip(1) {
@@ -48,7 +51,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             users.push((u.to_owned(), p.to_owned(), d.to_owned()));
         }
     }
-    let domain = users.first().map(|u| u.2.clone()).ok_or("empty users CSV")?;
+    let domain = users
+        .first()
+        .map(|u| u.2.clone())
+        .ok_or("empty users CSV")?;
     let _ = std::fs::remove_file(db);
     let dir = store::connect(&format!("sqlite://{db}")).await?;
     dir.migrate().await?;
@@ -109,7 +115,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 n,
                 cpu_secs() - cpu0,
                 rss,
-                if n > 0 { (rss.saturating_sub(rss0)) * 1024 / n as u64 } else { 0 }
+                if n > 0 {
+                    (rss.saturating_sub(rss0)) * 1024 / n as u64
+                } else {
+                    0
+                }
             );
         }
     });
