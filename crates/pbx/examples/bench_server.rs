@@ -32,8 +32,30 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SB_WORKERS=0 runs a current-thread runtime
+    let workers = env_usize("SB_WORKERS", 2);
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(csv), Some(db)) = (args.get(1), args.get(2)) else {
         eprintln!("usage: bench_server USERS.csv DB_PATH [LISTEN]");
@@ -88,6 +110,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     eprintln!("provisioned {} users in {domain}", users.len());
     let mut cfg = SipConfig::new(listen);
+    cfg.udp_sockets = env_usize("SB_UDP_SOCKETS", 2);
     // the load generator spreads over many loopback sources; keep the default guard
     cfg.guard.rate_per_sec = 1000;
     cfg.guard.burst = 2000;

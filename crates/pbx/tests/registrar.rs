@@ -457,3 +457,23 @@ async fn bindings_survive_a_restart() {
     assert_eq!(svc.handle.location().count(), 1);
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleted_credential_stops_working_after_the_cache_ttl() {
+    let env = env().await;
+    let svc = start(&env, |c| c.registrar.cache_ttl = Duration::from_millis(500)).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    env.dir
+        .delete_credential(env.tenant.id, env.alice.id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // the stale entry is served once (its binding cannot be stored any more: 500) while it
+    // is refetched in the background
+    let first = ua.register().await.status.as_u16();
+    assert!(first == 500 || first == 403, "{first}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ua.register().await.status.as_u16(), 403);
+    svc.shutdown().await;
+}

@@ -105,7 +105,7 @@ impl Now {
 
 pub(crate) struct Registrar {
     cfg: RegistrarConfig,
-    pub(crate) cache: CredCache,
+    pub(crate) cache: Arc<CredCache>,
     location: Arc<LocationService>,
     verifier: Verifier,
     guard: Arc<Mutex<Guard>>,
@@ -119,7 +119,7 @@ struct AuthInput<'r> {
 impl Registrar {
     pub fn new(
         cfg: RegistrarConfig,
-        cache: CredCache,
+        cache: Arc<CredCache>,
         location: Arc<LocationService>,
         verifier: Verifier,
         guard: Arc<Mutex<Guard>>,
@@ -148,7 +148,12 @@ impl Registrar {
             .cache
             .get(&input.realm, &input.creds.username, now.mono)
         {
-            Some(resolved) => self.after_lookup(req, flow, &input, &resolved, false, now),
+            Some((resolved, stale)) => {
+                if stale {
+                    self.cache.refresh(&input.realm, &input.creds.username);
+                }
+                self.after_lookup(req, flow, &input, &resolved, false, now)
+            }
             None => Step::Lookup,
         }
     }
@@ -163,7 +168,7 @@ impl Registrar {
             .cache
             .get(&input.realm, &input.creds.username, now.mono)
         {
-            Some(r) => r,
+            Some((r, _)) => r,
             None => match self.cache.fetch(&input.realm, &input.creds.username).await {
                 Ok(r) => r,
                 Err(e) => return self.unavailable(req, &e),
