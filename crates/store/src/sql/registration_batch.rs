@@ -12,9 +12,27 @@ use std::collections::HashMap;
 use crate::model::CredentialId;
 use crate::registration_batch::RegistrationChange;
 
-/// Rows per multi-row upsert: 19 parameters each, well under SQLite's 32,766 and
+/// Rows per multi-row upsert at most: 19 parameters each, well under SQLite's 32,766 and
 /// PostgreSQL's 65,535.
 pub(crate) const UPSERT_CHUNK: usize = 128;
+
+/// Splits `n` rows into statement sizes that are powers of two (largest first, at most
+/// [`UPSERT_CHUNK`]), so only eight distinct statements exist and all stay in the prepared
+/// statement cache.
+pub(crate) fn chunk_sizes(mut n: usize) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= UPSERT_CHUNK {
+            UPSERT_CHUNK
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some(size)
+    })
+}
 
 /// The last change of each (credential, contact) key, in first-seen key order.
 pub(crate) fn last_per_key(changes: &[RegistrationChange]) -> Vec<&RegistrationChange> {
@@ -53,7 +71,7 @@ macro_rules! registration_batch_impl {
             changes: &[$crate::registration_batch::RegistrationChange],
         ) -> Result<()> {
             use $crate::registration_batch::RegistrationChange;
-            use $crate::sql::registration_batch::{UPSERT_CHUNK, last_per_key};
+            use $crate::sql::registration_batch::{chunk_sizes, last_per_key};
             let reduced = last_per_key(changes);
             if reduced.is_empty() {
                 return Ok(());
@@ -84,7 +102,10 @@ macro_rules! registration_batch_impl {
                 }
             }
             let at = now();
-            for chunk in upserts.chunks(UPSERT_CHUNK) {
+            let mut rest: &[(TenantId, &Binding)] = &upserts;
+            for size in chunk_sizes(upserts.len()) {
+                let (chunk, tail) = rest.split_at(size.min(rest.len()));
+                rest = tail;
                 let mut q = sqlx::QueryBuilder::<Db>::new(concat!(
                     "INSERT INTO registrations (",
                     registration_cols!(),
@@ -152,6 +173,15 @@ mod tests {
             credential: c,
             contact_uri: uri.to_owned(),
         }
+    }
+
+    #[test]
+    fn chunks_are_powers_of_two() {
+        assert_eq!(chunk_sizes(0).count(), 0);
+        assert_eq!(chunk_sizes(1).collect::<Vec<_>>(), [1]);
+        assert_eq!(chunk_sizes(7).collect::<Vec<_>>(), [4, 2, 1]);
+        assert_eq!(chunk_sizes(300).collect::<Vec<_>>(), [128, 128, 32, 8, 4]);
+        assert_eq!(chunk_sizes(300).sum::<usize>(), 300);
     }
 
     #[test]
