@@ -286,7 +286,7 @@ impl Registrar {
             Verdict::Replayed => {
                 if let Resolved::Known { tenant, cred, .. } = resolved {
                     if let Some(resp) = self.retransmission(req, *tenant, cred, now) {
-                        return Step::Reply(resp);
+                        return Step::Commit(Vec::new(), resp);
                     }
                 }
                 return Step::Reply(self.challenge(req, realm, true, now));
@@ -534,11 +534,9 @@ impl Registrar {
         match result {
             Ok((changes, resp)) => {
                 metrics::counter!("sip_registrations_total").increment(1);
-                if changes.is_empty() {
-                    Step::Reply(resp)
-                } else {
-                    Step::Commit(changes, resp)
-                }
+                // even without changes (a query, a retransmission) the 200 queues behind the
+                // commits in flight, so it never reports a binding that is not stored yet
+                Step::Commit(changes, resp)
             }
             Err(Refusal::OutOfOrder) => {
                 let mut r = req.response_tagged(StatusCode::SERVER_INTERNAL_ERROR);
