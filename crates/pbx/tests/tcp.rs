@@ -51,3 +51,40 @@ async fn oversized_frame_closes_the_connection() {
     assert!(text.starts_with("SIP/2.0 513"), "{text}");
     svc.shutdown().await;
 }
+
+async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn idle_and_surplus_connections_are_closed() {
+    let env = env().await;
+    let svc = start(&env, |c| {
+        c.tcp.max_connections = 1;
+        c.tcp.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let addr = svc.handle.local_addrs().tcp;
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // make sure the first is accepted and registered before the second arrives
+    first.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    first.read_exact(&mut pong).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut second, Duration::from_secs(2)).await,
+        "over the limit"
+    );
+    assert!(
+        closed_within(&mut first, Duration::from_secs(2)).await,
+        "idle"
+    );
+    // the slot is free again
+    let mut ua = Ua::tcp(addr, "1001").await;
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+}
