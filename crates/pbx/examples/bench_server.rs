@@ -111,7 +111,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("provisioned {} users in {domain}", users.len());
     let mut cfg = SipConfig::new(listen);
     cfg.udp_sockets = env_usize("SB_UDP_SOCKETS", 2);
-    cfg.persist.linger = Duration::from_millis(env_usize("SB_LINGER_MS", 2) as u64);
+    cfg.persist.linger = Duration::from_millis(env_usize("SB_LINGER_MS", 1) as u64);
     // the load generator spreads over many loopback sources; keep the default guard
     cfg.guard.rate_per_sec = 1000;
     cfg.guard.burst = 2000;

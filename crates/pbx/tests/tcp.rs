@@ -88,3 +88,25 @@ async fn idle_and_surplus_connections_are_closed() {
     assert_eq!(ua.register().await.status.as_u16(), 200);
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn pipelined_messages_and_pings_in_one_write() {
+    let env = env().await;
+    let svc = start(&env, |_| {}).await;
+    let mut ua = Ua::tcp(svc.handle.local_addrs().tcp, "1001").await;
+    let mut a = ua.register_req();
+    a.method = "OPTIONS";
+    a.contacts.clear();
+    let mut b = a.clone();
+    b.cseq += 1;
+    let mut all = ua.render(&a);
+    all.extend_from_slice(b"\r\n\r\n");
+    all.extend_from_slice(&ua.render(&b));
+    ua.send_raw(&all).await;
+    let first = parse_response(&ua.recv_bytes(WAIT).await.unwrap());
+    assert_eq!(first.cseq().unwrap().unwrap().seq, a.cseq);
+    assert_eq!(ua.recv_bytes(WAIT).await.unwrap(), b"\r\n");
+    let second = parse_response(&ua.recv_bytes(WAIT).await.unwrap());
+    assert_eq!(second.cseq().unwrap().unwrap().seq, b.cseq);
+    svc.shutdown().await;
+}

@@ -38,7 +38,7 @@ pub struct PersistConfig {
     pub shutdown_grace: Duration,
     /// How long the first job of a batch waits for company before the commit starts. Each
     /// commit writes several pages whatever its size, so a short wait under load saves far
-    /// more than it costs in latency. Default 2 ms.
+    /// more than it costs in latency. Default 1 ms.
     pub linger: Duration,
 }
 
@@ -48,7 +48,7 @@ impl Default for PersistConfig {
             max_batch: 500,
             queue_capacity: 20_000,
             shutdown_grace: Duration::from_secs(10),
-            linger: Duration::from_millis(2),
+            linger: Duration::from_millis(1),
         }
     }
 }
