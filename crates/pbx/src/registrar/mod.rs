@@ -316,8 +316,8 @@ impl Registrar {
             .to_addr()
             .ok()
             .flatten()
-            .and_then(|t| t.uri.user().map(str::to_owned));
-        if to_user.as_deref() != Some(creds.username.as_str()) {
+            .and_then(|t| t.uri.user());
+        if to_user != Some(creds.username.as_str()) {
             let mut r = req.response_tagged(StatusCode::FORBIDDEN);
             r.reason = "Forbidden (To user is not the authenticated user)".to_owned();
             return Step::Reply(r);
