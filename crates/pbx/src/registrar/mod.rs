@@ -312,11 +312,7 @@ impl Registrar {
         };
         self.guard()
             .record_success(ip, &creds.username, realm, now.guard);
-        let to_user = req
-            .to_addr()
-            .ok()
-            .flatten()
-            .and_then(|t| t.uri.user());
+        let to_user = req.to_addr().ok().flatten().and_then(|t| t.uri.user());
         if to_user != Some(creds.username.as_str()) {
             let mut r = req.response_tagged(StatusCode::FORBIDDEN);
             r.reason = "Forbidden (To user is not the authenticated user)".to_owned();
@@ -440,6 +436,10 @@ impl Registrar {
                         return Step::Reply(r);
                     }
                     exp = exp.min(self.cfg.max_expires);
+                    if wanted.iter().any(|w| w.uri == c.uri.as_str()) {
+                        // the same contact twice in one request: the first one counts
+                        continue;
+                    }
                     let instance = c.params.get("+sip.instance").flatten();
                     let reg_id = c.params.value("reg-id").and_then(|v| v.parse::<u32>().ok());
                     wanted.push(Wanted {
