@@ -111,6 +111,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("provisioned {} users in {domain}", users.len());
     let mut cfg = SipConfig::new(listen);
     cfg.udp_sockets = env_usize("SB_UDP_SOCKETS", 2);
+    cfg.registrar.challenge_md5_first = env_usize("SB_MD5_FIRST", 0) == 1;
     cfg.persist.linger = Duration::from_millis(env_usize("SB_LINGER_MS", 1) as u64);
     // the load generator spreads over many loopback sources; keep the default guard
     cfg.guard.rate_per_sec = 1000;

@@ -553,3 +553,23 @@ async fn same_instance_replaces_and_duplicates_count_once() {
     assert_eq!(rows[0].binding.reg_id, Some(1));
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn challenge_order_can_put_md5_first() {
+    let env = env().await;
+    let svc = start(&env, |c| c.registrar.challenge_md5_first = true).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    let r = ua.register_req();
+    let ch = ua.send(&r).await;
+    let algs: Vec<_> = ch
+        .headers("WWW-Authenticate")
+        .map(|h| sip::auth::Challenge::parse(h).unwrap().algorithm)
+        .collect();
+    assert_eq!(
+        algs,
+        [sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256]
+    );
+    // answering the first (MD5) works
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+}

@@ -61,6 +61,11 @@ pub struct RegistrarConfig {
     /// Directory lookups in flight at most (cache misses); beyond, REGISTERs are dropped and
     /// the phone retransmits. Default 64.
     pub max_lookups: usize,
+    /// Order of the two challenges in a 401. Default `false`: SHA-256 first, as RFC 8760 asks
+    /// (the client takes the first it supports). Some clients read only the first
+    /// WWW-Authenticate and know only MD5 (sipsak 0.9.8 gives up with "unsupported
+    /// authentication algorithm"): `true` puts MD5 first for them.
+    pub challenge_md5_first: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -73,6 +78,7 @@ impl Default for RegistrarConfig {
             cache_ttl: Duration::from_secs(30),
             cache_max_entries: 200_000,
             max_lookups: 64,
+            challenge_md5_first: false,
         }
     }
 }
@@ -241,9 +247,14 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, realm: &str, stale: bool, now: Now) -> Response {
         let mut r = req.response_tagged(StatusCode::UNAUTHORIZED);
-        for h in self.verifier.challenge_headers(realm, stale, now.unix()) {
-            r.headers.push("WWW-Authenticate", &h);
-        }
+        let [sha256, md5] = self.verifier.challenge_headers(realm, stale, now.unix());
+        let (first, second) = if self.cfg.challenge_md5_first {
+            (md5, sha256)
+        } else {
+            (sha256, md5)
+        };
+        r.headers.push("WWW-Authenticate", &first);
+        r.headers.push("WWW-Authenticate", &second);
         r
     }
 
