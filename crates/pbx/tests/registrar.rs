@@ -557,7 +557,10 @@ async fn same_instance_replaces_and_duplicates_count_once() {
 #[tokio::test]
 async fn challenge_order_can_put_md5_first() {
     let env = env().await;
-    let svc = start(&env, |c| c.registrar.challenge_md5_first = true).await;
+    let svc = start(&env, |c| {
+        c.registrar.challenges = pbx::ChallengeAlgorithms::Md5ThenSha256
+    })
+    .await;
     let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
     let r = ua.register_req();
     let ch = ua.send(&r).await;
@@ -570,6 +573,22 @@ async fn challenge_order_can_put_md5_first() {
         [sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256]
     );
     // answering the first (MD5) works
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+    let svc = start(&env, |c| {
+        c.registrar.challenges = pbx::ChallengeAlgorithms::Md5Only
+    })
+    .await;
+    ua.server = svc.addr();
+    let r = ua.register_req();
+    let ch = ua.send(&r).await;
+    assert_eq!(ch.headers("WWW-Authenticate").count(), 1);
+    assert!(
+        ch.headers
+            .get("WWW-Authenticate")
+            .unwrap()
+            .contains("algorithm=MD5")
+    );
     assert_eq!(ua.register().await.status.as_u16(), 200);
     svc.shutdown().await;
 }

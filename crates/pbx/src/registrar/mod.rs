@@ -61,11 +61,9 @@ pub struct RegistrarConfig {
     /// Directory lookups in flight at most (cache misses); beyond, REGISTERs are dropped and
     /// the phone retransmits. Default 64.
     pub max_lookups: usize,
-    /// Order of the two challenges in a 401. Default `false`: SHA-256 first, as RFC 8760 asks
-    /// (the client takes the first it supports). Some clients read only the first
-    /// WWW-Authenticate and know only MD5 (sipsak 0.9.8 gives up with "unsupported
-    /// authentication algorithm"): `true` puts MD5 first for them.
-    pub challenge_md5_first: bool,
+    /// Which digest challenges a 401 carries, in which order. Default
+    /// [`ChallengeAlgorithms::Sha256ThenMd5`] (RFC 8760: most preferred first).
+    pub challenges: ChallengeAlgorithms,
 }
 
 impl Default for RegistrarConfig {
@@ -78,9 +76,22 @@ impl Default for RegistrarConfig {
             cache_ttl: Duration::from_secs(30),
             cache_max_entries: 200_000,
             max_lookups: 64,
-            challenge_md5_first: false,
+            challenges: ChallengeAlgorithms::Sha256ThenMd5,
         }
     }
+}
+
+/// The digest challenges of a 401. RFC 8760 clients take the first algorithm they support,
+/// but older stacks do not: sipsak 0.9.8 reads only the first header and gives up on SHA-256
+/// ("unsupported authentication algorithm"), and baresip 1.0 (libre) refuses the whole 401
+/// as soon as one header names an algorithm it lacks ("Function not implemented"), so it
+/// registers only with [`ChallengeAlgorithms::Md5Only`]. Verification accepts both
+/// algorithms whatever is offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengeAlgorithms {
+    Sha256ThenMd5,
+    Md5ThenSha256,
+    Md5Only,
 }
 
 /// What to do with a REGISTER.
@@ -247,14 +258,24 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, realm: &str, stale: bool, now: Now) -> Response {
         let mut r = req.response_tagged(StatusCode::UNAUTHORIZED);
-        let [sha256, md5] = self.verifier.challenge_headers(realm, stale, now.unix());
-        let (first, second) = if self.cfg.challenge_md5_first {
-            (md5, sha256)
-        } else {
-            (sha256, md5)
-        };
-        r.headers.push("WWW-Authenticate", &first);
-        r.headers.push("WWW-Authenticate", &second);
+        match self.cfg.challenges {
+            ChallengeAlgorithms::Md5Only => {
+                let c = self
+                    .verifier
+                    .challenge(realm, Algorithm::Md5, stale, now.unix());
+                r.headers.push("WWW-Authenticate", &c.to_header_value());
+            }
+            order => {
+                let [sha256, md5] = self.verifier.challenge_headers(realm, stale, now.unix());
+                let (first, second) = if order == ChallengeAlgorithms::Md5ThenSha256 {
+                    (md5, sha256)
+                } else {
+                    (sha256, md5)
+                };
+                r.headers.push("WWW-Authenticate", &first);
+                r.headers.push("WWW-Authenticate", &second);
+            }
+        }
         r
     }
 
