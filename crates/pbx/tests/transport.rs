@@ -1,4 +1,5 @@
-//! The TCP transport: keep-alives, responses on the same connection, framing errors.
+//! Transports and the edge: TCP keep-alives, responses on the same connection, framing errors,
+//! connection limits, per-source rate limiting.
 
 mod common;
 
@@ -108,5 +109,36 @@ async fn pipelined_messages_and_pings_in_one_write() {
     assert_eq!(ua.recv_bytes(WAIT).await.unwrap(), b"\r\n");
     let second = parse_response(&ua.recv_bytes(WAIT).await.unwrap());
     assert_eq!(second.cseq().unwrap().unwrap().seq, b.cseq);
+    svc.shutdown().await;
+}
+
+/// Over the per-source rate the service goes quiet for that source only.
+#[tokio::test]
+async fn rate_limited_source_is_dropped_silently() {
+    let env = env().await;
+    let svc = start(&env, |c| {
+        c.guard.burst = 5;
+        c.guard.rate_per_sec = 1;
+    })
+    .await;
+    let mut noisy = Ua::udp("127.0.0.8", svc.addr(), "1001").await;
+    let mut r = noisy.register_req();
+    r.method = "OPTIONS";
+    r.contacts.clear();
+    let bytes = noisy.render(&r);
+    for _ in 0..20 {
+        noisy.send_raw(&bytes).await;
+    }
+    let mut answers = 0;
+    while noisy
+        .recv_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        answers += 1;
+    }
+    assert!((5..=6).contains(&answers), "{answers} answers");
+    let mut other = Ua::udp("127.0.0.9", svc.addr(), "1001").await;
+    assert_eq!(other.register().await.status.as_u16(), 200);
     svc.shutdown().await;
 }
