@@ -7,7 +7,7 @@
 //!    stateless challenges (SHA-256, then MD5).
 //! 2. With credentials for that realm: [`Guard::check_auth`] (a banned IP is dropped, a locked
 //!    username-from-IP gets 403 without verifying), then the credential from the
-//!    [`cache::CredCache`] and [`Verifier::verify`]; an unknown realm or username goes through
+//!    credential cache (`cache.rs`) and [`Verifier::verify`]; an unknown realm or username goes through
 //!    [`Verifier::verify_unknown_user`], so it is answered exactly like a wrong password: 403,
 //!    counted as a failure. Stale or replayed nonces get a 401 with `stale=true`.
 //! 3. The authenticated username must be the To URI user (else 403).
