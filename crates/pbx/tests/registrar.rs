@@ -592,3 +592,44 @@ async fn challenge_order_can_put_md5_first() {
     assert_eq!(ua.register().await.status.as_u16(), 200);
     svc.shutdown().await;
 }
+
+/// With the database stuck and the commit queue full, further REGISTERs are refused with
+/// 500 + Retry-After at once (memory untouched); the queued ones complete when it recovers.
+#[tokio::test]
+async fn full_commit_queue_answers_500_retry_after() {
+    use sqlx::Connection;
+    let env = env().await;
+    let svc = start(&env, |c| c.persist.queue_capacity = 1).await;
+    let mut uas = Vec::new();
+    let mut authorized = Vec::new();
+    for _ in 0..3 {
+        let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+        let mut r = ua.register_req();
+        let ch = ua.send(&r).await;
+        r.cseq += 1;
+        r.branch = format!("z9hG4bK{}", rand_token());
+        ua.authorize(&mut r, &ch, PASSWORD);
+        authorized.push(ua.render(&r));
+        uas.push(ua);
+    }
+    let mut lock = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    for (ua, bytes) in uas.iter_mut().zip(&authorized).take(2) {
+        ua.send_raw(bytes).await;
+        // let the persister take the first job before the second arrives
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    uas[2].send_raw(&authorized[2]).await;
+    let refused = uas[2].recv().await;
+    assert_eq!(refused.status.as_u16(), 500, "{refused:?}");
+    assert!(refused.headers.get("Retry-After").is_some());
+    assert_eq!(svc.handle.location().count(), 2);
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    assert_eq!(uas[0].recv().await.status.as_u16(), 200);
+    assert_eq!(uas[1].recv().await.status.as_u16(), 200);
+    lock.close().await.unwrap();
+    svc.shutdown().await;
+}
