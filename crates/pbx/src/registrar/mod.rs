@@ -58,8 +58,8 @@ pub struct RegistrarConfig {
     pub cache_ttl: Duration,
     /// Credential cache size per map. Default 200,000.
     pub cache_max_entries: usize,
-    /// Directory lookups in flight at most (cache misses); beyond, REGISTERs are dropped and
-    /// the phone retransmits. Default 64.
+    /// Directory lookups in flight at most (cache misses); up to 10,000 more REGISTERs wait
+    /// for a slot, beyond that they are dropped and the phone retransmits. Default 64.
     pub max_lookups: usize,
     /// Which digest challenges a 401 carries, in which order. Default
     /// [`ChallengeAlgorithms::Sha256ThenMd5`] (RFC 8760: most preferred first).
