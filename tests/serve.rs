@@ -191,3 +191,11 @@ fn metrics_endpoint_serves_prometheus_text() {
     assert!(body.contains("switchboard_build_info"), "{body}");
     assert_eq!(server.terminate().code(), Some(0));
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_too() {
+    let db = Db::sqlite();
+    let server = Server::start(&db, &[]);
+    server.wait_ready();
+    assert_eq!(server.stop_with(libc::SIGINT).code(), Some(0));
+}

@@ -276,16 +276,21 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (e.g. SIGINT, as Ctrl-C does) and waits (bounded) for the exit status.
+    pub fn stop_with(mut self, signal: libc::c_int) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.child.0.id()).expect("pid fits");
         // SAFETY: plain kill(2) on our own child's pid, which is not reaped yet.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
         self.child
             .wait_until(Instant::now() + STOP_TIMEOUT)
             .unwrap_or_else(|| {
                 panic!(
-                    "server did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                    "server did not exit within {STOP_TIMEOUT:?} of signal {signal}; log:\n{}",
                     self.log()
                 )
             })
