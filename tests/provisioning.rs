@@ -19,6 +19,22 @@ fn add_tenant(db: &Db, name: &str, domain: &str) -> serde_json::Value {
     .json()
 }
 
+/// The HA1 pair stored for a SIP username, read straight from the directory.
+fn stored_ha1(db: &Db, domain: &str, username: &str) -> (String, String) {
+    common::block_on(async {
+        let dir = store::connect(&db.url).await.expect("open directory");
+        let domain: store::SipDomain = domain.parse().expect("domain");
+        let tenant = dir.get_tenant_by_domain(&domain).await.expect("tenant");
+        let username: store::SipUsername = username.parse().expect("username");
+        let cred = dir
+            .get_credential_by_username(tenant.id, &username)
+            .await
+            .expect("credential");
+        dir.close().await;
+        (cred.ha1_md5.to_string(), cred.ha1_sha256.to_string())
+    })
+}
+
 fn tenant_add_and_list(db: Db) {
     let acme = add_tenant(&db, "Acme Widgets Ltd", "acme.pbx.example.com");
     assert_eq!(acme["slug"], "acme-widgets-ltd");
@@ -100,6 +116,18 @@ fn extension_add_prints_credentials_once(db: Db) {
     assert!(
         password.len() >= 20 && password.chars().all(|c| c.is_ascii_alphanumeric()),
         "{password}"
+    );
+    // The registrar will check digests against what was stored: HA1 over
+    // realm = the tenant's SIP domain, for MD5 and SHA-256.
+    let (md5, sha256) = stored_ha1(&db, "acme.example.com", "101");
+    let input = format!("101:acme.example.com:{password}");
+    assert_eq!(
+        md5,
+        hex::encode(<md5::Md5 as sha2::Digest>::digest(input.as_bytes()))
+    );
+    assert_eq!(
+        sha256,
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(input.as_bytes()))
     );
 
     let text = cli(
