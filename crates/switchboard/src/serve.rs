@@ -191,6 +191,13 @@ pub async fn spawn_services(
         "SIP service not started: the pbx engine is not wired into this build yet"
     );
 
+    if settings.rtp_ports.low() % 2 == 1 {
+        warn!(
+            rtp_ports = %settings.rtp_ports,
+            pairs = settings.rtp_ports.pairs(),
+            "SWITCHBOARD_RTP_PORTS starts on an odd port; RTP uses even ports, so it is left unused"
+        );
+    }
     if settings.public_addr.is_none() && settings.sip_addr.ip().is_unspecified() {
         warn!(
             "SWITCHBOARD_PUBLIC_ADDR is not set while SIP listens on all interfaces; \
