@@ -215,6 +215,34 @@ fn extension_add_prints_credentials_once(db: Db) {
     );
 }
 
+fn extension_password_from_stdin(db: Db) {
+    add_tenant(&db, "Acme", "acme.example.com");
+    let args = [
+        "extension",
+        "add",
+        "--tenant",
+        "acme.example.com",
+        "--number",
+        "103",
+        "--name",
+        "Carol",
+        "--password-stdin",
+    ];
+    let out = cli_with(&db, &args, &[], Some("Piped-Passw0rd\n"));
+    assert!(out.ok().contains("Piped-Passw0rd"), "{out:#?}");
+    let (md5, _) = stored_ha1(&db, "acme.example.com", "103");
+    let input = "103:acme.example.com:Piped-Passw0rd";
+    assert_eq!(
+        md5,
+        hex::encode(<md5::Md5 as sha2::Digest>::digest(input.as_bytes()))
+    );
+    let empty = cli_with(&db, &args, &[], Some(""));
+    assert!(
+        !empty.success() && empty.stderr.contains("standard input is empty"),
+        "{empty:#?}"
+    );
+}
+
 fn import_thousand_rows(db: Db) {
     add_tenant(&db, "Big Co", "big.example.com");
     let dir = tempfile::tempdir().unwrap();
@@ -565,6 +593,7 @@ crate::both_backends!(
     tenant_add_and_list,
     duplicate_domain_is_refused,
     extension_add_prints_credentials_once,
+    extension_password_from_stdin,
     import_thousand_rows,
     import_with_bad_row_writes_nothing,
     numbers_in_uk_forms,
