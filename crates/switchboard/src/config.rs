@@ -33,6 +33,14 @@ impl DatabaseUrl {
         }
     }
 
+    /// The password inside the URL, if any (to scrub it from messages).
+    pub fn password(&self) -> Option<&str> {
+        let rest = self.0.split_once("://")?.1;
+        let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+        let userinfo = authority.rsplit_once('@')?.0;
+        Some(userinfo.split_once(':')?.1)
+    }
+
     /// The URL with any password replaced by `***`.
     pub fn redacted(&self) -> String {
         redact_url(&self.0)
@@ -219,6 +227,7 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(url.expose(), "postgres://sb:s3cret@db:5432/sb");
         assert_eq!(url.backend(), Backend::Postgres);
+        assert_eq!(url.password(), Some("s3cret"));
     }
 
     #[test]

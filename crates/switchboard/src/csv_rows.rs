@@ -119,7 +119,7 @@ where
         let number = match parse_number(raw_number) {
             Ok(n) => Some(n),
             Err(e) => {
-                errs.push(format!("number `{raw_number}`: {e}"));
+                errs.push(e);
                 None
             }
         };
@@ -172,7 +172,9 @@ mod tests {
         if (2..=6).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(s.to_owned())
         } else {
-            Err("expected 2 to 6 digits".to_owned())
+            Err(format!(
+                "{s:?} is not an extension number: expected 2 to 6 digits"
+            ))
         }
     }
 
@@ -198,7 +200,7 @@ mod tests {
         assert_eq!(lines, vec![4, 5, 6, 7, 8]);
         let text = err.to_string();
         assert!(
-            text.contains("line 4: number `1x3`: expected 2 to 6 digits"),
+            text.contains("line 4: \"1x3\" is not an extension number: expected 2 to 6 digits"),
             "{text}"
         );
         assert!(text.contains("line 5: name is empty"), "{text}");

@@ -1,8 +1,11 @@
 //! The `switchboard` binary's library half: configuration, the command-line
-//! layout, and the pieces of the provisioning CLI that need no database.
+//! layout, the provisioning CLI and the `serve` wiring.
 
 pub mod cli;
 pub mod config;
 pub mod csv_rows;
 pub mod healthcheck;
+pub mod output;
+pub mod provision;
 pub mod secrets;
+pub mod serve;

@@ -3,12 +3,19 @@
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 
+use anyhow::anyhow;
 use clap::Parser as _;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use serde_json::json;
+use store::{Directory, StoreError};
+use tracing::info;
 
 use switchboard::cli::{Cli, Command};
-use switchboard::healthcheck;
+use switchboard::config::DatabaseUrl;
+use switchboard::output::Output;
+use switchboard::{healthcheck, provision, serve};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -26,12 +33,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let db_url = cli.settings.database_url.clone();
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Belt and braces: whatever a dependency put into the message,
+            // the database password is not printed.
+            eprintln!("error: {}", scrub(&format!("{e:#}"), &db_url));
             ExitCode::FAILURE
         }
+    }
+}
+
+fn scrub(message: &str, url: &DatabaseUrl) -> String {
+    match url.password() {
+        Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
+        _ => message.to_owned(),
     }
 }
 
@@ -62,14 +79,58 @@ fn init_tracing() {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Healthcheck => {
-            let body = healthcheck::check(cli.settings.http_addr)?;
-            println!("{body}");
+    let out = Output { json: cli.json };
+    let settings = cli.settings;
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Healthcheck = command {
+        let body = healthcheck::check(settings.http_addr)?;
+        out.emit(
+            &body,
+            serde_json::from_str(&body).unwrap_or_else(|_| json!(body)),
+        );
+        return Ok(());
+    }
+
+    let dir = open_directory(&settings.database_url).await?;
+    let result = match command {
+        Command::Serve => serve::run(&settings, Arc::clone(&dir)).await,
+        Command::Migrate => {
+            out.emit("Migrations applied.", json!({ "migrations": "applied" }));
             Ok(())
         }
         other => {
-            anyhow::bail!("{other:?} needs the directory store, which this build does not have yet")
+            let ctx = provision::Ctx {
+                dir: Arc::clone(&dir),
+                out,
+                settings,
+            };
+            provision::run(&ctx, other).await
         }
+    };
+    dir.close().await;
+    result
+}
+
+/// Connects and applies pending migrations (every command works on an
+/// up-to-date schema; migrations are idempotent).
+async fn open_directory(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Directory>> {
+    let dir = store::connect(url.expose())
+        .await
+        .map_err(|e| anyhow!("cannot connect to database {url}: {}", reason(e)))?;
+    if let Err(e) = dir.migrate().await {
+        dir.close().await;
+        return Err(anyhow!(
+            "cannot apply migrations to database {url}: {}",
+            reason(e)
+        ));
+    }
+    info!(database = %url, backend = ?url.backend(), "directory ready");
+    Ok(dir)
+}
+
+fn reason(e: StoreError) -> String {
+    match e {
+        StoreError::Unavailable(why) | StoreError::Internal(why) => why,
+        other => other.to_string(),
     }
 }
