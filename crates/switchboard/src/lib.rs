@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod csv_rows;
 pub mod healthcheck;
+pub mod metrics;
 pub mod output;
 pub mod provision;
 pub mod secrets;

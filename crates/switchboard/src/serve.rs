@@ -164,6 +164,23 @@ pub async fn spawn_services(
             .context("HTTP server error")
     });
 
+    if let Some(addr) = settings.metrics_addr {
+        let handle = crate::metrics::install_recorder()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        let bound = listener
+            .local_addr()
+            .context("metrics listener has no local address")?;
+        info!(addr = %bound, "metrics listening");
+        let token = services.shutdown_token();
+        services.spawn("metrics", async move {
+            crate::metrics::serve(listener, handle, token.cancelled_owned())
+                .await
+                .context("metrics server error")
+        });
+    }
+
     // The SIP service (registrar, call engine and RTP relay from the `pbx`
     // crate) is spawned here with the same token once it exists; it takes
     // settings.sip_addr, settings.rtp_ports and settings.public_addr.
