@@ -147,6 +147,7 @@ pub enum Command {
 pub enum RegistrationCommand {
     /// List a tenant's live bindings (unexpired), optionally for one extension.
     List {
+        /// SIP domain of the tenant.
         #[arg(long, value_name = "DOMAIN")]
         tenant: String,
         /// Only this extension's bindings.
