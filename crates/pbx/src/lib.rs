@@ -1,1 +1,14 @@
-//! The PBX engine.
+//! The PBX engine. So far: SIP transports (UDP, TCP), the registrar with its location service
+//! and group-committed persistence, behind [`SipService`].
+
+pub mod location;
+pub mod registrar;
+pub mod server;
+pub mod transport;
+
+pub use location::{Binding, LocationService};
+pub use registrar::RegistrarConfig;
+pub use registrar::persist::PersistConfig;
+pub use server::{Error, LocalAddrs, SipConfig, SipService, SipServiceHandle};
+pub use transport::tcp::TcpConfig;
+pub use transport::{ConnId, Flow, Outbound, SendError, TransportKind};

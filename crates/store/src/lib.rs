@@ -8,6 +8,7 @@ mod backend;
 mod directory;
 mod error;
 pub mod model;
+mod registration_batch;
 mod sql;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 pub use directory::Directory;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use registration_batch::RegistrationChange;
 
 /// Opens a directory from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
 /// `sqlite:path` / `sqlite://path` for SQLite (the file is created if missing; WAL, foreign keys

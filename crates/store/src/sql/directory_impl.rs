@@ -303,6 +303,14 @@ macro_rules! directory_impl {
             async fn add_number(&self, e164: &E164, tenant: Option<TenantId>) -> Result<Number> {
                 add_number(&self.pool, e164, tenant).await
             }
+            async fn add_number_routed(
+                &self,
+                e164: &E164,
+                tenant: TenantId,
+                route: RouteTarget,
+            ) -> Result<Number> {
+                add_number_routed(&self.pool, e164, tenant, route).await
+            }
             async fn add_number_range(
                 &self,
                 first: &E164,
@@ -393,6 +401,12 @@ macro_rules! directory_impl {
             ) -> Result<Vec<Registration>> {
                 list_unexpired_registrations(&self.pool, now).await
             }
+            async fn apply_registration_batch(
+                &self,
+                changes: &[$crate::registration_batch::RegistrationChange],
+            ) -> Result<()> {
+                apply_registration_batch(&self.pool, changes).await
+            }
             async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64> {
                 delete_expired_registrations(&self.pool, now).await
             }
@@ -415,7 +429,9 @@ macro_rules! expand_backend {
         $crate::sql::tenants::tenants_impl!();
         $crate::sql::extensions::extensions_impl!();
         $crate::sql::routing::routing_impl!();
+        $crate::sql::numbers::numbers_impl!();
         $crate::sql::operations::operations_impl!();
+        $crate::sql::registration_batch::registration_batch_impl!();
         $crate::sql::directory_impl::directory_impl!($ty);
     };
 }

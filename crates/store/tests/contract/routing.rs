@@ -87,6 +87,33 @@ pub async fn numbers_and_routes(b: Backend) {
     d.delete_extension(a.id, ea.id).await.unwrap();
     d.delete_number(n.id).await.unwrap();
 
+    // Adding a number with its route is one step: a foreign target leaves nothing behind.
+    let direct = e164("020 7946 0999");
+    assert_eq!(
+        field(
+            d.add_number_routed(&direct, a.id, RouteTarget::Extension(eb.id))
+                .await
+        ),
+        ("invalid", Some("route"))
+    );
+    assert!(
+        d.get_number_by_e164(&direct)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let e202 = ext(d, a.id, "202").await;
+    let routed = d
+        .add_number_routed(&direct, a.id, RouteTarget::Extension(e202.id))
+        .await
+        .unwrap();
+    assert_eq!(d.get_number_by_e164(&direct).await.unwrap(), routed);
+    d.set_number_route(a.id, routed.id, RouteTarget::None)
+        .await
+        .unwrap();
+    d.assign_number(routed.id, None).await.unwrap();
+    d.delete_number(routed.id).await.unwrap();
+
     // Ranges: all or nothing.
     let first = e164("0113 496 0000");
     d.add_number(&e164("0113 496 0005"), None).await.unwrap();

@@ -1,0 +1,55 @@
+//! Settings of the SIP service.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sip::Limits;
+use sip::auth::VerifierConfig;
+use sip::guard::GuardConfig;
+
+use crate::registrar::RegistrarConfig;
+use crate::registrar::persist::PersistConfig;
+use crate::transport::tcp::TcpConfig;
+
+/// Everything [`super::SipService::start`] needs. [`SipConfig::new`] gives the defaults.
+#[derive(Clone, Debug)]
+pub struct SipConfig {
+    /// UDP and TCP listen on this address (same port). Port 0 picks a free port; read it back
+    /// with [`super::SipServiceHandle::local_addrs`]. (`SWITCHBOARD_SIP_ADDR`)
+    pub listen: SocketAddr,
+    /// The address phones reach us at, when it differs from `listen` (NAT, 0.0.0.0). Kept for
+    /// Via/Record-Route of requests the calls engine will send. (`SWITCHBOARD_PUBLIC_ADDR`)
+    pub public_addr: Option<SocketAddr>,
+    pub registrar: RegistrarConfig,
+    pub guard: GuardConfig,
+    pub verifier: VerifierConfig,
+    pub limits: Limits,
+    /// Keys the nonce MAC. `None`: 32 random bytes per start (nonces issued before a restart
+    /// are then re-challenged, which phones handle). Give a stable secret to share nonces
+    /// across restarts or processes.
+    pub nonce_secret: Option<Vec<u8>>,
+    /// UDP sockets bound with SO_REUSEPORT, each drained by its own task. Default 2.
+    pub udp_sockets: usize,
+    pub tcp: TcpConfig,
+    pub persist: PersistConfig,
+    /// Expired-binding sweep period. Default 1 s.
+    pub sweep_interval: Duration,
+}
+
+impl SipConfig {
+    pub fn new(listen: SocketAddr) -> Self {
+        SipConfig {
+            listen,
+            public_addr: None,
+            registrar: RegistrarConfig::default(),
+            guard: GuardConfig::default(),
+            verifier: VerifierConfig::default(),
+            limits: Limits::default(),
+            nonce_secret: None,
+            udp_sockets: 2,
+            tcp: TcpConfig::default(),
+            persist: PersistConfig::default(),
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+}

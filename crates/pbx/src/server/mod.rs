@@ -1,0 +1,534 @@
+//! The SIP service: listeners, per-message dispatch, registrar, location, persistence.
+//!
+//! Dispatch of every inbound message, in order:
+//! 1. [`Guard::check_request`] on the source IP: banned or over the rate → dropped silently
+//!    (counted in `sip_dropped_total`).
+//! 2. Parse. A request that fails but whose Via/From/To/Call-ID/CSeq can be read gets
+//!    `400` (or 505/513) with the reason; anything else is dropped. Responses are dropped (no
+//!    client transactions yet).
+//! 3. Max-Forwards 0 → 483; a `Require` we do not support → 420.
+//! 4. REGISTER → registrar; OPTIONS → 200 with Allow/Accept/Supported; ACK → absorbed;
+//!    CANCEL → 481 (no INVITE transactions exist yet); every other method → 501 Not
+//!    Implemented with Allow. A phone treats 501 as "this server does not do that" and does
+//!    not retry; the calls engine will replace this for INVITE, BYE and friends.
+//!
+//! Responses get RFC 3581 `received`/`rport` and go back on the request's flow
+//! ([`crate::transport::apply_rport_received`]).
+
+mod config;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use rand::RngCore;
+use sip::auth::Verifier;
+use sip::guard::{Admission, Guard};
+use sip::{Limits, Message, Method, Request, Response, StatusCode};
+use store::Directory;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use config::SipConfig;
+
+use crate::location::LocationService;
+use crate::registrar::cache::CredCache;
+use crate::registrar::persist::{self, Job, Reply};
+use crate::registrar::{Now, Registrar, Step};
+use crate::transport::{
+    ConnTable, Flow, Inbound, Outbound, ResponseTarget, apply_rport_received, tcp, udp,
+};
+
+/// Methods a 501 and OPTIONS advertise. INVITE etc. join when the calls engine lands.
+const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+
+/// Errors starting or stopping the service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("loading registrations from the directory: {0}")]
+    Load(#[from] store::StoreError),
+    #[error("a service task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The bound addresses (port 0 in the config is resolved here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddrs {
+    pub udp: SocketAddr,
+    pub tcp: SocketAddr,
+}
+
+/// Entry point: `SipService::start(config, directory, shutdown)`.
+pub struct SipService;
+
+/// A running service. Dropping it does not stop the service; the shutdown future does, and
+/// [`SipServiceHandle::join`] waits for the end (listeners stopped, bindings flushed).
+pub struct SipServiceHandle {
+    addrs: LocalAddrs,
+    location: Arc<LocationService>,
+    outbound: Outbound,
+    supervisor: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SipServiceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipServiceHandle")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipServiceHandle {
+    pub fn local_addrs(&self) -> LocalAddrs {
+        self.addrs
+    }
+
+    /// The location service, for the calls engine and the web app.
+    pub fn location(&self) -> Arc<LocationService> {
+        Arc::clone(&self.location)
+    }
+
+    /// Sends on flows (for the calls engine: requests to registered phones).
+    pub fn outbound(&self) -> Outbound {
+        self.outbound.clone()
+    }
+
+    /// Waits until the shutdown future has fired, the listeners have stopped and every
+    /// accepted binding change has been committed (or given up after the grace period).
+    pub async fn join(self) -> Result<()> {
+        self.supervisor
+            .await
+            .map_err(|e| Error::Task(e.to_string()))
+    }
+}
+
+impl SipService {
+    /// Binds UDP and TCP on `config.listen` (same port; port 0 picks one), loads unexpired
+    /// bindings from the directory, and serves until `shutdown` completes.
+    pub async fn start(
+        config: SipConfig,
+        directory: Arc<dyn Directory>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<SipServiceHandle> {
+        let (udp_socks, tcp_listener) = bind_both(config.listen, config.udp_sockets)?;
+        let udp_addr = udp_socks
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .unwrap_or(config.listen);
+        let tcp_addr = tcp_listener.local_addr().unwrap_or(udp_addr);
+
+        let location = Arc::new(LocationService::new());
+        let now = SystemTime::now();
+        let loaded = directory
+            .list_unexpired_registrations(time::OffsetDateTime::from(now))
+            .await?;
+        let n_loaded = loaded.len();
+        location.load(
+            loaded
+                .into_iter()
+                .map(|r| crate::registrar::from_store(r, udp_addr))
+                .collect(),
+        );
+
+        let secret = match &config.nonce_secret {
+            Some(s) => s.clone(),
+            None => {
+                let mut s = vec![0u8; 32];
+                rand::thread_rng().fill_bytes(&mut s);
+                s
+            }
+        };
+        let verifier = Verifier::new(&secret, config.verifier.clone());
+        let guard = Arc::new(Mutex::new(Guard::new(config.guard.clone())));
+        let cache = CredCache::new(
+            Arc::clone(&directory),
+            config.registrar.cache_ttl,
+            config.registrar.cache_max_entries,
+        );
+        let registrar = Registrar::new(
+            config.registrar.clone(),
+            cache,
+            Arc::clone(&location),
+            verifier,
+            Arc::clone(&guard),
+        );
+        let conns = Arc::new(ConnTable::default());
+        let outbound = Outbound::new(udp_socks.clone(), Arc::clone(&conns));
+        let (persist_tx, persist_rx) = mpsc::channel(config.persist.queue_capacity.max(1));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let core = Arc::new_cyclic(|me| Core {
+            me: me.clone(),
+            limits: config.limits,
+            guard: Arc::clone(&guard),
+            registrar,
+            outbound: outbound.clone(),
+            persist: persist_tx,
+            lookups: Arc::new(Semaphore::new(config.registrar.max_lookups.max(1))),
+            epoch: Instant::now(),
+        });
+
+        let persister = tokio::spawn(persist::run(
+            Arc::clone(&directory),
+            persist_rx,
+            config.persist.clone(),
+            stop_rx.clone(),
+        ));
+        let mut listeners = Vec::new();
+        let sink: Arc<dyn Inbound> = core.clone();
+        for s in &udp_socks {
+            listeners.push(tokio::spawn(udp::run(
+                Arc::clone(s),
+                Arc::clone(&sink),
+                stop_rx.clone(),
+            )));
+        }
+        listeners.push(tokio::spawn(tcp::run(
+            tcp_listener,
+            conns,
+            Arc::clone(&sink),
+            config.tcp.clone(),
+            config.limits,
+            stop_rx.clone(),
+        )));
+        drop(sink);
+        let sweeper = tokio::spawn(sweep_loop(
+            Arc::clone(&location),
+            guard,
+            Arc::clone(&directory),
+            config.sweep_interval,
+            stop_rx.clone(),
+        ));
+        tracing::info!(udp = %udp_addr, tcp = %tcp_addr, bindings_loaded = n_loaded, "SIP service listening");
+
+        let supervisor = tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("SIP service stopping");
+            let _ = stop_tx.send(true);
+            for l in listeners {
+                let _ = l.await;
+            }
+            let _ = sweeper.await;
+            // lookups in flight hold the core; wait for them (bounded)
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Arc::strong_count(&core) > 1 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            drop(core); // closes the persister queue once the last job is in
+            let _ = persister.await;
+            tracing::info!("SIP service stopped");
+        });
+        Ok(SipServiceHandle {
+            addrs: LocalAddrs {
+                udp: udp_addr,
+                tcp: tcp_addr,
+            },
+            location,
+            outbound,
+            supervisor,
+        })
+    }
+}
+
+/// UDP and TCP on the same port. With port 0, UDP picks it and TCP follows; if TCP finds it
+/// taken, try again with a fresh port.
+fn bind_both(
+    addr: SocketAddr,
+    udp_sockets: usize,
+) -> Result<(Vec<Arc<tokio::net::UdpSocket>>, tokio::net::TcpListener)> {
+    let attempts = if addr.port() == 0 { 8 } else { 1 };
+    let mut last_err = None;
+    for _ in 0..attempts {
+        let socks = udp::bind(addr, udp_sockets).map_err(|source| Error::Bind { addr, source })?;
+        let port = socks
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .map_or(addr.port(), |a| a.port());
+        let at = SocketAddr::new(addr.ip(), port);
+        match bind_tcp(at) {
+            Ok(l) => return Ok((socks, l)),
+            Err(e) => last_err = Some((at, e)),
+        }
+    }
+    let (addr, source) = last_err.unwrap_or((addr, std::io::Error::other("no attempt")));
+    Err(Error::Bind { addr, source })
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    tokio::net::TcpListener::from_std(s.into())
+}
+
+async fn sweep_loop(
+    location: Arc<LocationService>,
+    guard: Arc<Mutex<Guard>>,
+    directory: Arc<dyn Directory>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let epoch = Instant::now();
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_db_sweep = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let removed = location.sweep(SystemTime::now());
+        if removed > 0 {
+            tracing::debug!(removed, "expired bindings removed");
+        }
+        guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .sweep(epoch.elapsed());
+        if last_db_sweep.elapsed() >= Duration::from_secs(60) {
+            last_db_sweep = Instant::now();
+            let now = time::OffsetDateTime::now_utc();
+            if let Err(e) = directory.delete_expired_registrations(now).await {
+                tracing::warn!(error = %e, "deleting expired registrations failed");
+            }
+        }
+    }
+}
+
+/// Shared state of the message path.
+struct Core {
+    /// This core, for tasks spawned from the message path.
+    me: std::sync::Weak<Core>,
+    limits: Limits,
+    guard: Arc<Mutex<Guard>>,
+    registrar: Registrar,
+    outbound: Outbound,
+    persist: mpsc::Sender<Job>,
+    lookups: Arc<Semaphore>,
+    epoch: Instant,
+}
+
+impl Inbound for Core {
+    fn on_datagram(&self, flow: Flow, bytes: &[u8]) {
+        self.on_bytes(flow, bytes, false);
+    }
+
+    fn on_stream_message(&self, flow: Flow, bytes: &[u8]) {
+        self.on_bytes(flow, bytes, true);
+    }
+}
+
+impl Core {
+    fn now(&self) -> Now {
+        let mono = Instant::now();
+        Now {
+            wall: SystemTime::now(),
+            mono,
+            guard: mono.saturating_duration_since(self.epoch),
+        }
+    }
+
+    fn on_bytes(&self, flow: Flow, bytes: &[u8], stream: bool) {
+        let now = self.now();
+        if bytes.iter().all(|b| *b == b'\r' || *b == b'\n') {
+            // UDP keep-alive (CRLF or CRLFCRLF): nothing to answer on UDP
+            return;
+        }
+        match self.admit(flow.remote.ip(), now.guard) {
+            Admission::Allow => {}
+            Admission::RateLimited => {
+                metrics::counter!("sip_dropped_total", "reason" => "rate_limited").increment(1);
+                return;
+            }
+            Admission::Banned { .. } => {
+                metrics::counter!("sip_dropped_total", "reason" => "banned").increment(1);
+                return;
+            }
+        }
+        let parsed = if stream {
+            sip::parse_stream_message(bytes, &self.limits)
+        } else {
+            sip::parse_datagram(bytes, &self.limits)
+        };
+        let req = match parsed {
+            Ok(Message::Request(r)) => r,
+            Ok(Message::Response(_)) => {
+                metrics::counter!("sip_dropped_total", "reason" => "stray_response").increment(1);
+                return;
+            }
+            Err(e) => {
+                metrics::counter!("sip_dropped_total", "reason" => "malformed").increment(1);
+                if let Some(r) = sip::error_response(bytes, &e, &self.limits) {
+                    self.respond(&flow, r);
+                }
+                return;
+            }
+        };
+        self.on_request(req, flow, now);
+    }
+
+    fn admit(&self, ip: IpAddr, now: Duration) -> Admission {
+        self.guard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .check_request(ip, now)
+    }
+
+    fn on_request(&self, req: Request, flow: Flow, now: Now) {
+        metrics::counter!("sip_requests_total", "method" => method_label(&req.method)).increment(1);
+        if let Err(e) = sip::check_mandatory(&req) {
+            let mut r = req.response_tagged(StatusCode::BAD_REQUEST);
+            r.reason = format!("Bad Request ({e})");
+            self.respond(&flow, r);
+            return;
+        }
+        if req.method == Method::Ack {
+            return;
+        }
+        if req.max_forwards().ok().flatten() == Some(0) {
+            self.respond(&flow, req.response_tagged(StatusCode::TOO_MANY_HOPS));
+            return;
+        }
+        let unsupported: Vec<&str> = req
+            .require()
+            .filter(|t| !t.eq_ignore_ascii_case("path"))
+            .collect();
+        if !unsupported.is_empty() {
+            let mut r = req.response_tagged(StatusCode::BAD_EXTENSION);
+            r.headers.push("Unsupported", &unsupported.join(", "));
+            self.respond(&flow, r);
+            return;
+        }
+        match req.method {
+            Method::Register => self.on_register(req, flow, now),
+            Method::Options => {
+                // The calls engine may later forward OPTIONS for a user to the phone; today
+                // every OPTIONS is answered by the server itself.
+                let mut r = req.response_tagged(StatusCode::OK);
+                r.headers.push("Allow", ALLOW);
+                r.headers.push("Accept", "application/sdp");
+                r.headers.push("Supported", "path");
+                r.headers.push("Accept-Language", "en");
+                self.respond(&flow, r);
+            }
+            Method::Cancel => {
+                self.respond(
+                    &flow,
+                    req.response_tagged(
+                        StatusCode::new(481).unwrap_or(StatusCode::NOT_IMPLEMENTED),
+                    ),
+                );
+            }
+            _ => {
+                let mut r = req.response_tagged(StatusCode::NOT_IMPLEMENTED);
+                r.headers.push("Allow", ALLOW);
+                self.respond(&flow, r);
+            }
+        }
+    }
+
+    fn on_register(&self, req: Request, flow: Flow, now: Now) {
+        // A full commit queue is refused before memory changes.
+        if self.persist.capacity() == 0 {
+            tracing::warn!("registration queue full; answering 500");
+            let mut r = req.response_tagged(StatusCode::SERVER_INTERNAL_ERROR);
+            r.reason = "Server Internal Error (registrations backlog)".to_owned();
+            r.headers.push("Retry-After", "5");
+            self.respond(&flow, r);
+            return;
+        }
+        let step = self.registrar.handle_fast(&req, &flow, now);
+        match step {
+            Step::Lookup => {
+                let Ok(permit) = Arc::clone(&self.lookups).try_acquire_owned() else {
+                    // too many lookups in flight: the phone retransmits
+                    metrics::counter!("sip_dropped_total", "reason" => "lookup_busy").increment(1);
+                    return;
+                };
+                let Some(core) = self.me.upgrade() else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let step = core.registrar.handle_slow(&req, &flow, core.now()).await;
+                    drop(permit);
+                    core.finish(&req, &flow, step);
+                });
+            }
+            step => self.finish(&req, &flow, step),
+        }
+    }
+
+    fn finish(&self, req: &Request, flow: &Flow, step: Step) {
+        match step {
+            Step::Reply(r) => self.respond(flow, r),
+            Step::Drop | Step::Lookup => {}
+            Step::Commit(changes, mut response) => {
+                let ResponseTarget::Flow(target) = apply_rport_received(&mut response, flow) else {
+                    return;
+                };
+                let job = Job {
+                    changes,
+                    reply: Some(Reply {
+                        outbound: self.outbound.clone(),
+                        target,
+                        response,
+                    }),
+                };
+                if let Err(
+                    mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job),
+                ) = self.persist.try_send(job)
+                {
+                    drop(job);
+                    tracing::warn!("registration queue full; answering 500");
+                    let mut r = req.response_tagged(StatusCode::SERVER_INTERNAL_ERROR);
+                    r.reason = "Server Internal Error (registrations backlog)".to_owned();
+                    r.headers.push("Retry-After", "5");
+                    self.respond(flow, r);
+                }
+            }
+        }
+    }
+
+    fn respond(&self, flow: &Flow, mut resp: Response) {
+        let ResponseTarget::Flow(target) = apply_rport_received(&mut resp, flow) else {
+            return;
+        };
+        if let Err(e) = self.outbound.send(&target, Bytes::from(resp.to_bytes())) {
+            tracing::debug!(remote = %target.remote, error = %e, "response not sent");
+        }
+    }
+}
+
+fn method_label(m: &Method) -> &'static str {
+    match m {
+        Method::Invite => "INVITE",
+        Method::Ack => "ACK",
+        Method::Bye => "BYE",
+        Method::Cancel => "CANCEL",
+        Method::Register => "REGISTER",
+        Method::Options => "OPTIONS",
+        Method::Info => "INFO",
+        Method::Update => "UPDATE",
+        Method::Prack => "PRACK",
+        Method::Subscribe => "SUBSCRIBE",
+        Method::Notify => "NOTIFY",
+        Method::Refer => "REFER",
+        Method::Message => "MESSAGE",
+        Method::Publish => "PUBLISH",
+        Method::Extension(_) => "other",
+    }
+}

@@ -1,0 +1,269 @@
+//! SIP transports: flows, the outbound handle, and the UDP and TCP listeners.
+//!
+//! A [`Flow`] names where a message came from (transport, local address, remote address and,
+//! for connection-oriented transports, the connection). Anything that must answer or later
+//! reach a peer keeps the flow and sends through the cloneable [`Outbound`] handle.
+//!
+//! The transport boundary, for TLS and WebSocket to come:
+//! * inbound, a listener hands each complete message (or datagram) with its [`Flow`] to an
+//!   [`Inbound`] sink; a stream transport also answers RFC 5626 keep-alives itself;
+//! * outbound, a connection-oriented transport registers a writer channel for each connection
+//!   in the [`ConnTable`] and gets a [`ConnId`]; [`Outbound::send`] then routes bytes for a flow
+//!   to that channel. The writer task owns the socket (TCP today; TLS or a WebSocket framer
+//!   later), so nothing else changes when a transport is added.
+
+mod nat;
+pub(crate) mod tcp;
+pub(crate) mod udp;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+pub use nat::{ResponseTarget, apply_rport_received};
+
+/// The SIP transports. Only UDP and TCP have listeners so far; TLS and WebSocket (RFC 7118)
+/// will register their connections in the same [`ConnTable`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    Udp,
+    Tcp,
+    Tls,
+    Ws,
+    Wss,
+}
+
+impl TransportKind {
+    /// As written in a Via header.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            TransportKind::Udp => "UDP",
+            TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
+            TransportKind::Ws => "WS",
+            TransportKind::Wss => "WSS",
+        }
+    }
+
+    /// Connection-oriented (responses go back on the connection).
+    pub fn is_stream(self) -> bool {
+        !matches!(self, TransportKind::Udp)
+    }
+
+    pub fn to_store(self) -> store::Transport {
+        match self {
+            TransportKind::Udp => store::Transport::Udp,
+            TransportKind::Tcp => store::Transport::Tcp,
+            TransportKind::Tls => store::Transport::Tls,
+            TransportKind::Ws => store::Transport::Ws,
+            TransportKind::Wss => store::Transport::Wss,
+        }
+    }
+
+    pub fn from_store(t: store::Transport) -> Self {
+        match t {
+            store::Transport::Udp => TransportKind::Udp,
+            store::Transport::Tcp => TransportKind::Tcp,
+            store::Transport::Tls => TransportKind::Tls,
+            store::Transport::Ws => TransportKind::Ws,
+            store::Transport::Wss => TransportKind::Wss,
+        }
+    }
+}
+
+impl fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.via_name())
+    }
+}
+
+/// One accepted connection, unique for the life of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Where a message came from, and so how to answer it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Flow {
+    pub kind: TransportKind,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Set for connection-oriented transports; `None` for UDP, and for bindings loaded from the
+    /// directory after a restart (their connection is gone).
+    pub conn: Option<ConnId>,
+}
+
+impl Flow {
+    pub fn udp(local: SocketAddr, remote: SocketAddr) -> Self {
+        Flow {
+            kind: TransportKind::Udp,
+            local,
+            remote,
+            conn: None,
+        }
+    }
+}
+
+/// Why bytes could not be sent on a flow.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the connection is gone")]
+    ConnectionGone,
+    #[error("the connection's send queue is full")]
+    QueueFull,
+    #[error("no {0} transport is running")]
+    NoTransport(TransportKind),
+    #[error("send failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a listener hands complete inbound messages to.
+pub(crate) trait Inbound: Send + Sync + 'static {
+    /// One UDP datagram (not yet parsed).
+    fn on_datagram(&self, flow: Flow, bytes: &[u8]);
+    /// One message framed from a stream (`Content-Length` framing already checked).
+    fn on_stream_message(&self, flow: Flow, bytes: &[u8]);
+}
+
+struct ConnEntry {
+    kind: TransportKind,
+    remote: SocketAddr,
+    tx: mpsc::Sender<Bytes>,
+}
+
+/// The live connections of all connection-oriented transports, by [`ConnId`].
+#[derive(Default)]
+pub struct ConnTable {
+    next: AtomicU64,
+    conns: Mutex<HashMap<ConnId, ConnEntry>>,
+}
+
+impl ConnTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, ConnEntry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection's writer channel; `None` when `max` connections are open.
+    pub(crate) fn register(
+        &self,
+        kind: TransportKind,
+        remote: SocketAddr,
+        tx: mpsc::Sender<Bytes>,
+        max: usize,
+    ) -> Option<ConnId> {
+        let mut conns = self.lock();
+        if conns.len() >= max {
+            return None;
+        }
+        let id = ConnId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
+        conns.insert(id, ConnEntry { kind, remote, tx });
+        Some(id)
+    }
+
+    pub(crate) fn remove(&self, id: ConnId) {
+        self.lock().remove(&id);
+    }
+
+    /// Open connections.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn send(&self, id: ConnId, bytes: Bytes) -> Result<(), SendError> {
+        let tx = match self.lock().get(&id) {
+            Some(e) => e.tx.clone(),
+            None => return Err(SendError::ConnectionGone),
+        };
+        tx.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => SendError::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => SendError::ConnectionGone,
+        })
+    }
+
+    /// The open connection of `kind` to `remote`, if any (the newest one).
+    pub fn find(&self, kind: TransportKind, remote: SocketAddr) -> Option<ConnId> {
+        self.lock()
+            .iter()
+            .filter(|(_, e)| e.kind == kind && e.remote == remote)
+            .map(|(id, _)| *id)
+            .max()
+    }
+}
+
+/// A cloneable handle to send bytes on a flow: the shared UDP sockets, or the writer task of a
+/// connection.
+#[derive(Clone)]
+pub struct Outbound {
+    inner: Arc<OutboundInner>,
+}
+
+struct OutboundInner {
+    udp: Vec<Arc<UdpSocket>>,
+    conns: Arc<ConnTable>,
+}
+
+impl fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outbound")
+            .field("udp_sockets", &self.inner.udp.len())
+            .field("connections", &self.inner.conns.len())
+            .finish()
+    }
+}
+
+impl Outbound {
+    pub(crate) fn new(udp: Vec<Arc<UdpSocket>>, conns: Arc<ConnTable>) -> Self {
+        Outbound {
+            inner: Arc::new(OutboundInner { udp, conns }),
+        }
+    }
+
+    /// The connection table (for the calls engine: is the phone's connection still there?).
+    pub fn connections(&self) -> &ConnTable {
+        &self.inner.conns
+    }
+
+    /// Sends on the flow: UDP to `flow.remote`; a stream transport on `flow.conn` (an error if
+    /// that connection is gone: the caller may then try the contact address).
+    pub fn send(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError> {
+        match flow.kind {
+            TransportKind::Udp => self.send_udp(flow.remote, bytes),
+            kind => match flow.conn {
+                Some(id) => self.inner.conns.send(id, bytes),
+                None => match self.inner.conns.find(kind, flow.remote) {
+                    Some(id) => self.inner.conns.send(id, bytes),
+                    None => Err(SendError::ConnectionGone),
+                },
+            },
+        }
+    }
+
+    /// Sends one datagram from the shared UDP socket. Never waits: if the socket buffer is full
+    /// the send finishes on a spawned task.
+    pub fn send_udp(&self, to: SocketAddr, bytes: Bytes) -> Result<(), SendError> {
+        let n = self.inner.udp.len();
+        let Some(sock) = self.inner.udp.get(to.port() as usize % n.max(1)) else {
+            return Err(SendError::NoTransport(TransportKind::Udp));
+        };
+        match sock.try_send_to(&bytes, to) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let sock = Arc::clone(sock);
+                tokio::spawn(async move {
+                    let _ = sock.send_to(&bytes, to).await;
+                });
+                Ok(())
+            }
+            Err(e) => Err(SendError::Io(e)),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! RFC 3581 (`rport`) and RFC 3261 §18.2.2 response routing, for phones behind NAT.
+
+use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
+
+use sip::{Response, Via};
+
+use super::{Flow, TransportKind};
+
+/// Where a response goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResponseTarget {
+    /// Back on the flow the request came on (the connection for streams; for UDP the source
+    /// address, or the source IP at the sent-by port when the client did not ask for rport).
+    Flow(Flow),
+    /// The top Via cannot be read: nowhere sensible to answer.
+    Nowhere,
+}
+
+/// Rewrites the top Via of `resp` (a response to a request that arrived on `flow`): adds
+/// `received=<source IP>` when the sent-by host differs from it (or when rport was asked for,
+/// as RFC 3581 requires), fills a valueless `rport` with the source port, and says where to
+/// send the response.
+///
+/// For UDP without rport the response goes to the source IP (never to another host named in
+/// the Via: no reflection) at the sent-by port (default 5060).
+pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget {
+    let Some(first_line) = resp.headers.get("Via") else {
+        return ResponseTarget::Nowhere;
+    };
+    let (top, rest) = split_first_item(first_line);
+    let Ok(via) = Via::parse(top) else {
+        return ResponseTarget::Nowhere;
+    };
+    let src = flow.remote;
+    let rport = via.rport();
+    let sent_by_ip = via
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .ok();
+    let needs_received = rport.is_some() || sent_by_ip != Some(src.ip());
+    let target_port = match rport {
+        Some(_) => src.port(),
+        None if flow.kind == TransportKind::Udp => via.port.unwrap_or(5060),
+        None => src.port(),
+    };
+    if needs_received || rport == Some(None) {
+        let params = via.params.as_str();
+        let head = top.trim_end();
+        let prefix = head.strip_suffix(params).unwrap_or(head);
+        let mut out = String::with_capacity(first_line.len() + 40);
+        out.push_str(prefix.trim_end());
+        for (name, value) in via.params.iter() {
+            if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
+                continue;
+            }
+            out.push(';');
+            out.push_str(name);
+            if let Some(v) = value {
+                out.push('=');
+                out.push_str(v);
+            }
+        }
+        if rport.is_some() {
+            let _ = write!(out, ";rport={}", src.port());
+        }
+        if needs_received {
+            let _ = write!(out, ";received={}", src.ip());
+        }
+        if let Some(rest) = rest {
+            out.push(',');
+            out.push_str(rest);
+        }
+        replace_first(resp, "Via", &out);
+    }
+    let mut target = *flow;
+    target.remote = SocketAddr::new(src.ip(), target_port);
+    ResponseTarget::Flow(target)
+}
+
+/// Splits a header value at the first comma outside a quoted string.
+fn split_first_item(v: &str) -> (&str, Option<&str>) {
+    let mut quoted = false;
+    let mut escaped = false;
+    for (i, c) in v.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => return (&v[..i], Some(&v[i + 1..])),
+            _ => {}
+        }
+    }
+    (v, None)
+}
+
+/// Replaces the first line called `name`, keeping every other line in place.
+fn replace_first(resp: &mut Response, name: &str, value: &str) {
+    let mut headers = sip::Headers::new();
+    let mut done = false;
+    for (n, v) in resp.headers.iter() {
+        if !done && n.eq_ignore_ascii_case(name) {
+            headers.push(n, value);
+            done = true;
+        } else {
+            headers.push(n, v);
+        }
+    }
+    resp.headers = headers;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip::StatusCode;
+
+    fn resp(via: &str) -> Response {
+        let mut r = Response::new(StatusCode::OK);
+        r.headers.push("Via", via);
+        r.headers
+            .push("Via", "SIP/2.0/UDP proxy.example;branch=z9hG4bKp");
+        r.headers.push("Call-ID", "x");
+        r
+    }
+
+    fn flow(remote: &str) -> Flow {
+        Flow::udp("127.0.0.1:5060".parse().unwrap(), remote.parse().unwrap())
+    }
+
+    #[test]
+    fn fills_rport_and_received() {
+        let mut r = resp("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKa;rport");
+        let t = apply_rport_received(&mut r, &flow("203.0.113.9:40000"));
+        assert_eq!(
+            r.headers.get("Via"),
+            Some("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKa;rport=40000;received=203.0.113.9")
+        );
+        assert_eq!(r.headers.count("Via"), 2);
+        let ResponseTarget::Flow(f) = t else { panic!() };
+        assert_eq!(f.remote, "203.0.113.9:40000".parse().unwrap());
+    }
+
+    #[test]
+    fn no_rport_goes_to_sent_by_port_of_source_ip() {
+        let mut r =
+            resp("SIP/2.0/UDP 10.0.0.7:5070;branch=z9hG4bKa, SIP/2.0/UDP b;branch=z9hG4bKb");
+        let t = apply_rport_received(&mut r, &flow("198.51.100.1:1234"));
+        assert_eq!(
+            r.headers.get("Via"),
+            Some(
+                "SIP/2.0/UDP 10.0.0.7:5070;branch=z9hG4bKa;received=198.51.100.1, SIP/2.0/UDP b;branch=z9hG4bKb"
+            )
+        );
+        let ResponseTarget::Flow(f) = t else { panic!() };
+        assert_eq!(f.remote, "198.51.100.1:5070".parse().unwrap());
+    }
+
+    #[test]
+    fn same_ip_without_rport_is_untouched() {
+        let v = "SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKa";
+        let mut r = resp(v);
+        let t = apply_rport_received(&mut r, &flow("127.0.0.1:5070"));
+        assert_eq!(r.headers.get("Via"), Some(v));
+        assert!(matches!(t, ResponseTarget::Flow(_)));
+        let mut bad = resp("garbage");
+        assert_eq!(
+            apply_rport_received(&mut bad, &flow("127.0.0.1:1")),
+            ResponseTarget::Nowhere
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! The TCP transport: keep-alives, responses on the same connection, framing errors.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn crlf_ping_gets_pong_and_register_over_tcp() {
+    let env = env().await;
+    let svc = start(&env, |_| {}).await;
+    let tcp_addr = svc.handle.local_addrs().tcp;
+    assert_eq!(tcp_addr.port(), svc.addr().port());
+    let mut ua = Ua::tcp(tcp_addr, "1001").await;
+    ua.send_raw(b"\r\n\r\n").await;
+    assert_eq!(ua.recv_bytes(WAIT).await.unwrap(), b"\r\n");
+    let ok = ua.register().await;
+    assert_eq!(ok.status.as_u16(), 200, "{ok:?}");
+    let b = svc
+        .handle
+        .location()
+        .lookup(env.tenant.id, env.alice.extension_id);
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0].flow.kind, pbx::TransportKind::Tcp);
+    assert!(b[0].flow.conn.is_some());
+    // the calls engine can reach the phone on its connection
+    let out = svc.handle.outbound();
+    out.send(&b[0].flow, bytes::Bytes::from_static(b"\r\n"))
+        .unwrap();
+    assert_eq!(ua.recv_bytes(WAIT).await.unwrap(), b"\r\n");
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_the_connection() {
+    let env = env().await;
+    let svc = start(&env, |c| c.limits.max_message_size = 4096).await;
+    let mut s = tokio::net::TcpStream::connect(svc.handle.local_addrs().tcp)
+        .await
+        .unwrap();
+    let msg = format!(
+        "OPTIONS sip:{DOMAIN} SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:1;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 100000\r\n\r\n"
+    );
+    s.write_all(msg.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(3), s.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "connection closed by the server");
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("SIP/2.0 513"), "{text}");
+    svc.shutdown().await;
+}
