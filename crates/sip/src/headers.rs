@@ -5,95 +5,188 @@ use std::fmt;
 
 use crate::syntax::list_items;
 
-/// Canonical spelling of well-known headers, with their compact forms (RFC 3261
-/// §7.3.3 and the IANA registry).
-const KNOWN: &[(&str, Option<&str>)] = &[
-    ("Via", Some("v")),
-    ("From", Some("f")),
-    ("To", Some("t")),
-    ("Call-ID", Some("i")),
-    ("CSeq", None),
-    ("Contact", Some("m")),
-    ("Max-Forwards", None),
-    ("Content-Length", Some("l")),
-    ("Content-Type", Some("c")),
-    ("Expires", None),
-    ("Route", None),
-    ("Record-Route", None),
-    ("Authorization", None),
-    ("Proxy-Authorization", None),
-    ("WWW-Authenticate", None),
-    ("Proxy-Authenticate", None),
-    ("Authentication-Info", None),
-    ("User-Agent", None),
-    ("Server", None),
-    ("Allow", None),
-    ("Supported", Some("k")),
-    ("Require", None),
-    ("Proxy-Require", None),
-    ("Unsupported", None),
-    ("Accept", None),
-    ("Accept-Encoding", None),
-    ("Accept-Language", None),
-    ("Content-Encoding", Some("e")),
-    ("Content-Disposition", None),
-    ("Content-Language", None),
-    ("Subject", Some("s")),
-    ("Event", Some("o")),
-    ("Allow-Events", Some("u")),
-    ("Refer-To", Some("r")),
-    ("Referred-By", Some("b")),
-    ("Session-Expires", Some("x")),
-    ("Identity", Some("y")),
-    ("Accept-Contact", Some("a")),
-    ("Reject-Contact", Some("j")),
-    ("Request-Disposition", Some("d")),
-    ("Date", None),
-    ("Min-Expires", None),
-    ("Min-SE", None),
-    ("Retry-After", None),
-    ("Timestamp", None),
-    ("Warning", None),
-    ("Organization", None),
-    ("Priority", None),
-    ("Path", None),
-    ("Service-Route", None),
-    ("Subscription-State", None),
-    ("Reason", None),
-    ("RSeq", None),
-    ("RAck", None),
-    ("Replaces", None),
-    ("Privacy", None),
-    ("P-Asserted-Identity", None),
-    ("P-Preferred-Identity", None),
-    ("MIME-Version", None),
-    ("Alert-Info", None),
-    ("Call-Info", None),
-    ("Error-Info", None),
-    ("In-Reply-To", None),
-    ("Reply-To", None),
-    ("Flow-Timer", None),
+/// Canonical spellings of the well-known headers; an entry's `canon` indexes this.
+const NAMES: [&str; 65] = [
+    "Via",
+    "From",
+    "To",
+    "Call-ID",
+    "CSeq",
+    "Contact",
+    "Max-Forwards",
+    "Content-Length",
+    "Content-Type",
+    "Expires",
+    "Route",
+    "Record-Route",
+    "Authorization",
+    "Proxy-Authorization",
+    "WWW-Authenticate",
+    "Proxy-Authenticate",
+    "Authentication-Info",
+    "User-Agent",
+    "Server",
+    "Allow",
+    "Supported",
+    "Require",
+    "Proxy-Require",
+    "Unsupported",
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "Content-Encoding",
+    "Content-Disposition",
+    "Content-Language",
+    "Subject",
+    "Event",
+    "Allow-Events",
+    "Refer-To",
+    "Referred-By",
+    "Session-Expires",
+    "Identity",
+    "Accept-Contact",
+    "Reject-Contact",
+    "Request-Disposition",
+    "Date",
+    "Min-Expires",
+    "Min-SE",
+    "Retry-After",
+    "Timestamp",
+    "Warning",
+    "Organization",
+    "Priority",
+    "Path",
+    "Service-Route",
+    "Subscription-State",
+    "Reason",
+    "RSeq",
+    "RAck",
+    "Replaces",
+    "Privacy",
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "MIME-Version",
+    "Alert-Info",
+    "Call-Info",
+    "Error-Info",
+    "In-Reply-To",
+    "Reply-To",
+    "Flow-Timer",
 ];
 
-/// The canonical spelling of a header name, for known headers and their compact forms.
-pub fn canonical_name(name: &str) -> Option<&'static str> {
-    if name.len() == 1 {
-        return KNOWN
-            .iter()
-            .find(|(_, c)| c.is_some_and(|c| c.eq_ignore_ascii_case(name)))
-            .map(|(n, _)| *n);
+/// Ids (indexes into `NAMES`) of the headers the parser validates.
+pub(crate) mod id {
+    pub const VIA: u8 = 0;
+    pub const FROM: u8 = 1;
+    pub const TO: u8 = 2;
+    pub const CALL_ID: u8 = 3;
+    pub const CSEQ: u8 = 4;
+    pub const CONTACT: u8 = 5;
+    pub const MAX_FORWARDS: u8 = 6;
+    pub const CONTENT_LENGTH: u8 = 7;
+    pub const CONTENT_TYPE: u8 = 8;
+    pub const EXPIRES: u8 = 9;
+    pub const ROUTE: u8 = 10;
+    pub const RECORD_ROUTE: u8 = 11;
+    pub const DATE: u8 = 40;
+}
+
+/// Index into `NAMES` of a header name given in any case or compact form.
+fn canonical_id(name: &str) -> Option<u8> {
+    let b = name.as_bytes();
+    let mut buf = [0u8; 24];
+    if b.is_empty() || b.len() > buf.len() {
+        return None;
     }
-    KNOWN
-        .iter()
-        .find(|(n, _)| n.len() == name.len() && n.eq_ignore_ascii_case(name))
-        .map(|(n, _)| *n)
+    for (d, s) in buf.iter_mut().zip(b) {
+        *d = s.to_ascii_lowercase();
+    }
+    Some(match buf.get(..b.len()).unwrap_or(b"") {
+        b"via" | b"v" => 0,
+        b"from" | b"f" => 1,
+        b"to" | b"t" => 2,
+        b"call-id" | b"i" => 3,
+        b"cseq" => 4,
+        b"contact" | b"m" => 5,
+        b"max-forwards" => 6,
+        b"content-length" | b"l" => 7,
+        b"content-type" | b"c" => 8,
+        b"expires" => 9,
+        b"route" => 10,
+        b"record-route" => 11,
+        b"authorization" => 12,
+        b"proxy-authorization" => 13,
+        b"www-authenticate" => 14,
+        b"proxy-authenticate" => 15,
+        b"authentication-info" => 16,
+        b"user-agent" => 17,
+        b"server" => 18,
+        b"allow" => 19,
+        b"supported" | b"k" => 20,
+        b"require" => 21,
+        b"proxy-require" => 22,
+        b"unsupported" => 23,
+        b"accept" => 24,
+        b"accept-encoding" => 25,
+        b"accept-language" => 26,
+        b"content-encoding" | b"e" => 27,
+        b"content-disposition" => 28,
+        b"content-language" => 29,
+        b"subject" | b"s" => 30,
+        b"event" | b"o" => 31,
+        b"allow-events" | b"u" => 32,
+        b"refer-to" | b"r" => 33,
+        b"referred-by" | b"b" => 34,
+        b"session-expires" | b"x" => 35,
+        b"identity" | b"y" => 36,
+        b"accept-contact" | b"a" => 37,
+        b"reject-contact" | b"j" => 38,
+        b"request-disposition" | b"d" => 39,
+        b"date" => 40,
+        b"min-expires" => 41,
+        b"min-se" => 42,
+        b"retry-after" => 43,
+        b"timestamp" => 44,
+        b"warning" => 45,
+        b"organization" => 46,
+        b"priority" => 47,
+        b"path" => 48,
+        b"service-route" => 49,
+        b"subscription-state" => 50,
+        b"reason" => 51,
+        b"rseq" => 52,
+        b"rack" => 53,
+        b"replaces" => 54,
+        b"privacy" => 55,
+        b"p-asserted-identity" => 56,
+        b"p-preferred-identity" => 57,
+        b"mime-version" => 58,
+        b"alert-info" => 59,
+        b"call-info" => 60,
+        b"error-info" => 61,
+        b"in-reply-to" => 62,
+        b"reply-to" => 63,
+        b"flow-timer" => 64,
+        _ => return None,
+    })
+}
+
+/// Canonical name of a known-header id.
+pub(crate) fn known_name(id: u8) -> &'static str {
+    NAMES.get(usize::from(id)).copied().unwrap_or("")
+}
+
+/// The canonical spelling of a header name, for well-known headers and their
+/// compact forms (RFC 3261 §7.3.3 and the IANA registry); `None` for others.
+pub fn canonical_name(name: &str) -> Option<&'static str> {
+    canonical_id(name).and_then(|i| NAMES.get(usize::from(i)).copied())
 }
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     name: (usize, usize),
     value: (usize, usize),
-    canon: Option<&'static str>,
+    canon: Option<u8>,
 }
 
 /// An ordered list of `(name, value)` header fields, unknown ones kept verbatim
@@ -113,27 +206,30 @@ impl Headers {
     pub(crate) fn from_parts(buf: String, raw: Vec<((usize, usize), (usize, usize))>) -> Self {
         let mut entries = Vec::with_capacity(raw.len());
         for (name, value) in raw {
-            let canon = buf.get(name.0..name.1).and_then(canonical_name);
+            let canon = buf.get(name.0..name.1).and_then(canonical_id);
             entries.push(Entry { name, value, canon });
         }
         Headers { buf, entries }
     }
 
     fn name_of(&self, e: &Entry) -> &str {
-        e.canon
-            .unwrap_or_else(|| self.buf.get(e.name.0..e.name.1).unwrap_or(""))
+        match e.canon.and_then(|i| NAMES.get(usize::from(i))) {
+            Some(n) => n,
+            None => self.buf.get(e.name.0..e.name.1).unwrap_or(""),
+        }
     }
 
     fn value_of(&self, e: &Entry) -> &str {
         self.buf.get(e.value.0..e.value.1).unwrap_or("")
     }
 
-    fn matches(&self, e: &Entry, canon: Option<&'static str>, name: &str) -> bool {
-        match (canon, e.canon) {
-            (Some(c), Some(d)) => std::ptr::eq(c, d) || c == d,
-            (Some(_), None) | (None, Some(_)) => false,
-            (None, None) => self.name_of(e).eq_ignore_ascii_case(name),
-        }
+    fn matches(&self, e: &Entry, canon: Option<u8>, name: &str) -> bool {
+        entry_matches(&self.buf, e, canon, name)
+    }
+
+    /// `(known-header id, value)` for every field, in order (see [`id`]).
+    pub(crate) fn iter_known(&self) -> impl Iterator<Item = (Option<u8>, &str)> {
+        self.entries.iter().map(|e| (e.canon, self.value_of(e)))
     }
 
     pub fn len(&self) -> usize {
@@ -153,7 +249,7 @@ impl Headers {
 
     /// Raw values of every field called `name` (one item per header line).
     pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        let canon = canonical_name(name);
+        let canon = canonical_id(name);
         self.entries
             .iter()
             .filter(move |e| self.matches(e, canon, name))
@@ -196,7 +292,7 @@ impl Headers {
             }
         }));
         let value_r = (vstart, self.buf.len());
-        let canon = canonical_name(name);
+        let canon = canonical_id(name);
         self.entries.push(Entry {
             name: name_r,
             value: value_r,
@@ -206,21 +302,16 @@ impl Headers {
 
     /// Removes every field called `name`; returns how many were removed.
     pub fn remove(&mut self, name: &str) -> usize {
-        let canon = canonical_name(name);
+        let canon = canonical_id(name);
         let before = self.entries.len();
-        let keep: Vec<Entry> = self
-            .entries
-            .iter()
-            .copied()
-            .filter(|e| !self.matches(e, canon, name))
-            .collect();
-        self.entries = keep;
+        let buf = &self.buf;
+        self.entries.retain(|e| !entry_matches(buf, e, canon, name));
         before - self.entries.len()
     }
 
     /// Replaces all fields called `name` by one, at the position of the first.
     pub fn set(&mut self, name: &str, value: &str) {
-        let canon = canonical_name(name);
+        let canon = canonical_id(name);
         let pos = self
             .entries
             .iter()
@@ -254,6 +345,16 @@ impl Headers {
         if !cl_written {
             write_cl(out, body_len);
         }
+    }
+}
+
+fn entry_matches(buf: &str, e: &Entry, canon: Option<u8>, name: &str) -> bool {
+    match (canon, e.canon) {
+        (Some(c), Some(d)) => c == d,
+        (None, None) => buf
+            .get(e.name.0..e.name.1)
+            .is_some_and(|n| n.eq_ignore_ascii_case(name)),
+        _ => false,
     }
 }
 

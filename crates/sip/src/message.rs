@@ -257,6 +257,10 @@ impl Message {
             Message::Response(r) => r.to_bytes(),
         }
     }
+    /// Raw values of a header (all lines, in order).
+    pub fn headers<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
+        std::ops::Deref::deref(self).get_all(name)
+    }
     pub fn as_request(&self) -> Option<&Request> {
         match self {
             Message::Request(r) => Some(r),
@@ -288,6 +292,17 @@ impl Request {
     /// Raw values of a header (all lines, in order), e.g. `Authorization`.
     pub fn headers<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers.get_all(name)
+    }
+
+    /// Appends a header (builder style).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// RFC 3261 §8.1.1: To, From, Call-ID, CSeq and Via present.
+    pub fn check_mandatory(&self) -> Result<(), crate::ParseError> {
+        crate::check_mandatory(self)
     }
 
     /// Serializes with canonical header names and a correct Content-Length.
@@ -359,6 +374,19 @@ impl Response {
     /// Raw values of a header (all lines, in order), e.g. `WWW-Authenticate`.
     pub fn headers<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
         self.headers.get_all(name)
+    }
+
+    /// Appends a header (builder style).
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Sets the body and its Content-Type (Content-Length is written on serialization).
+    pub fn with_body(mut self, content_type: &str, body: Vec<u8>) -> Self {
+        self.headers.set("Content-Type", content_type);
+        self.body = body;
+        self
     }
 
     /// Adds `;tag=` to the To header when it has none. Returns false when there
@@ -473,6 +501,12 @@ mod tests {
         let mut tagged = ok.clone();
         tagged.set_to_tag("other");
         assert_eq!(tagged.to_addr().unwrap().unwrap().tag(), Some(tag.as_str()));
+        let with = req
+            .response(StatusCode::OK)
+            .with_header("Contact", "<sip:a@b>;expires=60")
+            .with_body("text/plain", b"hi".to_vec());
+        let t = String::from_utf8(with.to_bytes()).unwrap();
+        assert!(t.ends_with("Contact: <sip:a@b>;expires=60\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"));
         let text = String::from_utf8(ok.to_bytes()).unwrap();
         assert!(
             text.starts_with(

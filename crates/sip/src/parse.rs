@@ -4,7 +4,7 @@
 use crate::ParseError;
 use crate::headers::Headers;
 use crate::message::{Message, Method, Request, Response, StatusCode, Version, stable_tag};
-use crate::syntax::{is_token, is_token_byte, is_ws, parse_decimal};
+use crate::syntax::{is_token, is_token_byte, is_ws};
 use crate::uri::Uri;
 
 /// Resource limits applied to every message. Exceeding one is a typed error.
@@ -44,107 +44,10 @@ pub fn parse_datagram(input: &[u8], limits: &Limits) -> Result<Message, ParseErr
     parse(input, limits, Mode::Datagram)
 }
 
-/// Parses one message cut from a stream by [`frame_stream`] (`&buf[..len]`).
+/// Parses one message cut from a stream by [`frame_stream`](crate::frame_stream) (`&buf[..len]`).
 /// Content-Length is mandatory.
 pub fn parse_stream_message(input: &[u8], limits: &Limits) -> Result<Message, ParseError> {
     parse(input, limits, Mode::Stream)
-}
-
-/// What [`frame_stream`] found at the start of a stream buffer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// A complete message occupies `buf[..len]`.
-    Complete(usize),
-    /// Need more bytes.
-    Incomplete,
-    /// RFC 5626 keep-alive ping (`CRLFCRLF`): consume `len` bytes and answer with a `CRLF` pong.
-    Ping(usize),
-    /// A lone CRLF (an RFC 5626 pong, or stray line end): consume `len` bytes, no answer.
-    Pong(usize),
-    /// Unrecoverable: answer if possible, then close the connection.
-    Error(ParseError),
-}
-
-/// Finds the first message (or keep-alive) in a stream buffer.
-pub fn frame_stream(buf: &[u8], limits: &Limits) -> Framing {
-    if buf.starts_with(b"\r\n\r\n") {
-        return Framing::Ping(4);
-    }
-    if buf.starts_with(b"\r\n") {
-        return Framing::Pong(2);
-    }
-    if buf == b"\r" {
-        return Framing::Incomplete;
-    }
-    let Some(head_end) = find_head_end(buf) else {
-        if buf.len() > limits.max_message_size {
-            return Framing::Error(ParseError::MessageTooLarge {
-                limit: limits.max_message_size,
-            });
-        }
-        return Framing::Incomplete;
-    };
-    // only Content-Length matters here: scan header lines (a folded CL value is
-    // rare but legal, so unfold the one we find)
-    let head = buf.get(..head_end).unwrap_or(b"");
-    let mut cl: Option<u64> = None;
-    let mut lines = head.split(|b| *b == b'\n').skip(1).peekable();
-    while let Some(line) = lines.next() {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            continue;
-        };
-        let name = std::str::from_utf8(line.get(..colon).unwrap_or(b"")).unwrap_or("");
-        let name = name.trim_end_matches([' ', '\t']);
-        if !(name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l")) {
-            continue;
-        }
-        let mut value: Vec<u8> = line.get(colon + 1..).unwrap_or(b"").to_vec();
-        while let Some(next) = lines.peek() {
-            if next.first().is_some_and(|b| is_ws(*b)) {
-                value.extend_from_slice(next.strip_suffix(b"\r").unwrap_or(next));
-                lines.next();
-            } else {
-                break;
-            }
-        }
-        let v = std::str::from_utf8(&value)
-            .unwrap_or("")
-            .trim_matches([' ', '\t']);
-        let Some(n) = parse_decimal(v, u64::MAX) else {
-            return Framing::Error(ParseError::header(
-                "Content-Length",
-                "not a number in range",
-            ));
-        };
-        if cl.is_some_and(|c| c != n) {
-            return Framing::Error(ParseError::Duplicate("Content-Length"));
-        }
-        cl = Some(n);
-    }
-    let Some(cl) = cl else {
-        return Framing::Error(ParseError::MissingContentLength);
-    };
-    let body_start = head_end + 4;
-    let total = u64::try_from(body_start)
-        .unwrap_or(u64::MAX)
-        .saturating_add(cl);
-    if total > limits.max_message_size as u64 {
-        return Framing::Error(ParseError::MessageTooLarge {
-            limit: limits.max_message_size,
-        });
-    }
-    let total = total as usize;
-    if buf.len() >= total {
-        Framing::Complete(total)
-    } else {
-        Framing::Incomplete
-    }
-}
-
-/// Index of the `\r\n\r\n` that ends the header section.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
 }
 
 fn strip_leading_crlf(mut input: &[u8]) -> &[u8] {
@@ -161,73 +64,62 @@ struct Raw<'a> {
     input: &'a [u8],
 }
 
-/// Framing and header splitting only (no semantic checks).
+fn incomplete(input: &[u8], limits: &Limits) -> ParseError {
+    if input.len() > limits.max_message_size {
+        ParseError::MessageTooLarge {
+            limit: limits.max_message_size,
+        }
+    } else {
+        ParseError::Incomplete("no empty line after the headers")
+    }
+}
+
+/// Framing and header splitting only (no semantic checks). One pass over the
+/// header section; one copy of it into the header arena.
 fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, ParseError> {
     let input = strip_leading_crlf(input);
-    if input.len() > limits.max_message_size {
-        // datagrams may carry ignored trailing bytes; only the message proper counts
-        let within = input
-            .get(..limits.max_message_size.saturating_add(4))
-            .unwrap_or(input);
-        if find_head_end(within).is_none() {
-            return Err(ParseError::MessageTooLarge {
-                limit: limits.max_message_size,
-            });
-        }
-    }
-    let (head_end, body_start) = match find_head_end(input) {
-        Some(p) => (p, p + 4),
-        // a datagram ends the message: tolerate a missing final empty line
-        None if mode == Mode::Datagram && input.ends_with(b"\r\n") => {
-            (input.len() - 2, input.len())
-        }
-        None => return Err(ParseError::Incomplete("no empty line after the headers")),
-    };
-    if head_end > limits.max_message_size {
-        return Err(ParseError::MessageTooLarge {
-            limit: limits.max_message_size,
-        });
-    }
-    let head = input.get(..head_end + 2).unwrap_or(b"");
-    let sl_end = head
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .unwrap_or(head_end);
-    let start_line = std::str::from_utf8(head.get(..sl_end).unwrap_or(b""))
-        .map_err(|_| ParseError::StartLine("not UTF-8"))?;
-    if start_line.len() > limits.max_header_line {
-        return Err(ParseError::HeaderLineTooLong {
-            limit: limits.max_header_line,
-        });
-    }
-    let mut buf: Vec<u8> = head.get(sl_end + 2..).unwrap_or(b"").to_vec();
+    // the message proper (not ignored trailing datagram bytes) must fit
+    let scan = input.get(..limits.max_message_size).unwrap_or(input);
     let mut ranges: Vec<((usize, usize), (usize, usize))> = Vec::with_capacity(16);
+    let mut folds: Vec<usize> = Vec::new();
     let mut pos = 0usize;
-    while pos < buf.len() {
-        let rel = buf
+    let mut start_line_end: Option<usize> = None;
+    let (head_end, body_start) = loop {
+        let Some(at) = scan
             .get(pos..)
-            .and_then(|r| r.windows(2).position(|w| w == b"\r\n"))
-            .ok_or(ParseError::HeaderLine("line without CRLF"))?;
-        let line_end = pos + rel;
-        let line = buf.get(pos..line_end).unwrap_or(b"");
+            .and_then(|r| memchr::memchr2(b'\r', b'\n', r))
+        else {
+            if mode == Mode::Datagram && pos == input.len() && pos > 0 {
+                // a datagram ends the message: tolerate a missing final empty line
+                break (pos, pos);
+            }
+            return Err(incomplete(input, limits));
+        };
+        let line_end = pos + at;
+        match (scan.get(line_end), scan.get(line_end + 1)) {
+            (Some(b'\r'), Some(b'\n')) => {}
+            (Some(b'\r'), None) => return Err(incomplete(input, limits)),
+            _ => return Err(ParseError::HeaderLine("bare CR or LF")),
+        }
+        let lf = line_end + 1;
+        let line = scan.get(pos..line_end).unwrap_or(b"");
         if line.len() > limits.max_header_line {
             return Err(ParseError::HeaderLineTooLong {
                 limit: limits.max_header_line,
             });
         }
-        if line.iter().any(|b| *b == b'\r' || *b == b'\n') {
-            return Err(ParseError::HeaderLine("bare CR or LF"));
-        }
-        if line.first().is_some_and(|b| is_ws(*b)) {
+        if start_line_end.is_none() {
+            start_line_end = Some(line_end);
+        } else if line.is_empty() {
+            break (pos, lf + 1);
+        } else if line.first().is_some_and(|b| is_ws(*b)) {
             // continuation: join with the previous field
             let Some(last) = ranges.last_mut() else {
                 return Err(ParseError::HeaderLine(
                     "continuation line before any header",
                 ));
             };
-            if let Some(crlf) = buf.get_mut(pos.saturating_sub(2)..pos) {
-                crlf.copy_from_slice(b"  ");
-            }
+            folds.push(pos.saturating_sub(2));
             last.1.1 = line_end;
             if line_end - last.1.0 > limits.max_header_line {
                 return Err(ParseError::HeaderLineTooLong {
@@ -235,10 +127,7 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
                 });
             }
         } else {
-            let colon = line
-                .iter()
-                .position(|b| *b == b':')
-                .ok_or(ParseError::HeaderLine("no colon"))?;
+            let colon = memchr::memchr(b':', line).ok_or(ParseError::HeaderLine("no colon"))?;
             let mut name_end = colon;
             while name_end > 0 && line.get(name_end - 1).is_some_and(|b| is_ws(*b)) {
                 name_end -= 1;
@@ -254,10 +143,22 @@ fn split<'a>(input: &'a [u8], limits: &Limits, mode: Mode) -> Result<Raw<'a>, Pa
             }
             ranges.push(((pos, pos + name_end), (pos + colon + 1, line_end)));
         }
-        pos = line_end + 2;
+        pos = lf + 1;
+    };
+    let sl_end = start_line_end.unwrap_or(0);
+    let start_line = std::str::from_utf8(input.get(..sl_end).unwrap_or(b""))
+        .map_err(|_| ParseError::StartLine("not UTF-8"))?;
+    // header arena: bytes from the first header line to the end of the last
+    let base = (sl_end + 2).min(head_end);
+    let mut buf = input.get(base..head_end).unwrap_or(b"").to_vec();
+    for f in folds {
+        if let Some(crlf) = buf.get_mut(f - base..f - base + 2) {
+            crlf.copy_from_slice(b"  ");
+        }
     }
-    // trim values
-    for (_, v) in ranges.iter_mut() {
+    for (n, v) in ranges.iter_mut() {
+        *n = (n.0 - base, n.1 - base);
+        *v = (v.0 - base, v.1 - base);
         while v.0 < v.1 && buf.get(v.0).is_some_and(|b| is_ws(*b)) {
             v.0 += 1;
         }
@@ -409,11 +310,14 @@ fn parse(input: &[u8], limits: &Limits, mode: Mode) -> Result<Message, ParseErro
 /// For bytes that failed to parse as a request, builds the error response a
 /// server should send (RFC 3261 §8.2.6): status from [`ParseError::status_code`],
 /// reason phrase naming the problem, Via(s) / From / To (+ To-tag) / Call-ID /
-/// CSeq copied as received. `None` for responses, keep-alives, or when no Via
-/// can be found (nowhere to send it).
+/// CSeq copied as received. `None` for responses, ACKs, keep-alives, when no Via
+/// can be found (nowhere to send it), or when even the header lines cannot be
+/// split within the limits (the datagram is simply dropped).
 pub fn error_response(input: &[u8], err: &ParseError, limits: &Limits) -> Option<Response> {
     let raw = split(input, limits, Mode::Datagram).ok()?;
-    if is_response_line(raw.start_line) || raw.start_line.is_empty() {
+    // never answer a response, and never answer an ACK (RFC 3261: no response to ACK)
+    let method = raw.start_line.split(' ').next().unwrap_or("");
+    if is_response_line(raw.start_line) || method.is_empty() || method == "ACK" {
         return None;
     }
     raw.headers.get("Via")?;
@@ -449,10 +353,11 @@ pub fn check_mandatory(req: &Request) -> Result<(), ParseError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::{Framing, frame_stream};
 
-    const REG: &str = "REGISTER sip:example.com SIP/2.0\r\n\
+    pub(crate) const REG: &str = "REGISTER sip:example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n\
 Max-Forwards: 70\r\n\
 To: <sip:1001@example.com>\r\n\
@@ -661,55 +566,6 @@ Content-Length: 0\r\n\r\n";
     }
 
     #[test]
-    fn stream_framing() {
-        let two = format!("{REG}{REG}");
-        assert_eq!(
-            frame_stream(two.as_bytes(), &l()),
-            Framing::Complete(REG.len())
-        );
-        assert_eq!(
-            frame_stream(&REG.as_bytes()[..REG.len() - 1], &l()),
-            Framing::Incomplete
-        );
-        let body = REG.replace("Content-Length: 0", "l :\r\n 5") + "hello";
-        assert_eq!(
-            frame_stream(body.as_bytes(), &l()),
-            Framing::Complete(body.len())
-        );
-        assert_eq!(
-            frame_stream(&body.as_bytes()[..body.len() - 1], &l()),
-            Framing::Incomplete
-        );
-        let m = parse_stream_message(body.as_bytes(), &l()).unwrap();
-        assert_eq!(m.body(), b"hello");
-        assert_eq!(frame_stream(b"\r\n\r\nINVITE", &l()), Framing::Ping(4));
-        assert_eq!(frame_stream(b"\r\n", &l()), Framing::Pong(2));
-        assert_eq!(frame_stream(b"\r\nSIP/2.0", &l()), Framing::Pong(2));
-        assert_eq!(frame_stream(b"\r", &l()), Framing::Incomplete);
-        assert_eq!(frame_stream(b"", &l()), Framing::Incomplete);
-        let nocl = REG.replace("Content-Length: 0\r\n", "");
-        assert_eq!(
-            frame_stream(nocl.as_bytes(), &l()),
-            Framing::Error(ParseError::MissingContentLength)
-        );
-        let neg = REG.replace("Content-Length: 0", "Content-Length: -5");
-        assert!(matches!(
-            frame_stream(neg.as_bytes(), &l()),
-            Framing::Error(_)
-        ));
-        let claim = REG.replace("Content-Length: 0", "Content-Length: 99999999999");
-        assert!(matches!(
-            frame_stream(claim.as_bytes(), &l()),
-            Framing::Error(ParseError::MessageTooLarge { .. })
-        ));
-        let garbage = vec![b'x'; 70_000];
-        assert!(matches!(
-            frame_stream(&garbage, &l()),
-            Framing::Error(ParseError::MessageTooLarge { .. })
-        ));
-    }
-
-    #[test]
     fn error_response_for_bad_request() {
         let bad = REG.replace("CSeq: 1 REGISTER", "CSeq: 1 INVITE");
         let e = parse_datagram(bad.as_bytes(), &l()).unwrap_err();
@@ -724,6 +580,13 @@ Content-Length: 0\r\n\r\n";
         let again = error_response(bad.as_bytes(), &e, &l()).unwrap();
         assert_eq!(again.to_addr().unwrap().unwrap().tag(), Some(tag.as_str()));
         assert!(parse_datagram(&r.to_bytes(), &l()).is_ok());
+        // ACKs are never answered
+        let ack = bad
+            .replace("REGISTER sip:example.com", "ACK sip:example.com")
+            .replace("1 INVITE", "1 ACK");
+        let ack = ack.replace("Max-Forwards: 70", "Max-Forwards: 700");
+        let e = parse_datagram(ack.as_bytes(), &l()).unwrap_err();
+        assert!(error_response(ack.as_bytes(), &e, &l()).is_none());
         // responses are never answered
         let resp = "SIP/2.0 999 x\r\nVia: SIP/2.0/UDP h\r\n\r\n";
         let e = parse_datagram(resp.as_bytes(), &l()).unwrap_err();

@@ -174,6 +174,15 @@ impl<'a> Params<'a> {
 /// Strict check of a header parameter list (`*( SEMI generic-param )`):
 /// no empty parameters, token names, token / host / quoted-string values.
 pub(crate) fn validate_params(raw: &str, header: &'static str) -> Result<(), crate::ParseError> {
+    validate_params_with(raw, header, |_, _| Ok(()))
+}
+
+/// [`validate_params`] that also hands each `(name, value)` to `check`.
+pub(crate) fn validate_params_with<'a>(
+    raw: &'a str,
+    header: &'static str,
+    mut check: impl FnMut(&'a str, Option<&'a str>) -> Result<(), crate::ParseError>,
+) -> Result<(), crate::ParseError> {
     let raw = trim_ws(raw);
     if raw.is_empty() {
         return Ok(());
@@ -208,6 +217,7 @@ pub(crate) fn validate_params(raw: &str, header: &'static str) -> Result<(), cra
                 return Err(crate::ParseError::header(header, "invalid parameter value"));
             }
         }
+        check(name, value)?;
     }
     Ok(())
 }

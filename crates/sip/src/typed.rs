@@ -7,92 +7,10 @@ use crate::ParseError;
 use crate::headers::Headers;
 use crate::message::Method;
 use crate::syntax::{
-    Params, is_token, is_token_byte, parse_decimal, quoted_len, trim_ws, unquote, validate_params,
+    Params, is_token, parse_decimal, quoted_len, split_outside, trim_ws, unquote, validate_params,
 };
-use crate::uri::{UriRef, split_hostport};
-
-/// The RFC 3261 branch magic cookie.
-pub const MAGIC_COOKIE: &str = "z9hG4bK";
-
-/// One Via value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Via<'a> {
-    /// `UDP`, `TCP`, `TLS`, `WS`, ... as written.
-    pub transport: &'a str,
-    /// sent-by host (IPv6 with brackets).
-    pub host: &'a str,
-    pub port: Option<u16>,
-    pub params: Params<'a>,
-}
-
-impl<'a> Via<'a> {
-    pub fn parse(s: &'a str) -> Result<Self, ParseError> {
-        const H: &str = "Via";
-        let err = |r| ParseError::header(H, r);
-        let s = trim_ws(s);
-        let (name, rest) = s.split_once('/').ok_or(err("missing sent-protocol"))?;
-        let (version, rest) = rest.split_once('/').ok_or(err("missing sent-protocol"))?;
-        if !trim_ws(name).eq_ignore_ascii_case("SIP") || trim_ws(version) != "2.0" {
-            return Err(err("sent-protocol is not SIP/2.0"));
-        }
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let tlen = rest.bytes().take_while(|b| is_token_byte(*b)).count();
-        let (transport, rest) = rest.split_at(tlen);
-        if transport.is_empty() || !rest.starts_with([' ', '\t']) {
-            return Err(err("bad transport"));
-        }
-        let rest = rest.trim_start_matches([' ', '\t']);
-        let sb_len = rest.find(';').unwrap_or(rest.len());
-        let (sent_by, params) = rest.split_at(sb_len);
-        let (host, port) = split_hostport(trim_ws(sent_by)).map_err(|_| err("bad sent-by"))?;
-        validate_params(params, H)?;
-        let via = Via {
-            transport,
-            host,
-            port,
-            params: Params::new(params),
-        };
-        match via.params.get("branch") {
-            Some(Some(b)) if b == MAGIC_COOKIE => {
-                return Err(err("branch has no value after the magic cookie"));
-            }
-            Some(None) => return Err(err("branch without value")),
-            _ => {}
-        }
-        match via.params.get("rport") {
-            Some(Some(p)) if parse_decimal(p, 65535).is_none() => return Err(err("bad rport")),
-            _ => {}
-        }
-        if matches!(via.params.get("received"), Some(None)) {
-            return Err(err("received without value"));
-        }
-        if let Some(ttl) = via.params.value("ttl") {
-            if parse_decimal(ttl, 255).is_none() {
-                return Err(err("bad ttl"));
-            }
-        }
-        Ok(via)
-    }
-    pub fn branch(&self) -> Option<&'a str> {
-        self.params.value("branch")
-    }
-    /// True when the branch starts with the RFC 3261 magic cookie.
-    pub fn is_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.starts_with(MAGIC_COOKIE))
-    }
-    pub fn received(&self) -> Option<&'a str> {
-        self.params.value("received")
-    }
-    /// `None`: no rport; `Some(None)`: bare `rport` (a request for it); `Some(Some(p))`: filled in.
-    pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get("rport")
-            .map(|v| v.and_then(|p| parse_decimal(p, 65535)).map(|p| p as u16))
-    }
-    pub fn maddr(&self) -> Option<&'a str> {
-        self.params.value("maddr")
-    }
-}
+use crate::uri::UriRef;
+use crate::via::Via;
 
 /// A `name-addr` / `addr-spec` with header parameters (From, To, Contact, Route...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,9 +174,7 @@ fn single<'a>(h: &'a Headers, name: &'static str) -> Result<Option<&'a str>, Par
 
 fn number(h: &Headers, name: &'static str, max: u64) -> Result<Option<u64>, ParseError> {
     single(h, name)?
-        .map(|v| {
-            parse_decimal(trim_ws(v), max).ok_or(ParseError::header(name, "not a number in range"))
-        })
+        .map(|v| check_number(v, name, max))
         .transpose()
 }
 
@@ -286,12 +202,7 @@ impl Headers {
             .transpose()
     }
     pub fn call_id(&self) -> Result<Option<&str>, ParseError> {
-        match single(self, "Call-ID")?.map(trim_ws) {
-            Some(v) if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) => Err(
-                ParseError::header("Call-ID", "empty or contains whitespace"),
-            ),
-            v => Ok(v),
-        }
+        single(self, "Call-ID")?.map(check_call_id).transpose()
     }
     pub fn cseq(&self) -> Result<Option<CSeq>, ParseError> {
         single(self, "CSeq")?.map(CSeq::parse).transpose()
@@ -305,18 +216,7 @@ impl Headers {
             }
             return Ok(Contacts::Star);
         }
-        let list = vals
-            .map(|v| {
-                let na = NameAddr::parse(v, "Contact")?;
-                if na.params.contains("expires") && na.expires().is_none() {
-                    return Err(ParseError::header("Contact", "expires out of range"));
-                }
-                if na.params.contains("q") && na.q().is_none() {
-                    return Err(ParseError::header("Contact", "bad q value"));
-                }
-                Ok(na)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let list = vals.map(check_contact).collect::<Result<Vec<_>, _>>()?;
         Ok(Contacts::List(list))
     }
     pub fn max_forwards(&self) -> Result<Option<u8>, ParseError> {
@@ -330,12 +230,9 @@ impl Headers {
     }
     /// The media type, e.g. `application/sdp` (parameters included as written).
     pub fn content_type(&self) -> Result<Option<&str>, ParseError> {
-        match single(self, "Content-Type")?.map(trim_ws) {
-            Some(v) if !v.contains('/') => {
-                Err(ParseError::header("Content-Type", "not type/subtype"))
-            }
-            v => Ok(v),
-        }
+        single(self, "Content-Type")?
+            .map(check_content_type)
+            .transpose()
     }
     pub fn routes(&self) -> Result<Vec<NameAddr<'_>>, ParseError> {
         name_addrs(self, "Route")
@@ -360,45 +257,127 @@ impl Headers {
     }
 }
 
-/// Validates the header set the parser checks strictly.
+fn check_call_id(v: &str) -> Result<&str, ParseError> {
+    let v = trim_ws(v);
+    if v.is_empty() || v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err(ParseError::header(
+            "Call-ID",
+            "empty or contains whitespace",
+        ));
+    }
+    Ok(v)
+}
+
+fn check_number(v: &str, name: &'static str, max: u64) -> Result<u64, ParseError> {
+    parse_decimal(trim_ws(v), max).ok_or(ParseError::header(name, "not a number in range"))
+}
+
+fn check_content_type(v: &str) -> Result<&str, ParseError> {
+    let v = trim_ws(v);
+    if !v.contains('/') {
+        return Err(ParseError::header("Content-Type", "not type/subtype"));
+    }
+    Ok(v)
+}
+
+fn check_contact(v: &str) -> Result<NameAddr<'_>, ParseError> {
+    let na = NameAddr::parse(v, "Contact")?;
+    for (name, value) in na.params.iter() {
+        if name.eq_ignore_ascii_case("expires")
+            && value
+                .and_then(|e| parse_decimal(e, u64::from(u32::MAX)))
+                .is_none()
+        {
+            return Err(ParseError::header("Contact", "expires out of range"));
+        }
+        if name.eq_ignore_ascii_case("q") && value.and_then(parse_qvalue).is_none() {
+            return Err(ParseError::header("Contact", "bad q value"));
+        }
+    }
+    Ok(na)
+}
+
+/// Validates, in one pass, every header the parser checks strictly.
 pub(crate) fn validate(h: &Headers, max_vias: usize) -> Result<(), ParseError> {
+    use crate::headers::{id, known_name};
+    const SINGLE: u64 = 1 << id::FROM
+        | 1 << id::TO
+        | 1 << id::CALL_ID
+        | 1 << id::CSEQ
+        | 1 << id::MAX_FORWARDS
+        | 1 << id::EXPIRES
+        | 1 << id::CONTENT_LENGTH
+        | 1 << id::CONTENT_TYPE
+        | 1 << id::DATE;
+    let mut seen = 0u64;
     let mut vias = 0usize;
-    for v in h.get_all("Via") {
-        for item in crate::syntax::split_outside(v, b',') {
-            vias += 1;
-            if vias > max_vias {
-                return Err(ParseError::TooManyVias { limit: max_vias });
+    let (mut contacts, mut star) = (0usize, false);
+    for (canon, v) in h.iter_known() {
+        let Some(hid) = canon else { continue };
+        let bit = 1u64.checked_shl(u32::from(hid)).unwrap_or(0);
+        if SINGLE & bit != 0 {
+            if seen & bit != 0 {
+                return Err(ParseError::Duplicate(known_name(hid)));
             }
-            if trim_ws(item).is_empty() {
-                return Err(ParseError::header("Via", "empty value in list"));
+            seen |= bit;
+        }
+        match hid {
+            id::VIA => {
+                for item in split_outside(v, b',') {
+                    vias += 1;
+                    if vias > max_vias {
+                        return Err(ParseError::TooManyVias { limit: max_vias });
+                    }
+                    Via::parse(item)?;
+                }
             }
-            Via::parse(item)?;
+            id::FROM | id::TO => {
+                NameAddr::parse(v, known_name(hid))?;
+            }
+            id::CALL_ID => {
+                check_call_id(v)?;
+            }
+            id::CSEQ => {
+                CSeq::parse(v)?;
+            }
+            id::MAX_FORWARDS => {
+                check_number(v, "Max-Forwards", 255)?;
+            }
+            id::EXPIRES => {
+                check_number(v, "Expires", u64::from(u32::MAX))?;
+            }
+            id::CONTENT_LENGTH => {
+                check_number(v, "Content-Length", u64::MAX)?;
+            }
+            id::CONTENT_TYPE => {
+                check_content_type(v)?;
+            }
+            id::DATE if !trim_ws(v).ends_with("GMT") => {
+                return Err(ParseError::header("Date", "time zone must be GMT"));
+            }
+            id::CONTACT | id::ROUTE | id::RECORD_ROUTE if !trim_ws(v).is_empty() => {
+                let name = known_name(hid);
+                for item in split_outside(v, b',') {
+                    if trim_ws(item).is_empty() {
+                        return Err(ParseError::header(name, "empty value in list"));
+                    }
+                    if hid != id::CONTACT {
+                        NameAddr::parse(item, name)?;
+                        continue;
+                    }
+                    contacts += 1;
+                    if trim_ws(item) == "*" {
+                        star = true;
+                    } else {
+                        check_contact(item)?;
+                    }
+                }
+            }
+            _ => {}
         }
     }
-    h.from_addr()?;
-    h.to_addr()?;
-    h.call_id()?;
-    h.cseq()?;
-    h.max_forwards()?;
-    h.expires()?;
-    h.content_length()?;
-    h.content_type()?;
-    for name in ["Contact", "Route", "Record-Route"] {
-        for v in h.get_all(name) {
-            if crate::syntax::split_outside(v, b',').any(|x| trim_ws(x).is_empty())
-                && !trim_ws(v).is_empty()
-            {
-                return Err(ParseError::header(name, "empty value in list"));
-            }
-        }
-    }
-    h.contacts()?;
-    h.routes()?;
-    h.record_routes()?;
-    if let Some(d) = single(h, "Date")? {
-        if !trim_ws(d).ends_with("GMT") {
-            return Err(ParseError::header("Date", "time zone must be GMT"));
-        }
+    if star && contacts > 1 {
+        return Err(ParseError::header("Contact", "* mixed with other contacts"));
     }
     Ok(())
 }
@@ -413,47 +392,6 @@ mod tests {
             h.push(n, v);
         }
         h
-    }
-
-    #[test]
-    fn via_fields() {
-        let v = Via::parse(
-            "SIP / 2.0 / TCP [2001:db8::9]:5070 ; branch=z9hG4bKabc;rport;received=192.0.2.1;x",
-        )
-        .unwrap();
-        assert_eq!(
-            (v.transport, v.host, v.port),
-            ("TCP", "[2001:db8::9]", Some(5070))
-        );
-        assert_eq!(v.branch(), Some("z9hG4bKabc"));
-        assert!(v.is_rfc3261_branch());
-        assert_eq!(v.rport(), Some(None));
-        assert_eq!(v.received(), Some("192.0.2.1"));
-        assert_eq!(v.params.get("x"), Some(None));
-        let v = Via::parse("SIP/2.0/UDP host;rport=5061").unwrap();
-        assert_eq!(
-            (v.rport(), v.port, v.branch()),
-            (Some(Some(5061)), None, None)
-        );
-        for bad in [
-            "SIP/2.0/UDP",
-            "SIP/3.0/UDP host",
-            "SIP/2.0/UDP host;;",
-            "SIP/2.0/UDP host;branch=z9hG4bK",
-            "SIP/2.0/UDP host;branch",
-            "SIP/2.0/UDP host;rport=x",
-            "SIP/2.0/UDP host:99999",
-            "SIP/2.0/UDP ho st",
-        ] {
-            assert!(Via::parse(bad).is_err(), "{bad}");
-        }
-        let h = hdrs(&[
-            ("v", "SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/TCP b:5062"),
-            ("Via", "SIP/2.0/TLS c"),
-        ]);
-        let hosts: Vec<_> = h.vias().unwrap().iter().map(|v| v.host).collect();
-        assert_eq!(hosts, ["a", "b", "c"]);
-        assert_eq!(h.top_via().unwrap().unwrap().transport, "UDP");
     }
 
     #[test]

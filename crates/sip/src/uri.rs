@@ -287,7 +287,7 @@ impl<'a> UriRef<'a> {
             parts: UriParts::parse(s)?,
         })
     }
-    pub fn to_owned(&self) -> Uri {
+    pub fn to_uri(&self) -> Uri {
         Uri {
             raw: self.raw.to_owned(),
             parts: self.parts,
@@ -340,6 +340,37 @@ impl<'a> UriRef<'a> {
     }
     pub fn transport(&self) -> Option<&'a str> {
         self.params().value("transport")
+    }
+
+    /// The canonical address-of-record form RFC 3261 §10.3 step 5 asks a
+    /// registrar to key bindings by: `sip:`/`sips:` + user + `@` + host
+    /// (lowercased) + `:port` if present; parameters and headers dropped; %HEX
+    /// escapes decoded and re-escaped only where the character needs it, so
+    /// `sip:%75se%72@EXAMPLE.com` and `sip:user@example.com` give the same key.
+    /// `None` for non-SIP URIs (a registrar answers those with 400/416).
+    pub fn canonical_aor(&self) -> Option<String> {
+        let scheme = match self.scheme() {
+            Scheme::Sip => "sip:",
+            Scheme::Sips => "sips:",
+            Scheme::Other => return None,
+        };
+        let mut out = String::with_capacity(self.raw.len());
+        out.push_str(scheme);
+        if let Some(user) = self.user() {
+            for b in unescape(user).iter().copied() {
+                if is_unreserved(b) || b"&=+$,;?/".contains(&b) {
+                    out.push(char::from(b));
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            out.push('@');
+        }
+        out.push_str(&self.host().to_ascii_lowercase());
+        if let Some(p) = self.port() {
+            out.push_str(&format!(":{p}"));
+        }
+        Some(out)
     }
 
     /// URI comparison per RFC 3261 §19.1.4.
@@ -439,6 +470,10 @@ impl Uri {
     }
     pub fn headers(&self) -> Option<&str> {
         self.as_ref().headers()
+    }
+    /// See [`UriRef::canonical_aor`].
+    pub fn canonical_aor(&self) -> Option<String> {
+        self.as_ref().canonical_aor()
     }
     pub fn equivalent(&self, other: &Uri) -> bool {
         self.as_ref().equivalent(&other.as_ref())

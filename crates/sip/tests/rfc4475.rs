@@ -261,6 +261,7 @@ fn valid_messages_expose_their_content() {
         to.uri
             .equivalent(&sip::UriRef::parse("sip:user@example.com").unwrap())
     );
+    assert_eq!(to.uri.canonical_aor().unwrap(), "sip:user@example.com");
     assert_eq!(e.uri.user(), Some("sips%3Auser%40example.com"));
     assert_eq!(
         e.uri.as_ref().user_unescaped().unwrap().as_ref(),
@@ -276,6 +277,16 @@ fn valid_messages_expose_their_content() {
         .map(|c| c.uri.user_unescaped().unwrap().into_owned())
         .collect();
     assert_eq!(users, [b"\0".to_vec(), b"\0\0".to_vec()]);
+    let keys: Vec<_> = c.iter().map(|c| c.uri.canonical_aor().unwrap()).collect();
+    assert_eq!(
+        keys,
+        ["sip:%00@host5.example.com", "sip:%00%00@host5.example.com"]
+    );
+    let aor = n.to_addr().unwrap().unwrap().uri.canonical_aor().unwrap();
+    assert_eq!(
+        aor, "sip:null-%00-null@example.com",
+        "AOR not truncated at NUL"
+    );
     assert_eq!(
         n.to_addr()
             .unwrap()
@@ -452,4 +463,40 @@ fn application_cases_expose_what_the_engine_decides_on() {
         !sdp.values("Accept")
             .any(|v| v.eq_ignore_ascii_case("application/sdp"))
     );
+}
+
+#[test]
+fn serialized_valid_messages_frame_back_out_of_a_stream() {
+    let valid: Vec<Message> = cases()
+        .iter()
+        .filter(|c| c.category == "valid")
+        .map(|c| parse(&c.name).unwrap())
+        .collect();
+    let mut stream = b"\r\n\r\n".to_vec();
+    for m in &valid {
+        stream.extend_from_slice(&m.to_bytes());
+    }
+    let limits = Limits::default();
+    let mut rest = &stream[..];
+    let mut out = Vec::new();
+    let mut pings = 0;
+    while !rest.is_empty() {
+        match sip::frame_stream(rest, &limits) {
+            sip::Framing::Ping(n) => {
+                pings += 1;
+                rest = &rest[n..];
+            }
+            sip::Framing::Complete(n) => {
+                out.push(sip::parse_stream_message(&rest[..n], &limits).unwrap());
+                rest = &rest[n..];
+            }
+            other => panic!("unexpected {other:?} with {} bytes left", rest.len()),
+        }
+    }
+    assert_eq!(pings, 1);
+    assert_eq!(out.len(), valid.len());
+    for (a, b) in out.iter().zip(&valid) {
+        assert_eq!(a.to_bytes(), b.to_bytes());
+        assert_eq!(a.body(), b.body());
+    }
 }
