@@ -61,6 +61,11 @@ pub struct RegistrarConfig {
     /// Directory lookups in flight at most (cache misses); beyond, REGISTERs are dropped and
     /// the phone retransmits. Default 64.
     pub max_lookups: usize,
+    /// Offer a SHA-256 challenge (before the MD5 one, RFC 8760). Default true. Some clients
+    /// fail on any challenge algorithm they do not know instead of skipping it (baresip 1.0 /
+    /// libre: "Function not implemented"), so a deployment with such phones turns it off and
+    /// challenges with MD5 only, as Asterisk and FreeSWITCH do.
+    pub offer_sha256: bool,
 }
 
 impl Default for RegistrarConfig {
@@ -73,6 +78,7 @@ impl Default for RegistrarConfig {
             cache_ttl: Duration::from_secs(30),
             cache_max_entries: 200_000,
             max_lookups: 64,
+            offer_sha256: true,
         }
     }
 }
@@ -236,9 +242,11 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, realm: &str, stale: bool, now: Now) -> Response {
         let mut r = req.response_tagged(StatusCode::UNAUTHORIZED);
-        for h in self.verifier.challenge_headers(realm, stale, now.unix()) {
-            r.headers.push("WWW-Authenticate", &h);
+        let [sha256, md5] = self.verifier.challenge_headers(realm, stale, now.unix());
+        if self.cfg.offer_sha256 {
+            r.headers.push("WWW-Authenticate", &sha256);
         }
+        r.headers.push("WWW-Authenticate", &md5);
         r
     }
 
