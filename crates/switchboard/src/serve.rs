@@ -7,6 +7,7 @@
 //! cancelled and the others get a bounded grace period to finish.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::Settings;
+use crate::config::PublicAddr;
 
 /// How long services get to finish in-flight work after shutdown starts.
 const GRACE: Duration = Duration::from_secs(20);
@@ -181,15 +183,27 @@ pub async fn spawn_services(
         });
     }
 
-    // The SIP service (registrar, call engine and RTP relay from the `pbx`
-    // crate) is spawned here with the same token once it exists; it takes
-    // settings.sip_addr, settings.rtp_ports and settings.public_addr.
-    info!(
-        sip_addr = %settings.sip_addr,
-        rtp_ports = %settings.rtp_ports,
-        public_addr = settings.public_addr.as_ref().map(|a| a.to_string()).as_deref().unwrap_or("-"),
-        "SIP service settings"
-    );
+    // The SIP service: UDP and TCP on the same port, bindings loaded from the
+    // directory before the first packet; on shutdown it stops listening and
+    // flushes accepted binding changes before it returns. Started last: it
+    // serves as soon as it is bound.
+    let mut sip_config = pbx::SipConfig::new(settings.sip_addr);
+    // Challenge with MD5 only, like Asterisk and FreeSWITCH: clients built on
+    // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
+    sip_config.registrar.offer_sha256 = false;
+    if let Some(PublicAddr::Ip(ip)) = &settings.public_addr {
+        sip_config.public_addr = Some(SocketAddr::new(*ip, settings.sip_addr.port()));
+    }
+    let token = services.shutdown_token();
+    let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
+        .await
+        .with_context(|| format!("cannot start SIP on {}", settings.sip_addr))?;
+    let addrs = sip.local_addrs();
+    info!(addr = %addrs.udp, "sip listening on udp");
+    info!(addr = %addrs.tcp, "sip listening on tcp");
+    services.spawn("sip", async move {
+        sip.join().await.context("SIP service error")
+    });
 
     Ok(services)
 }
