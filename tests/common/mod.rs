@@ -88,7 +88,7 @@ fn server_part(url: &str) -> String {
     format!("{scheme}://{}", &rest[..end])
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -210,8 +210,13 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits (bounded) until it logs its HTTP address.
     pub fn start(db: &Db, env: &[(&str, &str)]) -> Self {
+        Self::start_with(db, &["serve"], env)
+    }
+
+    /// Like [`Server::start`] with explicit arguments (e.g. none: serve is the default).
+    pub fn start_with(db: &Db, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
+        cmd.args(args)
             .env("SWITCHBOARD_DATABASE_URL", &db.url)
             .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
             .env("SWITCHBOARD_SIP_ADDR", "127.0.0.1:0")
@@ -276,16 +281,21 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub fn terminate(mut self) -> ExitStatus {
+    pub fn terminate(self) -> ExitStatus {
+        self.stop_with(libc::SIGTERM)
+    }
+
+    /// Sends `signal` (e.g. SIGINT, as Ctrl-C does) and waits (bounded) for the exit status.
+    pub fn stop_with(mut self, signal: libc::c_int) -> ExitStatus {
         let pid = libc::pid_t::try_from(self.child.0.id()).expect("pid fits");
         // SAFETY: plain kill(2) on our own child's pid, which is not reaped yet.
-        let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
-        assert_eq!(rc, 0, "kill(SIGTERM) failed");
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(rc, 0, "kill({signal}) failed");
         self.child
             .wait_until(Instant::now() + STOP_TIMEOUT)
             .unwrap_or_else(|| {
                 panic!(
-                    "server did not exit within {STOP_TIMEOUT:?} of SIGTERM; log:\n{}",
+                    "server did not exit within {STOP_TIMEOUT:?} of signal {signal}; log:\n{}",
                     self.log()
                 )
             })

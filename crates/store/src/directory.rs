@@ -227,6 +227,8 @@ pub trait Directory: Send + Sync + 'static {
         id: NumberId,
         route: RouteTarget,
     ) -> Result<Number>;
+    /// One number, if it is inside `scope` (`NotFound` otherwise).
+    async fn get_number(&self, scope: NumberScope, id: NumberId) -> Result<Number>;
     /// Cross-tenant by nature: an inbound trunk call names only the dialled number. Returns the
     /// owning tenant (if any) and the route.
     async fn get_number_by_e164(&self, e164: &E164) -> Result<Number>;
@@ -272,6 +274,13 @@ pub trait Directory: Send + Sync + 'static {
         tenant: TenantId,
         extension: ExtensionId,
     ) -> Result<Vec<Registration>>;
+    /// A tenant's unexpired bindings with their extension numbers, ordered by number (one query:
+    /// the admin view of who is registered).
+    async fn list_tenant_registrations(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(ExtensionNumber, Registration)>>;
     /// Cross-tenant by nature: loads the location service at start-up.
     async fn list_unexpired_registrations(&self, now: OffsetDateTime) -> Result<Vec<Registration>>;
     /// Deletes bindings with `expires_at <= now`; returns how many.

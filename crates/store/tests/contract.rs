@@ -63,6 +63,8 @@ pub(crate) fn field(
     }
 }
 
+#[path = "contract/columns.rs"]
+mod columns;
 #[path = "contract/extensions.rs"]
 mod extensions;
 #[path = "contract/operations.rs"]
@@ -73,6 +75,7 @@ mod routing;
 mod schema;
 #[path = "contract/tenants.rs"]
 mod tenants;
+use columns::*;
 use extensions::*;
 use operations::*;
 use routing::*;
@@ -88,11 +91,14 @@ contract_tests!(
     import_is_all_or_nothing,
     import_a_thousand_rows,
     list_ten_thousand,
+    concurrent_writers,
     numbers_and_routes,
     ring_groups,
     trunks,
     schema_refuses_bad_rows,
+    schema_checks_each_column,
     registrations,
+    registration_batches,
     cdrs,
 );
 
@@ -100,11 +106,40 @@ contract_tests!(
 /// `health()` says unreachable, instead of failing in some other way.
 #[tokio::test]
 async fn postgres_down_is_unavailable() {
-    let d = store::connect("postgres://postgres@127.0.0.1:1/nothing")
+    let fast = ConnectOptions {
+        acquire_timeout: std::time::Duration::from_millis(500),
+        ..Default::default()
+    };
+    let d = store::connect_with("postgres://postgres@127.0.0.1:1/nothing", &fast)
         .await
         .unwrap();
     let h = d.health().await;
     assert!(!h.reachable && !h.is_ok(), "{h:?}");
     let err = d.get_tenant(TenantId::new()).await.unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
+}
+
+/// A SQLite file that cannot be opened is `Unavailable`, not a panic or an internal error.
+#[tokio::test]
+async fn sqlite_unopenable_is_unavailable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        tmp.path().join("missing/dir/directory.db").display()
+    );
+    match store::connect(&url).await {
+        Err(e) => assert!(e.is_unavailable(), "{e:?}"),
+        Ok(_) => panic!("opened a file in a missing directory"),
+    }
+}
+
+/// `sqlite::memory:` keeps its one connection, so what is written stays readable.
+#[tokio::test]
+async fn sqlite_in_memory_works() {
+    let d = store::connect("sqlite::memory:").await.unwrap();
+    d.migrate().await.unwrap();
+    assert!(d.health().await.is_ok());
+    let t = tenant(&*d, "acme").await;
+    let e = ext(&*d, t.id, "201").await;
+    assert_eq!(d.get_extension(t.id, e.id).await.unwrap(), e);
 }

@@ -166,6 +166,20 @@ pub async fn spawn_services(
             .context("HTTP server error")
     });
 
+    if settings.rtp_ports.low() % 2 == 1 {
+        warn!(
+            rtp_ports = %settings.rtp_ports,
+            pairs = settings.rtp_ports.pairs(),
+            "SWITCHBOARD_RTP_PORTS starts on an odd port; RTP uses even ports, so it is left unused"
+        );
+    }
+    if settings.public_addr.is_none() && settings.sip_addr.ip().is_unspecified() {
+        warn!(
+            "SWITCHBOARD_PUBLIC_ADDR is not set while SIP listens on all interfaces; \
+             phones outside this host need it to reach the server for SIP and media"
+        );
+    }
+
     if let Some(addr) = settings.metrics_addr {
         let handle = crate::metrics::install_recorder()?;
         let listener = TcpListener::bind(addr)

@@ -421,7 +421,8 @@ pub struct RingGroup {
     pub settings: RingGroupSettings,
     /// In ring order.
     pub members: Vec<RingGroupMember>,
-    /// Position of the member that answered last (round robin starts after it).
+    /// Index in `members` of the member that answered last (round robin starts after it). Reset
+    /// to `None` whenever the member list changes.
     pub last_answered_member: Option<u32>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -337,6 +337,9 @@ macro_rules! directory_impl {
             ) -> Result<Number> {
                 set_number_route(&self.pool, tenant, id, route).await
             }
+            async fn get_number(&self, scope: NumberScope, id: NumberId) -> Result<Number> {
+                get_number_scoped(&self.pool, scope, id).await
+            }
             async fn get_number_by_e164(&self, e164: &E164) -> Result<Number> {
                 get_number_by_e164(&self.pool, e164).await
             }
@@ -411,6 +414,13 @@ macro_rules! directory_impl {
                 delete_expired_registrations(&self.pool, now).await
             }
 
+            async fn list_tenant_registrations(
+                &self,
+                tenant: TenantId,
+                now: OffsetDateTime,
+            ) -> Result<Vec<(ExtensionNumber, Registration)>> {
+                list_tenant_registrations(&self.pool, tenant, now).await
+            }
             async fn insert_cdr(&self, cdr: &NewCdr) -> Result<bool> {
                 insert_cdr(&self.pool, cdr).await
             }

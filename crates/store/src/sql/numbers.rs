@@ -149,6 +149,20 @@ macro_rules! numbers_impl {
             row.as_ref().map(number_row).unwrap_or(Err(StoreError::not_found("number")))
         }
 
+        async fn get_number_scoped(pool: &Pool, scope: NumberScope, id: NumberId) -> Result<Number> {
+            let q = match scope {
+                NumberScope::All => sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE id = $1")).bind(id.as_uuid()),
+                NumberScope::Unassigned => {
+                    sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE id = $1 AND tenant_id IS NULL")).bind(id.as_uuid())
+                }
+                NumberScope::Tenant(t) => sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE id = $1 AND tenant_id = $2"))
+                    .bind(id.as_uuid())
+                    .bind(t.as_uuid()),
+            };
+            let row = q.fetch_optional(pool).await.map_err(db_err)?;
+            row.as_ref().map(number_row).unwrap_or(Err(StoreError::not_found("number")))
+        }
+
         async fn get_number_by_e164(pool: &Pool, e164: &E164) -> Result<Number> {
             let row = sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE e164 = $1"))
                 .bind(e164.as_str())

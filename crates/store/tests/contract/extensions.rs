@@ -453,3 +453,32 @@ pub async fn list_ten_thousand(b: Backend) {
          search {search:?}, by number {by_number:?}"
     );
 }
+
+/// Concurrent writers queue (SQLite: BEGIN IMMEDIATE + busy timeout) instead of failing.
+pub async fn concurrent_writers(b: Backend) {
+    let db = b.open().await;
+    let a = tenant(&*db.dir, "acme").await;
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let dir = db.dir.clone();
+        tasks.push(tokio::spawn(async move {
+            let number = format!("{}", 300 + i);
+            let cred = new_cred(&format!("u{number}"));
+            dir.create_extension(a.id, &new_ext(&number), Some(&cred))
+                .await
+                .map(|_| ())?;
+            dir.list_extensions(a.id, None, Page::default())
+                .await
+                .map(|_| ())
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let all = db
+        .dir
+        .list_extensions(a.id, None, Page::default())
+        .await
+        .unwrap();
+    assert_eq!(all.total, 24);
+}

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::support::Backend;
 use super::{field, new_cred, new_ext, tenant};
 
-fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
+pub(crate) fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
     Binding {
         extension_id: e.id,
         credential_id: c.id,
@@ -72,6 +72,38 @@ pub async fn registrations(b: Backend) {
     assert_eq!(d.delete_expired_registrations(now).await.unwrap(), 1);
     assert_eq!(d.list_registrations(a.id, e.id).await.unwrap().len(), 1);
 
+    let (e2, c2) = d
+        .create_extension(a.id, &new_ext("200"), Some(&new_cred("200")))
+        .await
+        .unwrap();
+    d.upsert_registration(
+        a.id,
+        &binding(&e2, &c2.unwrap(), "sip:200@127.0.0.1:5070", 60),
+    )
+    .await
+    .unwrap();
+    let live = d
+        .list_tenant_registrations(a.id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let numbers: Vec<_> = live
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.binding.contact_uri.as_str()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            ("200", "sip:200@127.0.0.1:5070"),
+            ("201", "sip:201@127.0.0.1:5062")
+        ]
+    );
+    assert!(
+        d.list_tenant_registrations(bt.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     assert!(
         !d.remove_registration(bt.id, c.id, "sip:201@127.0.0.1:5062")
             .await
@@ -111,7 +143,13 @@ pub async fn registrations(b: Backend) {
     );
 }
 
-fn cdr(t: TenantId, caller: &str, callee: &str, started: OffsetDateTime, answered: bool) -> NewCdr {
+pub(crate) fn cdr(
+    t: TenantId,
+    caller: &str,
+    callee: &str,
+    started: OffsetDateTime,
+    answered: bool,
+) -> NewCdr {
     NewCdr {
         id: CdrId::new(),
         tenant_id: t,
@@ -254,4 +292,70 @@ pub async fn cdrs(b: Backend) {
 fn store_micros(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap()
+}
+
+/// The registrar's group commit: a batch applies in order, all or none.
+pub async fn registration_batches(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let (e, c) = d
+        .create_extension(a.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let c = c.unwrap();
+    let (eb, cb) = d
+        .create_extension(bt.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let cb = cb.unwrap();
+    let up = |tenant: TenantId, e: &Extension, c: &SipCredential, contact: &str| {
+        RegistrationChange::Upsert {
+            tenant,
+            binding: binding(e, c, contact, 60),
+        }
+    };
+    let batch = vec![
+        up(a.id, &e, &c, "sip:201@10.0.0.1"),
+        up(a.id, &e, &c, "sip:201@10.0.0.2"),
+        up(bt.id, &eb, &cb, "sip:201@10.0.1.1"),
+        RegistrationChange::Remove {
+            tenant: a.id,
+            credential: c.id,
+            contact_uri: "sip:201@10.0.0.1".into(),
+        },
+        up(a.id, &e, &c, "sip:201@10.0.0.2"),
+    ];
+    d.apply_registration_batch(&batch).await.unwrap();
+    let contacts = |v: Vec<Registration>| {
+        v.into_iter()
+            .map(|r| r.binding.contact_uri)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        contacts(d.list_registrations(a.id, e.id).await.unwrap()),
+        ["sip:201@10.0.0.2"]
+    );
+    assert_eq!(
+        contacts(d.list_registrations(bt.id, eb.id).await.unwrap()),
+        ["sip:201@10.0.1.1"]
+    );
+    d.apply_registration_batch(&[]).await.unwrap();
+
+    // A change naming another tenant's credential fails the batch and nothing of it is written.
+    let bad = vec![
+        up(a.id, &e, &c, "sip:201@10.0.0.3"),
+        up(a.id, &eb, &cb, "sip:201@10.0.0.4"),
+    ];
+    assert!(
+        d.apply_registration_batch(&bad)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(
+        contacts(d.list_registrations(a.id, e.id).await.unwrap()),
+        ["sip:201@10.0.0.2"]
+    );
 }

@@ -8,7 +8,7 @@ use super::{HASH, ext, new_cred, tenant};
 
 /// Asserts the good statement is accepted and the bad one refused (so the refusal is the rule,
 /// not a typo in the test).
-async fn refuses(
+pub(crate) async fn refuses(
     db: &super::support::TestDb,
     what: &str,
     sql: &str,
@@ -16,12 +16,15 @@ async fn refuses(
     bad: &[V<'_>],
 ) {
     if !good.is_empty() {
-        db.raw(sql, good)
+        let n = db
+            .raw(sql, good)
             .await
             .unwrap_or_else(|e| panic!("{what}: the good row was refused: {e}"));
+        assert_eq!(n, 1, "{what}: the good statement must touch one row");
     }
     let err = db.raw(sql, bad).await.expect_err(what);
-    assert!(!err.is_empty(), "{what}");
+    // Refused by a constraint, not by a typo or a type error in the test.
+    assert!(err.contains("constraint"), "{what}: {err}");
 }
 
 pub async fn schema_refuses_bad_rows(b: Backend) {

@@ -107,3 +107,33 @@ fn registrar(settings: &Settings, domain: &SipDomain) -> String {
         (None, _) => format!("{domain}:{port}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut argv = vec!["switchboard"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn registrar_prefers_public_then_listen_then_domain() {
+        let domain: SipDomain = "acme.example.com".parse().unwrap();
+        let public = settings(&[
+            "--public-addr",
+            "pbx.example.net",
+            "--sip-addr",
+            "0.0.0.0:5070",
+        ]);
+        assert_eq!(registrar(&public, &domain), "pbx.example.net:5070");
+        let local = settings(&["--sip-addr", "192.0.2.5:5060"]);
+        assert_eq!(registrar(&local, &domain), "192.0.2.5:5060");
+        let wildcard = settings(&["--sip-addr", "0.0.0.0:5060"]);
+        assert_eq!(registrar(&wildcard, &domain), "acme.example.com:5060");
+    }
+}
