@@ -136,9 +136,18 @@ pub async fn stop_signal() {
 
 /// Serves until SIGTERM or Ctrl-C, then stops every service gracefully.
 pub async fn run(settings: &Settings, directory: Arc<dyn Directory>) -> anyhow::Result<()> {
+    // Poll the stop future once so its signal handlers exist before any
+    // service starts: a SIGTERM while SIP loads bindings (the web app already
+    // answers) then stops us cleanly instead of killing the process.
+    let mut stop = std::pin::pin!(stop_signal());
+    std::future::poll_fn(|cx| {
+        let _ = stop.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
     let services = spawn_services(settings, directory).await?;
     info!("switchboard running; SIGTERM or Ctrl-C stops it");
-    services.run_until(stop_signal()).await?;
+    services.run_until(stop).await?;
     info!("switchboard stopped");
     Ok(())
 }
