@@ -255,6 +255,57 @@ fn svwar_finds_no_extension() {
     );
 }
 
+/// The office-NAT trade-off: guesses at one username lock that username
+/// from that address only; below the address threshold the address is not
+/// banned, so a correctly configured phone behind it registers.
+#[test]
+fn svcrack_on_one_extension_does_not_lock_out_a_phone_behind_the_same_address() {
+    if !clients_available("svcrack_same_address", &["svcrack", "baresip"]) {
+        return;
+    }
+    let db = Db::sqlite();
+    let (server, sip) = start(&db);
+    let accounts = provision(&db, DOMAIN, &["101", "102"]);
+    let (phone_acct, target) = (&accounts[0], &accounts[1]);
+    let mut dictionary: Vec<String> = (1..=20).map(|i| format!("guess{i:02}")).collect();
+    dictionary.push(target.password.clone());
+    let out = svcrack(sip.udp, DOMAIN, &target.user, &dictionary);
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        !all.contains(&target.password),
+        "svcrack cracked 102:\n{all}"
+    );
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("locked") && l.contains("ip=127.0.0.1") && l.contains("102")),
+        "102 is not locked for 127.0.0.1; server log:\n{log}"
+    );
+    assert!(
+        !log.lines().any(|l| l.contains("banned")),
+        "one locked username must not ban the address; server log:\n{log}"
+    );
+
+    let mut phone = baresip(
+        phone_acct,
+        &phone_acct.password,
+        "127.0.0.1",
+        sip.udp,
+        Transport::Udp,
+    );
+    assert!(
+        phone
+            .wait_for_line(REGISTER_WITHIN, is_registered_line)
+            .is_some(),
+        "101 behind the attacker's address was locked out; baresip log:\n{}\nserver log:\n{}",
+        phone.log(),
+        server.log()
+    );
+    wait_for_bindings(&db, DOMAIN, REGISTER_WITHIN, "101 bound", |rows| {
+        baresip_binding(rows, "101").is_some()
+    });
+}
+
 /// What sipvicious users do: crack one extension, then the next. The
 /// registrar locks each username-from-that-address after a few failures
 /// (refusing even the right password from there) and bans the address once
@@ -322,12 +373,10 @@ fn svcrack_is_banned_without_cracking_while_the_phone_still_registers() {
     });
 }
 
-#[test]
-fn a_binding_survives_a_server_restart() {
+fn a_binding_survives_a_server_restart(db: Db) {
     if !clients_available("binding_survives_restart", &["baresip", "sipsak"]) {
         return;
     }
-    let db = Db::sqlite();
     let (server, sip) = start(&db);
     let acct: Account = provision(&db, DOMAIN, &["101"]).remove(0);
     let mut phone = baresip(&acct, &acct.password, PHONE_IP, sip.udp, Transport::Udp);
@@ -408,3 +457,6 @@ fn a_binding_survives_a_server_restart() {
         );
     }
 }
+
+// Bindings live in the directory: the restart test runs on both backends.
+crate::both_backends!(a_binding_survives_a_server_restart);
