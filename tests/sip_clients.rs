@@ -33,6 +33,22 @@ fn contacts(rows: &[serde_json::Value]) -> Vec<String> {
         .collect()
 }
 
+/// Status lines and challenges in sipsak's `-vvv` output, nonces blanked.
+fn responses_seen(sipsak_stdout: &str) -> Vec<String> {
+    sipsak_stdout
+        .lines()
+        .filter(|l| l.starts_with("SIP/2.0 ") || l.starts_with("WWW-Authenticate:"))
+        .map(|l| match l.find("nonce=\"") {
+            Some(i) => {
+                let rest = &l[i + 7..];
+                let end = rest.find('"').map_or(l.len(), |j| i + 7 + j);
+                format!("{}nonce=\"*\"{}", &l[..i], &l[(end + 1).min(l.len())..])
+            }
+            None => l.to_owned(),
+        })
+        .collect()
+}
+
 fn baresip_binding(rows: &[serde_json::Value], user: &str) -> Option<serde_json::Value> {
     rows.iter()
         .find(|r| {
@@ -230,7 +246,7 @@ fn svwar_finds_no_extension() {
     let db = Db::sqlite();
     let (server, sip) = start(&db);
     // Extensions 101 and 105 exist; svwar scans 100-110.
-    provision(&db, DOMAIN, &["101", "105"]);
+    let provisioned = provision(&db, DOMAIN, &["101", "105"]);
     for method in ["REGISTER", "OPTIONS"] {
         let out = svwar(sip.udp, DOMAIN, method);
         let all = format!("{}{}", out.stdout, out.stderr);
@@ -248,6 +264,33 @@ fn svwar_finds_no_extension() {
             "svwar -m {method} named a real extension:\n{all}"
         );
     }
+    // Beyond svwar: a known and an unknown username with a wrong password
+    // see the same responses, challenge included (nonce aside).
+    let known = &provisioned[0];
+    let unknown = Account {
+        user: "199".to_owned(),
+        ..known.clone()
+    };
+    let answers = |acct: &Account| {
+        let out = sipsak_register(
+            acct,
+            "wrong-password",
+            OTHER_IP,
+            sip.udp,
+            Transport::Udp,
+            &format!("sip:{}@{OTHER_IP}:15090", acct.user),
+            300,
+        );
+        assert!(!out.success(), "a wrong password registered: {out:#?}");
+        responses_seen(&out.stdout)
+    };
+    let (k, u) = (answers(known), answers(&unknown));
+    assert!(
+        k.iter().any(|l| l.starts_with("SIP/2.0 401")),
+        "no challenge seen: {k:#?}"
+    );
+    assert_eq!(k, u, "known and unknown usernames are told apart");
+
     // A scan is not an attack on a password: the server still answers.
     assert!(
         options_probe("127.0.0.1", sip.udp, DOMAIN, Duration::from_secs(3)).is_some(),
