@@ -32,14 +32,39 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SB_WORKERS=0 runs a current-thread runtime
+    let workers = env_usize("SB_WORKERS", 2);
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
+    rt.block_on(serve())
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(csv), Some(db)) = (args.get(1), args.get(2)) else {
         eprintln!("usage: bench_server USERS.csv DB_PATH [LISTEN]");
         std::process::exit(2);
     };
-    let listen = args.get(3).map_or("127.0.0.1:5060", String::as_str).parse()?;
+    let listen = args
+        .get(3)
+        .map_or("127.0.0.1:5060", String::as_str)
+        .parse()?;
     let text = std::fs::read_to_string(csv)?;
     let mut users: Vec<(String, String, String)> = Vec::new();
     for line in text.lines().skip(1) {
@@ -48,7 +73,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             users.push((u.to_owned(), p.to_owned(), d.to_owned()));
         }
     }
-    let domain = users.first().map(|u| u.2.clone()).ok_or("empty users CSV")?;
+    let domain = users
+        .first()
+        .map(|u| u.2.clone())
+        .ok_or("empty users CSV")?;
     let _ = std::fs::remove_file(db);
     let dir = store::connect(&format!("sqlite://{db}")).await?;
     dir.migrate().await?;
@@ -82,6 +110,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     eprintln!("provisioned {} users in {domain}", users.len());
     let mut cfg = SipConfig::new(listen);
+    cfg.udp_sockets = env_usize("SB_UDP_SOCKETS", 2);
+    cfg.persist.linger = Duration::from_millis(env_usize("SB_LINGER_MS", 1) as u64);
     // the load generator spreads over many loopback sources; keep the default guard
     cfg.guard.rate_per_sec = 1000;
     cfg.guard.burst = 2000;
@@ -109,7 +139,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 n,
                 cpu_secs() - cpu0,
                 rss,
-                if n > 0 { (rss.saturating_sub(rss0)) * 1024 / n as u64 } else { 0 }
+                if n > 0 {
+                    (rss.saturating_sub(rss0)) * 1024 / n as u64
+                } else {
+                    0
+                }
             );
         }
     });

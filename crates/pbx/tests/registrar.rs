@@ -457,3 +457,62 @@ async fn bindings_survive_a_restart() {
     assert_eq!(svc.handle.location().count(), 1);
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn deleted_credential_stops_working_after_the_cache_ttl() {
+    let env = env().await;
+    let svc = start(&env, |c| c.registrar.cache_ttl = Duration::from_millis(500)).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    env.dir
+        .delete_credential(env.tenant.id, env.alice.id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // the stale entry is served once (its binding cannot be stored any more: 500) while it
+    // is refetched in the background
+    let first = ua.register().await.status.as_u16();
+    assert!(first == 500 || first == 403, "{first}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ua.register().await.status.as_u16(), 403);
+    svc.shutdown().await;
+}
+
+/// While the database is locked the REGISTER is held (no 200 before the commit); once the
+/// lock goes, the binding is committed and answered.
+#[tokio::test]
+async fn the_200_waits_for_the_commit() {
+    use sqlx::Connection;
+    let env = env().await;
+    let svc = start(&env, |_| {}).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    let mut r = ua.register_req();
+    let ch = ua.send(&r).await;
+    let mut lock = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    r.cseq += 1;
+    r.branch = format!("z9hG4bK{}", rand_token());
+    ua.authorize(&mut r, &ch, PASSWORD);
+    let bytes = ua.render(&r);
+    ua.send_raw(&bytes).await;
+    assert!(
+        ua.recv_within(Duration::from_millis(800)).await.is_none(),
+        "no answer while the database is locked"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut lock).await.unwrap();
+    let ok = ua.recv().await;
+    assert_eq!(ok.status.as_u16(), 200);
+    assert_eq!(
+        env.dir
+            .list_registrations(env.tenant.id, env.alice.extension_id)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    lock.close().await.unwrap();
+    svc.shutdown().await;
+}

@@ -51,3 +51,62 @@ async fn oversized_frame_closes_the_connection() {
     assert!(text.starts_with("SIP/2.0 513"), "{text}");
     svc.shutdown().await;
 }
+
+async fn closed_within(s: &mut tokio::net::TcpStream, wait: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(wait, s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn idle_and_surplus_connections_are_closed() {
+    let env = env().await;
+    let svc = start(&env, |c| {
+        c.tcp.max_connections = 1;
+        c.tcp.idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let addr = svc.handle.local_addrs().tcp;
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // make sure the first is accepted and registered before the second arrives
+    first.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    first.read_exact(&mut pong).await.unwrap();
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut second, Duration::from_secs(2)).await,
+        "over the limit"
+    );
+    assert!(
+        closed_within(&mut first, Duration::from_secs(2)).await,
+        "idle"
+    );
+    // the slot is free again
+    let mut ua = Ua::tcp(addr, "1001").await;
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn pipelined_messages_and_pings_in_one_write() {
+    let env = env().await;
+    let svc = start(&env, |_| {}).await;
+    let mut ua = Ua::tcp(svc.handle.local_addrs().tcp, "1001").await;
+    let mut a = ua.register_req();
+    a.method = "OPTIONS";
+    a.contacts.clear();
+    let mut b = a.clone();
+    b.cseq += 1;
+    let mut all = ua.render(&a);
+    all.extend_from_slice(b"\r\n\r\n");
+    all.extend_from_slice(&ua.render(&b));
+    ua.send_raw(&all).await;
+    let first = parse_response(&ua.recv_bytes(WAIT).await.unwrap());
+    assert_eq!(first.cseq().unwrap().unwrap().seq, a.cseq);
+    assert_eq!(ua.recv_bytes(WAIT).await.unwrap(), b"\r\n");
+    let second = parse_response(&ua.recv_bytes(WAIT).await.unwrap());
+    assert_eq!(second.cseq().unwrap().unwrap().seq, b.cseq);
+    svc.shutdown().await;
+}

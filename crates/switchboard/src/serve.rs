@@ -7,7 +7,6 @@
 //! cancelled and the others get a bounded grace period to finish.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::cli::Settings;
-use crate::config::PublicAddr;
 
 /// How long services get to finish in-flight work after shutdown starts.
 const GRACE: Duration = Duration::from_secs(20);
@@ -214,9 +212,7 @@ pub async fn spawn_services(
     // Challenge with MD5 only, like Asterisk and FreeSWITCH: clients built on
     // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
     sip_config.registrar.offer_sha256 = false;
-    if let Some(PublicAddr::Ip(ip)) = &settings.public_addr {
-        sip_config.public_addr = Some(SocketAddr::new(*ip, settings.sip_addr.port()));
-    }
+    sip_config.public_addr = settings.public_addr.as_ref().map(ToString::to_string);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
         .await

@@ -4,7 +4,10 @@
 //! * SIP domain (realm) → tenant id, or "no such (active) tenant";
 //! * (tenant, username) → credential (HA1s, extension), or "no such username".
 //!
-//! Entries live `ttl` (default 30 s), after which the next lookup refetches. Negative entries
+//! Entries are fresh for `ttl` (default 30 s). After that, and up to 20 × `ttl`, an entry is
+//! still served once while a background task refetches it (stale-while-revalidate: steady
+//! traffic never waits on the database, and a deleted credential stops working one request
+//! after its `ttl`); older entries are fetched before answering. Negative entries
 //! make a scan of unknown names cost one query per name per `ttl`. When a digest does not
 //! verify against a cached credential older than [`REFETCH_AFTER`], the registrar refetches it
 //! once and verifies again, so a password regenerated in the web app works at once; the same
@@ -52,11 +55,33 @@ impl Resolved {
     }
 }
 
-type CredMap = HashMap<Box<str>, (Option<Arc<CachedCred>>, Instant)>;
+/// A cached value, when it was fetched, and when it next wants a background refresh.
+struct Entry<T> {
+    value: T,
+    fetched: Instant,
+    refresh_at: Instant,
+}
+
+impl<T> Entry<T> {
+    fn new(value: T, now: Instant, ttl: Duration) -> Self {
+        Entry {
+            value,
+            fetched: now,
+            refresh_at: now + ttl,
+        }
+    }
+}
+
+type CredMap = HashMap<Box<str>, Entry<Option<Arc<CachedCred>>>>;
+
+/// How long a background refresh may take before another one is tried.
+const REFRESH_RETRY: Duration = Duration::from_secs(10);
+/// Background refreshes in flight at most.
+const MAX_REFRESHING: usize = 64;
 
 #[derive(Default)]
 struct Maps {
-    domains: HashMap<Box<str>, (Option<TenantId>, Instant)>,
+    domains: HashMap<Box<str>, Entry<Option<TenantId>>>,
     creds: HashMap<TenantId, CredMap>,
     cred_count: usize,
 }
@@ -64,6 +89,7 @@ struct Maps {
 pub(crate) struct CredCache {
     dir: Arc<dyn Directory>,
     ttl: Duration,
+    refreshing: std::sync::atomic::AtomicUsize,
     max_entries: usize,
     maps: Mutex<Maps>,
 }
@@ -73,6 +99,7 @@ impl CredCache {
         CredCache {
             dir,
             ttl,
+            refreshing: std::sync::atomic::AtomicUsize::new(0),
             max_entries: max_entries.max(16),
             maps: Mutex::new(Maps::default()),
         }
@@ -82,29 +109,56 @@ impl CredCache {
         self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached answer for (realm, username), or `None` when it must be fetched.
-    pub fn get(&self, realm: &str, username: &str, now: Instant) -> Option<Resolved> {
-        let maps = self.lock();
-        let (tenant, t_at) = maps.domains.get(realm)?;
-        if now.duration_since(*t_at) > self.ttl {
-            return None;
-        }
-        let Some(tenant) = tenant else {
-            return Some(Resolved::Unknown { fetched: *t_at });
+    /// The cached answer for (realm, username), or `None` when it must be fetched first. The
+    /// flag says the answer is past its `ttl`: use it, and call [`CredCache::refresh`].
+    pub fn get(&self, realm: &str, username: &str, now: Instant) -> Option<(Resolved, bool)> {
+        let stale_max = self.ttl * 20;
+        let mut maps = self.lock();
+        let mut stale = false;
+        let mut check = |fetched: Instant, refresh_at: &mut Instant| -> Option<()> {
+            if now.saturating_duration_since(fetched) > stale_max {
+                return None;
+            }
+            if now >= *refresh_at {
+                *refresh_at = now + REFRESH_RETRY;
+                stale = true;
+            }
+            Some(())
         };
-        let (cred, c_at) = maps.creds.get(tenant)?.get(username)?;
-        if now.duration_since(*c_at) > self.ttl {
-            return None;
-        }
-        let fetched = (*t_at).min(*c_at);
-        Some(match cred {
+        let d = maps.domains.get_mut(realm)?;
+        check(d.fetched, &mut d.refresh_at)?;
+        let (tenant, t_at) = (d.value, d.fetched);
+        let Some(tenant) = tenant else {
+            return Some((Resolved::Unknown { fetched: t_at }, stale));
+        };
+        let c = maps.creds.get_mut(&tenant)?.get_mut(username)?;
+        check(c.fetched, &mut c.refresh_at)?;
+        let fetched = t_at.min(c.fetched);
+        let resolved = match &c.value {
             Some(cred) => Resolved::Known {
-                tenant: *tenant,
+                tenant,
                 cred: Arc::clone(cred),
                 fetched,
             },
             None => Resolved::Unknown { fetched },
-        })
+        };
+        Some((resolved, stale))
+    }
+
+    /// Refetches (realm, username) on a task, unless too many refreshes are running already.
+    pub fn refresh(self: &Arc<Self>, realm: &str, username: &str) {
+        use std::sync::atomic::Ordering;
+        if self.refreshing.fetch_add(1, Ordering::Relaxed) >= MAX_REFRESHING {
+            self.refreshing.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let (me, realm, username) = (Arc::clone(self), realm.to_owned(), username.to_owned());
+        tokio::spawn(async move {
+            if let Err(e) = me.fetch(&realm, &username).await {
+                tracing::debug!(error = %e, "credential refresh failed; serving the cached entry");
+            }
+            me.refreshing.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Fetches (realm, username) from the directory into the cache and returns it.
@@ -136,20 +190,23 @@ impl CredCache {
         if maps.domains.len() >= self.max_entries {
             let ttl = self.ttl;
             maps.domains
-                .retain(|_, (_, at)| now.duration_since(*at) <= ttl);
+                .retain(|_, e| now.saturating_duration_since(e.fetched) <= ttl);
             if maps.domains.len() >= self.max_entries {
-                maps.domains.retain(|_, (t, _)| t.is_some());
+                maps.domains.retain(|_, e| e.value.is_some());
             }
             if maps.domains.len() >= self.max_entries {
                 maps.domains.clear();
             }
         }
-        maps.domains.insert(realm.into(), (tenant, now));
+        maps.domains
+            .insert(realm.into(), Entry::new(tenant, now, self.ttl));
         if let Some(t) = tenant {
             if maps.cred_count >= self.max_entries {
                 let ttl = self.ttl;
                 for m in maps.creds.values_mut() {
-                    m.retain(|_, (c, at)| c.is_some() && now.duration_since(*at) <= ttl);
+                    m.retain(|_, e| {
+                        e.value.is_some() && now.saturating_duration_since(e.fetched) <= ttl
+                    });
                 }
                 maps.creds.retain(|_, m| !m.is_empty());
                 maps.cred_count = maps.creds.values().map(HashMap::len).sum();
@@ -162,7 +219,7 @@ impl CredCache {
                 .creds
                 .entry(t)
                 .or_default()
-                .insert(username.into(), (cred.clone(), now));
+                .insert(username.into(), Entry::new(cred.clone(), now, self.ttl));
             if prev.is_none() {
                 maps.cred_count += 1;
             }

@@ -111,7 +111,7 @@ impl Now {
 
 pub(crate) struct Registrar {
     cfg: RegistrarConfig,
-    pub(crate) cache: CredCache,
+    pub(crate) cache: Arc<CredCache>,
     location: Arc<LocationService>,
     verifier: Verifier,
     guard: Arc<Mutex<Guard>>,
@@ -125,7 +125,7 @@ struct AuthInput<'r> {
 impl Registrar {
     pub fn new(
         cfg: RegistrarConfig,
-        cache: CredCache,
+        cache: Arc<CredCache>,
         location: Arc<LocationService>,
         verifier: Verifier,
         guard: Arc<Mutex<Guard>>,
@@ -154,7 +154,12 @@ impl Registrar {
             .cache
             .get(&input.realm, &input.creds.username, now.mono)
         {
-            Some(resolved) => self.after_lookup(req, flow, &input, &resolved, false, now),
+            Some((resolved, stale)) => {
+                if stale {
+                    self.cache.refresh(&input.realm, &input.creds.username);
+                }
+                self.after_lookup(req, flow, &input, &resolved, false, now)
+            }
             None => Step::Lookup,
         }
     }
@@ -169,7 +174,7 @@ impl Registrar {
             .cache
             .get(&input.realm, &input.creds.username, now.mono)
         {
-            Some(r) => r,
+            Some((r, _)) => r,
             None => match self.cache.fetch(&input.realm, &input.creds.username).await {
                 Ok(r) => r,
                 Err(e) => return self.unavailable(req, &e),
@@ -289,7 +294,7 @@ impl Registrar {
             Verdict::Replayed => {
                 if let Resolved::Known { tenant, cred, .. } = resolved {
                     if let Some(resp) = self.retransmission(req, *tenant, cred, now) {
-                        return Step::Reply(resp);
+                        return Step::Commit(Vec::new(), resp);
                     }
                 }
                 return Step::Reply(self.challenge(req, realm, true, now));
@@ -319,8 +324,8 @@ impl Registrar {
             .to_addr()
             .ok()
             .flatten()
-            .and_then(|t| t.uri.user().map(str::to_owned));
-        if to_user.as_deref() != Some(creds.username.as_str()) {
+            .and_then(|t| t.uri.user());
+        if to_user != Some(creds.username.as_str()) {
             let mut r = req.response_tagged(StatusCode::FORBIDDEN);
             r.reason = "Forbidden (To user is not the authenticated user)".to_owned();
             return Step::Reply(r);
@@ -537,11 +542,9 @@ impl Registrar {
         match result {
             Ok((changes, resp)) => {
                 metrics::counter!("sip_registrations_total").increment(1);
-                if changes.is_empty() {
-                    Step::Reply(resp)
-                } else {
-                    Step::Commit(changes, resp)
-                }
+                // even without changes (a query, a retransmission) the 200 queues behind the
+                // commits in flight, so it never reports a binding that is not stored yet
+                Step::Commit(changes, resp)
             }
             Err(Refusal::OutOfOrder) => {
                 let mut r = req.response_tagged(StatusCode::SERVER_INTERNAL_ERROR);

@@ -17,9 +17,10 @@ pub struct SipConfig {
     /// UDP and TCP listen on this address (same port). Port 0 picks a free port; read it back
     /// with [`super::SipServiceHandle::local_addrs`]. (`SWITCHBOARD_SIP_ADDR`)
     pub listen: SocketAddr,
-    /// The address phones reach us at, when it differs from `listen` (NAT, 0.0.0.0). Kept for
-    /// Via/Record-Route of requests the calls engine will send. (`SWITCHBOARD_PUBLIC_ADDR`)
-    pub public_addr: Option<SocketAddr>,
+    /// The host (IP or name, optionally `:port`) phones reach us at, when it differs from
+    /// `listen` (NAT, 0.0.0.0). Kept for the Via/Contact/Record-Route of requests the calls
+    /// engine will send; the registrar does not need it. (`SWITCHBOARD_PUBLIC_ADDR`)
+    pub public_addr: Option<String>,
     pub registrar: RegistrarConfig,
     pub guard: GuardConfig,
     pub verifier: VerifierConfig,

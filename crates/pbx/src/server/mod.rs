@@ -149,11 +149,11 @@ impl SipService {
         };
         let verifier = Verifier::new(&secret, config.verifier.clone());
         let guard = Arc::new(Mutex::new(Guard::new(config.guard.clone())));
-        let cache = CredCache::new(
+        let cache = Arc::new(CredCache::new(
             Arc::clone(&directory),
             config.registrar.cache_ttl,
             config.registrar.cache_max_entries,
-        );
+        ));
         let registrar = Registrar::new(
             config.registrar.clone(),
             cache,

@@ -73,7 +73,13 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
             out.push(',');
             out.push_str(rest);
         }
-        replace_first(resp, "Via", &out);
+        // One Via line carrying every value is equivalent (RFC 3261 §7.3.1), and replacing the
+        // lines in place is much cheaper than rebuilding the header list.
+        for more in resp.headers.get_all("Via").skip(1) {
+            out.push_str(", ");
+            out.push_str(more);
+        }
+        resp.headers.set("Via", &out);
     }
     let mut target = *flow;
     target.remote = SocketAddr::new(src.ip(), target_port);
@@ -97,21 +103,6 @@ fn split_first_item(v: &str) -> (&str, Option<&str>) {
         }
     }
     (v, None)
-}
-
-/// Replaces the first line called `name`, keeping every other line in place.
-fn replace_first(resp: &mut Response, name: &str, value: &str) {
-    let mut headers = sip::Headers::new();
-    let mut done = false;
-    for (n, v) in resp.headers.iter() {
-        if !done && n.eq_ignore_ascii_case(name) {
-            headers.push(n, value);
-            done = true;
-        } else {
-            headers.push(n, v);
-        }
-    }
-    resp.headers = headers;
 }
 
 #[cfg(test)]
@@ -138,9 +129,13 @@ mod tests {
         let t = apply_rport_received(&mut r, &flow("203.0.113.9:40000"));
         assert_eq!(
             r.headers.get("Via"),
-            Some("SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKa;rport=40000;received=203.0.113.9")
+            Some(
+                "SIP/2.0/UDP 192.168.1.20:5062;branch=z9hG4bKa;rport=40000;received=203.0.113.9, SIP/2.0/UDP proxy.example;branch=z9hG4bKp"
+            )
         );
-        assert_eq!(r.headers.count("Via"), 2);
+        assert_eq!(r.headers.values("Via").count(), 2);
+        let names: Vec<_> = r.headers.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Via", "Call-ID"]);
         let ResponseTarget::Flow(f) = t else { panic!() };
         assert_eq!(f.remote, "203.0.113.9:40000".parse().unwrap());
     }
@@ -153,7 +148,7 @@ mod tests {
         assert_eq!(
             r.headers.get("Via"),
             Some(
-                "SIP/2.0/UDP 10.0.0.7:5070;branch=z9hG4bKa;received=198.51.100.1, SIP/2.0/UDP b;branch=z9hG4bKb"
+                "SIP/2.0/UDP 10.0.0.7:5070;branch=z9hG4bKa;received=198.51.100.1, SIP/2.0/UDP b;branch=z9hG4bKb, SIP/2.0/UDP proxy.example;branch=z9hG4bKp"
             )
         );
         let ResponseTarget::Flow(f) = t else { panic!() };
