@@ -105,6 +105,41 @@ fn baresip_registers_with_the_printed_password_and_unregisters_on_exit() {
             Transport::Tcp => "tcp",
         };
         assert_eq!(b["transport"], want, "{b:#}");
+        // The operator's view: the text table, and the per-extension filter.
+        let text = common::cli(&db, &["registration", "list", "--tenant", DOMAIN]);
+        let text = text.ok();
+        assert!(
+            text.contains(contact) && text.contains("baresip") && text.contains(want),
+            "{text}"
+        );
+        let only = common::cli(
+            &db,
+            &[
+                "--json",
+                "registration",
+                "list",
+                "--tenant",
+                DOMAIN,
+                "--extension",
+                "101",
+            ],
+        );
+        assert_eq!(only.json().as_array().map(Vec::len), Some(1));
+        let none = common::cli(
+            &db,
+            &[
+                "registration",
+                "list",
+                "--tenant",
+                DOMAIN,
+                "--extension",
+                "102",
+            ],
+        );
+        assert!(
+            !none.success() && none.stderr.contains("no extension 102"),
+            "{none:#?}"
+        );
 
         // A clean exit unregisters (Expires: 0): the binding goes away.
         let status = phone.terminate(Duration::from_secs(20));

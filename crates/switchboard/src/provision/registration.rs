@@ -21,6 +21,14 @@ async fn list(ctx: &Ctx, tenant: &str, extension: Option<&str>) -> anyhow::Resul
     let wanted: Option<ExtensionNumber> = extension.map(|n| parse("--extension", n)).transpose()?;
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
     let extensions = all_pages(|p| ctx.dir.list_extensions(tenant.id, None, p)).await?;
+    if let Some(w) = &wanted {
+        if !extensions.iter().any(|e| e.number == *w) {
+            anyhow::bail!(
+                "--extension: {} has no extension {w} (see `switchboard extension list`)",
+                tenant.sip_domain
+            );
+        }
+    }
     let now = OffsetDateTime::now_utc();
     let mut found: Vec<(ExtensionNumber, Registration)> = Vec::new();
     for ext in extensions
