@@ -185,6 +185,15 @@ fn sipsak_usrloc_registers_and_unregisters_over_udp_and_tcp() {
     let (server, sip) = start(&db);
     let acct = &provision(&db, DOMAIN, &["101"])[0];
 
+    // OPTIONS to the server: 200 with what it allows.
+    let out = clients::sipsak_options(PHONE_IP, sip.udp, DOMAIN);
+    assert!(out.success(), "sipsak OPTIONS: {out:#?}");
+    assert!(
+        out.stdout.contains("SIP/2.0 200 OK") && out.stdout.contains("REGISTER"),
+        "OPTIONS answer lacks 200 / Allow: REGISTER:\n{}",
+        out.stdout
+    );
+
     let udp_contact = format!("sip:101@{PHONE_IP}:15061");
     let tcp_contact = format!("sip:101@{PHONE_IP}:15062");
     let out = sipsak_register(

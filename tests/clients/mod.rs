@@ -396,6 +396,16 @@ pub fn sipsak_register(
     run_captured(cmd)
 }
 
+/// `sipsak` shoot mode: one OPTIONS to the server (`sip:DOMAIN`), `-vvv`
+/// prints the reply.
+pub fn sipsak_options(local_ip: &str, target: SocketAddr, domain: &str) -> Output {
+    let mut cmd = Command::new("sipsak");
+    cmd.args(["-vvv", "-k", local_ip])
+        .args(["-p", &target.to_string()])
+        .args(["-s", &format!("sip:{domain}")]);
+    run_captured(cmd)
+}
+
 // ------------------------------------------------------------------ sipvicious
 
 /// A UDP port free on `ip` right now, for tools that want `-P PORT`
