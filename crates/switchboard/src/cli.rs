@@ -217,8 +217,11 @@ pub enum ExtensionCommand {
         name: String,
         /// SIP password (at least 8 characters); a strong one is generated when absent.
         /// A password on the command line is visible in the process list: prefer the generated one.
-        #[arg(long, value_parser = Secret::chosen)]
+        #[arg(long, value_parser = Secret::chosen, conflicts_with = "password_stdin")]
         password: Option<Secret>,
+        /// Read the SIP password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
     },
     /// Import extensions from a CSV file with the header `number,name,password`, all or nothing.
     Import {

@@ -11,7 +11,7 @@ use store::{
     SipDomain, SipUsername, StoreError,
 };
 
-use super::{Ctx, all_pages, parse, registrar, store_error, tenant_by_domain};
+use super::{Ctx, all_pages, parse, read_password_line, registrar, store_error, tenant_by_domain};
 use crate::cli::ExtensionCommand;
 use crate::csv_rows;
 use crate::output::table;
@@ -24,7 +24,15 @@ pub async fn run(ctx: &Ctx, command: ExtensionCommand) -> anyhow::Result<()> {
             number,
             name,
             password,
-        } => add(ctx, &tenant, &number, &name, password).await,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password_line()?)
+            } else {
+                password
+            };
+            add(ctx, &tenant, &number, &name, password).await
+        }
         ExtensionCommand::Import { tenant, file } => import(ctx, &tenant, &file).await,
         ExtensionCommand::List { tenant } => list(ctx, &tenant).await,
     }

@@ -8,6 +8,7 @@ mod registration;
 mod tenant;
 mod user;
 
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -18,6 +19,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{Command, Settings};
 use crate::output::Output;
+use crate::secrets::Secret;
 
 /// What every provisioning command gets.
 pub struct Ctx {
@@ -106,6 +108,22 @@ fn registrar(settings: &Settings, domain: &SipDomain) -> String {
         (None, addr) if !addr.ip().is_unspecified() => SocketAddr::new(addr.ip(), port).to_string(),
         (None, _) => format!("{domain}:{port}"),
     }
+}
+
+/// Reads the first line of standard input as the password.
+fn read_password_line() -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| anyhow!("--password-stdin: cannot read standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(anyhow!(
+            "--password-stdin: standard input is empty; expected the password on the first line"
+        ));
+    }
+    Secret::chosen(password).map_err(|e| anyhow!("--password-stdin: {e}"))
 }
 
 #[cfg(test)]
