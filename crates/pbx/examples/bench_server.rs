@@ -111,6 +111,12 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("provisioned {} users in {domain}", users.len());
     let mut cfg = SipConfig::new(listen);
     cfg.udp_sockets = env_usize("SB_UDP_SOCKETS", 2);
+    // SB_CHALLENGES=1: MD5 then SHA-256; 2: MD5 only (sipsak, baresip 1.0)
+    cfg.registrar.challenges = match env_usize("SB_CHALLENGES", 0) {
+        1 => pbx::ChallengeAlgorithms::Md5ThenSha256,
+        2 => pbx::ChallengeAlgorithms::Md5Only,
+        _ => pbx::ChallengeAlgorithms::Sha256ThenMd5,
+    };
     cfg.persist.linger = Duration::from_millis(env_usize("SB_LINGER_MS", 1) as u64);
     // the load generator spreads over many loopback sources; keep the default guard
     cfg.guard.rate_per_sec = 1000;

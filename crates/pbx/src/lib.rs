@@ -7,8 +7,8 @@ pub mod server;
 pub mod transport;
 
 pub use location::{Binding, LocationService};
-pub use registrar::RegistrarConfig;
 pub use registrar::persist::PersistConfig;
+pub use registrar::{ChallengeAlgorithms, RegistrarConfig};
 pub use server::{Error, LocalAddrs, SipConfig, SipService, SipServiceHandle};
 pub use transport::tcp::TcpConfig;
 pub use transport::{ConnId, Flow, Outbound, SendError, TransportKind};

@@ -279,6 +279,7 @@ mod tests {
         // per AOR: key + Vec header in the map (with hashbrown's load factor), plus malloc slack
         let per_entry_map = (std::mem::size_of::<(AorKey, Vec<Binding>)>() + 1) * 8 / 7;
         let per_binding = total / n + per_entry_map + 64;
+        eprintln!("about {per_binding} bytes per binding");
         assert!(per_binding < 2048, "{per_binding} bytes per binding");
         assert_eq!(loc.count(), n);
     }

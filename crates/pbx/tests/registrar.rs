@@ -516,3 +516,79 @@ async fn the_200_waits_for_the_commit() {
     lock.close().await.unwrap();
     svc.shutdown().await;
 }
+
+/// A phone whose NAT mapping changed registers a new contact with the same +sip.instance:
+/// the new binding replaces the old one instead of piling up. A contact given twice counts once.
+#[tokio::test]
+async fn same_instance_replaces_and_duplicates_count_once() {
+    let env = env().await;
+    let svc = start(&env, |_| {}).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    let inst = "+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000000000001>\";reg-id=1";
+    let mut r = ua.register_req();
+    r.contacts = vec![
+        format!("<sip:1001@198.51.100.7:40000>;{inst}"),
+        format!("<sip:1001@198.51.100.7:40000>;{inst}"),
+    ];
+    let ok = ua.register_with(r, PASSWORD).await;
+    assert_eq!(contacts(&ok).len(), 1, "{:?}", contacts(&ok));
+    assert!(
+        contacts(&ok)[0].contains("+sip.instance="),
+        "{:?}",
+        contacts(&ok)
+    );
+    let mut r = ua.register_req();
+    r.contacts = vec![format!("<sip:1001@198.51.100.7:41111>;{inst}")];
+    let ok = ua.register_with(r, PASSWORD).await;
+    let c = contacts(&ok);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(c[0].starts_with("<sip:1001@198.51.100.7:41111>"), "{c:?}");
+    let rows = env
+        .dir
+        .list_registrations(env.tenant.id, env.alice.extension_id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].binding.contact_uri, "sip:1001@198.51.100.7:41111");
+    assert_eq!(rows[0].binding.reg_id, Some(1));
+    svc.shutdown().await;
+}
+
+#[tokio::test]
+async fn challenge_order_can_put_md5_first() {
+    let env = env().await;
+    let svc = start(&env, |c| {
+        c.registrar.challenges = pbx::ChallengeAlgorithms::Md5ThenSha256
+    })
+    .await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    let r = ua.register_req();
+    let ch = ua.send(&r).await;
+    let algs: Vec<_> = ch
+        .headers("WWW-Authenticate")
+        .map(|h| sip::auth::Challenge::parse(h).unwrap().algorithm)
+        .collect();
+    assert_eq!(
+        algs,
+        [sip::auth::Algorithm::Md5, sip::auth::Algorithm::Sha256]
+    );
+    // answering the first (MD5) works
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+    let svc = start(&env, |c| {
+        c.registrar.challenges = pbx::ChallengeAlgorithms::Md5Only
+    })
+    .await;
+    ua.server = svc.addr();
+    let r = ua.register_req();
+    let ch = ua.send(&r).await;
+    assert_eq!(ch.headers("WWW-Authenticate").count(), 1);
+    assert!(
+        ch.headers
+            .get("WWW-Authenticate")
+            .unwrap()
+            .contains("algorithm=MD5")
+    );
+    assert_eq!(ua.register().await.status.as_u16(), 200);
+    svc.shutdown().await;
+}

@@ -211,7 +211,7 @@ pub async fn spawn_services(
     let mut sip_config = pbx::SipConfig::new(settings.sip_addr);
     // Challenge with MD5 only, like Asterisk and FreeSWITCH: clients built on
     // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
-    sip_config.registrar.offer_sha256 = false;
+    sip_config.registrar.challenges = pbx::ChallengeAlgorithms::Md5Only;
     sip_config.public_addr = settings.public_addr.as_ref().map(ToString::to_string);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
