@@ -1,10 +1,12 @@
 //! Registration end to end with real SIP clients against the real binary:
-//! baresip registers with the credentials the CLI printed and is refused
-//! with a wrong password; sipsak registers and unregisters over UDP and TCP;
-//! sipvicious finds no extension and its cracker ends up banned while a
-//! phone on another address still registers; a binding survives a restart.
-//! Each test runs its own server on ephemeral loopback ports with its own
-//! SQLite database.
+//! baresip registers (UDP and TCP) with the credentials the CLI printed and
+//! is refused with a wrong password; sipsak gets OPTIONS answered, registers
+//! and unregisters over UDP and TCP, and cannot tell a known username from an
+//! unknown one; svwar finds no extension; svcrack never cracks, locks only
+//! the username it attacks from its address, and ends banned once it moves
+//! on to a second one, while the real phone still registers; a binding
+//! survives a restart (SQLite and Postgres). Each test runs its own server on
+//! ephemeral loopback ports with its own database.
 
 mod clients;
 mod common;
