@@ -71,12 +71,13 @@ impl Binding {
     }
 }
 
-type AorKey = (TenantId, ExtensionId);
+/// Bindings by tenant, then extension: a tenant's listing does not walk the platform.
+type Aors = HashMap<TenantId, HashMap<ExtensionId, Vec<Binding>>>;
 
 /// The in-memory location service. Cheap to share (`Arc`); all methods take `&self`.
 #[derive(Default)]
 pub struct LocationService {
-    aors: Mutex<HashMap<AorKey, Vec<Binding>>>,
+    aors: Mutex<Aors>,
     count: AtomicUsize,
 }
 
@@ -93,7 +94,7 @@ impl LocationService {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<AorKey, Vec<Binding>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Aors> {
         self.aors.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -102,7 +103,8 @@ impl LocationService {
         let now = SystemTime::now();
         let mut v: Vec<Binding> = self
             .lock()
-            .get(&(tenant, extension))
+            .get(&tenant)
+            .and_then(|t| t.get(&extension))
             .map(|b| b.iter().filter(|b| b.is_live(now)).cloned().collect())
             .unwrap_or_default();
         v.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(1000)));
@@ -113,10 +115,13 @@ impl LocationService {
     pub fn list(&self, tenant: TenantId) -> Vec<Binding> {
         let now = SystemTime::now();
         self.lock()
-            .iter()
-            .filter(|((t, _), _)| *t == tenant)
-            .flat_map(|(_, v)| v.iter().filter(|b| b.is_live(now)).cloned())
-            .collect()
+            .get(&tenant)
+            .map(|t| {
+                t.values()
+                    .flat_map(|v| v.iter().filter(|b| b.is_live(now)).cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Every live binding on the platform.
@@ -124,6 +129,7 @@ impl LocationService {
         let now = SystemTime::now();
         self.lock()
             .values()
+            .flat_map(HashMap::values)
             .flat_map(|v| v.iter().filter(|b| b.is_live(now)).cloned())
             .collect()
     }
@@ -136,11 +142,11 @@ impl LocationService {
     /// Live bindings of a tenant.
     pub fn count_tenant(&self, tenant: TenantId) -> usize {
         let now = SystemTime::now();
-        self.lock()
-            .iter()
-            .filter(|((t, _), _)| *t == tenant)
-            .map(|(_, v)| v.iter().filter(|b| b.is_live(now)).count())
-            .sum()
+        self.lock().get(&tenant).map_or(0, |t| {
+            t.values()
+                .map(|v| v.iter().filter(|b| b.is_live(now)).count())
+                .sum()
+        })
     }
 
     /// Runs `f` on the bindings of one AOR under the lock (the registrar's atomic
@@ -153,13 +159,17 @@ impl LocationService {
         f: impl FnOnce(&mut Vec<Binding>) -> R,
     ) -> R {
         let mut map = self.lock();
-        let entry = map.entry((tenant, extension)).or_default();
+        let exts = map.entry(tenant).or_default();
+        let entry = exts.entry(extension).or_default();
         let before = entry.len();
         entry.retain(|b| b.is_live(now));
         let r = f(entry);
         let after = entry.len();
         if after == 0 {
-            map.remove(&(tenant, extension));
+            exts.remove(&extension);
+            if exts.is_empty() {
+                map.remove(&tenant);
+            }
         }
         drop(map);
         self.adjust(before, after);
@@ -180,7 +190,11 @@ impl LocationService {
         let n = bindings.len();
         let mut map = self.lock();
         for b in bindings {
-            map.entry((b.tenant, b.extension_id)).or_default().push(b);
+            map.entry(b.tenant)
+                .or_default()
+                .entry(b.extension_id)
+                .or_default()
+                .push(b);
         }
         drop(map);
         self.adjust(0, n);
@@ -190,11 +204,14 @@ impl LocationService {
     pub fn sweep(&self, now: SystemTime) -> usize {
         let mut removed = 0;
         let mut map = self.lock();
-        map.retain(|_, v| {
-            let before = v.len();
-            v.retain(|b| b.is_live(now));
-            removed += before - v.len();
-            !v.is_empty()
+        map.retain(|_, exts| {
+            exts.retain(|_, v| {
+                let before = v.len();
+                v.retain(|b| b.is_live(now));
+                removed += before - v.len();
+                !v.is_empty()
+            });
+            !exts.is_empty()
         });
         drop(map);
         if removed > 0 {
@@ -277,7 +294,7 @@ mod tests {
         }
         loc.load(bindings);
         // per AOR: key + Vec header in the map (with hashbrown's load factor), plus malloc slack
-        let per_entry_map = (std::mem::size_of::<(AorKey, Vec<Binding>)>() + 1) * 8 / 7;
+        let per_entry_map = (std::mem::size_of::<(ExtensionId, Vec<Binding>)>() + 1) * 8 / 7;
         let per_binding = total / n + per_entry_map + 64;
         eprintln!("about {per_binding} bytes per binding");
         assert!(per_binding < 2048, "{per_binding} bytes per binding");

@@ -164,9 +164,15 @@ impl CredCache {
     /// Fetches (realm, username) from the directory into the cache and returns it.
     pub async fn fetch(&self, realm: &str, username: &str) -> Result<Resolved, StoreError> {
         let now = Instant::now();
-        let tenant = match realm.parse::<SipDomain>() {
-            Err(_) => None,
-            Ok(domain) => match self.dir.get_tenant_by_domain(&domain).await {
+        // A domain answer younger than REFETCH_AFTER is reused: when thousands of phones of one
+        // tenant come in at once, the tenant is read once, not once per phone.
+        let recent = self.lock().domains.get(realm).and_then(|e| {
+            (now.saturating_duration_since(e.fetched) < REFETCH_AFTER).then_some(e.value)
+        });
+        let tenant = match (recent, realm.parse::<SipDomain>()) {
+            (Some(t), _) => t,
+            (None, Err(_)) => None,
+            (None, Ok(domain)) => match self.dir.get_tenant_by_domain(&domain).await {
                 Ok(t) if !t.suspended => Some(t.id),
                 Ok(_) => None,
                 Err(e) if e.is_not_found() => None,
@@ -198,8 +204,10 @@ impl CredCache {
                 maps.domains.clear();
             }
         }
-        maps.domains
-            .insert(realm.into(), Entry::new(tenant, now, self.ttl));
+        if recent.is_none() {
+            maps.domains
+                .insert(realm.into(), Entry::new(tenant, now, self.ttl));
+        }
         if let Some(t) = tenant {
             if maps.cred_count >= self.max_entries {
                 let ttl = self.ttl;

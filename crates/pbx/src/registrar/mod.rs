@@ -7,7 +7,7 @@
 //!    stateless challenges (SHA-256, then MD5).
 //! 2. With credentials for that realm: [`Guard::check_auth`] (a banned IP is dropped, a locked
 //!    username-from-IP gets 403 without verifying), then the credential from the
-//!    [`cache::CredCache`] and [`Verifier::verify`]; an unknown realm or username goes through
+//!    credential cache (`cache.rs`) and [`Verifier::verify`]; an unknown realm or username goes through
 //!    [`Verifier::verify_unknown_user`], so it is answered exactly like a wrong password: 403,
 //!    counted as a failure. Stale or replayed nonces get a 401 with `stale=true`.
 //! 3. The authenticated username must be the To URI user (else 403).
@@ -58,8 +58,8 @@ pub struct RegistrarConfig {
     pub cache_ttl: Duration,
     /// Credential cache size per map. Default 200,000.
     pub cache_max_entries: usize,
-    /// Directory lookups in flight at most (cache misses); beyond, REGISTERs are dropped and
-    /// the phone retransmits. Default 64.
+    /// Directory lookups in flight at most (cache misses); up to 10,000 more REGISTERs wait
+    /// for a slot, beyond that they are dropped and the phone retransmits. Default 64.
     pub max_lookups: usize,
     /// Which digest challenges a 401 carries, in which order. Default
     /// [`ChallengeAlgorithms::Sha256ThenMd5`] (RFC 8760: most preferred first).

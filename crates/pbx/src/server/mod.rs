@@ -19,6 +19,7 @@ mod config;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -40,6 +41,9 @@ use crate::registrar::{Now, Registrar, Step};
 use crate::transport::{
     ConnTable, Flow, Inbound, Outbound, ResponseTarget, apply_rport_received, tcp, udp,
 };
+
+/// REGISTERs waiting for a directory lookup slot at most.
+const LOOKUP_BACKLOG: usize = 10_000;
 
 /// Methods a 501 and OPTIONS advertise. INVITE etc. join when the calls engine lands.
 const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
@@ -173,6 +177,7 @@ impl SipService {
             outbound: outbound.clone(),
             persist: persist_tx,
             lookups: Arc::new(Semaphore::new(config.registrar.max_lookups.max(1))),
+            lookups_waiting: AtomicUsize::new(0),
             epoch: Instant::now(),
         });
 
@@ -319,6 +324,7 @@ struct Core {
     outbound: Outbound,
     persist: mpsc::Sender<Job>,
     lookups: Arc<Semaphore>,
+    lookups_waiting: AtomicUsize,
     epoch: Instant,
 }
 
@@ -454,17 +460,25 @@ impl Core {
         let step = self.registrar.handle_fast(&req, &flow, now);
         match step {
             Step::Lookup => {
-                let Ok(permit) = Arc::clone(&self.lookups).try_acquire_owned() else {
-                    // too many lookups in flight: the phone retransmits
+                // At most `max_lookups` directory lookups run; up to LOOKUP_BACKLOG more
+                // requests wait for a slot (a restart where every phone re-registers at once);
+                // beyond that they are dropped and the phones retransmit.
+                if self.lookups_waiting.fetch_add(1, Ordering::Relaxed) >= LOOKUP_BACKLOG {
+                    self.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
                     metrics::counter!("sip_dropped_total", "reason" => "lookup_busy").increment(1);
                     return;
-                };
+                }
                 let Some(core) = self.me.upgrade() else {
+                    self.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
                     return;
                 };
                 tokio::spawn(async move {
+                    let permit = Arc::clone(&core.lookups).acquire_owned().await;
+                    core.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
+                    let Ok(_permit) = permit else {
+                        return;
+                    };
                     let step = core.registrar.handle_slow(&req, &flow, core.now()).await;
-                    drop(permit);
                     core.finish(&req, &flow, step);
                 });
             }

@@ -6,7 +6,7 @@
 //!
 //! The transport boundary, for TLS and WebSocket to come:
 //! * inbound, a listener hands each complete message (or datagram) with its [`Flow`] to an
-//!   [`Inbound`] sink; a stream transport also answers RFC 5626 keep-alives itself;
+//!   `Inbound` sink; a stream transport also answers RFC 5626 keep-alives itself;
 //! * outbound, a connection-oriented transport registers a writer channel for each connection
 //!   in the [`ConnTable`] and gets a [`ConnId`]; [`Outbound::send`] then routes bytes for a flow
 //!   to that channel. The writer task owns the socket (TCP today; TLS or a WebSocket framer
