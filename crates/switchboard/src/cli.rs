@@ -139,6 +139,22 @@ pub enum Command {
     /// Manage telephone numbers (UK, stored as E.164).
     #[command(subcommand)]
     Number(NumberCommand),
+    /// Inspect SIP registrations (bindings) held in the directory.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistrationCommand {
+    /// List a tenant's live bindings (unexpired), optionally for one extension.
+    List {
+        /// SIP domain of the tenant.
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        /// Only this extension's bindings.
+        #[arg(long, value_name = "NUMBER")]
+        extension: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -134,9 +134,18 @@ pub async fn stop_signal() {
 
 /// Serves until SIGTERM or Ctrl-C, then stops every service gracefully.
 pub async fn run(settings: &Settings, directory: Arc<dyn Directory>) -> anyhow::Result<()> {
+    // Poll the stop future once so its signal handlers exist before any
+    // service starts: a SIGTERM while SIP loads bindings (the web app already
+    // answers) then stops us cleanly instead of killing the process.
+    let mut stop = std::pin::pin!(stop_signal());
+    std::future::poll_fn(|cx| {
+        let _ = stop.as_mut().poll(cx);
+        std::task::Poll::Ready(())
+    })
+    .await;
     let services = spawn_services(settings, directory).await?;
     info!("switchboard running; SIGTERM or Ctrl-C stops it");
-    services.run_until(stop_signal()).await?;
+    services.run_until(stop).await?;
     info!("switchboard stopped");
     Ok(())
 }
@@ -195,15 +204,25 @@ pub async fn spawn_services(
         });
     }
 
-    // The SIP service (registrar, call engine and RTP relay from the `pbx`
-    // crate) is spawned here with the same token once it exists; it takes
-    // settings.sip_addr, settings.rtp_ports and settings.public_addr.
-    info!(
-        sip_addr = %settings.sip_addr,
-        rtp_ports = %settings.rtp_ports,
-        public_addr = settings.public_addr.as_ref().map(|a| a.to_string()).as_deref().unwrap_or("-"),
-        "SIP service settings"
-    );
+    // The SIP service: UDP and TCP on the same port, bindings loaded from the
+    // directory before the first packet; on shutdown it stops listening and
+    // flushes accepted binding changes before it returns. Started last: it
+    // serves as soon as it is bound.
+    let mut sip_config = pbx::SipConfig::new(settings.sip_addr);
+    // Challenge with MD5 only, like Asterisk and FreeSWITCH: clients built on
+    // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
+    sip_config.registrar.challenges = pbx::ChallengeAlgorithms::Md5Only;
+    sip_config.public_addr = settings.public_addr.as_ref().map(ToString::to_string);
+    let token = services.shutdown_token();
+    let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
+        .await
+        .with_context(|| format!("cannot start SIP on {}", settings.sip_addr))?;
+    let addrs = sip.local_addrs();
+    info!(addr = %addrs.udp, "sip listening on udp");
+    info!(addr = %addrs.tcp, "sip listening on tcp");
+    services.spawn("sip", async move {
+        sip.join().await.context("SIP service error")
+    });
 
     Ok(services)
 }

@@ -4,6 +4,7 @@
 
 mod extension;
 mod number;
+mod registration;
 mod tenant;
 mod user;
 
@@ -34,6 +35,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::User(c) => user::run(ctx, c).await,
         Command::Extension(c) => extension::run(ctx, c).await,
         Command::Number(c) => number::run(ctx, c).await,
+        Command::Registration(c) => registration::run(ctx, c).await,
         Command::Serve | Command::Migrate | Command::Healthcheck => {
             Err(anyhow!("not a provisioning command"))
         }
