@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseUrl, PortRange, PublicAddr};
+use crate::config::{DatabaseUrl, PortRange, PublicAddr, SipDigest};
 use crate::secrets::Secret;
 
 #[derive(Debug, Parser)]
@@ -97,6 +97,20 @@ pub struct Settings {
         value_parser = socket_addr("SWITCHBOARD_METRICS_ADDR")
     )]
     pub metrics_addr: Option<SocketAddr>,
+
+    /// Digest algorithms a 401 challenge offers, in order: `md5` (default, like
+    /// Asterisk and FreeSWITCH; every phone answers it), `md5,sha256` or
+    /// `sha256,md5` (RFC 8760; some clients read only the first challenge or
+    /// refuse a 401 naming an algorithm they lack).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_SIP_DIGEST",
+        default_value = "md5",
+        value_name = "ALGS",
+        value_parser = with_env::<SipDigest>("SWITCHBOARD_SIP_DIGEST")
+    )]
+    pub sip_digest: SipDigest,
 }
 
 /// Wraps a `FromStr` parser so the error also names the environment variable.

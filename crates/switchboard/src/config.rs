@@ -306,3 +306,80 @@ mod tests {
         }
     }
 }
+
+/// Which digest challenges the registrar offers, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SipDigest {
+    Md5,
+    Md5ThenSha256,
+    Sha256ThenMd5,
+}
+
+impl SipDigest {
+    pub fn challenges(self) -> pbx::ChallengeAlgorithms {
+        match self {
+            Self::Md5 => pbx::ChallengeAlgorithms::Md5Only,
+            Self::Md5ThenSha256 => pbx::ChallengeAlgorithms::Md5ThenSha256,
+            Self::Sha256ThenMd5 => pbx::ChallengeAlgorithms::Sha256ThenMd5,
+        }
+    }
+}
+
+impl FromStr for SipDigest {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let list: Vec<String> = s
+            .split(',')
+            .map(|a| a.trim().to_ascii_lowercase().replace('-', ""))
+            .collect();
+        match list
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["md5"] => Ok(Self::Md5),
+            ["md5", "sha256"] => Ok(Self::Md5ThenSha256),
+            ["sha256", "md5"] => Ok(Self::Sha256ThenMd5),
+            _ => Err(format!(
+                "`{s}` is not a digest choice; expected `md5`, `md5,sha256` or `sha256,md5`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for SipDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Md5 => "md5",
+            Self::Md5ThenSha256 => "md5,sha256",
+            Self::Sha256ThenMd5 => "sha256,md5",
+        })
+    }
+}
+
+#[cfg(test)]
+mod sip_digest_tests {
+    use super::SipDigest;
+
+    #[test]
+    fn digest_choices_parse_and_print() {
+        for (text, want) in [
+            ("md5", SipDigest::Md5),
+            ("MD5", SipDigest::Md5),
+            ("md5,sha256", SipDigest::Md5ThenSha256),
+            ("SHA-256, MD5", SipDigest::Sha256ThenMd5),
+        ] {
+            let got: SipDigest = text.parse().unwrap();
+            assert_eq!(got, want, "{text}");
+            assert_eq!(got.to_string().parse::<SipDigest>().unwrap(), want);
+        }
+        let err = "sha1".parse::<SipDigest>().unwrap_err();
+        assert!(
+            err.contains("expected `md5`, `md5,sha256` or `sha256,md5`"),
+            "{err}"
+        );
+        assert!("sha256".parse::<SipDigest>().is_err());
+    }
+}

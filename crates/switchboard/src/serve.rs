@@ -209,9 +209,9 @@ pub async fn spawn_services(
     // flushes accepted binding changes before it returns. Started last: it
     // serves as soon as it is bound.
     let mut sip_config = pbx::SipConfig::new(settings.sip_addr);
-    // Challenge with MD5 only, like Asterisk and FreeSWITCH: clients built on
+    // MD5 only by default, like Asterisk and FreeSWITCH: clients built on
     // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
-    sip_config.registrar.challenges = pbx::ChallengeAlgorithms::Md5Only;
+    sip_config.registrar.challenges = settings.sip_digest.challenges();
     sip_config.public_addr = settings.public_addr.as_ref().map(ToString::to_string);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
