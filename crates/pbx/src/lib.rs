@@ -1,1 +1,3 @@
 //! The PBX engine.
+
+pub mod call;

@@ -1,0 +1,570 @@
+//! The engine: the call table, input dispatch, timers and outputs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use media::{PortPool, Side};
+use sip::transaction::{Event, Target, Transport, TxKey};
+use sip::{Method, Request, Response, StatusCode};
+use store::{Disposition, HangupBy, TenantId};
+
+use super::cdr::CallRecord;
+use super::dialog::{Dialog, Tokens, tag_of};
+use super::media::{CallMedia, MediaCommand};
+use super::{CallPhase, CallSummary, DialPlan, EngineConfig, ExtensionProfile, Locator, SipOutput};
+
+/// Which leg of a call a dialog belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LegRef {
+    A,
+    Fork(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ForkState {
+    /// INVITE sent, nothing heard.
+    Calling,
+    /// A provisional response arrived (a CANCEL may be sent).
+    Proceeding,
+    Answered,
+    Done,
+}
+
+/// One B-leg (one contact rung).
+#[derive(Debug)]
+pub(crate) struct Fork {
+    pub dialog: Dialog,
+    pub invite: Request,
+    pub branch: String,
+    pub state: ForkState,
+    /// A CANCEL asked for before any provisional response (RFC 3261 §9.1),
+    /// with its Reason header value if any.
+    pub cancel_pending: Option<Option<&'static str>>,
+    pub cancelled: bool,
+    pub extension: String,
+    /// The ringing round (forwarding starts a new one).
+    pub round: u32,
+    /// The ACK sent for this leg's 2xx, resent on retransmissions.
+    pub ack: Option<Request>,
+}
+
+/// The caller's leg.
+#[derive(Debug)]
+pub(crate) struct ALeg {
+    pub dialog: Dialog,
+    pub invite: Request,
+    pub key: TxKey,
+    /// A final response went out on the INVITE.
+    pub finalized: bool,
+    pub sent_ringing: bool,
+}
+
+/// Forwarding state within one call.
+#[derive(Debug)]
+pub(crate) struct RouteState {
+    pub profile: ExtensionProfile,
+    pub visited: Vec<String>,
+    pub hops: u8,
+    /// Diversion header values, newest first (RFC 5806).
+    pub diversions: Vec<String>,
+    /// Max-Forwards for the next B-leg INVITE.
+    pub max_forwards: u8,
+}
+
+/// A request passed across the bridge, waiting for the far side's answer.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub from: Side,
+    pub server_key: TxKey,
+    pub request: Request,
+    pub offer: Option<media::Sdp>,
+}
+
+/// A 2xx to an INVITE, retransmitted until its ACK arrives (RFC 6026).
+#[derive(Debug)]
+pub(crate) struct Retransmit {
+    pub side: Side,
+    pub key: TxKey,
+    pub response: Response,
+    pub cseq: u32,
+    pub next: Instant,
+    pub interval: Duration,
+    pub give_up: Instant,
+    /// The 2xx to the caller's initial INVITE.
+    pub initial: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub id: u64,
+    pub tenant: TenantId,
+    pub caller: String,
+    pub dialled: String,
+    pub callee: String,
+    pub phase: CallPhase,
+    pub a: ALeg,
+    pub forks: Vec<Fork>,
+    pub winner: Option<usize>,
+    pub media: CallMedia,
+    /// The anchored offer every fork gets.
+    pub offer_b: Vec<u8>,
+    pub route: RouteState,
+    pub round: u32,
+    pub failures: Vec<u16>,
+    pub no_answer_at: Option<Instant>,
+    pub linger_until: Option<Instant>,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    pub relays: HashMap<String, Relay>,
+    /// Per side (A = 0, B = 1): a re-INVITE received and not yet answered,
+    /// and a re-INVITE we sent and not yet answered.
+    pub uas_invite: [Option<TxKey>; 2],
+    pub uac_invite: [Option<String>; 2],
+    /// Per side: the last ACK we sent for a 2xx to our re-INVITE (CSeq, ACK).
+    pub last_ack: [Option<(u32, Request)>; 2],
+    pub retransmits: Vec<Retransmit>,
+    /// Index entries to remove when the call is reaped.
+    pub client_keys: Vec<(String, Method)>,
+    pub tags: Vec<String>,
+}
+
+/// A status code from a constant known to be in range.
+pub(crate) fn status(code: u16) -> StatusCode {
+    StatusCode::new(code).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR)
+}
+
+pub(crate) fn idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl Call {
+    pub fn dialog(&self, side: Side) -> Option<&Dialog> {
+        match side {
+            Side::A => Some(&self.a.dialog),
+            Side::B => self
+                .winner
+                .and_then(|w| self.forks.get(w))
+                .map(|f| &f.dialog),
+        }
+    }
+
+    pub fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a.dialog),
+            Side::B => self
+                .winner
+                .and_then(|w| self.forks.get_mut(w))
+                .map(|f| &mut f.dialog),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        let retx = self.retransmits.iter().map(|r| r.next.min(r.give_up)).min();
+        [self.no_answer_at, self.linger_until, retx]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// The B2BUA core. See the [module documentation](super).
+pub struct CallEngine {
+    pub(crate) config: EngineConfig,
+    pub(crate) dial_plan: Arc<dyn DialPlan + Send + Sync>,
+    pub(crate) locator: Arc<dyn Locator + Send + Sync>,
+    pub(crate) ports: PortPool,
+    pub(crate) tokens: Tokens,
+    next_call: u64,
+    pub(crate) calls: HashMap<u64, Call>,
+    /// INVITE server transactions of A-legs (CANCEL matching).
+    pub(crate) server_tx: HashMap<TxKey, u64>,
+    /// Our client transactions, by (branch, method).
+    pub(crate) client_tx: HashMap<(String, Method), u64>,
+    /// Dialogs by our local tag (unique: we mint it).
+    pub(crate) dialogs: HashMap<String, (u64, LegRef)>,
+    pub(crate) sip_out: VecDeque<SipOutput>,
+    pub(crate) media_out: VecDeque<MediaCommand>,
+    pub(crate) records: VecDeque<CallRecord>,
+}
+
+impl CallEngine {
+    pub fn new(
+        config: EngineConfig,
+        dial_plan: Arc<dyn DialPlan + Send + Sync>,
+        locator: Arc<dyn Locator + Send + Sync>,
+        ports: PortPool,
+    ) -> Self {
+        let tokens = Tokens::new(config.seed);
+        CallEngine {
+            config,
+            dial_plan,
+            locator,
+            ports,
+            tokens,
+            next_call: 1,
+            calls: HashMap::new(),
+            server_tx: HashMap::new(),
+            client_tx: HashMap::new(),
+            dialogs: HashMap::new(),
+            sip_out: VecDeque::new(),
+            media_out: VecDeque::new(),
+            records: VecDeque::new(),
+        }
+    }
+
+    /// Next SIP action for the transaction layer.
+    pub fn poll_sip(&mut self) -> Option<SipOutput> {
+        self.sip_out.pop_front()
+    }
+
+    /// Next media command for the relay driver.
+    pub fn poll_media(&mut self) -> Option<MediaCommand> {
+        self.media_out.pop_front()
+    }
+
+    /// Next finished call's record, for the CDR writer.
+    pub fn poll_record(&mut self) -> Option<CallRecord> {
+        self.records.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.calls.values().filter_map(Call::deadline).min()
+    }
+
+    /// Calls not yet over, for display.
+    pub fn calls(&self) -> Vec<CallSummary> {
+        let mut v: Vec<CallSummary> = self
+            .calls
+            .values()
+            .filter(|c| c.phase != CallPhase::Ended)
+            .map(|c| CallSummary {
+                id: c.id,
+                tenant: c.tenant,
+                caller: c.caller.clone(),
+                dialled: c.dialled.clone(),
+                callee: c.callee.clone(),
+                phase: c.phase,
+                started: c.started,
+                answered: c.answered,
+                ringing_contacts: c
+                    .forks
+                    .iter()
+                    .filter(|f| matches!(f.state, ForkState::Calling | ForkState::Proceeding))
+                    .count(),
+            })
+            .collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    /// Calls in the table, including ended ones still lingering.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    pub(crate) fn new_call_id(&mut self) -> u64 {
+        let id = self.next_call;
+        self.next_call += 1;
+        id
+    }
+
+    /// Runs `f` on a call taken out of the table (so `f` may use `self`).
+    pub(crate) fn with_call<R>(
+        &mut self,
+        id: u64,
+        f: impl FnOnce(&mut Self, &mut Call) -> R,
+    ) -> Option<R> {
+        let mut call = self.calls.remove(&id)?;
+        let r = f(self, &mut call);
+        self.calls.insert(id, call);
+        Some(r)
+    }
+
+    /// Every transaction-layer event except dialog-creating INVITEs (those
+    /// go through authentication to [`on_invite`](Self::on_invite); handed
+    /// here, they are refused with 403).
+    pub fn handle_event(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Request {
+                key,
+                request,
+                source,
+                cancels,
+            } => self.on_request(key, request, source, cancels, now),
+            Event::Response { key, response } => {
+                let k = (key.branch().to_owned(), key.method().clone());
+                if let Some(&id) = self.client_tx.get(&k) {
+                    self.with_call(id, |e, c| e.on_response(c, &k.0, &k.1, Some(response), now));
+                }
+            }
+            Event::Timeout { key, .. } | Event::TransportError { key } => {
+                self.client_failed(key.branch(), key.method(), now);
+            }
+            Event::Ack { request, .. } => self.on_ack(request, now),
+            Event::StrayResponse { response, .. } => self.on_stray(response, now),
+            Event::Terminated { .. } => {}
+        }
+    }
+
+    /// The layer refused a request the engine asked for (or it could not be
+    /// sent): handled like a timeout of that transaction.
+    pub fn send_failed(&mut self, request: &Request, now: Instant) {
+        let branch = request
+            .top_via()
+            .ok()
+            .flatten()
+            .and_then(|v| v.branch().map(str::to_owned));
+        if let Some(b) = branch {
+            self.client_failed(&b, &request.method, now);
+        }
+    }
+
+    fn client_failed(&mut self, branch: &str, method: &Method, now: Instant) {
+        let k = (branch.to_owned(), method.clone());
+        if let Some(&id) = self.client_tx.get(&k) {
+            self.with_call(id, |e, c| e.on_response(c, &k.0, &k.1, None, now));
+        }
+    }
+
+    /// A final response arrived (or, with `None`, the transaction failed).
+    fn on_response(
+        &mut self,
+        call: &mut Call,
+        branch: &str,
+        method: &Method,
+        response: Option<Response>,
+        now: Instant,
+    ) {
+        match method {
+            Method::Invite => {
+                if let Some(i) = call.forks.iter().position(|f| f.branch == branch) {
+                    self.on_fork_response(call, i, response, now);
+                    return;
+                }
+                self.on_relay_response(call, branch, response, now);
+            }
+            Method::Update | Method::Info => self.on_relay_response(call, branch, response, now),
+            _ => {}
+        }
+    }
+
+    /// A 2xx that matched no transaction: a retransmission from a leg whose
+    /// INVITE transaction is gone. Re-ACK it if we know the dialog.
+    fn on_stray(&mut self, response: Response, _now: Instant) {
+        if !response.status.is_success() {
+            return;
+        }
+        let Some(tag) = tag_of(response.headers.get("From")) else {
+            return;
+        };
+        let Some(&(id, LegRef::Fork(i))) = self.dialogs.get(&tag) else {
+            return;
+        };
+        if let Some(ack) = self
+            .calls
+            .get(&id)
+            .and_then(|c| c.forks.get(i))
+            .and_then(|f| f.ack.clone().map(|a| (a, f.dialog.peer)))
+        {
+            self.sip_out.push_back(SipOutput::Ack {
+                request: ack.0,
+                dest: ack.1,
+            });
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        key: TxKey,
+        request: Request,
+        _source: Target,
+        cancels: Option<TxKey>,
+        now: Instant,
+    ) {
+        if request.method == Method::Cancel {
+            let call = cancels
+                .as_ref()
+                .and_then(|k| self.server_tx.get(k))
+                .copied();
+            let status = if call.is_some() {
+                StatusCode::OK
+            } else {
+                status(481)
+            };
+            self.respond(&key, request.response_tagged(status));
+            if let Some(id) = call {
+                self.with_call(id, |e, c| e.caller_cancelled(c, now));
+            }
+            return;
+        }
+        if super::is_initial_invite(&request) {
+            self.respond(&key, request.response_tagged(StatusCode::FORBIDDEN));
+            return;
+        }
+        self.on_dialog_request(key, request, now);
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<u64> = self
+            .calls
+            .values()
+            .filter(|c| c.deadline().is_some_and(|d| d <= now))
+            .map(|c| c.id)
+            .collect();
+        for id in due {
+            let reap = self
+                .with_call(id, |e, c| {
+                    if c.no_answer_at.is_some_and(|t| t <= now) {
+                        c.no_answer_at = None;
+                        e.no_answer(c, now);
+                    }
+                    e.run_retransmits(c, now);
+                    c.linger_until.is_some_and(|t| t <= now)
+                })
+                .unwrap_or(false);
+            if reap {
+                self.reap(id);
+            }
+        }
+    }
+
+    fn reap(&mut self, id: u64) {
+        let Some(call) = self.calls.remove(&id) else {
+            return;
+        };
+        self.server_tx.remove(&call.a.key);
+        for k in &call.client_keys {
+            self.client_tx.remove(k);
+        }
+        for t in &call.tags {
+            self.dialogs.remove(t);
+        }
+    }
+
+    // ------------------------------------------------------------ helpers
+
+    pub(crate) fn respond(&mut self, key: &TxKey, response: Response) {
+        self.sip_out.push_back(SipOutput::Response {
+            key: key.clone(),
+            response,
+        });
+    }
+
+    /// Sends a request as a client transaction of `call`.
+    pub(crate) fn send_request(&mut self, call: &mut Call, request: Request, dest: Target) {
+        if let Some(b) = request
+            .top_via()
+            .ok()
+            .flatten()
+            .and_then(|v| v.branch().map(str::to_owned))
+        {
+            let k = (b, request.method.clone());
+            self.client_tx.insert(k.clone(), call.id);
+            call.client_keys.push(k);
+        }
+        self.sip_out.push_back(SipOutput::Request { request, dest });
+    }
+
+    /// Our Contact header value for a leg over `transport`.
+    pub(crate) fn contact(&self, transport: Transport) -> String {
+        match transport {
+            Transport::Udp => format!("<sip:{}>", self.config.sip_addr),
+            t => format!(
+                "<sip:{};transport={}>",
+                self.config.sip_addr,
+                t.as_str().to_ascii_lowercase()
+            ),
+        }
+    }
+
+    /// Registers a dialog's local tag.
+    pub(crate) fn add_dialog(&mut self, call: &mut Call, tag: String, leg: LegRef) {
+        self.dialogs.insert(tag.clone(), (call.id, leg));
+        call.tags.push(tag);
+    }
+
+    /// A response to the caller's INVITE, with our To tag (and Contact for
+    /// 1xx/2xx).
+    pub(crate) fn a_response(&self, call: &Call, status: StatusCode) -> Response {
+        let mut r = call.a.invite.response(status);
+        if status.as_u16() > 100 {
+            r.set_to_tag(&call.a.dialog.local_tag);
+        }
+        if status.as_u16() > 100 && status.as_u16() < 300 {
+            r.headers.push("Contact", &call.a.dialog.local_contact);
+        }
+        r
+    }
+
+    /// Sends BYE on `side` of an answered call.
+    pub(crate) fn bye(&mut self, call: &mut Call, side: Side, reason: Option<&str>) {
+        let branch = self.tokens.branch();
+        let sent_by = self.config.sip_addr;
+        let Some(d) = call.dialog_mut(side) else {
+            return;
+        };
+        let mut req = d.request(Method::Bye, sent_by, &branch);
+        let dest = d.peer;
+        if let Some(r) = reason {
+            req.headers.push("Reason", r);
+        }
+        self.send_request(call, req, dest);
+    }
+
+    /// Sends BYE on fork `i`'s dialog (a 2xx that lost the race).
+    pub(crate) fn bye_fork(&mut self, call: &mut Call, i: usize, reason: Option<&str>) {
+        let branch = self.tokens.branch();
+        let d = &mut call.forks[i].dialog;
+        let mut req = d.request(Method::Bye, self.config.sip_addr, &branch);
+        let dest = d.peer;
+        if let Some(r) = reason {
+            req.headers.push("Reason", r);
+        }
+        self.send_request(call, req, dest);
+    }
+
+    /// Ends a call: media closed, record queued, lingering for stragglers.
+    pub(crate) fn end(
+        &mut self,
+        call: &mut Call,
+        now: Instant,
+        disposition: Disposition,
+        cause: &str,
+        by: HangupBy,
+    ) {
+        if call.phase == CallPhase::Ended {
+            return;
+        }
+        call.phase = CallPhase::Ended;
+        call.no_answer_at = None;
+        call.retransmits.clear();
+        call.linger_until = Some(now + self.config.linger);
+        self.media_out
+            .push_back(MediaCommand::Close { call: call.id });
+        tracing::debug!(call = call.id, ?disposition, cause, "call ended");
+        self.records.push_back(CallRecord {
+            call: call.id,
+            tenant: call.tenant,
+            call_id: call.a.dialog.call_id.clone(),
+            caller: call.caller.clone(),
+            callee: call.callee.clone(),
+            dialled: call.dialled.clone(),
+            started: call.started,
+            answered: call.answered,
+            ended: now,
+            disposition,
+            hangup_cause: cause.to_owned(),
+            hangup_by: by,
+        });
+    }
+}

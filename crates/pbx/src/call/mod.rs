@@ -1,0 +1,182 @@
+//! The call engine: a sans-IO back-to-back user agent.
+//!
+//! [`CallEngine`] is the transaction user (TU) above a
+//! [`sip::transaction::TransactionLayer`]. Every call is an A-leg (a UAS
+//! dialog with the caller) and one or more B-legs (UAC dialogs towards the
+//! callee's registered contacts, rung in parallel). The engine never touches
+//! a socket, a clock or the database:
+//!
+//! * **Inputs** — [`CallEngine::on_invite`] for an authenticated
+//!   dialog-creating INVITE (the driver authenticates first, see
+//!   [`auth`]), [`CallEngine::handle_event`] for every other
+//!   [`sip::transaction::Event`], [`CallEngine::send_failed`] when the layer
+//!   refused a request, and [`CallEngine::handle_timeout`]. Each takes `now`.
+//! * **Outputs** — [`CallEngine::poll_sip`] ([`SipOutput`]: requests to start
+//!   as client transactions, responses for server transactions, ACKs to send
+//!   statelessly), [`CallEngine::poll_media`] ([`MediaCommand`]: bind relay
+//!   ports, configure bridge legs, arm the media timeout, close),
+//!   [`CallEngine::poll_record`] ([`CallRecord`], one per call) and
+//!   [`CallEngine::poll_timeout`].
+//! * **Directory** — the dial plan ([`DialPlan`]) and the location service
+//!   ([`Locator`]) are synchronous traits: the driver implements them over
+//!   its caches (the registrar's location service, the directory).
+//!
+//! Topology hiding: a B-leg gets its own Call-ID, tags, CSeq space and
+//! Contact; nothing of the A-leg's headers but the (anchored) SDP crosses.
+
+pub mod auth;
+mod cdr;
+mod dialog;
+mod engine;
+mod media;
+mod midcall;
+mod select;
+mod setup;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use sip::transaction::{Target, TxKey};
+use sip::{Request, Response, Uri};
+use store::{ExtensionNumber, Forwarding, SipUsername, TenantId};
+
+pub use cdr::CallRecord;
+pub use engine::CallEngine;
+pub use media::{MediaCommand, StreamPorts};
+pub use select::best_response;
+
+/// Who is calling, established by the driver from the INVITE's
+/// Proxy-Authorization (never from what the caller claims in From).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallerIdentity {
+    pub tenant: TenantId,
+    pub extension: ExtensionNumber,
+    pub credential: SipUsername,
+}
+
+/// One registered contact of an extension, as the location service keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactTarget {
+    /// The Contact URI of the binding: the B-leg's Request-URI.
+    pub uri: Uri,
+    /// The flow the registration came over: where the B-leg is sent.
+    pub flow: Target,
+}
+
+/// The location service as the engine needs it.
+pub trait Locator {
+    /// Every live contact of `extension`, in no particular order.
+    fn contacts(&self, tenant: TenantId, extension: &ExtensionNumber) -> Vec<ContactTarget>;
+}
+
+/// What the engine needs to know about an extension it rings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtensionProfile {
+    pub number: ExtensionNumber,
+    pub display_name: String,
+    pub dnd: bool,
+    pub forwarding: Forwarding,
+    pub no_answer_timeout: Duration,
+}
+
+/// Where a dialled string leads inside a tenant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    Extension(ExtensionProfile),
+    /// An outside number (E.164 text): trunk routing, not yet in the engine.
+    External(String),
+    Unknown,
+}
+
+/// The dial plan as the engine needs it.
+pub trait DialPlan {
+    /// Resolves what a caller of `tenant` dialled (the Request-URI user).
+    fn resolve(&self, tenant: TenantId, dialled: &str) -> Destination;
+}
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Our SIP address: Via sent-by and Contact host.
+    pub sip_addr: SocketAddr,
+    /// The address written into anchored SDP (`SWITCHBOARD_PUBLIC_ADDR`).
+    pub media_addr: IpAddr,
+    /// Forwarding hops one call may take before the chain is cut.
+    pub max_forward_hops: u8,
+    /// RFC 3261 T1 and T2, for 2xx retransmission to the A-leg (RFC 6026).
+    pub t1: Duration,
+    pub t2: Duration,
+    /// How long an ended call lingers to absorb retransmissions.
+    pub linger: Duration,
+    /// Seed for tags, Call-IDs and branches (distinct per process).
+    pub seed: u64,
+    /// Most m-lines accepted in one offer.
+    pub max_streams: usize,
+}
+
+impl EngineConfig {
+    pub fn new(sip_addr: SocketAddr, media_addr: IpAddr) -> Self {
+        EngineConfig {
+            sip_addr,
+            media_addr,
+            max_forward_hops: 5,
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            linger: Duration::from_secs(32),
+            seed: 0x5b_c0de,
+            max_streams: 4,
+        }
+    }
+}
+
+/// Something for the driver to do with its transaction layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SipOutput {
+    /// Start a client transaction: `layer.send_request(request, dest, now)`.
+    /// The request carries its branch; if the layer refuses it, report it
+    /// with [`CallEngine::send_failed`].
+    Request { request: Request, dest: Target },
+    /// Answer a server transaction: `layer.send_response(&key, response, now)`.
+    Response { key: TxKey, response: Response },
+    /// An ACK for a 2xx: `layer.send_stateless(&Message::Request(request), dest)`.
+    Ack { request: Request, dest: Target },
+}
+
+/// Where a call is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallPhase {
+    /// B-legs are ringing.
+    Ringing,
+    /// A B-leg answered; waiting for the caller's ACK.
+    Answering,
+    Connected,
+    /// Over; lingering to absorb retransmissions.
+    Ended,
+}
+
+/// One active call, for the web app.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallSummary {
+    pub id: u64,
+    pub tenant: TenantId,
+    pub caller: String,
+    pub dialled: String,
+    /// The extension being rung or talking (after forwarding).
+    pub callee: String,
+    pub phase: CallPhase,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    /// B-legs still ringing.
+    pub ringing_contacts: usize,
+}
+
+/// Whether an INVITE creates a dialog (no To tag): such INVITEs are
+/// authenticated by the driver and handed to [`CallEngine::on_invite`].
+pub fn is_initial_invite(request: &Request) -> bool {
+    request.method == sip::Method::Invite
+        && request
+            .to_addr()
+            .ok()
+            .flatten()
+            .is_some_and(|to| to.tag().is_none())
+}
