@@ -1,175 +1,20 @@
 //! The engine: the call table, input dispatch, timers and outputs.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use media::{PortPool, Side};
 use sip::transaction::{Event, Target, Transport, TxKey};
 use sip::{Method, Request, Response, StatusCode};
-use store::{Disposition, HangupBy, TenantId};
+use store::{Disposition, HangupBy};
 
 use super::cdr::CallRecord;
-use super::dialog::{Dialog, Tokens, tag_of};
-use super::media::{CallMedia, MediaCommand};
-use super::{CallPhase, CallSummary, DialPlan, EngineConfig, ExtensionProfile, Locator, SipOutput};
-
-/// Which leg of a call a dialog belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum LegRef {
-    A,
-    Fork(usize),
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ForkState {
-    /// INVITE sent, nothing heard.
-    Calling,
-    /// A provisional response arrived (a CANCEL may be sent).
-    Proceeding,
-    Answered,
-    Done,
-}
-
-/// One B-leg (one contact rung).
-#[derive(Debug)]
-pub(crate) struct Fork {
-    pub dialog: Dialog,
-    pub invite: Request,
-    pub branch: String,
-    pub state: ForkState,
-    /// A CANCEL asked for before any provisional response (RFC 3261 §9.1),
-    /// with its Reason header value if any.
-    pub cancel_pending: Option<Option<&'static str>>,
-    pub cancelled: bool,
-    pub extension: String,
-    /// The ringing round (forwarding starts a new one).
-    pub round: u32,
-    /// The ACK sent for this leg's 2xx, resent on retransmissions.
-    pub ack: Option<Request>,
-}
-
-/// The caller's leg.
-#[derive(Debug)]
-pub(crate) struct ALeg {
-    pub dialog: Dialog,
-    pub invite: Request,
-    pub key: TxKey,
-    /// A final response went out on the INVITE.
-    pub finalized: bool,
-    pub sent_ringing: bool,
-}
-
-/// Forwarding state within one call.
-#[derive(Debug)]
-pub(crate) struct RouteState {
-    pub profile: ExtensionProfile,
-    pub visited: Vec<String>,
-    pub hops: u8,
-    /// Diversion header values, newest first (RFC 5806).
-    pub diversions: Vec<String>,
-    /// Max-Forwards for the next B-leg INVITE.
-    pub max_forwards: u8,
-}
-
-/// A request passed across the bridge, waiting for the far side's answer.
-#[derive(Debug)]
-pub(crate) struct Relay {
-    pub from: Side,
-    pub server_key: TxKey,
-    pub request: Request,
-    pub offer: Option<media::Sdp>,
-}
-
-/// A 2xx to an INVITE, retransmitted until its ACK arrives (RFC 6026).
-#[derive(Debug)]
-pub(crate) struct Retransmit {
-    pub side: Side,
-    pub key: TxKey,
-    pub response: Response,
-    pub cseq: u32,
-    pub next: Instant,
-    pub interval: Duration,
-    pub give_up: Instant,
-    /// The 2xx to the caller's initial INVITE.
-    pub initial: bool,
-}
-
-#[derive(Debug)]
-pub(crate) struct Call {
-    pub id: u64,
-    pub tenant: TenantId,
-    pub caller: String,
-    pub dialled: String,
-    pub callee: String,
-    pub phase: CallPhase,
-    pub a: ALeg,
-    pub forks: Vec<Fork>,
-    pub winner: Option<usize>,
-    pub media: CallMedia,
-    /// The anchored offer every fork gets.
-    pub offer_b: Vec<u8>,
-    pub route: RouteState,
-    pub round: u32,
-    pub failures: Vec<u16>,
-    pub no_answer_at: Option<Instant>,
-    pub linger_until: Option<Instant>,
-    pub started: Instant,
-    pub answered: Option<Instant>,
-    pub relays: HashMap<String, Relay>,
-    /// Per side (A = 0, B = 1): a re-INVITE received and not yet answered,
-    /// and a re-INVITE we sent and not yet answered.
-    pub uas_invite: [Option<TxKey>; 2],
-    pub uac_invite: [Option<String>; 2],
-    /// Per side: the last ACK we sent for a 2xx to our re-INVITE (CSeq, ACK).
-    pub last_ack: [Option<(u32, Request)>; 2],
-    pub retransmits: Vec<Retransmit>,
-    /// Index entries to remove when the call is reaped.
-    pub client_keys: Vec<(String, Method)>,
-    pub tags: Vec<String>,
-}
-
-/// A status code from a constant known to be in range.
-pub(crate) fn status(code: u16) -> StatusCode {
-    StatusCode::new(code).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR)
-}
-
-pub(crate) fn idx(side: Side) -> usize {
-    match side {
-        Side::A => 0,
-        Side::B => 1,
-    }
-}
-
-impl Call {
-    pub fn dialog(&self, side: Side) -> Option<&Dialog> {
-        match side {
-            Side::A => Some(&self.a.dialog),
-            Side::B => self
-                .winner
-                .and_then(|w| self.forks.get(w))
-                .map(|f| &f.dialog),
-        }
-    }
-
-    pub fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
-        match side {
-            Side::A => Some(&mut self.a.dialog),
-            Side::B => self
-                .winner
-                .and_then(|w| self.forks.get_mut(w))
-                .map(|f| &mut f.dialog),
-        }
-    }
-
-    fn deadline(&self) -> Option<Instant> {
-        let retx = self.retransmits.iter().map(|r| r.next.min(r.give_up)).min();
-        [self.no_answer_at, self.linger_until, retx]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
+use super::dialog::{Tokens, tag_of};
+use super::media::MediaCommand;
+pub(crate) use super::state::*;
+use super::{CallPhase, CallSummary, DialPlan, EngineConfig, Locator, SipOutput};
 
 /// The B2BUA core. See the [module documentation](super).
 pub struct CallEngine {
@@ -189,6 +34,9 @@ pub struct CallEngine {
     pub(crate) sip_out: VecDeque<SipOutput>,
     pub(crate) media_out: VecDeque<MediaCommand>,
     pub(crate) records: VecDeque<CallRecord>,
+    /// Call deadlines, earliest first. Entries go stale when a deadline
+    /// moves; a stale entry only causes a spurious wake-up.
+    timers: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 impl CallEngine {
@@ -213,6 +61,7 @@ impl CallEngine {
             sip_out: VecDeque::new(),
             media_out: VecDeque::new(),
             records: VecDeque::new(),
+            timers: BinaryHeap::new(),
         }
     }
 
@@ -233,7 +82,7 @@ impl CallEngine {
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.calls.values().filter_map(Call::deadline).min()
+        self.timers.peek().map(|Reverse((at, _))| *at)
     }
 
     /// Calls not yet over, for display.
@@ -285,8 +134,16 @@ impl CallEngine {
     ) -> Option<R> {
         let mut call = self.calls.remove(&id)?;
         let r = f(self, &mut call);
-        self.calls.insert(id, call);
+        self.insert_call(call);
         Some(r)
+    }
+
+    /// Puts a call (back) into the table and schedules its next deadline.
+    pub(crate) fn insert_call(&mut self, call: Call) {
+        if let Some(at) = call.deadline() {
+            self.timers.push(Reverse((at, call.id)));
+        }
+        self.calls.insert(call.id, call);
     }
 
     /// Every transaction-layer event except dialog-creating INVITEs (those
@@ -415,13 +272,25 @@ impl CallEngine {
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<u64> = self
-            .calls
-            .values()
-            .filter(|c| c.deadline().is_some_and(|d| d <= now))
-            .map(|c| c.id)
-            .collect();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id))) = self.timers.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if !due.contains(&id) {
+                due.push(id);
+            }
+        }
         for id in due {
+            let is_due = self
+                .calls
+                .get(&id)
+                .and_then(Call::deadline)
+                .is_some_and(|d| d <= now);
+            if !is_due {
+                continue;
+            }
             let reap = self
                 .with_call(id, |e, c| {
                     if c.no_answer_at.is_some_and(|t| t <= now) {
@@ -549,8 +418,7 @@ impl CallEngine {
         call.no_answer_at = None;
         call.retransmits.clear();
         call.linger_until = Some(now + self.config.linger);
-        self.media_out
-            .push_back(MediaCommand::Close { call: call.id });
+        call.media.close(&mut self.media_out);
         tracing::debug!(call = call.id, ?disposition, cause, "call ended");
         self.records.push_back(CallRecord {
             call: call.id,

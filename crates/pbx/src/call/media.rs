@@ -47,21 +47,27 @@ pub(crate) enum MediaError {
     TooManyStreams(usize),
     #[error("relay ports exhausted")]
     Exhausted,
+    #[error("relay ports not allocated")]
+    NotOpen,
     #[error("m-line count changed from {was} to {now}")]
     StreamCountChanged { was: usize, now: usize },
     #[error("cannot anchor: {0}")]
     Anchor(#[from] media::AnchorError),
 }
 
-/// The anchoring state of one call.
+/// The anchoring state of one call. Ports are taken only when the call
+/// actually rings something ([`CallMedia::open`]), so calls refused by the
+/// dial plan never touch the relay.
 #[derive(Debug)]
 pub(crate) struct CallMedia {
     call: u64,
     addr: IpAddr,
+    streams: usize,
     a_ports: Vec<u16>,
     b_ports: Vec<u16>,
     origin_a: LegOrigin,
     origin_b: LegOrigin,
+    open: bool,
 }
 
 pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> {
@@ -80,15 +86,12 @@ pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> 
 }
 
 impl CallMedia {
-    /// Allocates ports for every m-line of the caller's offer, queues the
-    /// `Open` and the A-leg configuration.
-    pub fn open(
+    /// Checks the caller's offer; allocates nothing yet.
+    pub fn new(
         call: u64,
-        pool: &PortPool,
         offer: &Sdp,
         addr: IpAddr,
         max_streams: usize,
-        out: &mut VecDeque<MediaCommand>,
     ) -> Result<CallMedia, MediaError> {
         let n = offer.media.len();
         if n == 0 {
@@ -97,31 +100,63 @@ impl CallMedia {
         if n > max_streams {
             return Err(MediaError::TooManyStreams(n));
         }
-        let mut streams = Vec::with_capacity(n);
-        for _ in 0..n {
+        Ok(CallMedia {
+            call,
+            addr,
+            streams: n,
+            a_ports: Vec::new(),
+            b_ports: Vec::new(),
+            origin_a: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1000)),
+            origin_b: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1001)),
+            open: false,
+        })
+    }
+
+    /// Allocates ports for every m-line of the caller's offer, queues the
+    /// `Open` and the A-leg configuration. Idempotent.
+    pub fn open(
+        &mut self,
+        pool: &PortPool,
+        offer: &Sdp,
+        out: &mut VecDeque<MediaCommand>,
+    ) -> Result<(), MediaError> {
+        if self.open {
+            return Ok(());
+        }
+        let mut streams = Vec::with_capacity(self.streams);
+        for _ in 0..self.streams {
+            // On failure the pairs taken so far drop back into the pool.
             let a = pool.allocate().map_err(|_| MediaError::Exhausted)?;
             let b = pool.allocate().map_err(|_| MediaError::Exhausted)?;
             streams.push(StreamPorts { a, b });
         }
-        let media = CallMedia {
-            call,
-            addr,
-            a_ports: streams.iter().map(|s| s.a.rtp()).collect(),
-            b_ports: streams.iter().map(|s| s.b.rtp()).collect(),
-            origin_a: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1000)),
-            origin_b: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1001)),
-        };
-        out.push_back(MediaCommand::Open { call, streams });
-        media.configure(Side::A, offer, out);
-        Ok(media)
+        self.a_ports = streams.iter().map(|s| s.a.rtp()).collect();
+        self.b_ports = streams.iter().map(|s| s.b.rtp()).collect();
+        self.open = true;
+        out.push_back(MediaCommand::Open {
+            call: self.call,
+            streams,
+        });
+        self.configure(Side::A, offer, out);
+        Ok(())
+    }
+
+    /// Queues `Close` if ports were allocated.
+    pub fn close(&mut self, out: &mut VecDeque<MediaCommand>) {
+        if std::mem::take(&mut self.open) {
+            out.push_back(MediaCommand::Close { call: self.call });
+        }
     }
 
     pub fn streams(&self) -> usize {
-        self.a_ports.len()
+        self.streams
     }
 
     /// Rewrites `sdp` (received from the other side) for sending to `to`.
     pub fn sdp_for(&mut self, to: Side, sdp: &Sdp) -> Result<Vec<u8>, MediaError> {
+        if !self.open {
+            return Err(MediaError::NotOpen);
+        }
         if sdp.media.len() != self.streams() {
             return Err(MediaError::StreamCountChanged {
                 was: self.streams(),
@@ -137,6 +172,9 @@ impl CallMedia {
 
     /// Queues the leg configuration of `side` from the SDP it sent.
     pub fn configure(&self, side: Side, sdp: &Sdp, out: &mut VecDeque<MediaCommand>) {
+        if !self.open {
+            return;
+        }
         for index in 0..sdp.media.len().min(self.streams()) {
             out.push_back(MediaCommand::Leg {
                 call: self.call,

@@ -32,6 +32,7 @@ mod media;
 mod midcall;
 mod select;
 mod setup;
+mod state;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};

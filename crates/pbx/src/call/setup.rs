@@ -56,6 +56,15 @@ impl CallEngine {
             Ok(mf) => mf.unwrap_or(70),
             Err(_) => return reject(self, 400),
         };
+        // No SIP extension is supported yet (100rel, timer...): RFC 3261 §8.2.2.3.
+        let required: Vec<&str> = request.require().collect();
+        if !required.is_empty() {
+            let r = request
+                .response_tagged(StatusCode::BAD_EXTENSION)
+                .with_header("Unsupported", &required.join(", "));
+            self.respond(&key, r);
+            return;
+        }
         let Some(offer) = parse_sdp(&request.body, request.content_type().ok().flatten()) else {
             // Offerless INVITEs (offer in the 2xx) are not supported yet.
             return reject(self, 488);
@@ -66,28 +75,9 @@ impl CallEngine {
             .map(|u| String::from_utf8_lossy(&sip::unescape(u)).into_owned())
             .unwrap_or_default();
         let id = self.new_call_id();
-        let mut media_out = std::mem::take(&mut self.media_out);
-        let opened = CallMedia::open(
-            id,
-            &self.ports,
-            &offer,
-            self.config.media_addr,
-            self.config.max_streams,
-            &mut media_out,
-        );
-        self.media_out = media_out;
-        let mut media = match opened {
-            Ok(m) => m,
-            Err(MediaError::Exhausted) => return reject(self, 503),
-            Err(_) => return reject(self, 488),
-        };
-        let offer_b = match media.sdp_for(Side::B, &offer) {
-            Ok(b) => b,
-            Err(_) => {
-                self.media_out
-                    .push_back(super::MediaCommand::Close { call: id });
-                return reject(self, 488);
-            }
+        let Ok(media) = CallMedia::new(id, &offer, self.config.media_addr, self.config.max_streams)
+        else {
+            return reject(self, 488);
         };
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
@@ -116,7 +106,8 @@ impl CallEngine {
             forks: Vec::new(),
             winner: None,
             media,
-            offer_b,
+            offer_a: offer,
+            offer_b: Vec::new(),
             route: RouteState {
                 profile: placeholder,
                 visited: Vec::new(),
@@ -141,7 +132,7 @@ impl CallEngine {
         self.server_tx.insert(key, id);
         self.add_dialog(&mut call, local_tag, LegRef::A);
         match self.dial_plan.resolve(call.tenant, &dialled) {
-            Destination::Extension(profile) => self.ring(&mut call, profile, None, now),
+            Destination::Extension(profile) => self.ring(&mut call, profile, now),
             Destination::External(_) => self.fail(
                 &mut call,
                 503,
@@ -153,17 +144,11 @@ impl CallEngine {
                 self.fail(&mut call, 404, Disposition::Failed, "unknown number", now)
             }
         }
-        self.calls.insert(id, call);
+        self.insert_call(call);
     }
 
     /// Rings `profile`'s contacts (after following its forward-always).
-    fn ring(
-        &mut self,
-        call: &mut Call,
-        profile: ExtensionProfile,
-        diverted: Option<Divert>,
-        now: Instant,
-    ) {
+    fn ring(&mut self, call: &mut Call, profile: ExtensionProfile, now: Instant) {
         call.callee = profile.number.to_string();
         call.route.visited.push(profile.number.to_string());
         let always = profile.forwarding.always.clone();
@@ -173,7 +158,6 @@ impl CallEngine {
                 return;
             }
         }
-        let _ = diverted;
         if profile.dnd {
             return self.busy(call, now);
         }
@@ -186,12 +170,31 @@ impl CallEngine {
             }
             return self.fail(call, 480, Disposition::NoAnswer, "not registered", now);
         }
+        if let Err(e) = self.open_media(call) {
+            let code = if matches!(e, MediaError::Exhausted) {
+                503
+            } else {
+                488
+            };
+            return self.fail(call, code, Disposition::Failed, &e.to_string(), now);
+        }
         call.round += 1;
         call.failures.clear();
         for c in contacts {
             self.start_fork(call, c);
         }
         call.no_answer_at = Some(now + profile.no_answer_timeout);
+    }
+
+    /// Takes relay ports and anchors the caller's offer for the B-legs.
+    fn open_media(&mut self, call: &mut Call) -> Result<(), MediaError> {
+        if !call.offer_b.is_empty() {
+            return Ok(());
+        }
+        call.media
+            .open(&self.ports, &call.offer_a, &mut self.media_out)?;
+        call.offer_b = call.media.sdp_for(Side::B, &call.offer_a)?;
+        Ok(())
     }
 
     /// Follows a forward to `target`; false when the chain is cut (loop,
@@ -228,7 +231,7 @@ impl CallEngine {
             why.reason()
         );
         call.route.diversions.insert(0, value);
-        self.ring(call, profile, Some(why), now);
+        self.ring(call, profile, now);
         true
     }
 

@@ -2,6 +2,9 @@
 //! lossy network and a virtual clock. Nothing sleeps: time jumps to the
 //! next deadline.
 
+// Shared by several test binaries; each uses a part.
+#![allow(dead_code)]
+
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -16,7 +19,10 @@ use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
 use sip::{Limits, Message, Uri, parse_datagram};
 use store::{ExtensionNumber, Forwarding, TenantId};
 
-use super::phone::Phone;
+use super::phone::{Behavior, Phone};
+use pbx::call::CallPhase;
+use sip::{Method, Request};
+use store::ForwardTarget;
 
 pub const PBX: &str = "10.0.0.1:5060";
 
@@ -379,4 +385,82 @@ impl Sim {
             .map(|(_, _, m)| m)
             .collect()
     }
+}
+
+// ---------------------------------------------------------------- helpers
+
+pub const SEEDS: u64 = 40;
+
+pub fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+pub fn ring(answer_after: Option<u64>) -> Behavior {
+    Behavior::Ring {
+        answer_after: answer_after.map(secs),
+        early_media: false,
+    }
+}
+
+/// Caller 1000 and callee 1001 (one registered phone each).
+pub fn two_phones(seed: u64, net: NetConfig) -> (Sim, usize, usize) {
+    let mut sim = Sim::new(seed, net);
+    let a = sim.phone("alice", "1000", true);
+    let b = sim.phone("bob", "1001", true);
+    (sim, a, b)
+}
+
+pub fn sdp_addr(body: &[u8]) -> String {
+    let sdp: media::Sdp = std::str::from_utf8(body).unwrap().parse().unwrap();
+    sdp.connection.unwrap().address
+}
+
+pub fn assert_ports_returned(sim: &Sim) {
+    assert!(sim.open_ports.is_empty(), "every opened call was closed");
+    assert_eq!(sim.pool.available(), sim.pool.capacity());
+}
+
+pub fn cancels(sim: &Sim, phone: usize) -> Vec<&Request> {
+    sim.phones[phone].received(Method::Cancel)
+}
+
+pub fn forward_to(ext: &str) -> Option<ForwardTarget> {
+    Some(ForwardTarget::Extension(ext.parse().unwrap()))
+}
+
+pub fn diversion(req: &Request) -> Vec<String> {
+    req.headers
+        .get_all("Diversion")
+        .map(str::to_owned)
+        .collect()
+}
+
+pub fn connected(seed: u64, net: NetConfig) -> (Sim, usize, usize) {
+    let (mut sim, a, b) = two_phones(seed, net);
+    sim.phones[b].behavior = ring(Some(1));
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(
+        sim.engine.calls()[0].phase,
+        CallPhase::Connected,
+        "seed {seed}"
+    );
+    (sim, a, b)
+}
+
+pub fn reinvite_finals(sim: &Sim, phone: usize) -> Vec<u16> {
+    let mut v: Vec<u16> = sim.phones[phone]
+        .responses
+        .iter()
+        .filter(|r| {
+            r.status.is_final()
+                && r.cseq()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.method == Method::Invite && c.seq > 1)
+        })
+        .map(|r| r.status.as_u16())
+        .collect();
+    v.dedup();
+    v
 }

@@ -1,6 +1,9 @@
 //! A scripted SIP phone behind its own transaction layer: it places calls,
 //! answers them according to a [`Behavior`], and logs what it saw.
 
+// Shared by several test binaries; each uses a part.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
