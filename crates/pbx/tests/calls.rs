@@ -9,6 +9,8 @@ mod harness;
 mod phone;
 
 use harness::*;
+use std::time::Duration;
+
 use media::Side;
 use pbx::call::CallPhase;
 use phone::Behavior;
@@ -324,4 +326,193 @@ fn no_answer_timeout_gives_480_and_cancels() {
     assert_eq!(r.disposition, Disposition::NoAnswer);
     let rang = r.ended.duration_since(r.started);
     assert!(rang >= secs(15) && rang < secs(16), "{rang:?}");
+}
+
+// ---------------------------------------------------------------- edges
+
+#[test]
+fn early_media_183_is_anchored_for_the_caller() {
+    let sim = outcome(
+        |s| {
+            s.phones[1].behavior = Behavior::Ring {
+                answer_after: Some(secs(3)),
+                early_media: true,
+            }
+        },
+        "1001",
+        2,
+    );
+    let early = sim.phones[0]
+        .responses
+        .iter()
+        .find(|r| r.status.as_u16() == 183)
+        .expect("183 passed back");
+    assert_eq!(sdp_addr(&early.body), "203.0.113.7");
+    let leg_b = sim.leg_configs(Side::B);
+    assert_eq!(
+        leg_b[0].remote_rtp.unwrap().ip().to_string(),
+        sim.phones[1].ip(),
+        "the relay already sends early media towards the callee's SDP"
+    );
+    assert_eq!(sim.engine.calls()[0].phase, CallPhase::Ringing);
+}
+
+#[test]
+fn invite_without_offer_gets_488() {
+    let sim = outcome(|s| s.phones[0].send_sdp = false, "1001", 5);
+    assert_eq!(sim.phones[0].invite_finals(), [488]);
+    assert!(sim.phones[1].received(Method::Invite).is_empty());
+}
+
+#[test]
+fn required_extension_gets_420() {
+    let sim = outcome(|s| s.phones[0].require = Some("100rel"), "1001", 5);
+    assert_eq!(sim.phones[0].invite_finals(), [420]);
+    let r = sim.phones[0]
+        .responses
+        .iter()
+        .find(|r| r.status.as_u16() == 420);
+    assert_eq!(r.unwrap().headers.get("Unsupported"), Some("100rel"));
+}
+
+#[test]
+fn refused_calls_take_no_relay_ports() {
+    let sim = outcome(|_| {}, "1999", 5);
+    assert!(sim.opened.is_empty());
+    assert!(
+        !sim.media
+            .iter()
+            .any(|m| matches!(m, pbx::call::MediaCommand::Close { .. }))
+    );
+}
+
+#[test]
+fn relay_port_exhaustion_gives_503() {
+    // Two port pairs: exactly one single-stream call (one pair per side).
+    let mut sim = Sim::with_ports(17, NetConfig::perfect(), "30000-30003");
+    let a = sim.phone("alice", "1000", true);
+    let b = sim.phone("bob", "1001", true);
+    let c = sim.phone("carol", "1002", true);
+    sim.phone("dave", "1003", true);
+    sim.phones[b].behavior = ring(Some(1));
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.pool.available(), 0);
+    sim.phones[c].call("1003", sim.now);
+    sim.run_until(secs(10));
+    assert_eq!(sim.phones[c].invite_finals(), [503]);
+    assert_eq!(sim.records[0].disposition, Disposition::Failed);
+    assert_eq!(
+        sim.phones[a].invite_finals(),
+        [200],
+        "the first call is unharmed"
+    );
+}
+
+#[test]
+fn snapshot_lists_ringing_and_connected_calls() {
+    let mut sim = Sim::new(18, NetConfig::perfect());
+    let a = sim.phone("alice", "1000", true);
+    let b1 = sim.phone("desk", "1001", true);
+    let b2 = sim.phone("soft", "1001", true);
+    sim.phones[b1].behavior = ring(Some(4));
+    sim.phones[b2].behavior = ring(None);
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(2));
+    let calls = sim.engine.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].phase, CallPhase::Ringing);
+    assert_eq!(calls[0].ringing_contacts, 2);
+    assert_eq!(calls[0].tenant, sim.tenant);
+    assert!(calls[0].answered.is_none());
+    sim.run_until(secs(6));
+    let calls = sim.engine.calls();
+    assert_eq!(calls[0].phase, CallPhase::Connected);
+    assert_eq!(calls[0].ringing_contacts, 0);
+}
+
+#[test]
+fn answer_never_acked_is_hung_up() {
+    let sim = outcome(
+        |s| {
+            s.phones[0].ack_2xx = false;
+            s.phones[1].behavior = ring(Some(1));
+        },
+        "1001",
+        60,
+    );
+    let oks = sim.phones[0]
+        .responses
+        .iter()
+        .filter(|r| r.status.as_u16() == 200)
+        .count();
+    assert!(oks >= 5, "the 2xx was retransmitted ({oks})");
+    assert!(sim.phones[1].ended, "callee released");
+    assert!(
+        !sim.phones[0].received(Method::Bye).is_empty(),
+        "caller released"
+    );
+    let r = &sim.records[0];
+    assert_eq!(r.hangup_by, HangupBy::System);
+    assert_eq!(r.hangup_cause, "no ACK from caller");
+}
+
+/// The caller cancels just as the callee answers. Whichever wins, the
+/// caller and callee agree, and everything is released.
+#[test]
+fn cancel_racing_answer_over_a_lossy_network() {
+    let (mut both, mut cancelled) = (0, 0);
+    for seed in 0..SEEDS {
+        let (mut sim, a, b) = two_phones(seed, NetConfig::lossy(seed));
+        sim.phones[b].behavior = ring(Some(3));
+        sim.phones[a].call("1001", sim.now);
+        sim.run_until(Duration::from_millis(2_900 + seed * 10));
+        let now = sim.now;
+        sim.phones[a].cancel(now);
+        sim.run_for(secs(20));
+        let finals = sim.phones[a].invite_finals();
+        match finals.as_slice() {
+            [487] => {
+                cancelled += 1;
+                assert_eq!(
+                    sim.records[0].disposition,
+                    Disposition::Cancelled,
+                    "seed {seed}"
+                );
+                let b_released = !cancels(&sim, b).is_empty() || sim.phones[b].ended;
+                assert!(b_released, "seed {seed}: callee released");
+            }
+            [200] => {
+                both += 1;
+                let now = sim.now;
+                sim.phones[a]
+                    .send_in_dialog(Method::Bye, false, now)
+                    .unwrap();
+                sim.run_for(secs(20));
+                assert!(sim.phones[b].ended, "seed {seed}");
+            }
+            other => panic!("seed {seed}: caller got {other:?}"),
+        }
+        sim.run_for(secs(60));
+        assert!(sim.engine.is_empty(), "seed {seed}");
+        assert_ports_returned(&sim);
+        assert_eq!(sim.records.len(), 1, "seed {seed}");
+    }
+    assert!(cancelled > 0 && both > 0, "both outcomes occur ({cancelled}/{both})");
+}
+
+#[test]
+fn no_answer_over_a_lossy_network() {
+    for seed in 0..SEEDS {
+        let (mut sim, a, b) = two_phones(seed, NetConfig::lossy(seed));
+        sim.phones[b].behavior = ring(None);
+        sim.dir.edit("1001", |p| p.no_answer_timeout = secs(10));
+        sim.phones[a].call("1001", sim.now);
+        sim.run_until(secs(60));
+        assert_eq!(sim.phones[a].invite_finals(), [480], "seed {seed}");
+        assert_eq!(sim.records[0].disposition, Disposition::NoAnswer);
+        sim.run_for(secs(60));
+        assert!(sim.engine.is_empty(), "seed {seed}");
+        assert_ports_returned(&sim);
+    }
 }

@@ -153,9 +153,14 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(seed: u64, net: NetConfig) -> Sim {
+        Sim::with_ports(seed, net, "30000-30099")
+    }
+
+    /// A simulation whose relay has the port range `ports`.
+    pub fn with_ports(seed: u64, net: NetConfig, ports: &str) -> Sim {
         let now = Instant::now();
         let dir = Arc::new(Dir::default());
-        let pool = PortPool::new("30000-30099".parse().unwrap());
+        let pool = PortPool::new(ports.parse().unwrap());
         let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         cfg.seed = seed.wrapping_add(17);
         let engine = CallEngine::new(cfg, dir.clone(), dir.clone(), pool.clone());

@@ -58,6 +58,10 @@ pub struct Phone {
     pub dialog: Option<PhoneDialog>,
     pub reinvite_status: u16,
     pub max_forwards: u8,
+    /// Offer SDP in INVITEs; ACK 2xx responses; a Require header to send.
+    pub send_sdp: bool,
+    pub ack_2xx: bool,
+    pub require: Option<&'static str>,
     /// 2xx to re-INVITEs awaiting their ACK: (key, response, CSeq, next send).
     pub reinvite_oks: Vec<(TxKey, Response, u32, Instant)>,
     pub ended: bool,
@@ -101,6 +105,9 @@ impl Phone {
             dialog: None,
             reinvite_status: 200,
             max_forwards: 70,
+            send_sdp: true,
+            ack_2xx: true,
+            require: None,
             reinvite_oks: Vec::new(),
             ended: false,
             server: Target::new(Transport::Udp, server),
@@ -136,8 +143,13 @@ impl Phone {
         r.headers.push("CSeq", "1 INVITE");
         r.headers
             .push("Contact", &format!("<sip:{}@{}>", self.ext, self.addr));
-        r.headers.push("Content-Type", "application/sdp");
-        r.body = self.body();
+        if let Some(req) = self.require {
+            r.headers.push("Require", req);
+        }
+        if self.send_sdp {
+            r.headers.push("Content-Type", "application/sdp");
+            r.body = self.body();
+        }
         self.dialog = Some(PhoneDialog {
             call_id,
             local,
@@ -371,7 +383,7 @@ impl Phone {
                 .ok()
                 .flatten()
                 .is_some_and(|c| c.method == Method::Invite);
-        if is_invite_2xx {
+        if is_invite_2xx && self.ack_2xx {
             let seq = resp.cseq().unwrap().unwrap().seq;
             if let Some(d) = self
                 .dialog
