@@ -248,3 +248,88 @@ fn late_second_answer_is_acked_and_released() {
         .count();
     assert!(oks >= 1);
 }
+
+#[test]
+fn offerless_reinvite_is_answered_on_its_own_leg() {
+    let (mut sim, a, b) = connected(19, NetConfig::perfect());
+    let last_to_a = sim.phones[a]
+        .responses
+        .iter()
+        .rfind(|r| r.status.as_u16() == 200)
+        .unwrap()
+        .body
+        .clone();
+    let now = sim.now;
+    sim.phones[a]
+        .send_in_dialog(Method::Invite, false, now)
+        .unwrap();
+    sim.run_for(secs(5));
+    assert_eq!(reinvite_finals(&sim, a), [200]);
+    assert_eq!(
+        sim.phones[b].received(Method::Invite).len(),
+        1,
+        "not passed across"
+    );
+    let ok = sim.phones[a]
+        .responses
+        .iter()
+        .find(|r| r.status.as_u16() == 200 && r.cseq().unwrap().unwrap().seq == 2)
+        .unwrap();
+    assert_eq!(ok.body, last_to_a, "the same description, same o= version");
+    assert_eq!(sim.engine.calls()[0].phase, CallPhase::Connected);
+}
+
+#[test]
+fn reinvite_refreshes_the_remote_target() {
+    let (mut sim, a, b) = connected(20, NetConfig::perfect());
+    let now = sim.now;
+    // The phone's re-INVITE carries Contact <sip:x@its address>.
+    sim.phones[a]
+        .send_in_dialog(Method::Invite, true, now)
+        .unwrap();
+    sim.run_for(secs(5));
+    let now = sim.now;
+    sim.phones[b]
+        .send_in_dialog(Method::Bye, false, now)
+        .unwrap();
+    sim.run_for(secs(5));
+    let bye = sim.phones[a].received(Method::Bye);
+    assert_eq!(bye.len(), 1);
+    assert_eq!(
+        bye[0].uri.user(),
+        Some("x"),
+        "BYE goes to the refreshed target"
+    );
+}
+
+#[test]
+fn forwarding_chain_stops_at_the_hop_limit() {
+    let mut sim = Sim::new(21, NetConfig::perfect());
+    let a = sim.phone("alice", "1000", true);
+    let exts = [
+        "1001", "1002", "1003", "1004", "1005", "1006", "1007", "1008",
+    ];
+    let names = ["p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8"];
+    for (e, n) in exts.iter().zip(names) {
+        let i = sim.phone(n, e, true);
+        sim.phones[i].behavior = ring(Some(1));
+    }
+    for w in exts.windows(2) {
+        sim.dir
+            .edit(w[0], |p| p.forwarding.always = forward_to(w[1]));
+    }
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[a].invite_finals(), [200]);
+    let rung: Vec<&str> = sim
+        .phones
+        .iter()
+        .filter(|p| !p.received(Method::Invite).is_empty())
+        .map(|p| p.ext)
+        .collect();
+    assert_eq!(rung, ["1006"], "five hops, then the chain is cut");
+    let inv = sim.phones[6].received(Method::Invite)[0];
+    assert_eq!(diversion(inv).len(), 5);
+    assert!(diversion(inv)[0].starts_with("<sip:1005@"), "newest first");
+    assert_eq!(inv.headers.get("Max-Forwards"), Some("64"));
+}

@@ -498,7 +498,10 @@ fn cancel_racing_answer_over_a_lossy_network() {
         assert_ports_returned(&sim);
         assert_eq!(sim.records.len(), 1, "seed {seed}");
     }
-    assert!(cancelled > 0 && both > 0, "both outcomes occur ({cancelled}/{both})");
+    assert!(
+        cancelled > 0 && both > 0,
+        "both outcomes occur ({cancelled}/{both})"
+    );
 }
 
 #[test]

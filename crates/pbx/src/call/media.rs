@@ -68,6 +68,8 @@ pub(crate) struct CallMedia {
     origin_a: LegOrigin,
     origin_b: LegOrigin,
     open: bool,
+    /// The last description sent to each side (A, B).
+    last: [Vec<u8>; 2],
 }
 
 pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> {
@@ -109,6 +111,7 @@ impl CallMedia {
             origin_a: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1000)),
             origin_b: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1001)),
             open: false,
+            last: [Vec::new(), Vec::new()],
         })
     }
 
@@ -167,7 +170,14 @@ impl CallMedia {
             Side::A => (&self.a_ports, &mut self.origin_a),
             Side::B => (&self.b_ports, &mut self.origin_b),
         };
-        Ok(anchor(sdp, self.addr, ports, origin)?.to_bytes())
+        let bytes = anchor(sdp, self.addr, ports, origin)?.to_bytes();
+        self.last[usize::from(to == Side::B)] = bytes.clone();
+        Ok(bytes)
+    }
+
+    /// The description last sent to `side` (empty before any).
+    pub fn last_sent(&self, side: Side) -> &[u8] {
+        &self.last[usize::from(side == Side::B)]
     }
 
     /// Queues the leg configuration of `side` from the SDP it sent.

@@ -9,7 +9,7 @@ use sip::transaction::TxKey;
 use sip::{Method, Request, Response, StatusCode};
 use store::{Disposition, HangupBy};
 
-use super::dialog::tag_of;
+use super::dialog::{contact_uri, tag_of};
 use super::engine::{Call, CallEngine, LegRef, Relay, Retransmit, idx, status};
 use super::media::parse_sdp;
 use super::{CallPhase, SipOutput};
@@ -76,6 +76,12 @@ impl CallEngine {
         match req.method {
             Method::Bye => self.on_bye(call, side, key, req, now),
             Method::Invite | Method::Update | Method::Info => {
+                if req.method != Method::Info {
+                    if let (Some(uri), Some(d)) = (contact_uri(&req.headers), call.dialog_mut(side))
+                    {
+                        d.remote_target = uri; // target refresh (RFC 3261 §12.2.2)
+                    }
+                }
                 let confirmed = matches!(call.phase, CallPhase::Answering | CallPhase::Connected);
                 if !confirmed {
                     let code = if call.phase == CallPhase::Ended {
@@ -86,7 +92,7 @@ impl CallEngine {
                     self.respond(&key, req.response(status(code)));
                     return;
                 }
-                self.relay_request(call, side, key, req);
+                self.relay_request(call, side, key, req, now);
             }
             Method::Options => self.respond(&key, req.response(StatusCode::OK)),
             _ => self.respond(&key, req.response(StatusCode::NOT_IMPLEMENTED)),
@@ -114,7 +120,14 @@ impl CallEngine {
     }
 
     /// Passes a re-INVITE / UPDATE / INFO from `from` to the other side.
-    fn relay_request(&mut self, call: &mut Call, from: Side, key: TxKey, req: Request) {
+    fn relay_request(
+        &mut self,
+        call: &mut Call,
+        from: Side,
+        key: TxKey,
+        req: Request,
+        now: Instant,
+    ) {
         let is_invite = req.method == Method::Invite;
         if is_invite {
             // RFC 3261 §14.2: our own re-INVITE on this dialog is pending → 491;
@@ -133,6 +146,12 @@ impl CallEngine {
         }
         let to = from.other();
         let offer = parse_sdp(&req.body, req.content_type().ok().flatten());
+        if is_invite && req.body.is_empty() {
+            // An offerless re-INVITE (a refresh): answered here with the
+            // description this side already has, so the offer/answer in
+            // the 2xx and ACK stays on this leg.
+            return self.answer_offerless(call, from, key, &req, now);
+        }
         let body = match &offer {
             Some(sdp) => match call.media.sdp_for(to, sdp) {
                 Ok(b) => Some(b),
@@ -225,6 +244,11 @@ impl CallEngine {
                     Err(_) => out = relay.request.response(status(488)),
                 }
             }
+            if code < 300 && relay.request.method != Method::Info {
+                if let (Some(uri), Some(d)) = (contact_uri(&resp.headers), call.dialog_mut(to)) {
+                    d.remote_target = uri;
+                }
+            }
             if is_invite && code < 300 {
                 self.ack_relayed(call, to, resp);
             }
@@ -246,6 +270,38 @@ impl CallEngine {
             });
         }
         self.respond(&relay.server_key, out);
+    }
+
+    fn answer_offerless(
+        &mut self,
+        call: &mut Call,
+        from: Side,
+        key: TxKey,
+        req: &Request,
+        now: Instant,
+    ) {
+        let body = call.media.last_sent(from).to_vec();
+        let Some(d) = call.dialog(from) else { return };
+        if body.is_empty() {
+            self.respond(&key, req.response(status(488)));
+            return;
+        }
+        let ok = req
+            .response(StatusCode::OK)
+            .with_header("Contact", &d.local_contact)
+            .with_body("application/sdp", body);
+        let cseq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
+        self.respond(&key, ok.clone());
+        call.retransmits.push(Retransmit {
+            side: from,
+            key,
+            response: ok,
+            cseq,
+            next: now + self.config.t1,
+            interval: self.config.t1,
+            give_up: now + self.config.t1 * 64,
+            initial: false,
+        });
     }
 
     /// ACKs a 2xx to a re-INVITE we sent on `side`.
@@ -283,7 +339,8 @@ impl CallEngine {
             return;
         };
         let seq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
-        self.with_call(id, |_, call| {
+        let answer = parse_sdp(&req.body, req.content_type().ok().flatten());
+        self.with_call(id, |e, call| {
             let side = match leg {
                 LegRef::A => Side::A,
                 LegRef::Fork(i) if call.winner == Some(i) => Side::B,
@@ -297,6 +354,10 @@ impl CallEngine {
                 && call.phase == CallPhase::Answering
             {
                 call.phase = CallPhase::Connected;
+            }
+            if let Some(sdp) = answer {
+                // The answer to an offer we made in a 2xx (offerless re-INVITE).
+                call.media.configure(side, &sdp, &mut e.media_out);
             }
             let _ = now;
         });

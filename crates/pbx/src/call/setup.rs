@@ -362,7 +362,9 @@ impl CallEngine {
         let sdp = parse_sdp(&resp.body, resp.content_type().ok().flatten());
         let can_win =
             call.winner.is_none() && !call.a.finalized && call.phase == CallPhase::Ringing;
-        let answer = sdp.and_then(|s| call.media.sdp_for(Side::A, &s).ok().map(|b| (s, b)));
+        let answer = sdp
+            .filter(|_| can_win)
+            .and_then(|s| call.media.sdp_for(Side::A, &s).ok().map(|b| (s, b)));
         let (Some((sdp, body)), true) = (answer, can_win) else {
             // Lost the race (or unusable answer): hang this leg up.
             self.bye_fork(call, i, Some(COMPLETED_ELSEWHERE));
