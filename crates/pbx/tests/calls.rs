@@ -519,3 +519,65 @@ fn no_answer_over_a_lossy_network() {
         assert_ports_returned(&sim);
     }
 }
+
+#[test]
+fn media_timeout_hangs_up_both_legs() {
+    let (mut sim, a, b) = two_phones(22, NetConfig::perfect());
+    sim.phones[b].behavior = ring(Some(1));
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(5));
+    let id = sim.engine.calls()[0].id;
+    let now = sim.now;
+    sim.engine.hang_up(id, "media timeout", now);
+    sim.run_for(secs(5));
+    assert!(sim.phones[a].ended && sim.phones[b].ended);
+    let r = &sim.records[0];
+    assert_eq!(
+        (r.disposition, r.hangup_by),
+        (Disposition::Answered, HangupBy::System)
+    );
+    assert_eq!(r.hangup_cause, "media timeout");
+    sim.engine.hang_up(id, "again", now); // ignored
+    sim.run_for(secs(60));
+    assert_eq!(sim.records.len(), 1);
+    assert_ports_returned(&sim);
+}
+
+/// Many calls at once, over a lossy network: every one connects, hangs up
+/// and leaves one answered CDR; nothing is left behind.
+#[test]
+fn many_concurrent_calls() {
+    const CALLS: usize = 60;
+    let mut sim = Sim::with_ports(23, NetConfig::lossy(1), "30000-31999");
+    let exts: Vec<&'static str> = (0..2 * CALLS)
+        .map(|i| &*Box::leak(format!("{}", 2000 + i).into_boxed_str()))
+        .collect();
+    for (i, e) in exts.iter().enumerate() {
+        let p = sim.phone(e, e, true);
+        sim.phones[p].behavior = ring(Some(1 + (i % 5) as u64));
+    }
+    for i in 0..CALLS {
+        let now = sim.now;
+        sim.phones[2 * i].call(exts[2 * i + 1], now);
+    }
+    sim.run_until(secs(15));
+    let live = sim.engine.calls();
+    assert_eq!(live.len(), CALLS);
+    assert!(live.iter().all(|c| c.phase == CallPhase::Connected));
+    for i in 0..CALLS {
+        let now = sim.now;
+        let who = if i % 2 == 0 { 2 * i } else { 2 * i + 1 };
+        sim.phones[who]
+            .send_in_dialog(Method::Bye, false, now)
+            .unwrap();
+    }
+    sim.run_for(secs(100));
+    assert_eq!(sim.records.len(), CALLS);
+    assert!(
+        sim.records
+            .iter()
+            .all(|r| r.disposition == Disposition::Answered)
+    );
+    assert!(sim.engine.is_empty());
+    assert_ports_returned(&sim);
+}

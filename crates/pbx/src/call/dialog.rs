@@ -146,8 +146,11 @@ impl Dialog {
     /// Takes the remote tag, target and route set from a response to our
     /// dialog-creating INVITE (RFC 3261 §12.1.2: Record-Route reversed).
     pub fn learn_from_response(&mut self, resp: &Response) {
-        if self.remote_tag.is_none() {
-            self.remote_tag = tag_of(resp.headers.get("To"));
+        // A 2xx fixes the dialog: its tag wins over an earlier early dialog's.
+        if self.remote_tag.is_none() || resp.status.is_success() {
+            if let Some(tag) = tag_of(resp.headers.get("To")) {
+                self.remote_tag = Some(tag);
+            }
         }
         if let Some(uri) = contact_uri(&resp.headers) {
             self.remote_target = uri;

@@ -396,3 +396,24 @@ impl CallEngine {
         }
     }
 }
+
+impl CallEngine {
+    /// Ends a call from outside signalling: the relay saw no media for too
+    /// long ([`media::Bridge::media_timed_out`]), or an operator hung it up.
+    /// A ringing call gets 480 towards the caller and its B-legs cancelled;
+    /// an answered one gets BYE on both legs. `cause` goes into the CDR.
+    /// Unknown or already ended calls are ignored.
+    pub fn hang_up(&mut self, call: u64, cause: &str, now: Instant) {
+        self.with_call(call, |e, c| match c.phase {
+            CallPhase::Ringing => {
+                e.fail(c, 480, Disposition::Failed, cause, now);
+            }
+            CallPhase::Answering | CallPhase::Connected => {
+                e.bye(c, Side::A, None);
+                e.bye(c, Side::B, None);
+                e.end(c, now, Disposition::Answered, cause, HangupBy::System);
+            }
+            CallPhase::Ended => {}
+        });
+    }
+}
