@@ -23,6 +23,43 @@
 //!
 //! Topology hiding: a B-leg gets its own Call-ID, tags, CSeq space and
 //! Contact; nothing of the A-leg's headers but the (anchored) SDP crosses.
+//!
+//! # Driving it
+//!
+//! One engine and one transaction layer per SIP element, owned by one task:
+//!
+//! ```text
+//! on datagram/stream message  -> layer.receive(msg, source, now)
+//! for ev in layer.poll_event():
+//!     Event::Request INVITE with is_initial_invite(&req):
+//!         auth::inspect_invite(..)  -> Challenge(407): layer.send_response
+//!                                   -> Verify(creds): look up HA1 (async, directory),
+//!         auth::verify_invite(..)   -> Err(resp): layer.send_response
+//!                                   -> Ok: engine.on_invite(key, req, source, identity, now)
+//!     anything else               -> engine.handle_event(ev, now)
+//! for out in engine.poll_sip():
+//!     Request { request, dest }   -> layer.send_request (Err: engine.send_failed(&request, now))
+//!     Response { key, response }  -> layer.send_response (errors: the transaction is gone; ignore)
+//!     Ack { request, dest }       -> layer.send_stateless
+//! for cmd in engine.poll_media()  -> the relay task (Open binds sockets and owns the PortPairs,
+//!                                    Leg configures a Bridge side, Connected arms the media
+//!                                    timeout, Close drops sockets and ports); a media timeout
+//!                                    comes back as engine.hang_up(call, "media timeout", now)
+//! for rec in engine.poll_record() -> CDR writer (rec.to_new_cdr(id, wall) with a retry queue)
+//! drain layer.poll_transmit() into the sockets, then sleep until
+//! min(layer.poll_timeout(), engine.poll_timeout()) and call both handle_timeout(now).
+//! ```
+//!
+//! Outputs of one input must be drained before the next input (responses
+//! refer to transactions the layer must already know).
+//!
+//! # Not yet
+//!
+//! Offerless INVITEs (offer in the 2xx) are refused with 488; SIP
+//! extensions in `Require` with 420 (no 100rel, no session timers);
+//! outside numbers (forward targets included) with 503 until trunk routing
+//! exists; transfer (REFER) with 501. Calls refused before a call exists
+//! (483, 488, 420) leave no CDR.
 
 pub mod auth;
 mod cdr;
