@@ -333,3 +333,42 @@ fn forwarding_chain_stops_at_the_hop_limit() {
     assert!(diversion(inv)[0].starts_with("<sip:1005@"), "newest first");
     assert_eq!(inv.headers.get("Max-Forwards"), Some("64"));
 }
+
+/// Requests for dialogs the engine does not have, and a CANCEL for no
+/// INVITE: each is answered (481), nothing panics, no call appears.
+#[test]
+fn stray_requests_get_481() {
+    let (mut sim, a, _) = connected(24, NetConfig::perfect());
+    let methods = [
+        Method::Bye,
+        Method::Invite,
+        Method::Update,
+        Method::Info,
+        Method::Options,
+        Method::Refer,
+    ];
+    for (i, m) in methods.iter().enumerate() {
+        let d = sim.phones[a].dialog.as_mut().unwrap();
+        let saved = d.clone();
+        match i % 3 {
+            0 => d.remote = format!("<sip:1001@pbx.test>;tag=bogus{i}"),
+            1 => d.call_id = format!("other-{i}"),
+            _ => d.local = format!("<sip:1000@pbx.test>;tag=mine{i}"),
+        }
+        let now = sim.now;
+        sim.phones[a]
+            .send_in_dialog(m.clone(), *m == Method::Invite, now)
+            .unwrap();
+        sim.run_for(secs(2));
+        *sim.phones[a].dialog.as_mut().unwrap() = saved;
+    }
+    let codes: Vec<u16> = sim.phones[a]
+        .responses
+        .iter()
+        .filter(|r| r.cseq().unwrap().unwrap().seq > 1)
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert_eq!(codes, [481; 6]);
+    assert_eq!(sim.engine.calls().len(), 1);
+    assert_eq!(sim.engine.calls()[0].phase, CallPhase::Connected);
+}

@@ -127,6 +127,11 @@ fn media_is_anchored_and_topology_hidden() {
     // The SDP each phone got names the relay, on the ports of its own leg.
     let invite_b = &sim.phones[b].received(Method::Invite)[0];
     assert_eq!(sdp_addr(&invite_b.body), "203.0.113.7");
+    let from = invite_b.headers.get("From").unwrap();
+    assert!(
+        from.starts_with("\"Ext 1000\" <sip:1000@"),
+        "caller ID from the directory: {from}"
+    );
     let ok_a = sim.phones[a]
         .responses
         .iter()

@@ -93,6 +93,13 @@ impl CallEngine {
             id,
             tenant: caller.tenant,
             caller: caller.extension.to_string(),
+            caller_name: match self
+                .dial_plan
+                .resolve(caller.tenant, caller.extension.as_str())
+            {
+                Destination::Extension(p) if !p.display_name.is_empty() => p.display_name,
+                _ => caller.extension.to_string(),
+            },
             dialled: dialled.clone(),
             callee: dialled.clone(),
             phase: CallPhase::Ringing,
@@ -240,7 +247,12 @@ impl CallEngine {
         let tag = self.tokens.next();
         let branch = self.tokens.branch();
         let host = self.config.sip_addr.ip();
-        let local_uri = format!("\"{0}\" <sip:{0}@{1}>", call.caller, host);
+        let local_uri = format!(
+            "\"{}\" <sip:{}@{}>",
+            quote_display(&call.caller_name),
+            call.caller,
+            host
+        );
         let remote_uri = format!("<sip:{}@{}>", call.callee, host);
         let contact_hdr = self.contact(contact.flow.transport);
         let mut dialog = Dialog::uac(
@@ -524,5 +536,33 @@ impl CallEngine {
             _ => HangupBy::System,
         };
         self.end(call, now, disposition, &format!("{code} {cause}"), by);
+    }
+}
+
+/// Escapes a display name for a quoted-string (RFC 3261 §25.1): backslash
+/// and double quote escaped, control characters dropped.
+fn quote_display(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars().take(64) {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn display_names_are_quoted_safely() {
+        assert_eq!(
+            super::quote_display("Ann \"A\" B\\x\r\n"),
+            "Ann \\\"A\\\" B\\\\x"
+        );
     }
 }

@@ -98,6 +98,8 @@ pub(crate) struct Call {
     pub id: u64,
     pub tenant: TenantId,
     pub caller: String,
+    /// The caller's display name (from the directory), for the B-legs' From.
+    pub caller_name: String,
     pub dialled: String,
     pub callee: String,
     pub phase: CallPhase,
