@@ -394,7 +394,7 @@ impl Sim {
 
 // ---------------------------------------------------------------- helpers
 
-pub const SEEDS: u64 = 40;
+pub const SEEDS: u64 = 100;
 
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -445,6 +445,10 @@ pub fn connected(seed: u64, net: NetConfig) -> (Sim, usize, usize) {
     sim.phones[b].behavior = ring(Some(1));
     sim.phones[a].call("1001", sim.now);
     sim.run_until(secs(5));
+    // Heavy loss can hold the INVITE, 2xx or ACK back for a few retransmissions.
+    while sim.engine.calls()[0].phase != CallPhase::Connected && sim.now - sim.start < secs(30) {
+        sim.run_for(secs(1));
+    }
     assert_eq!(
         sim.engine.calls()[0].phase,
         CallPhase::Connected,
