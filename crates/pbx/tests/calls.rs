@@ -586,3 +586,57 @@ fn many_concurrent_calls() {
     assert!(sim.engine.is_empty());
     assert_ports_returned(&sim);
 }
+
+/// The caller cancels while the driver is still authenticating its INVITE:
+/// the engine answers the CANCEL and the INVITE (487) itself, and ignores
+/// the INVITE when the driver hands it over.
+#[test]
+fn cancel_while_the_invite_is_being_authenticated() {
+    let (mut sim, a, b) = two_phones(25, NetConfig::perfect());
+    sim.defer_invites = true;
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(1));
+    assert_eq!(sim.deferred.len(), 1);
+    let now = sim.now;
+    sim.phones[a].cancel(now);
+    sim.run_until(secs(2));
+    sim.release_invites();
+    sim.run_until(secs(40));
+    assert_eq!(sim.phones[a].invite_finals(), [487]);
+    assert!(
+        sim.phones[a].responses.iter().any(
+            |r| r.status.as_u16() == 200 && r.cseq().unwrap().unwrap().method == Method::Cancel
+        )
+    );
+    assert!(sim.phones[b].received(Method::Invite).is_empty());
+    assert!(sim.engine.is_empty() && sim.records.is_empty() && sim.opened.is_empty());
+}
+
+#[test]
+fn out_of_dialog_options_answered_other_methods_refused() {
+    let (mut sim, a, _) = two_phones(26, NetConfig::perfect());
+    sim.phones[a].dialog = Some(phone::PhoneDialog {
+        call_id: "ping-1".into(),
+        local: "<sip:1000@pbx.test>;tag=p1".into(),
+        remote: "<sip:pbx.test>".into(),
+        target: "sip:pbx.test".parse().unwrap(),
+        cseq: 1,
+    });
+    let now = sim.now;
+    sim.phones[a]
+        .send_in_dialog(Method::Options, false, now)
+        .unwrap();
+    sim.phones[a]
+        .send_in_dialog(Method::Message, false, now)
+        .unwrap();
+    sim.run_until(secs(5));
+    let codes: Vec<u16> = sim.phones[a]
+        .responses
+        .iter()
+        .map(|r| r.status.as_u16())
+        .collect();
+    assert_eq!(codes, [200, 405]);
+    let allow = sim.phones[a].responses[1].headers.get("Allow").unwrap();
+    assert!(allow.contains("INVITE") && allow.contains("UPDATE"));
+    assert!(sim.engine.is_empty());
+}

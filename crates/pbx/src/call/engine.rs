@@ -37,7 +37,12 @@ pub struct CallEngine {
     /// Call deadlines, earliest first. Entries go stale when a deadline
     /// moves; a stale entry only causes a spurious wake-up.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// INVITEs cancelled before the driver handed them over.
+    pub(crate) early_cancels: VecDeque<TxKey>,
 }
+
+/// Bound on remembered early cancels (oldest forgotten first).
+const EARLY_CANCELS: usize = 4096;
 
 impl CallEngine {
     pub fn new(
@@ -62,6 +67,7 @@ impl CallEngine {
             media_out: VecDeque::new(),
             records: VecDeque::new(),
             timers: BinaryHeap::new(),
+            early_cancels: VecDeque::new(),
         }
     }
 
@@ -248,26 +254,51 @@ impl CallEngine {
         now: Instant,
     ) {
         if request.method == Method::Cancel {
-            let call = cancels
-                .as_ref()
-                .and_then(|k| self.server_tx.get(k))
-                .copied();
-            let status = if call.is_some() {
-                StatusCode::OK
-            } else {
-                status(481)
-            };
-            self.respond(&key, request.response_tagged(status));
-            if let Some(id) = call {
-                self.with_call(id, |e, c| e.caller_cancelled(c, now));
-            }
-            return;
+            return self.on_cancel(key, request, cancels, now);
         }
         if super::is_initial_invite(&request) {
             self.respond(&key, request.response_tagged(StatusCode::FORBIDDEN));
             return;
         }
+        if tag_of(request.headers.get("To")).is_none() {
+            // Outside any dialog: OPTIONS pings are answered, the rest refused.
+            let code = if request.method == Method::Options {
+                StatusCode::OK
+            } else {
+                StatusCode::METHOD_NOT_ALLOWED
+            };
+            let r = request
+                .response_tagged(code)
+                .with_header("Allow", super::ALLOW)
+                .with_header("Accept", "application/sdp");
+            self.respond(&key, r);
+            return;
+        }
         self.on_dialog_request(key, request, now);
+    }
+
+    /// CANCEL (RFC 3261 §9.2): 200 when the INVITE transaction exists, and
+    /// the INVITE ends with 487. An INVITE the driver has not handed over
+    /// yet (still authenticating) is answered 487 here and ignored when it
+    /// arrives.
+    fn on_cancel(&mut self, key: TxKey, request: Request, cancels: Option<TxKey>, now: Instant) {
+        let Some(invite) = cancels else {
+            self.respond(&key, request.response_tagged(status(481)));
+            return;
+        };
+        self.respond(&key, request.response_tagged(StatusCode::OK));
+        if let Some(&id) = self.server_tx.get(&invite) {
+            self.with_call(id, |e, c| e.caller_cancelled(c, now));
+            return;
+        }
+        let mut r = request.response_tagged(status(487));
+        let seq = request.cseq().ok().flatten().map_or(1, |c| c.seq);
+        r.headers.set("CSeq", &format!("{seq} INVITE"));
+        self.respond(&invite, r);
+        if self.early_cancels.len() >= EARLY_CANCELS {
+            self.early_cancels.pop_front();
+        }
+        self.early_cancels.push_back(invite);
     }
 
     /// Runs due timers.

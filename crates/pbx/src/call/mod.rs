@@ -208,6 +208,9 @@ pub struct CallSummary {
     pub ringing_contacts: usize,
 }
 
+/// Methods the engine handles, for Allow headers.
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+
 /// Whether an INVITE creates a dialog (no To tag): such INVITEs are
 /// authenticated by the driver and handed to [`CallEngine::on_invite`].
 pub fn is_initial_invite(request: &Request) -> bool {

@@ -18,7 +18,7 @@ use super::select::best_response;
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, ExtensionProfile, SipOutput};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+use super::ALLOW;
 
 /// Why a call is being diverted (RFC 5806 `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,6 +48,11 @@ impl CallEngine {
         caller: CallerIdentity,
         now: Instant,
     ) {
+        if let Some(pos) = self.early_cancels.iter().position(|k| *k == key) {
+            // Cancelled while the driver was authenticating; already answered 487.
+            self.early_cancels.remove(pos);
+            return;
+        }
         let reject = |e: &mut Self, code: u16| {
             e.respond(&key, request.response_tagged(status(code)));
         };

@@ -143,6 +143,9 @@ pub struct Sim {
     pub media: Vec<MediaCommand>,
     pub open_ports: HashMap<u64, Vec<StreamPorts>>,
     pub opened: Vec<u64>,
+    /// Hold dialog-creating INVITEs back (a driver still authenticating).
+    pub defer_invites: bool,
+    pub deferred: Vec<(sip::transaction::TxKey, sip::Request, Target)>,
     /// Every message the wire carried: (from, to, message).
     pub wire: Vec<(SocketAddr, SocketAddr, Message)>,
     net: NetConfig,
@@ -177,6 +180,8 @@ impl Sim {
             media: Vec::new(),
             open_ports: HashMap::new(),
             opened: Vec::new(),
+            defer_invites: false,
+            deferred: Vec::new(),
             wire: Vec::new(),
             net,
             rng: Rng::new(seed),
@@ -242,6 +247,14 @@ impl Sim {
             while let Some(ev) = self.layer.poll_event() {
                 progress = true;
                 match ev {
+                    Event::Request {
+                        key,
+                        request,
+                        source,
+                        ..
+                    } if is_initial_invite(&request) && self.defer_invites => {
+                        self.deferred.push((key, request, source));
+                    }
                     Event::Request {
                         key,
                         request,
@@ -347,6 +360,14 @@ impl Sim {
                 self.pump();
                 break;
             }
+        }
+    }
+
+    /// Hands the held-back INVITEs to the engine.
+    pub fn release_invites(&mut self) {
+        for (key, request, source) in std::mem::take(&mut self.deferred) {
+            let id = self.identity(source.addr);
+            self.engine.on_invite(key, request, source, id, self.now);
         }
     }
 
