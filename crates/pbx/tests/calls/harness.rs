@@ -494,3 +494,12 @@ pub fn reinvite_finals(sim: &Sim, phone: usize) -> Vec<u16> {
     v.dedup();
     v
 }
+
+/// A caller (1000) dials `dialled` after `setup`; runs for `run` seconds.
+pub fn outcome(setup: impl FnOnce(&mut Sim), dialled: &str, run: u64) -> Sim {
+    let (mut sim, a, _) = two_phones(6, NetConfig::perfect());
+    setup(&mut sim);
+    sim.phones[a].call(dialled, sim.now);
+    sim.run_until(secs(run));
+    sim
+}
