@@ -323,3 +323,47 @@ fn out_of_dialog_options_answered_other_methods_refused() {
     assert!(allow.contains("INVITE") && allow.contains("UPDATE"));
     assert!(sim.engine.is_empty());
 }
+
+/// One contact declines (603) while another rings: the decline is the
+/// callee's answer everywhere (RFC 3261 §16.7), so the ringing contact is
+/// cancelled and the caller hears 603 at once.
+#[test]
+fn decline_on_one_contact_stops_the_others() {
+    let mut sim = Sim::new(27, NetConfig::perfect());
+    let a = sim.phone("alice", "1000", true);
+    let b1 = sim.phone("desk", "1001", true);
+    let b2 = sim.phone("soft", "1001", true);
+    sim.phones[b1].behavior = Behavior::Reject(603);
+    sim.phones[b2].behavior = ring(None);
+    sim.phones[a].call("1001", sim.now);
+    sim.run_until(secs(3));
+    assert_eq!(sim.phones[a].invite_finals(), [603]);
+    let c = sim.phones[b2].received(Method::Cancel);
+    assert_eq!(c.len(), 1);
+    assert_eq!(
+        c[0].headers.get("Reason"),
+        Some("SIP;cause=603;text=\"Declined\"")
+    );
+    assert_eq!(sim.records[0].disposition, Disposition::Rejected);
+}
+
+/// Hold (the next issue) rides on re-INVITE: the direction attribute
+/// crosses the bridge intact.
+#[test]
+fn hold_direction_crosses_the_bridge() {
+    let (mut sim, a, b) = connected(28, NetConfig::perfect());
+    let now = sim.now;
+    let body = String::from_utf8(phone::sdp(&sim.phones[a].ip(), 40000))
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    sim.phones[a].send_in_dialog_with(sip::Method::Invite, body.into_bytes(), now);
+    sim.run_for(secs(5));
+    let re = sim.phones[b].received(Method::Invite);
+    assert_eq!(re.len(), 2);
+    let sdp: media::Sdp = std::str::from_utf8(&re[1].body).unwrap().parse().unwrap();
+    assert_eq!(
+        sdp.media[0].direction_attr(),
+        Some(media::Direction::SendOnly)
+    );
+    assert_eq!(sdp.connection.unwrap().address, "203.0.113.7");
+}

@@ -18,6 +18,8 @@ use super::select::best_response;
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, ExtensionProfile, SipOutput};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+const DECLINED: &str = "SIP;cause=603;text=\"Declined\"";
+const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
 
 /// Why a call is being diverted (RFC 5806 `reason`).
@@ -316,8 +318,20 @@ impl CallEngine {
                 return;
             }
             fork.state = ForkState::Done;
-            if fork.round == call.round && !fork.cancelled {
+            let counts = fork.round == call.round && !fork.cancelled;
+            if counts {
                 call.failures.push(code);
+            }
+            if counts && code >= 600 && call.phase == CallPhase::Ringing && !call.a.finalized {
+                // RFC 3261 §16.7: a 6xx is the callee's global answer; stop
+                // ringing the other contacts and pass it on now.
+                let reason = if code == 600 {
+                    BUSY_EVERYWHERE
+                } else {
+                    DECLINED
+                };
+                self.cancel_all(call, Some(reason));
+                return self.decide_failure(call, now);
             }
             self.check_all_failed(call, now);
         }
@@ -510,9 +524,14 @@ impl CallEngine {
         let live = call.forks.iter().any(|f| {
             f.round == call.round && matches!(f.state, ForkState::Calling | ForkState::Proceeding)
         });
-        if live {
-            return;
+        if !live {
+            self.decide_failure(call, now);
         }
+    }
+
+    /// Every B-leg of the round failed (or one said 6xx): busy handling,
+    /// forwarding or the best final response.
+    fn decide_failure(&mut self, call: &mut Call, now: Instant) {
         match best_response(&call.failures).unwrap_or(480) {
             486 | 600 => self.busy(call, now),
             c @ (603 | 604 | 606) => self.fail(call, c, Disposition::Rejected, "declined", now),

@@ -175,8 +175,27 @@ impl Phone {
     /// Sends `method` in the phone's current dialog (outgoing call, or the
     /// last answered incoming one).
     pub fn send_in_dialog(&mut self, method: Method, body: bool, now: Instant) -> Option<TxKey> {
+        let sdp_body = body.then(|| self.body());
+        self.send_in_dialog_with_body(method, sdp_body, now)
+    }
+
+    /// Like [`Phone::send_in_dialog`] with a given SDP body.
+    pub fn send_in_dialog_with(
+        &mut self,
+        method: Method,
+        body: Vec<u8>,
+        now: Instant,
+    ) -> Option<TxKey> {
+        self.send_in_dialog_with_body(method, Some(body), now)
+    }
+
+    fn send_in_dialog_with_body(
+        &mut self,
+        method: Method,
+        sdp_body: Option<Vec<u8>>,
+        now: Instant,
+    ) -> Option<TxKey> {
         let addr = self.addr;
-        let sdp_body = self.body();
         let d = self.current_dialog()?;
         d.cseq += 1;
         let mut r = Request::new(method.clone(), d.target.clone());
@@ -190,9 +209,9 @@ impl Phone {
         if method == Method::Invite {
             r.headers.push("Contact", &format!("<sip:x@{addr}>"));
         }
-        if body {
+        if let Some(b) = sdp_body {
             r.headers.push("Content-Type", "application/sdp");
-            r.body = sdp_body;
+            r.body = b;
         }
         self.layer.send_request(r, self.server, now).ok()
     }
