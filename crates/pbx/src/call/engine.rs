@@ -450,7 +450,14 @@ impl CallEngine {
         call.retransmits.clear();
         call.linger_until = Some(now + self.config.linger);
         call.media.close(&mut self.media_out);
-        tracing::debug!(call = call.id, ?disposition, cause, "call ended");
+        tracing::info!(
+            call = call.id,
+            tenant = %call.tenant,
+            extension = %call.caller,
+            disposition = disposition.as_str(),
+            cause,
+            "call ended"
+        );
         self.records.push_back(CallRecord {
             call: call.id,
             tenant: call.tenant,

@@ -143,6 +143,14 @@ impl CallEngine {
             client_keys: Vec::new(),
             tags: Vec::new(),
         };
+        tracing::info!(
+            call = id,
+            call_id = %call.a.dialog.call_id,
+            tenant = %call.tenant,
+            extension = %call.caller,
+            dialled = %call.dialled,
+            "new call"
+        );
         self.server_tx.insert(key, id);
         self.add_dialog(&mut call, local_tag, LegRef::A);
         match self.dial_plan.resolve(call.tenant, &dialled) {
@@ -425,6 +433,7 @@ impl CallEngine {
         self.respond(&key, ok.clone());
         call.a.finalized = true;
         call.phase = CallPhase::Answering;
+        tracing::info!(call = call.id, tenant = %call.tenant, callee = %call.callee, "answered");
         call.answered = Some(now);
         let cseq = call.a.invite.cseq().ok().flatten().map_or(1, |c| c.seq);
         call.retransmits.push(Retransmit {
