@@ -3,7 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
-use store::{CdrId, Direction, Disposition, HangupBy, NewCdr, TenantId};
+use store::{CdrId, Direction, Disposition, HangupBy, NewCdr, TenantId, TrunkId};
 
 /// The record of one finished call, on the engine's monotonic clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct CallRecord {
     pub callee: String,
     /// What the caller dialled.
     pub dialled: String,
+    pub direction: Direction,
+    /// The trunk of an outside call (the answering one, or the last tried).
+    pub trunk: Option<TrunkId>,
     pub started: Instant,
     pub answered: Option<Instant>,
     pub ended: Instant,
@@ -44,11 +47,11 @@ impl CallRecord {
             id,
             tenant_id: self.tenant,
             call_id: self.call_id.clone(),
-            direction: Direction::Internal,
+            direction: self.direction,
             caller: self.caller.clone(),
             callee: self.callee.clone(),
             dialled: self.dialled.clone(),
-            trunk_id: None,
+            trunk_id: self.trunk,
             started_at: wall(self.started).into(),
             answered_at: self.answered.map(|a| wall(a).into()),
             ended_at: wall(self.ended).into(),
@@ -78,6 +81,8 @@ mod tests {
             caller: "1000".into(),
             callee: "1001".into(),
             dialled: "1001".into(),
+            direction: Direction::Internal,
+            trunk: None,
             started: t0,
             answered: Some(t0 + Duration::from_secs(3)),
             ended: t0 + Duration::from_millis(65_400),

@@ -328,6 +328,7 @@ impl CallEngine {
                         c.no_answer_at = None;
                         e.no_answer(c, now);
                     }
+                    e.trunk_timeouts(c, now);
                     e.run_retransmits(c, now);
                     c.linger_until.is_some_and(|t| t <= now)
                 })
@@ -465,6 +466,8 @@ impl CallEngine {
             caller: call.caller.clone(),
             callee: call.callee.clone(),
             dialled: call.dialled.clone(),
+            direction: call.direction,
+            trunk: call.trunk,
             started: call.started,
             answered: call.answered,
             ended: now,

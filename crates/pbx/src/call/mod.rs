@@ -57,9 +57,8 @@
 //!
 //! Offerless INVITEs (offer in the 2xx) are refused with 488; SIP
 //! extensions in `Require` with 420 (no 100rel, no session timers);
-//! outside numbers (forward targets included) with 503 until trunk routing
-//! exists; transfer (REFER) with 501. Calls refused before a call exists
-//! (483, 488, 420) leave no CDR.
+//! transfer (REFER) with 501. Calls refused before a call exists (483,
+//! 488, 420) leave no CDR.
 
 pub mod auth;
 mod cdr;
@@ -67,16 +66,18 @@ mod dialog;
 mod engine;
 mod media;
 mod midcall;
+mod outcome;
 mod select;
 mod setup;
 mod state;
+mod trunk;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use sip::transaction::{Target, TxKey};
 use sip::{Request, Response, Uri};
-use store::{ExtensionNumber, Forwarding, SipUsername, TenantId};
+use store::{ExtensionNumber, Forwarding, SipUsername, TenantId, TrunkId};
 
 pub use cdr::CallRecord;
 pub use engine::CallEngine;
@@ -121,9 +122,56 @@ pub struct ExtensionProfile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
     Extension(ExtensionProfile),
-    /// An outside number (E.164 text): trunk routing, not yet in the engine.
-    External(String),
+    /// An outside number, with the trunks to try in order.
+    Outside(OutsideCall),
+    /// The dial plan refuses the call (premium rate not allowed, outside
+    /// call limit reached...): the status to answer and the CDR cause.
+    Refused {
+        status: u16,
+        reason: String,
+    },
     Unknown,
+}
+
+/// An outside call as the dial plan prepared it: the number normalised to
+/// E.164, the trunks in priority order (the emergency order for 999/112),
+/// the caller ID already chosen per trunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutsideCall {
+    /// E.164, for the CDR's callee.
+    pub number: String,
+    pub routes: Vec<TrunkRoute>,
+    /// 999 / 112: no ringing limit, CDR direction `emergency`.
+    pub emergency: bool,
+}
+
+/// One way out through a trunk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkRoute {
+    pub trunk: TrunkId,
+    /// The provider's signalling address.
+    pub dest: Target,
+    /// Request-URI (and To) of the INVITE, e.g. `sip:+442079460018@carrier`.
+    pub request_uri: Uri,
+    /// From header value without tag, presenting the caller's number.
+    pub from: String,
+    /// Digest credentials for the provider's 401/407 challenges.
+    pub credentials: Option<TrunkCredentials>,
+}
+
+/// What Switchboard answers a provider's digest challenge with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrunkCredentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for TrunkCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkCredentials")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The dial plan as the engine needs it.
@@ -150,6 +198,11 @@ pub struct EngineConfig {
     pub seed: u64,
     /// Most m-lines accepted in one offer.
     pub max_streams: usize,
+    /// A trunk that sends no response at all within this time is skipped
+    /// (the next trunk is tried).
+    pub trunk_setup_timeout: Duration,
+    /// How long an outside (non-emergency) call may ring.
+    pub outside_ring_timeout: Duration,
 }
 
 impl EngineConfig {
@@ -163,6 +216,8 @@ impl EngineConfig {
             linger: Duration::from_secs(32),
             seed: 0x5b_c0de,
             max_streams: 4,
+            trunk_setup_timeout: Duration::from_secs(4),
+            outside_ring_timeout: Duration::from_secs(180),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Call setup: the caller's INVITE, the dial plan, forking to contacts,
-//! forwarding, and the outcome the caller hears.
+//! Call setup: the caller's INVITE, the dial plan's answer, and the B-legs
+//! (forks) with their responses. Forwarding and failure outcomes are in
+//! `outcome.rs`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -7,38 +8,19 @@ use std::time::Instant;
 use media::Side;
 use sip::transaction::{Target, TxKey, cancel_for};
 use sip::{Method, Request, Response, StatusCode};
-use store::{Disposition, ForwardTarget, HangupBy};
+use store::Disposition;
 
 use super::dialog::Dialog;
 use super::engine::{
-    ALeg, Call, CallEngine, Fork, ForkState, LegRef, Retransmit, RouteState, status,
+    ALeg, Call, CallEngine, Fork, ForkState, LegRef, Retransmit, RouteState, TrunkLeg, status,
 };
-use super::media::{CallMedia, MediaError, parse_sdp};
-use super::select::best_response;
+use super::media::{CallMedia, parse_sdp};
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, ExtensionProfile, SipOutput};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const DECLINED: &str = "SIP;cause=603;text=\"Declined\"";
 const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
-
-/// Why a call is being diverted (RFC 5806 `reason`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Divert {
-    Unconditional,
-    Busy,
-    NoAnswer,
-}
-
-impl Divert {
-    fn reason(self) -> &'static str {
-        match self {
-            Divert::Unconditional => "unconditional",
-            Divert::Busy => "user-busy",
-            Divert::NoAnswer => "no-answer",
-        }
-    }
-}
 
 impl CallEngine {
     /// A dialog-creating INVITE whose caller the driver authenticated.
@@ -142,6 +124,9 @@ impl CallEngine {
             retransmits: Vec::new(),
             client_keys: Vec::new(),
             tags: Vec::new(),
+            routes: Default::default(),
+            direction: store::Direction::Internal,
+            trunk: None,
         };
         tracing::info!(
             call = id,
@@ -155,13 +140,11 @@ impl CallEngine {
         self.add_dialog(&mut call, local_tag, LegRef::A);
         match self.dial_plan.resolve(call.tenant, &dialled) {
             Destination::Extension(profile) => self.ring(&mut call, profile, now),
-            Destination::External(_) => self.fail(
-                &mut call,
-                503,
-                Disposition::Failed,
-                "no route to outside numbers",
-                now,
-            ),
+            Destination::Outside(outside) => self.route_outside(&mut call, outside, now),
+            Destination::Refused {
+                status: code,
+                reason,
+            } => self.fail(&mut call, code, Disposition::Failed, &reason, now),
             Destination::Unknown => {
                 self.fail(&mut call, 404, Disposition::Failed, "unknown number", now)
             }
@@ -169,98 +152,9 @@ impl CallEngine {
         self.insert_call(call);
     }
 
-    /// Rings `profile`'s contacts (after following its forward-always).
-    fn ring(&mut self, call: &mut Call, profile: ExtensionProfile, now: Instant) {
-        call.callee = profile.number.to_string();
-        call.route.visited.push(profile.number.to_string());
-        let always = profile.forwarding.always.clone();
-        call.route.profile = profile.clone();
-        if let Some(target) = always {
-            if self.divert(call, &target, Divert::Unconditional, now) {
-                return;
-            }
-        }
-        if profile.dnd {
-            return self.busy(call, now);
-        }
-        let contacts = self.locator.contacts(call.tenant, &profile.number);
-        if contacts.is_empty() {
-            if let Some(t) = profile.forwarding.no_answer.clone() {
-                if self.divert(call, &t, Divert::NoAnswer, now) {
-                    return;
-                }
-            }
-            return self.fail(call, 480, Disposition::NoAnswer, "not registered", now);
-        }
-        if let Err(e) = self.open_media(call) {
-            let code = if matches!(e, MediaError::Exhausted) {
-                503
-            } else {
-                488
-            };
-            return self.fail(call, code, Disposition::Failed, &e.to_string(), now);
-        }
-        call.round += 1;
-        call.failures.clear();
-        for c in contacts {
-            self.start_fork(call, c);
-        }
-        call.no_answer_at = Some(now + profile.no_answer_timeout);
-    }
-
-    /// Takes relay ports and anchors the caller's offer for the B-legs.
-    fn open_media(&mut self, call: &mut Call) -> Result<(), MediaError> {
-        if !call.offer_b.is_empty() {
-            return Ok(());
-        }
-        call.media
-            .open(&self.ports, &call.offer_a, &mut self.media_out)?;
-        call.offer_b = call.media.sdp_for(Side::B, &call.offer_a)?;
-        Ok(())
-    }
-
-    /// Follows a forward to `target`; false when the chain is cut (loop,
-    /// hop limit, Max-Forwards, outside number, unknown extension).
-    fn divert(
-        &mut self,
-        call: &mut Call,
-        target: &ForwardTarget,
-        why: Divert,
-        now: Instant,
-    ) -> bool {
-        let ForwardTarget::Extension(ext) = target else {
-            return false; // outside numbers need trunk routing
-        };
-        let visited = call.route.visited.iter().any(|v| v == ext.as_str());
-        if visited
-            || call.route.hops >= self.config.max_forward_hops
-            || call.route.max_forwards <= 1
-        {
-            tracing::debug!(call = call.id, to = %ext, "forwarding chain cut");
-            return false;
-        }
-        let Destination::Extension(profile) = self.dial_plan.resolve(call.tenant, ext.as_str())
-        else {
-            return false;
-        };
-        call.route.hops += 1;
-        call.route.max_forwards -= 1;
-        let from = call.route.profile.number.to_string();
-        let value = format!(
-            "<sip:{}@{}>;reason={};counter=1",
-            from,
-            self.config.sip_addr.ip(),
-            why.reason()
-        );
-        call.route.diversions.insert(0, value);
-        self.ring(call, profile, now);
-        true
-    }
-
-    fn start_fork(&mut self, call: &mut Call, contact: ContactTarget) {
+    pub(crate) fn start_fork(&mut self, call: &mut Call, contact: ContactTarget) {
         let call_id = format!("{}@switchboard", self.tokens.next());
         let tag = self.tokens.next();
-        let branch = self.tokens.branch();
         let host = self.config.sip_addr.ip();
         let local_uri = format!(
             "\"{}\" <sip:{}@{}>",
@@ -270,7 +164,7 @@ impl CallEngine {
         );
         let remote_uri = format!("<sip:{}@{}>", call.callee, host);
         let contact_hdr = self.contact(contact.flow.transport);
-        let mut dialog = Dialog::uac(
+        let dialog = Dialog::uac(
             call_id,
             tag.clone(),
             local_uri,
@@ -279,16 +173,20 @@ impl CallEngine {
             contact.flow,
             contact_hdr,
         );
-        let mut invite = dialog.request(Method::Invite, self.config.sip_addr, &branch);
-        invite
-            .headers
-            .set("Max-Forwards", &call.route.max_forwards.to_string());
-        for d in &call.route.diversions {
-            invite.headers.push("Diversion", d);
-        }
-        invite.headers.push("Allow", ALLOW);
-        invite.headers.push("Content-Type", "application/sdp");
-        invite.body = call.offer_b.clone();
+        self.launch_fork(call, dialog, tag, None);
+    }
+
+    /// Sends the INVITE of a new B-leg and records it.
+    pub(crate) fn launch_fork(
+        &mut self,
+        call: &mut Call,
+        mut dialog: Dialog,
+        tag: String,
+        trunk: Option<TrunkLeg>,
+    ) {
+        let branch = self.tokens.branch();
+        let invite = self.fork_invite(call, &mut dialog, &branch);
+        let dest = dialog.peer;
         let i = call.forks.len();
         call.forks.push(Fork {
             dialog,
@@ -300,9 +198,25 @@ impl CallEngine {
             extension: call.callee.clone(),
             round: call.round,
             ack: None,
+            trunk,
         });
         self.add_dialog(call, tag, LegRef::Fork(i));
-        self.send_request(call, invite, contact.flow);
+        self.send_request(call, invite, dest);
+    }
+
+    /// The next INVITE in a B-leg's dialog, with the call's offer.
+    pub(crate) fn fork_invite(&self, call: &Call, dialog: &mut Dialog, branch: &str) -> Request {
+        let mut invite = dialog.request(Method::Invite, self.config.sip_addr, branch);
+        invite
+            .headers
+            .set("Max-Forwards", &call.route.max_forwards.to_string());
+        for d in &call.route.diversions {
+            invite.headers.push("Diversion", d);
+        }
+        invite.headers.push("Allow", ALLOW);
+        invite.headers.push("Content-Type", "application/sdp");
+        invite.body = call.offer_b.clone();
+        invite
     }
 
     /// A response (or, `None`, a timeout) on fork `i`'s INVITE.
@@ -321,11 +235,26 @@ impl CallEngine {
             let Some(resp) = response else { return };
             self.fork_answered(call, i, &resp, now);
         } else {
+            if matches!(code, 401 | 407) {
+                if let Some(resp) = &response {
+                    if self.answer_trunk_challenge(call, i, resp) {
+                        return;
+                    }
+                }
+            }
             let fork = &mut call.forks[i];
             if fork.state == ForkState::Done {
                 return;
             }
             fork.state = ForkState::Done;
+            // A challenge we could not answer is never passed to the caller
+            // (it would answer with its own credentials): for a trunk it is
+            // the trunk's failure, for a phone a failure to reach it.
+            let code = match code {
+                401 | 407 if fork.trunk.is_some() => 503,
+                401 | 407 => 480,
+                c => c,
+            };
             let counts = fork.round == call.round && !fork.cancelled;
             if counts {
                 call.failures.push(code);
@@ -347,6 +276,9 @@ impl CallEngine {
 
     fn fork_provisional(&mut self, call: &mut Call, i: usize, resp: &Response) {
         let fork = &mut call.forks[i];
+        if let Some(t) = &mut fork.trunk {
+            t.setup_deadline = None; // the trunk is alive
+        }
         if fork.state == ForkState::Calling {
             fork.state = ForkState::Proceeding;
             if let Some(reason) = fork.cancel_pending.take() {
@@ -416,6 +348,9 @@ impl CallEngine {
         };
         call.winner = Some(i);
         call.callee = call.forks[i].extension.clone();
+        if let Some(t) = &call.forks[i].trunk {
+            call.trunk = Some(t.route.trunk);
+        }
         call.no_answer_at = None;
         for j in 0..call.forks.len() {
             if j != i {
@@ -479,96 +414,10 @@ impl CallEngine {
         self.send_request(call, cancel, dest);
     }
 
-    fn cancel_all(&mut self, call: &mut Call, reason: Option<&'static str>) {
+    pub(crate) fn cancel_all(&mut self, call: &mut Call, reason: Option<&'static str>) {
         for j in 0..call.forks.len() {
             self.cancel_fork(call, j, reason);
         }
-    }
-
-    /// CANCEL (or BYE on the early dialog) from the caller.
-    pub(crate) fn caller_cancelled(&mut self, call: &mut Call, now: Instant) {
-        if call.a.finalized || call.phase != CallPhase::Ringing {
-            return;
-        }
-        let r = self.a_response(call, status(487));
-        self.respond(&call.a.key.clone(), r);
-        call.a.finalized = true;
-        self.cancel_all(call, None);
-        self.end(
-            call,
-            now,
-            Disposition::Cancelled,
-            "caller cancelled",
-            HangupBy::Caller,
-        );
-    }
-
-    /// The extension's no-answer timer fired.
-    pub(crate) fn no_answer(&mut self, call: &mut Call, now: Instant) {
-        if call.phase != CallPhase::Ringing || call.a.finalized {
-            return;
-        }
-        self.cancel_all(call, None);
-        if let Some(t) = call.route.profile.forwarding.no_answer.clone() {
-            if self.divert(call, &t, Divert::NoAnswer, now) {
-                return;
-            }
-        }
-        self.fail(call, 480, Disposition::NoAnswer, "no answer", now);
-    }
-
-    fn busy(&mut self, call: &mut Call, now: Instant) {
-        if let Some(t) = call.route.profile.forwarding.busy.clone() {
-            if self.divert(call, &t, Divert::Busy, now) {
-                return;
-            }
-        }
-        self.fail(call, 486, Disposition::Busy, "busy", now);
-    }
-
-    fn check_all_failed(&mut self, call: &mut Call, now: Instant) {
-        if call.winner.is_some() || call.a.finalized || call.phase != CallPhase::Ringing {
-            return;
-        }
-        let live = call.forks.iter().any(|f| {
-            f.round == call.round && matches!(f.state, ForkState::Calling | ForkState::Proceeding)
-        });
-        if !live {
-            self.decide_failure(call, now);
-        }
-    }
-
-    /// Every B-leg of the round failed (or one said 6xx): busy handling,
-    /// forwarding or the best final response.
-    fn decide_failure(&mut self, call: &mut Call, now: Instant) {
-        match best_response(&call.failures).unwrap_or(480) {
-            486 | 600 => self.busy(call, now),
-            c @ (603 | 604 | 606) => self.fail(call, c, Disposition::Rejected, "declined", now),
-            c @ (408 | 480) => self.fail(call, c, Disposition::NoAnswer, "not available", now),
-            c => self.fail(call, c, Disposition::Failed, "callee failed", now),
-        }
-    }
-
-    /// Final failure to the caller, ringing legs cancelled, call ended.
-    pub(crate) fn fail(
-        &mut self,
-        call: &mut Call,
-        code: u16,
-        disposition: Disposition,
-        cause: &str,
-        now: Instant,
-    ) {
-        if !call.a.finalized {
-            let r = self.a_response(call, status(code));
-            self.respond(&call.a.key.clone(), r);
-            call.a.finalized = true;
-        }
-        self.cancel_all(call, None);
-        let by = match disposition {
-            Disposition::Busy | Disposition::Rejected => HangupBy::Callee,
-            _ => HangupBy::System,
-        };
-        self.end(call, now, disposition, &format!("{code} {cause}"), by);
     }
 }
 

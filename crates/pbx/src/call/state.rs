@@ -10,7 +10,7 @@ use store::TenantId;
 
 use super::dialog::Dialog;
 use super::media::CallMedia;
-use super::{CallPhase, ExtensionProfile};
+use super::{CallPhase, ExtensionProfile, TrunkRoute};
 
 /// Which leg of a call a dialog belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +45,18 @@ pub(crate) struct Fork {
     pub round: u32,
     /// The ACK sent for this leg's 2xx, resent on retransmissions.
     pub ack: Option<Request>,
+    /// Set for a B-leg towards a trunk.
+    pub trunk: Option<TrunkLeg>,
+}
+
+/// Trunk specifics of a B-leg.
+#[derive(Debug)]
+pub(crate) struct TrunkLeg {
+    pub route: TrunkRoute,
+    /// Credentials were sent once already (a second challenge fails).
+    pub auth_tried: bool,
+    /// No response by then: skip this trunk.
+    pub setup_deadline: Option<Instant>,
 }
 
 /// The caller's leg.
@@ -126,6 +138,11 @@ pub(crate) struct Call {
     /// Per side: the last ACK we sent for a 2xx to our re-INVITE (CSeq, ACK).
     pub last_ack: [Option<(u32, Request)>; 2],
     pub retransmits: Vec<Retransmit>,
+    /// Trunks still to try, in order, for an outside call.
+    pub routes: std::collections::VecDeque<TrunkRoute>,
+    /// CDR direction and the trunk used (last tried, or the answering one).
+    pub direction: store::Direction,
+    pub trunk: Option<store::TrunkId>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
     pub tags: Vec<String>,
@@ -166,7 +183,12 @@ impl Call {
 
     pub fn deadline(&self) -> Option<Instant> {
         let retx = self.retransmits.iter().map(|r| r.next.min(r.give_up)).min();
-        [self.no_answer_at, self.linger_until, retx]
+        let setup = self
+            .forks
+            .iter()
+            .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
+            .min();
+        [self.no_answer_at, self.linger_until, retx, setup]
             .into_iter()
             .flatten()
             .min()

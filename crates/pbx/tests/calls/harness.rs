@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 use media::{PortPool, Side};
 use pbx::call::{
     CallEngine, CallRecord, CallerIdentity, ContactTarget, Destination, DialPlan, EngineConfig,
-    ExtensionProfile, Locator, MediaCommand, SipOutput, StreamPorts, is_initial_invite,
+    ExtensionProfile, Locator, MediaCommand, OutsideCall, SipOutput, StreamPorts, TrunkCredentials,
+    TrunkRoute, is_initial_invite,
 };
 use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
 use sip::{Limits, Message, Uri, parse_datagram};
-use store::{ExtensionNumber, Forwarding, TenantId};
+use store::{ExtensionNumber, Forwarding, TenantId, TrunkId};
 
 use super::phone::{Behavior, Phone};
 use pbx::call::CallPhase;
@@ -51,6 +52,10 @@ impl Rng {
 pub struct Dir {
     pub profiles: Mutex<HashMap<String, ExtensionProfile>>,
     pub contacts: Mutex<HashMap<String, Vec<ContactTarget>>>,
+    /// Trunks in order: (id, address, credentials).
+    pub trunks: Mutex<Vec<(TrunkId, SocketAddr, Option<TrunkCredentials>)>>,
+    /// A refusal for outside numbers (premium rate, limit reached...).
+    pub refuse: Mutex<Option<(u16, String)>>,
 }
 
 impl Dir {
@@ -66,6 +71,15 @@ impl Dir {
     }
     pub fn edit(&self, ext: &str, f: impl FnOnce(&mut ExtensionProfile)) {
         f(self.profiles.lock().unwrap().get_mut(ext).unwrap());
+    }
+    pub fn add_trunk(&self, addr: SocketAddr, credentials: Option<(&str, &str)>) -> TrunkId {
+        let id = TrunkId::new();
+        let creds = credentials.map(|(u, p)| TrunkCredentials {
+            username: u.into(),
+            password: p.into(),
+        });
+        self.trunks.lock().unwrap().push((id, addr, creds));
+        id
     }
     pub fn register(&self, ext: &str, addr: SocketAddr) {
         let c = ContactTarget {
@@ -85,7 +99,36 @@ impl DialPlan for Dir {
     fn resolve(&self, _tenant: TenantId, dialled: &str) -> Destination {
         match self.profiles.lock().unwrap().get(dialled) {
             Some(p) => Destination::Extension(p.clone()),
-            None if dialled.starts_with('0') => Destination::External(dialled.into()),
+            None if dialled.starts_with(['0', '+']) || matches!(dialled, "999" | "112") => {
+                let emergency = matches!(dialled, "999" | "112");
+                if let (Some((status, reason)), false) =
+                    (self.refuse.lock().unwrap().clone(), emergency)
+                {
+                    return Destination::Refused { status, reason };
+                }
+                let number = match dialled.strip_prefix('0') {
+                    Some(rest) if !emergency => format!("+44{rest}"),
+                    _ => dialled.to_owned(),
+                };
+                let routes = self
+                    .trunks
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .map(|(id, addr, creds)| TrunkRoute {
+                        trunk: *id,
+                        dest: Target::new(Transport::Udp, *addr),
+                        request_uri: Uri::parse(&format!("sip:{number}@{}", addr.ip())).unwrap(),
+                        from: "<sip:+442079460000@switchboard.test>".into(),
+                        credentials: creds.clone(),
+                    })
+                    .collect();
+                Destination::Outside(OutsideCall {
+                    number,
+                    routes,
+                    emergency,
+                })
+            }
             None => Destination::Unknown,
         }
     }

@@ -62,6 +62,8 @@ pub struct Phone {
     pub send_sdp: bool,
     pub ack_2xx: bool,
     pub require: Option<&'static str>,
+    /// Act as a provider demanding digest auth: (verifier, realm, HA1).
+    pub challenge: Option<(sip::auth::Verifier, &'static str, String)>,
     /// 2xx to re-INVITEs awaiting their ACK: (key, response, CSeq, next send).
     pub reinvite_oks: Vec<(TxKey, Response, u32, Instant)>,
     pub ended: bool,
@@ -108,6 +110,7 @@ impl Phone {
             send_sdp: true,
             ack_2xx: true,
             require: None,
+            challenge: None,
             reinvite_oks: Vec::new(),
             ended: false,
             server: Target::new(Transport::Udp, server),
@@ -296,6 +299,16 @@ impl Phone {
         self.requests.push(req.clone());
         let has_tag = tag_of(req.headers.get("To")).is_some();
         match req.method {
+            Method::Invite if !has_tag && !self.authorized(&req) => {
+                let now_unix = Duration::from_secs(1_800_000_000);
+                let (v, realm, _) = self.challenge.as_ref().unwrap();
+                let mut r = req.response(StatusCode::PROXY_AUTHENTICATION_REQUIRED);
+                r.set_to_tag("chal");
+                for h in v.challenge_headers(realm, false, now_unix) {
+                    r.headers.push("Proxy-Authenticate", &h);
+                }
+                let _ = self.layer.send_response(&key, r, now);
+            }
             Method::Invite if !has_tag => {
                 let tag = format!("{}-r{}", self.name, self.incoming.len());
                 let remote_target = match req.contacts() {
@@ -393,6 +406,21 @@ impl Phone {
                     .send_response(&key, req.response(StatusCode::OK), now);
             }
         }
+    }
+
+    /// Whether an INVITE passes this phone's digest check (if it has one).
+    fn authorized(&self, req: &Request) -> bool {
+        let Some((v, realm, ha1)) = &self.challenge else {
+            return true;
+        };
+        let now_unix = Duration::from_secs(1_800_000_000);
+        req.headers
+            .get_all("Proxy-Authorization")
+            .filter_map(|h| sip::auth::Credentials::parse(h).ok())
+            .any(|c| {
+                v.verify(&c, "INVITE", req.uri.as_str(), realm, ha1, now_unix)
+                    .is_ok()
+            })
     }
 
     fn on_response(&mut self, resp: Response) {
