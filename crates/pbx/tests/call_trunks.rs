@@ -273,3 +273,66 @@ fn trunk_calls_over_a_lossy_network() {
         assert_ports_returned(&sim);
     }
 }
+
+// ---------------------------------------------------------------- inbound
+
+/// A carrier behind a trunk the driver recognises, and extension 1001.
+fn inbound(seed: u64) -> (Sim, usize, usize, store::TrunkId) {
+    let mut sim = Sim::new(seed, NetConfig::perfect());
+    let c = sim.phone("carrier1", "9901", false);
+    let b = sim.phone("bob", "1001", true);
+    let trunk = sim.dir.add_trunk(sim.phones[c].addr, None);
+    sim.trunk_sources.insert(sim.phones[c].addr, trunk);
+    sim.dir
+        .numbers
+        .lock()
+        .unwrap()
+        .insert("+442079460018".into(), "1001".into());
+    sim.phones[b].behavior = ring(Some(1));
+    (sim, c, b, trunk)
+}
+
+#[test]
+fn inbound_call_to_a_number_rings_its_extension() {
+    let (mut sim, c, b, trunk) = inbound(50);
+    sim.phones[c].call("+442079460018", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[c].invite_finals(), [200]);
+    let inv = sim.phones[b].received(Method::Invite);
+    assert_eq!(inv.len(), 1);
+    assert!(
+        inv[0].headers.get("From").unwrap().contains("<sip:9901@"),
+        "caller's number shown"
+    );
+    let now = sim.now;
+    sim.phones[b]
+        .send_in_dialog(Method::Bye, false, now)
+        .unwrap();
+    sim.run_for(secs(5));
+    let r = &sim.records[0];
+    assert_eq!((r.direction, r.trunk), (Direction::Inbound, Some(trunk)));
+    assert_eq!((r.caller.as_str(), r.callee.as_str()), ("9901", "1001"));
+    assert_eq!(r.dialled, "+442079460018");
+}
+
+#[test]
+fn inbound_call_to_an_unassigned_number_gets_404() {
+    let (mut sim, c, b, _) = inbound(51);
+    sim.phones[c].call("+442079460099", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[c].invite_finals(), [404]);
+    assert!(sim.phones[b].received(Method::Invite).is_empty());
+}
+
+#[test]
+fn inbound_calls_cannot_be_routed_back_out() {
+    let (mut sim, c, _, _) = inbound(52);
+    sim.phones[c].call("02079460018", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[c].invite_finals(), [404]);
+    assert_eq!(
+        sim.phones[c].received(Method::Invite).len(),
+        0,
+        "no trombone"
+    );
+}

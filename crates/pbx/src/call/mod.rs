@@ -93,6 +93,15 @@ pub struct CallerIdentity {
     pub credential: SipUsername,
 }
 
+/// An INVITE from a trunk, as the driver recognised it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboundCall {
+    /// The tenant holding the dialled number.
+    pub tenant: TenantId,
+    /// The trunk it came in on.
+    pub trunk: TrunkId,
+}
+
 /// One registered contact of an extension, as the location service keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ContactTarget {

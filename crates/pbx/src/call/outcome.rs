@@ -36,7 +36,7 @@ impl CallEngine {
         call.callee = profile.number.to_string();
         call.route.visited.push(profile.number.to_string());
         let always = profile.forwarding.always.clone();
-        call.route.profile = profile.clone();
+        call.route.profile = Some(profile.clone());
         if let Some(target) = always {
             if self.divert(call, &target, Divert::Unconditional, now) {
                 return;
@@ -108,7 +108,11 @@ impl CallEngine {
         };
         call.route.hops += 1;
         call.route.max_forwards -= 1;
-        let from = call.route.profile.number.to_string();
+        let from = call
+            .route
+            .profile
+            .as_ref()
+            .map_or_else(|| call.dialled.clone(), |p| p.number.to_string());
         let value = format!(
             "<sip:{}@{}>;reason={};counter=1",
             from,
@@ -148,7 +152,12 @@ impl CallEngine {
             return;
         }
         self.cancel_all(call, None);
-        if let Some(t) = call.route.profile.forwarding.no_answer.clone() {
+        if let Some(t) = call
+            .route
+            .profile
+            .as_ref()
+            .and_then(|p| p.forwarding.no_answer.clone())
+        {
             if self.divert(call, &t, Divert::NoAnswer, now) {
                 return;
             }
@@ -157,7 +166,12 @@ impl CallEngine {
     }
 
     pub(crate) fn busy(&mut self, call: &mut Call, now: Instant) {
-        if let Some(t) = call.route.profile.forwarding.busy.clone() {
+        if let Some(t) = call
+            .route
+            .profile
+            .as_ref()
+            .and_then(|p| p.forwarding.busy.clone())
+        {
             if self.divert(call, &t, Divert::Busy, now) {
                 return;
             }

@@ -15,12 +15,21 @@ use super::engine::{
     ALeg, Call, CallEngine, Fork, ForkState, LegRef, Retransmit, RouteState, TrunkLeg, status,
 };
 use super::media::{CallMedia, parse_sdp};
-use super::{CallPhase, CallerIdentity, ContactTarget, Destination, ExtensionProfile, SipOutput};
+use super::{CallPhase, CallerIdentity, ContactTarget, Destination, InboundCall, SipOutput};
 
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const DECLINED: &str = "SIP;cause=603;text=\"Declined\"";
 const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
+
+/// Who a new call comes from.
+struct Origin {
+    tenant: store::TenantId,
+    caller: String,
+    name: String,
+    direction: store::Direction,
+    trunk: Option<store::TrunkId>,
+}
 
 impl CallEngine {
     /// A dialog-creating INVITE whose caller the driver authenticated.
@@ -30,6 +39,63 @@ impl CallEngine {
         request: Request,
         source: Target,
         caller: CallerIdentity,
+        now: Instant,
+    ) {
+        let ext = caller.extension.to_string();
+        let name = match self.dial_plan.resolve(caller.tenant, &ext) {
+            Destination::Extension(p) if !p.display_name.is_empty() => p.display_name,
+            _ => ext.clone(),
+        };
+        let origin = Origin {
+            tenant: caller.tenant,
+            caller: ext,
+            name,
+            direction: store::Direction::Internal,
+            trunk: None,
+        };
+        self.start_call(key, request, source, origin, now);
+    }
+
+    /// A dialog-creating INVITE from a trunk, which the driver recognised
+    /// (by source address or credentials) and whose dialled number it
+    /// looked up to find the tenant. The number is resolved through the
+    /// dial plan like anything dialled; only extensions are rung (an
+    /// outside destination is refused: no tromboning through us).
+    pub fn on_inbound(
+        &mut self,
+        key: TxKey,
+        request: Request,
+        source: Target,
+        inbound: InboundCall,
+        now: Instant,
+    ) {
+        let from_user = request.from_addr().ok().flatten().and_then(|f| {
+            f.uri
+                .user()
+                .map(|u| String::from_utf8_lossy(&sip::unescape(u)).into_owned())
+        });
+        // The caller's number goes into our own From headers: digits only.
+        let caller = from_user
+            .filter(|u| {
+                !u.is_empty() && u.len() <= 32 && u.chars().all(|c| c.is_ascii_digit() || c == '+')
+            })
+            .unwrap_or_else(|| "anonymous".to_owned());
+        let origin = Origin {
+            tenant: inbound.tenant,
+            name: caller.clone(),
+            caller,
+            direction: store::Direction::Inbound,
+            trunk: Some(inbound.trunk),
+        };
+        self.start_call(key, request, source, origin, now);
+    }
+
+    fn start_call(
+        &mut self,
+        key: TxKey,
+        request: Request,
+        source: Target,
+        origin: Origin,
         now: Instant,
     ) {
         if let Some(pos) = self.early_cancels.iter().position(|k| *k == key) {
@@ -71,24 +137,11 @@ impl CallEngine {
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
         let dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
-        let placeholder = ExtensionProfile {
-            number: caller.extension.clone(),
-            display_name: String::new(),
-            dnd: false,
-            forwarding: Default::default(),
-            no_answer_timeout: std::time::Duration::from_secs(25),
-        };
         let mut call = Call {
             id,
-            tenant: caller.tenant,
-            caller: caller.extension.to_string(),
-            caller_name: match self
-                .dial_plan
-                .resolve(caller.tenant, caller.extension.as_str())
-            {
-                Destination::Extension(p) if !p.display_name.is_empty() => p.display_name,
-                _ => caller.extension.to_string(),
-            },
+            tenant: origin.tenant,
+            caller: origin.caller,
+            caller_name: origin.name,
             dialled: dialled.clone(),
             callee: dialled.clone(),
             phase: CallPhase::Ringing,
@@ -105,7 +158,7 @@ impl CallEngine {
             offer_a: offer,
             offer_b: Vec::new(),
             route: RouteState {
-                profile: placeholder,
+                profile: None,
                 visited: Vec::new(),
                 hops: 0,
                 diversions: Vec::new(),
@@ -125,8 +178,8 @@ impl CallEngine {
             client_keys: Vec::new(),
             tags: Vec::new(),
             routes: Default::default(),
-            direction: store::Direction::Internal,
-            trunk: None,
+            direction: origin.direction,
+            trunk: origin.trunk,
         };
         tracing::info!(
             call = id,
@@ -140,6 +193,13 @@ impl CallEngine {
         self.add_dialog(&mut call, local_tag, LegRef::A);
         match self.dial_plan.resolve(call.tenant, &dialled) {
             Destination::Extension(profile) => self.ring(&mut call, profile, now),
+            Destination::Outside(_) if call.direction == store::Direction::Inbound => self.fail(
+                &mut call,
+                404,
+                Disposition::Failed,
+                "number not routed here",
+                now,
+            ),
             Destination::Outside(outside) => self.route_outside(&mut call, outside, now),
             Destination::Refused {
                 status: code,

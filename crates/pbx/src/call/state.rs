@@ -73,7 +73,8 @@ pub(crate) struct ALeg {
 /// Forwarding state within one call.
 #[derive(Debug)]
 pub(crate) struct RouteState {
-    pub profile: ExtensionProfile,
+    /// The extension being rung (`None` before the first).
+    pub profile: Option<ExtensionProfile>,
     pub visited: Vec<String>,
     pub hops: u8,
     /// Diversion header values, newest first (RFC 5806).

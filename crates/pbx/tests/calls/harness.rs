@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use media::{PortPool, Side};
 use pbx::call::{
     CallEngine, CallRecord, CallerIdentity, ContactTarget, Destination, DialPlan, EngineConfig,
-    ExtensionProfile, Locator, MediaCommand, OutsideCall, SipOutput, StreamPorts, TrunkCredentials,
-    TrunkRoute, is_initial_invite,
+    ExtensionProfile, InboundCall, Locator, MediaCommand, OutsideCall, SipOutput, StreamPorts,
+    TrunkCredentials, TrunkRoute, is_initial_invite,
 };
 use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
 use sip::{Limits, Message, Uri, parse_datagram};
@@ -54,6 +54,8 @@ pub struct Dir {
     pub contacts: Mutex<HashMap<String, Vec<ContactTarget>>>,
     /// Trunks in order: (id, address, credentials).
     pub trunks: Mutex<Vec<(TrunkId, SocketAddr, Option<TrunkCredentials>)>>,
+    /// Numbers (E.164) routed to extensions.
+    pub numbers: Mutex<HashMap<String, String>>,
     /// A refusal for outside numbers (premium rate, limit reached...).
     pub refuse: Mutex<Option<(u16, String)>>,
 }
@@ -97,6 +99,10 @@ impl Dir {
 
 impl DialPlan for Dir {
     fn resolve(&self, _tenant: TenantId, dialled: &str) -> Destination {
+        let routed = self.numbers.lock().unwrap().get(dialled).cloned();
+        if let Some(ext) = routed {
+            return self.resolve(_tenant, &ext);
+        }
         match self.profiles.lock().unwrap().get(dialled) {
             Some(p) => Destination::Extension(p.clone()),
             None if dialled.starts_with(['0', '+']) || matches!(dialled, "999" | "112") => {
@@ -188,6 +194,8 @@ pub struct Sim {
     pub opened: Vec<u64>,
     /// Hold dialog-creating INVITEs back (a driver still authenticating).
     pub defer_invites: bool,
+    /// Sources recognised as trunks (inbound calls).
+    pub trunk_sources: HashMap<SocketAddr, TrunkId>,
     pub deferred: Vec<(sip::transaction::TxKey, sip::Request, Target)>,
     /// Every message the wire carried: (from, to, message).
     pub wire: Vec<(SocketAddr, SocketAddr, Message)>,
@@ -224,6 +232,7 @@ impl Sim {
             open_ports: HashMap::new(),
             opened: Vec::new(),
             defer_invites: false,
+            trunk_sources: HashMap::new(),
             deferred: Vec::new(),
             wire: Vec::new(),
             net,
@@ -297,6 +306,21 @@ impl Sim {
                         ..
                     } if is_initial_invite(&request) && self.defer_invites => {
                         self.deferred.push((key, request, source));
+                    }
+                    Event::Request {
+                        key,
+                        request,
+                        source,
+                        ..
+                    } if is_initial_invite(&request)
+                        && self.trunk_sources.contains_key(&source.addr) =>
+                    {
+                        let inbound = InboundCall {
+                            tenant: self.tenant,
+                            trunk: self.trunk_sources[&source.addr],
+                        };
+                        self.engine
+                            .on_inbound(key, request, source, inbound, self.now);
                     }
                     Event::Request {
                         key,
