@@ -8,7 +8,9 @@
 //!
 //! * **Inputs** — [`CallEngine::on_invite`] for an authenticated
 //!   dialog-creating INVITE (the driver authenticates first, see
-//!   [`auth`]), [`CallEngine::handle_event`] for every other
+//!   [`auth`]), [`CallEngine::on_inbound`] for one from a recognised trunk,
+//!   [`CallEngine::hang_up`] (media timeout, operator),
+//!   [`CallEngine::handle_event`] for every other
 //!   [`sip::transaction::Event`], [`CallEngine::send_failed`] when the layer
 //!   refused a request, and [`CallEngine::handle_timeout`]. Each takes `now`.
 //! * **Outputs** — [`CallEngine::poll_sip`] ([`SipOutput`]: requests to start
@@ -36,6 +38,7 @@
 //!                                   -> Verify(creds): look up HA1 (async, directory),
 //!         auth::verify_invite(..)   -> Err(resp): layer.send_response
 //!                                   -> Ok: engine.on_invite(key, req, source, identity, now)
+//!         (from a trunk's address: engine.on_inbound(key, req, source, InboundCall, now))
 //!     anything else               -> engine.handle_event(ev, now)
 //! for out in engine.poll_sip():
 //!     Request { request, dest }   -> layer.send_request (Err: engine.send_failed(&request, now))
