@@ -1,6 +1,8 @@
 //! The PBX engine. So far: SIP transports (UDP, TCP), the registrar with its location service
-//! and group-committed persistence, behind [`SipService`].
+//! and group-committed persistence, behind [`SipService`]; and the sans-IO B2BUA call engine
+//! ([`call`]), tested on the in-memory network but not yet driven by the service.
 
+pub mod call;
 pub mod location;
 pub mod registrar;
 pub mod server;

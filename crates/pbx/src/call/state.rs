@@ -1,0 +1,197 @@
+//! Per-call state: the legs, forks, forwarding and pending work.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use media::Side;
+use sip::transaction::TxKey;
+use sip::{Method, Request, Response, StatusCode};
+use store::TenantId;
+
+use super::dialog::Dialog;
+use super::media::CallMedia;
+use super::{CallPhase, ExtensionProfile, TrunkRoute};
+
+/// Which leg of a call a dialog belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LegRef {
+    A,
+    Fork(usize),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ForkState {
+    /// INVITE sent, nothing heard.
+    Calling,
+    /// A provisional response arrived (a CANCEL may be sent).
+    Proceeding,
+    Answered,
+    Done,
+}
+
+/// One B-leg (one contact rung).
+#[derive(Debug)]
+pub(crate) struct Fork {
+    pub dialog: Dialog,
+    pub invite: Request,
+    pub branch: String,
+    pub state: ForkState,
+    /// A CANCEL asked for before any provisional response (RFC 3261 §9.1),
+    /// with its Reason header value if any.
+    pub cancel_pending: Option<Option<&'static str>>,
+    pub cancelled: bool,
+    pub extension: String,
+    /// The ringing round (forwarding starts a new one).
+    pub round: u32,
+    /// The ACK sent for this leg's 2xx, resent on retransmissions.
+    pub ack: Option<Request>,
+    /// Set for a B-leg towards a trunk.
+    pub trunk: Option<TrunkLeg>,
+}
+
+/// Trunk specifics of a B-leg.
+#[derive(Debug)]
+pub(crate) struct TrunkLeg {
+    pub route: TrunkRoute,
+    /// Credentials were sent once already (a second challenge fails).
+    pub auth_tried: bool,
+    /// No response by then: skip this trunk.
+    pub setup_deadline: Option<Instant>,
+}
+
+/// The caller's leg.
+#[derive(Debug)]
+pub(crate) struct ALeg {
+    pub dialog: Dialog,
+    pub invite: Request,
+    pub key: TxKey,
+    /// A final response went out on the INVITE.
+    pub finalized: bool,
+    pub sent_ringing: bool,
+}
+
+/// Forwarding state within one call.
+#[derive(Debug)]
+pub(crate) struct RouteState {
+    /// The extension being rung (`None` before the first).
+    pub profile: Option<ExtensionProfile>,
+    pub visited: Vec<String>,
+    pub hops: u8,
+    /// Diversion header values, newest first (RFC 5806).
+    pub diversions: Vec<String>,
+    /// Max-Forwards for the next B-leg INVITE.
+    pub max_forwards: u8,
+}
+
+/// A request passed across the bridge, waiting for the far side's answer.
+#[derive(Debug)]
+pub(crate) struct Relay {
+    pub from: Side,
+    pub server_key: TxKey,
+    pub request: Request,
+    pub offer: Option<media::Sdp>,
+}
+
+/// A 2xx to an INVITE, retransmitted until its ACK arrives (RFC 6026).
+#[derive(Debug)]
+pub(crate) struct Retransmit {
+    pub side: Side,
+    pub key: TxKey,
+    pub response: Response,
+    pub cseq: u32,
+    pub next: Instant,
+    pub interval: Duration,
+    pub give_up: Instant,
+    /// The 2xx to the caller's initial INVITE.
+    pub initial: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub id: u64,
+    pub tenant: TenantId,
+    pub caller: String,
+    /// The caller's display name (from the directory), for the B-legs' From.
+    pub caller_name: String,
+    pub dialled: String,
+    pub callee: String,
+    pub phase: CallPhase,
+    pub a: ALeg,
+    pub forks: Vec<Fork>,
+    pub winner: Option<usize>,
+    pub media: CallMedia,
+    /// The caller's offer, anchored for the B-legs when ringing starts.
+    pub offer_a: media::Sdp,
+    /// The anchored offer every fork gets.
+    pub offer_b: Vec<u8>,
+    pub route: RouteState,
+    pub round: u32,
+    pub failures: Vec<u16>,
+    pub no_answer_at: Option<Instant>,
+    pub linger_until: Option<Instant>,
+    pub started: Instant,
+    pub answered: Option<Instant>,
+    pub relays: HashMap<String, Relay>,
+    /// Per side (A = 0, B = 1): a re-INVITE received and not yet answered,
+    /// and a re-INVITE we sent and not yet answered.
+    pub uas_invite: [Option<TxKey>; 2],
+    pub uac_invite: [Option<String>; 2],
+    /// Per side: the last ACK we sent for a 2xx to our re-INVITE (CSeq, ACK).
+    pub last_ack: [Option<(u32, Request)>; 2],
+    pub retransmits: Vec<Retransmit>,
+    /// Trunks still to try, in order, for an outside call.
+    pub routes: std::collections::VecDeque<TrunkRoute>,
+    /// CDR direction and the trunk used (last tried, or the answering one).
+    pub direction: store::Direction,
+    pub trunk: Option<store::TrunkId>,
+    /// Index entries to remove when the call is reaped.
+    pub client_keys: Vec<(String, Method)>,
+    pub tags: Vec<String>,
+}
+
+/// A status code from a constant known to be in range.
+pub(crate) fn status(code: u16) -> StatusCode {
+    StatusCode::new(code).unwrap_or(StatusCode::SERVER_INTERNAL_ERROR)
+}
+
+pub(crate) fn idx(side: Side) -> usize {
+    match side {
+        Side::A => 0,
+        Side::B => 1,
+    }
+}
+
+impl Call {
+    pub fn dialog(&self, side: Side) -> Option<&Dialog> {
+        match side {
+            Side::A => Some(&self.a.dialog),
+            Side::B => self
+                .winner
+                .and_then(|w| self.forks.get(w))
+                .map(|f| &f.dialog),
+        }
+    }
+
+    pub fn dialog_mut(&mut self, side: Side) -> Option<&mut Dialog> {
+        match side {
+            Side::A => Some(&mut self.a.dialog),
+            Side::B => self
+                .winner
+                .and_then(|w| self.forks.get_mut(w))
+                .map(|f| &mut f.dialog),
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        let retx = self.retransmits.iter().map(|r| r.next.min(r.give_up)).min();
+        let setup = self
+            .forks
+            .iter()
+            .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
+            .min();
+        [self.no_answer_at, self.linger_until, retx, setup]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}

@@ -1,0 +1,160 @@
+//! Outside calls: B-legs towards trunks, tried one at a time in the dial
+//! plan's order, failing over on 5xx, 408 or silence, and answering the
+//! provider's digest challenge.
+
+use std::time::Instant;
+
+use sip::auth::Challenge;
+use sip::{Method, Response};
+use store::{Direction, Disposition};
+
+use super::dialog::Dialog;
+use super::engine::{Call, CallEngine, ForkState, TrunkLeg};
+use super::media::MediaError;
+use super::{OutsideCall, TrunkRoute};
+
+/// Whether a trunk's final response means "try the next trunk": the
+/// provider failed (5xx), timed out (408), or never answered. Anything
+/// else (404, 486, 603...) is the far end's answer and goes to the caller.
+pub(crate) fn is_failover(code: u16) -> bool {
+    code == 408 || (500..600).contains(&code)
+}
+
+impl CallEngine {
+    /// Starts an outside call (or a forward to an outside number).
+    pub(crate) fn route_outside(&mut self, call: &mut Call, outside: OutsideCall, now: Instant) {
+        call.direction = if outside.emergency {
+            Direction::Emergency
+        } else {
+            Direction::Outbound
+        };
+        call.callee = outside.number;
+        call.routes = outside.routes.into();
+        let Some(first) = call.routes.pop_front() else {
+            return self.fail(call, 503, Disposition::Failed, "no trunk available", now);
+        };
+        if let Err(e) = self.open_media(call) {
+            let code = if matches!(e, MediaError::Exhausted) {
+                503
+            } else {
+                488
+            };
+            return self.fail(call, code, Disposition::Failed, &e.to_string(), now);
+        }
+        call.round += 1;
+        call.failures.clear();
+        call.no_answer_at = (!outside.emergency).then(|| now + self.config.outside_ring_timeout);
+        self.start_trunk_fork(call, first, now);
+    }
+
+    fn start_trunk_fork(&mut self, call: &mut Call, route: TrunkRoute, now: Instant) {
+        let call_id = format!("{}@switchboard", self.tokens.next());
+        let tag = self.tokens.next();
+        let dialog = Dialog::uac(
+            call_id,
+            tag.clone(),
+            route.from.clone(),
+            format!("<{}>", route.request_uri),
+            route.request_uri.clone(),
+            route.dest,
+            self.contact(route.dest.transport),
+        );
+        call.trunk = Some(route.trunk);
+        tracing::debug!(call = call.id, trunk = %route.trunk, "trying trunk");
+        let leg = TrunkLeg {
+            route,
+            auth_tried: false,
+            setup_deadline: Some(now + self.config.trunk_setup_timeout),
+        };
+        self.launch_fork(call, dialog, tag, Some(leg));
+    }
+
+    /// Every B-leg of the round failed: the next trunk, if the failure was
+    /// the trunk's. Returns whether a trunk was tried.
+    pub(crate) fn fail_over(&mut self, call: &mut Call, now: Instant) -> bool {
+        let trunk_failed = call.failures.last().is_some_and(|&c| is_failover(c));
+        if !trunk_failed {
+            return false;
+        }
+        let Some(next) = call.routes.pop_front() else {
+            return false;
+        };
+        self.start_trunk_fork(call, next, now);
+        true
+    }
+
+    /// A 401/407 on a trunk leg: re-sends the INVITE once with credentials
+    /// (same dialog, next CSeq, RFC 3261 §22.2). Returns whether it did.
+    pub(crate) fn answer_trunk_challenge(
+        &mut self,
+        call: &mut Call,
+        i: usize,
+        resp: &Response,
+    ) -> bool {
+        let header = if resp.status.as_u16() == 407 {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        } else {
+            ("WWW-Authenticate", "Authorization")
+        };
+        let fork = &call.forks[i];
+        let Some(leg) = &fork.trunk else { return false };
+        let Some(creds) = &leg.route.credentials else {
+            return false;
+        };
+        if leg.auth_tried || fork.cancelled || call.phase != super::CallPhase::Ringing {
+            return false;
+        }
+        let Some(challenge) = resp
+            .headers
+            .get_all(header.0)
+            .find_map(|v| Challenge::parse(v).ok())
+        else {
+            return false;
+        };
+        let uri = leg.route.request_uri.to_string();
+        let cnonce = self.tokens.next();
+        let answer = challenge
+            .answer(&creds.username, &creds.password, "INVITE", &uri, 1, &cnonce)
+            .to_header_value();
+        let branch = self.tokens.branch();
+        let mut dialog = call.forks[i].dialog.clone();
+        let mut invite = self.fork_invite(call, &mut dialog, &branch);
+        invite.headers.push(header.1, &answer);
+        let fork = &mut call.forks[i];
+        fork.dialog = dialog;
+        fork.invite = invite.clone();
+        fork.branch = branch;
+        fork.state = ForkState::Calling;
+        if let Some(t) = &mut fork.trunk {
+            t.auth_tried = true;
+        }
+        let dest = fork.dialog.peer;
+        debug_assert_eq!(invite.method, Method::Invite);
+        self.send_request(call, invite, dest);
+        true
+    }
+
+    /// Trunk legs that stayed silent past the set-up timeout are abandoned
+    /// (cancelled if they wake up) and the next trunk is tried.
+    pub(crate) fn trunk_timeouts(&mut self, call: &mut Call, now: Instant) {
+        for i in 0..call.forks.len() {
+            let fork = &mut call.forks[i];
+            let Some(t) = &mut fork.trunk else { continue };
+            if t.setup_deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            t.setup_deadline = None;
+            if fork.state != ForkState::Calling {
+                continue;
+            }
+            tracing::debug!(call = call.id, trunk = %t.route.trunk, "trunk silent, failing over");
+            self.cancel_fork(call, i, None);
+            let fork = &mut call.forks[i];
+            fork.state = ForkState::Done;
+            if fork.round == call.round {
+                call.failures.push(408);
+            }
+            self.check_all_failed(call, now);
+        }
+    }
+}
