@@ -48,6 +48,9 @@ impl SqliteDirectory {
         } else {
             SqlitePoolOptions::new().max_connections(settings.max_connections.unwrap_or(8))
         }
+        // A ping before every acquire is a round trip to the connection's worker thread and
+        // tells nothing about a local file (errors surface on the statement itself).
+        .test_before_acquire(false)
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
