@@ -47,6 +47,22 @@ async fn register_ok_lists_contact_and_is_stored() {
 }
 
 #[tokio::test]
+async fn registers_and_stores_without_the_dedicated_thread() {
+    let env = env().await;
+    let svc = start(&env, |c| c.dedicated_thread = false).await;
+    let mut ua = Ua::udp("127.0.0.1", svc.addr(), "1001").await;
+    let ok = ua.register().await;
+    assert_eq!(ok.status.as_u16(), 200, "{ok:?}");
+    let rows = env
+        .dir
+        .list_registrations(env.tenant.id, env.alice.extension_id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    svc.shutdown().await;
+}
+
+#[tokio::test]
 async fn wrong_password_and_unknown_user_are_answered_alike() {
     let env = env().await;
     let svc = start(&env, |_| {}).await;

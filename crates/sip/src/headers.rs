@@ -275,28 +275,69 @@ impl Headers {
     /// are replaced so a field can never inject another one.
     pub fn push(&mut self, name: &str, value: &str) {
         let start = self.buf.len();
-        self.buf.extend(name.chars().map(|c| {
-            if c.is_ascii() && crate::syntax::is_token_byte(c as u8) {
-                c
-            } else {
-                '-'
-            }
-        }));
+        self.buf.reserve(name.len() + value.len());
+        if name.bytes().all(crate::syntax::is_token_byte) {
+            self.buf.push_str(name);
+        } else {
+            self.buf.extend(name.chars().map(|c| {
+                if c.is_ascii() && crate::syntax::is_token_byte(c as u8) {
+                    c
+                } else {
+                    '-'
+                }
+            }));
+        }
         let name_r = (start, self.buf.len());
         let vstart = self.buf.len();
-        self.buf.extend(value.chars().map(|c| {
-            if matches!(c, '\r' | '\n' | '\0') {
-                ' '
-            } else {
-                c
-            }
-        }));
+        push_sanitized_value(&mut self.buf, value);
         let value_r = (vstart, self.buf.len());
         let canon = canonical_id(name);
         self.entries.push(Entry {
             name: name_r,
             value: value_r,
             canon,
+        });
+    }
+
+    /// Appends, in order, the fields whose known-header id is in `ids`, copied verbatim.
+    /// With `to` given, the first `To` field gets that value instead and later `To` fields
+    /// are left out.
+    pub(crate) fn copy_known_into(&self, out: &mut Headers, ids: &[u8], to: Option<&str>) {
+        let mut to_done = false;
+        for e in &self.entries {
+            let Some(c) = e.canon else { continue };
+            if !ids.contains(&c) {
+                continue;
+            }
+            let value = match to {
+                Some(v) if c == id::TO => {
+                    if to_done {
+                        continue;
+                    }
+                    to_done = true;
+                    v
+                }
+                _ => self.value_of(e),
+            };
+            out.push_known(c, value);
+        }
+    }
+
+    /// Appends a field with a known-header id (canonical name), value sanitised as in
+    /// [`Headers::push`].
+    fn push_known(&mut self, canon: u8, value: &str) {
+        let name = known_name(canon);
+        let start = self.buf.len();
+        self.buf.reserve(name.len() + value.len());
+        self.buf.push_str(name);
+        let name_r = (start, self.buf.len());
+        let vstart = self.buf.len();
+        push_sanitized_value(&mut self.buf, value);
+        let value_r = (vstart, self.buf.len());
+        self.entries.push(Entry {
+            name: name_r,
+            value: value_r,
+            canon: Some(canon),
         });
     }
 
@@ -348,6 +389,21 @@ impl Headers {
     }
 }
 
+/// Appends `value` with CR, LF and NUL replaced by spaces.
+fn push_sanitized_value(buf: &mut String, value: &str) {
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        buf.extend(value.chars().map(|c| {
+            if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            }
+        }));
+    } else {
+        buf.push_str(value);
+    }
+}
+
 fn entry_matches(buf: &str, e: &Entry, canon: Option<u8>, name: &str) -> bool {
     match (canon, e.canon) {
         (Some(c), Some(d)) => c == d,
@@ -360,8 +416,25 @@ fn entry_matches(buf: &str, e: &Entry, canon: Option<u8>, name: &str) -> bool {
 
 fn write_cl(out: &mut Vec<u8>, n: usize) {
     out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(n.to_string().as_bytes());
+    write_decimal(out, n);
     out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `n` in decimal, without going through `fmt`.
+pub(crate) fn write_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or(b"0"));
 }
 
 impl PartialEq for Headers {

@@ -275,9 +275,6 @@ impl Message {
     }
 }
 
-/// Headers RFC 3261 §8.2.6.2 copies from a request into its responses.
-const COPIED: [&str; 5] = ["Via", "From", "To", "Call-ID", "CSeq"];
-
 impl Request {
     pub fn new(method: Method, uri: Uri) -> Self {
         Request {
@@ -327,11 +324,8 @@ impl Request {
     /// No To-tag is added; see [`Response::set_to_tag`] and [`Request::response_tagged`].
     pub fn response(&self, status: StatusCode) -> Response {
         let mut r = Response::new(status);
-        for (name, value) in self.headers.iter() {
-            if COPIED.contains(&name) {
-                r.headers.push(name, value);
-            }
-        }
+        self.headers
+            .copy_known_into(&mut r.headers, &COPIED_IDS, None);
         r
     }
 
@@ -339,17 +333,53 @@ impl Request {
     /// status is above 100) derived from the request, so a retransmission gets
     /// the same tag.
     pub fn response_tagged(&self, status: StatusCode) -> Response {
-        let mut r = self.response(status);
-        if status.as_u16() > 100 {
-            r.set_to_tag(&stable_tag(&self.headers));
+        if status.as_u16() <= 100 {
+            return self.response(status);
         }
+        // Same result as `response` then `Response::set_to_tag`, built in one pass: the To
+        // with its tag takes the place of the first To line and any other To line goes.
+        let Some(to) = self.headers.get("To") else {
+            return self.response(status);
+        };
+        let has_tag = self
+            .headers
+            .to_addr()
+            .ok()
+            .flatten()
+            .is_some_and(|t| t.tag().is_some());
+        if has_tag {
+            return self.response(status);
+        }
+        let mut tagged = String::with_capacity(to.len() + 23);
+        tagged.push_str(to.trim_end());
+        tagged.push_str(";tag=");
+        push_stable_tag(&mut tagged, &self.headers);
+        let mut r = Response::new(status);
+        self.headers
+            .copy_known_into(&mut r.headers, &COPIED_IDS, Some(&tagged));
         r
     }
 }
 
+/// Headers RFC 3261 §8.2.6.2 copies from a request into its responses (Via, From, To,
+/// Call-ID, CSeq), as known-header ids.
+const COPIED_IDS: [u8; 5] = [
+    crate::headers::id::VIA,
+    crate::headers::id::FROM,
+    crate::headers::id::TO,
+    crate::headers::id::CALL_ID,
+    crate::headers::id::CSEQ,
+];
+
 /// A tag derived (FNV-1a) from Call-ID, From and the top Via branch: stable
 /// across retransmissions, different between requests.
 pub(crate) fn stable_tag(h: &Headers) -> String {
+    let mut s = String::with_capacity(18);
+    push_stable_tag(&mut s, h);
+    s
+}
+
+fn push_stable_tag(out: &mut String, h: &Headers) {
     let mut x: u64 = 0xcbf2_9ce4_8422_2325;
     for name in ["Call-ID", "From", "Via", "CSeq"] {
         for b in h.get(name).unwrap_or("").bytes().chain([0u8]) {
@@ -357,7 +387,11 @@ pub(crate) fn stable_tag(h: &Headers) -> String {
             x = x.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    format!("sb{x:016x}")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push_str("sb");
+    for i in (0..16).rev() {
+        out.push(char::from(HEX[((x >> (i * 4)) & 0xf) as usize]));
+    }
 }
 
 impl Response {
@@ -410,7 +444,7 @@ impl Response {
 
     pub fn write_to(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(b"SIP/2.0 ");
-        out.extend_from_slice(self.status.to_string().as_bytes());
+        crate::headers::write_decimal(out, usize::from(self.status.as_u16()));
         out.push(b' ');
         out.extend(
             self.reason
@@ -469,6 +503,24 @@ mod tests {
                 .unwrap()
                 .ends_with("X-Odd: Keep ;; this\r\nContent-Length: 0\r\n\r\n")
         );
+    }
+
+    #[test]
+    fn response_tagged_is_response_plus_set_to_tag() {
+        let mut two_tos = invite();
+        two_tos.headers.push("To", "<sip:carol@example.com>");
+        let mut tagged_to = invite();
+        tagged_to.headers.set("To", "<sip:bob@example.com>;tag=x1");
+        for req in [invite(), two_tos, tagged_to] {
+            for status in [StatusCode::TRYING, StatusCode::OK, StatusCode::UNAUTHORIZED] {
+                let mut slow = req.response(status);
+                if status.as_u16() > 100 {
+                    slow.set_to_tag(&stable_tag(&req.headers));
+                }
+                let fast = req.response_tagged(status);
+                assert_eq!(fast.to_bytes(), slow.to_bytes());
+            }
+        }
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The binding rules of a REGISTER (RFC 3261 §10.3 steps 6–8), the 200 OK, and the mapping
 //! between in-memory and stored bindings.
 
-use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sip::{Contacts, Request, Response, StatusCode};
@@ -44,12 +43,14 @@ impl Registrar {
             })
     }
 
+    /// `aor` is the To URI (already parsed by the caller).
     pub(super) fn bindings(
         &self,
         req: &Request,
         flow: &Flow,
         tenant: TenantId,
         cred: &CachedCred,
+        aor: &str,
         now: Now,
     ) -> Step {
         let (Ok(Some(call_id)), Ok(Some(cseq))) = (req.call_id(), req.cseq()) else {
@@ -115,12 +116,7 @@ impl Registrar {
             let p: Vec<&str> = req.headers("Path").collect();
             (!p.is_empty()).then(|| truncate_owned(&p.join(", "), 1024))
         };
-        let aor = req
-            .to_addr()
-            .ok()
-            .flatten()
-            .map(|t| t.uri.as_str().to_owned())
-            .unwrap_or_default();
+        let aor = aor.to_owned();
         let max_contacts = self.cfg.max_contacts;
         let result = self.location.with_aor(tenant, cred.extension_id, now.wall, |bindings| {
             // which stored bindings each wanted contact replaces (same device)
@@ -228,20 +224,50 @@ fn ok_response(req: &Request, bindings: &[Binding], now: SystemTime) -> Response
     let mut v = String::with_capacity(128);
     for b in bindings.iter().filter(|b| b.is_live(now)) {
         v.clear();
-        let _ = write!(v, "<{}>;expires={}", b.contact, b.remaining_secs(now));
+        v.push('<');
+        v.push_str(&b.contact);
+        v.push_str(">;expires=");
+        push_decimal(&mut v, u64::from(b.remaining_secs(now)));
         if let Some(q) = b.q {
-            let _ = write!(v, ";q={}.{:03}", q / 1000, q % 1000);
+            v.push_str(";q=");
+            push_decimal(&mut v, u64::from(q / 1000));
+            v.push('.');
+            let frac = q % 1000;
+            for div in [100, 10, 1] {
+                v.push(char::from(b'0' + ((frac / div) % 10) as u8));
+            }
         }
         if let Some(i) = &b.instance_id {
-            let _ = write!(v, ";+sip.instance={i}");
+            v.push_str(";+sip.instance=");
+            v.push_str(i);
             if let Some(id) = b.reg_id {
-                let _ = write!(v, ";reg-id={id}");
+                v.push_str(";reg-id=");
+                push_decimal(&mut v, u64::from(id));
             }
         }
         r.headers.push("Contact", &v);
     }
     r.headers.push("Date", &http_date(now));
     r
+}
+
+/// Appends `n` in decimal (the 200 OK is built per REGISTER; `write!` costs more).
+fn push_decimal(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or(&[]) {
+        out.push(char::from(d));
+    }
 }
 
 fn to_store(b: &Binding) -> store::Binding {
@@ -319,6 +345,15 @@ pub(crate) fn http_date(now: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn decimals() {
+        for n in [0u64, 7, 10, 99, 3600, 4_294_967_295, u64::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
 
     #[test]
     fn date_is_rfc1123() {

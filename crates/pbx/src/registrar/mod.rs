@@ -344,13 +344,15 @@ impl Registrar {
         };
         self.guard()
             .record_success(ip, &creds.username, realm, now.guard);
-        let to_user = req.to_addr().ok().flatten().and_then(|t| t.uri.user());
+        let to = req.to_addr().ok().flatten();
+        let to_user = to.as_ref().and_then(|t| t.uri.user());
         if to_user != Some(creds.username.as_str()) {
             let mut r = req.response_tagged(StatusCode::FORBIDDEN);
             r.reason = "Forbidden (To user is not the authenticated user)".to_owned();
             return Step::Reply(r);
         }
-        self.bindings(req, flow, *tenant, cred, now)
+        let aor = to.as_ref().map_or("", |t| t.uri.as_str());
+        self.bindings(req, flow, *tenant, cred, aor, now)
     }
 
     fn failure(&self, ip: IpAddr, username: &str, realm: &str, now: Now) {

@@ -31,6 +31,11 @@ pub struct SipConfig {
     pub nonce_secret: Option<Vec<u8>>,
     /// UDP sockets bound with SO_REUSEPORT, each drained by its own task. Default 2.
     pub udp_sockets: usize,
+    /// Run the UDP receive loops and the group-commit task on a dedicated OS thread with a
+    /// current-thread runtime, instead of on the caller's runtime: a datagram, its answer and
+    /// its commit then never cross worker threads. Directory lookups (cache misses), TCP and the
+    /// sweeper stay on the caller's runtime. Default true.
+    pub dedicated_thread: bool,
     pub tcp: TcpConfig,
     pub persist: PersistConfig,
     /// Expired-binding sweep period. Default 1 s.
@@ -48,6 +53,7 @@ impl SipConfig {
             limits: Limits::default(),
             nonce_secret: None,
             udp_sockets: 2,
+            dedicated_thread: true,
             tcp: TcpConfig::default(),
             persist: PersistConfig::default(),
             sweep_interval: Duration::from_secs(1),

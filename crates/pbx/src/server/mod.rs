@@ -123,11 +123,32 @@ impl SipService {
         directory: Arc<dyn Directory>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<SipServiceHandle> {
-        let (udp_socks, tcp_listener) = bind_both(config.listen, config.udp_sockets)?;
-        let udp_addr = udp_socks
+        let (std_socks, tcp_listener) = bind_both(config.listen, config.udp_sockets)?;
+        let udp_addr = std_socks
             .first()
             .and_then(|s| s.local_addr().ok())
             .unwrap_or(config.listen);
+        // The runtime of the UDP loops and the persister: a dedicated current-thread one (driven
+        // by its own thread, below), or the caller's.
+        let main_rt = tokio::runtime::Handle::current();
+        let (sip_handle, sip_thread) = if config.dedicated_thread {
+            let (handle, thread) = spawn_sip_thread().map_err(|e| Error::Task(e.to_string()))?;
+            (handle, Some(thread))
+        } else {
+            (main_rt.clone(), None)
+        };
+        let udp_socks = {
+            // register the sockets with the runtime that drains them
+            let _ctx = sip_handle.enter();
+            std_socks
+                .into_iter()
+                .map(|s| tokio::net::UdpSocket::from_std(s).map(Arc::new))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|source| Error::Bind {
+                    addr: udp_addr,
+                    source,
+                })?
+        };
         let tcp_addr = tcp_listener.local_addr().unwrap_or(udp_addr);
 
         let location = Arc::new(LocationService::new());
@@ -179,9 +200,10 @@ impl SipService {
             lookups: Arc::new(Semaphore::new(config.registrar.max_lookups.max(1))),
             lookups_waiting: AtomicUsize::new(0),
             epoch: Instant::now(),
+            runtime: main_rt,
         });
 
-        let persister = tokio::spawn(persist::run(
+        let persister = sip_handle.spawn(persist::run(
             Arc::clone(&directory),
             persist_rx,
             config.persist.clone(),
@@ -190,7 +212,7 @@ impl SipService {
         let mut listeners = Vec::new();
         let sink: Arc<dyn Inbound> = core.clone();
         for s in &udp_socks {
-            listeners.push(tokio::spawn(udp::run(
+            listeners.push(sip_handle.spawn(udp::run(
                 Arc::clone(s),
                 Arc::clone(&sink),
                 stop_rx.clone(),
@@ -229,6 +251,12 @@ impl SipService {
             }
             drop(core); // closes the persister queue once the last job is in
             let _ = persister.await;
+            // the last replies are out: let the dedicated thread end
+            if let Some(t) = sip_thread {
+                drop(t.keep);
+                let thread = t.thread;
+                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+            }
             tracing::info!("SIP service stopped");
         });
         Ok(SipServiceHandle {
@@ -243,16 +271,59 @@ impl SipService {
     }
 }
 
+/// The dedicated SIP thread: it drives a current-thread runtime until `keep` fires or is dropped.
+struct SipThread {
+    keep: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+/// Starts the dedicated SIP thread and returns a handle to its runtime. The runtime is built,
+/// run and dropped on that thread (a runtime must not be dropped inside async code).
+fn spawn_sip_thread() -> std::io::Result<(tokio::runtime::Handle, SipThread)> {
+    let (keep_tx, keep_rx) = tokio::sync::oneshot::channel::<()>();
+    let (handle_tx, handle_rx) = std::sync::mpsc::sync_channel(1);
+    let thread = std::thread::Builder::new()
+        .name("sip".to_owned())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => {
+                    let _ = handle_tx.send(Ok(rt.handle().clone()));
+                    rt.block_on(async move {
+                        let _ = keep_rx.await;
+                    });
+                }
+                Err(e) => {
+                    let _ = handle_tx.send(Err(e));
+                }
+            }
+        })?;
+    // building a current-thread runtime takes well under a millisecond
+    let handle = handle_rx
+        .recv()
+        .map_err(|_| std::io::Error::other("SIP thread ended before starting its runtime"))??;
+    Ok((
+        handle,
+        SipThread {
+            keep: keep_tx,
+            thread,
+        },
+    ))
+}
+
 /// UDP and TCP on the same port. With port 0, UDP picks it and TCP follows; if TCP finds it
 /// taken, try again with a fresh port.
 fn bind_both(
     addr: SocketAddr,
     udp_sockets: usize,
-) -> Result<(Vec<Arc<tokio::net::UdpSocket>>, tokio::net::TcpListener)> {
+) -> Result<(Vec<std::net::UdpSocket>, tokio::net::TcpListener)> {
     let attempts = if addr.port() == 0 { 8 } else { 1 };
     let mut last_err = None;
     for _ in 0..attempts {
-        let socks = udp::bind(addr, udp_sockets).map_err(|source| Error::Bind { addr, source })?;
+        let socks =
+            udp::bind_std(addr, udp_sockets).map_err(|source| Error::Bind { addr, source })?;
         let port = socks
             .first()
             .and_then(|s| s.local_addr().ok())
@@ -326,6 +397,8 @@ struct Core {
     lookups: Arc<Semaphore>,
     lookups_waiting: AtomicUsize,
     epoch: Instant,
+    /// The caller's runtime: directory lookups run there, not on the dedicated SIP thread.
+    runtime: tokio::runtime::Handle,
 }
 
 impl Inbound for Core {
@@ -472,7 +545,8 @@ impl Core {
                     self.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
                     return;
                 };
-                tokio::spawn(async move {
+                let runtime = core.runtime.clone();
+                runtime.spawn(async move {
                     let permit = Arc::clone(&core.lookups).acquire_owned().await;
                     core.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
                     let Ok(_permit) = permit else {

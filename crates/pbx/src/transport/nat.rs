@@ -64,10 +64,25 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
             }
         }
         if rport.is_some() {
-            let _ = write!(out, ";rport={}", src.port());
+            out.push_str(";rport=");
+            push_u32(&mut out, u32::from(src.port()));
         }
         if needs_received {
-            let _ = write!(out, ";received={}", src.ip());
+            out.push_str(";received=");
+            match src.ip() {
+                // dotted quad by hand: `Display` for addresses goes through the formatter
+                IpAddr::V4(v4) => {
+                    for (i, octet) in v4.octets().into_iter().enumerate() {
+                        if i > 0 {
+                            out.push('.');
+                        }
+                        push_u32(&mut out, u32::from(octet));
+                    }
+                }
+                ip @ IpAddr::V6(_) => {
+                    let _ = write!(out, "{ip}");
+                }
+            }
         }
         if let Some(rest) = rest {
             out.push(',');
@@ -84,6 +99,26 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
     let mut target = *flow;
     target.remote = SocketAddr::new(src.ip(), target_port);
     ResponseTarget::Flow(target)
+}
+
+/// Appends `n` in decimal.
+fn push_u32(out: &mut String, n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or(&[]) {
+        out.push(char::from(d));
+    }
 }
 
 /// Splits a header value at the first comma outside a quoted string.

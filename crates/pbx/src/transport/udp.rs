@@ -15,8 +15,8 @@ use super::{Flow, Inbound};
 const RECV_BUF: usize = 65_535;
 
 /// Binds `n` (at least 1) UDP sockets to `addr`. With port 0 the first socket picks the port
-/// and the others join it.
-pub(crate) fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<Arc<UdpSocket>>> {
+/// and the others join it. The sockets are non-blocking, not yet registered with a runtime.
+pub(crate) fn bind_std(addr: SocketAddr, n: usize) -> io::Result<Vec<std::net::UdpSocket>> {
     let mut out = Vec::with_capacity(n.max(1));
     let mut at = addr;
     for _ in 0..n.max(1) {
@@ -33,7 +33,7 @@ pub(crate) fn bind(addr: SocketAddr, n: usize) -> io::Result<Vec<Arc<UdpSocket>>
         if let Some(local) = s.local_addr()?.as_socket() {
             at = local;
         }
-        out.push(Arc::new(UdpSocket::from_std(s.into())?));
+        out.push(s.into());
     }
     Ok(out)
 }

@@ -213,18 +213,26 @@ impl Credentials {
         let (mut algorithm, mut qop, mut nc, mut cnonce, mut opaque, mut userhash) =
             (None, None, None, None, None, None);
         parse_digest_params(value, |name, v| {
-            let slot = match name.to_ascii_lowercase().as_str() {
-                "username" => &mut username,
-                "realm" => &mut realm,
-                "nonce" => &mut nonce,
-                "uri" => &mut uri,
-                "response" => &mut response,
-                "algorithm" => &mut algorithm,
-                "qop" => &mut qop,
-                "nc" => &mut nc,
-                "cnonce" => &mut cnonce,
-                "opaque" => &mut opaque,
-                "userhash" => &mut userhash,
+            // lowercased on the stack: every known name is short, longer ones are ignored anyway
+            let mut lower = [0u8; 16];
+            let Some(key) = lower.get_mut(..name.len()) else {
+                return Ok(());
+            };
+            for (d, s) in key.iter_mut().zip(name.bytes()) {
+                *d = s.to_ascii_lowercase();
+            }
+            let slot = match &*key {
+                b"username" => &mut username,
+                b"realm" => &mut realm,
+                b"nonce" => &mut nonce,
+                b"uri" => &mut uri,
+                b"response" => &mut response,
+                b"algorithm" => &mut algorithm,
+                b"qop" => &mut qop,
+                b"nc" => &mut nc,
+                b"cnonce" => &mut cnonce,
+                b"opaque" => &mut opaque,
+                b"userhash" => &mut userhash,
                 _ => return Ok(()),
             };
             set_once(slot, name, v)

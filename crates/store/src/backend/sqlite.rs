@@ -48,6 +48,9 @@ impl SqliteDirectory {
         } else {
             SqlitePoolOptions::new().max_connections(settings.max_connections.unwrap_or(8))
         }
+        // A ping before every acquire is a round trip to the connection's worker thread and
+        // tells nothing about a local file (errors surface on the statement itself).
+        .test_before_acquire(false)
         .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
@@ -60,6 +63,32 @@ impl SqliteDirectory {
 /// comparison in SQL is time comparison.
 fn ts(t: OffsetDateTime) -> String {
     let t = micros(t);
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return ts_fmt(t);
+    }
+    // Hand-rolled instead of `format!`: the registrar's group commit binds two or three of
+    // these per row.
+    let mut out = String::with_capacity(27);
+    push_padded(&mut out, year.unsigned_abs(), 4);
+    out.push('-');
+    push_padded(&mut out, u32::from(u8::from(t.month())), 2);
+    out.push('-');
+    push_padded(&mut out, u32::from(t.day()), 2);
+    out.push('T');
+    push_padded(&mut out, u32::from(t.hour()), 2);
+    out.push(':');
+    push_padded(&mut out, u32::from(t.minute()), 2);
+    out.push(':');
+    push_padded(&mut out, u32::from(t.second()), 2);
+    out.push('.');
+    push_padded(&mut out, t.microsecond(), 6);
+    out.push('Z');
+    out
+}
+
+/// [`ts`] through `format!` (any year).
+fn ts_fmt(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
         t.year(),
@@ -70,6 +99,19 @@ fn ts(t: OffsetDateTime) -> String {
         t.second(),
         t.microsecond()
     )
+}
+
+/// Appends the last `width` (at most 10) decimal digits of `n`, zero-padded.
+fn push_padded(out: &mut String, mut n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let width = width.min(digits.len());
+    for d in digits.iter_mut().take(width).rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    for &d in digits.get(..width).unwrap_or(&[]) {
+        out.push(char::from(d));
+    }
 }
 
 async fn begin(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
@@ -113,5 +155,12 @@ mod tests {
         assert_eq!(ts(t), "2026-11-24T06:05:09.500000Z");
         let whole = time::macros::datetime!(2026-11-24 07:05:09 UTC);
         assert_eq!(ts(whole), "2026-11-24T07:05:09.000000Z");
+        let mut t = time::macros::datetime!(1999-12-31 23:59:59.999999 UTC);
+        for _ in 0..2000 {
+            assert_eq!(ts(t), ts_fmt(micros(t)));
+            t += time::Duration::seconds(86_400 * 7 + 3_661) + time::Duration::microseconds(12_345);
+        }
+        let early = time::macros::datetime!(0001-02-03 04:05:06.000007 -03:30);
+        assert_eq!(ts(early), ts_fmt(micros(early)));
     }
 }
