@@ -20,11 +20,16 @@
 //!   period, then returns what is left ([`ShutdownReport::unwritten`]) and
 //!   logs the count, so the caller can keep them.
 //!
-//! Not done yet: spilling unwritten records to a file and re-reading it at
-//! start-up. `NewCdr` is `Serialize` but not `Deserialize`, and `pbx` has no
-//! JSON dependency; the report hands the records back instead.
+//! * With [`CdrWriterConfig::spill_path`] set (e.g. next to the SQLite file),
+//!   what is left at shutdown is also written to that file (JSON lines, see
+//!   [`spill`]), and the next writer started with the same path queues those
+//!   records first. The file is removed only once all of them are written;
+//!   a crash in between replays them, which the idempotent insert absorbs.
+
+pub mod spill;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -43,6 +48,8 @@ pub struct CdrWriterConfig {
     pub grace: Duration,
     /// Log a warning each time the queue grows past another multiple of this.
     pub warn_depth: usize,
+    /// Where records left at shutdown are kept for the next start-up.
+    pub spill_path: Option<PathBuf>,
 }
 
 impl Default for CdrWriterConfig {
@@ -52,6 +59,7 @@ impl Default for CdrWriterConfig {
             backoff_max: Duration::from_secs(5),
             grace: Duration::from_secs(5),
             warn_depth: 10_000,
+            spill_path: None,
         }
     }
 }
@@ -65,6 +73,8 @@ pub struct ShutdownReport {
     pub rejected: u64,
     /// Records still queued when the grace period ran out, in order.
     pub unwritten: Vec<NewCdr>,
+    /// Whether `unwritten` is safely in the spill file.
+    pub spilled: bool,
 }
 
 /// Queues records for the writer. Cheap to clone; hand one to the driver.
@@ -129,11 +139,29 @@ impl CdrWriter {
         let (tx, rx) = mpsc::unbounded_channel();
         let depth = Arc::new(AtomicUsize::new(0));
         let sender = CdrSender { tx, depth };
+        let mut from_file = 0;
+        if let Some(path) = &config.spill_path {
+            match spill::load(path) {
+                Ok((records, bad)) => {
+                    if !records.is_empty() || bad > 0 {
+                        tracing::info!(path = %path.display(), records = records.len(), unreadable = bad, "replaying spilled CDRs");
+                    }
+                    from_file = records.len();
+                    for cdr in records {
+                        let _ = sender.send(cdr);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(path = %path.display(), error = %e, "cannot read the CDR spill file");
+                }
+            }
+        }
         for cdr in backlog {
             let _ = sender.send(cdr);
         }
         let (stop_tx, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(dir, config, rx, stop_rx, sender.depth.clone()));
+        let depth = sender.depth.clone();
+        let task = tokio::spawn(run(dir, config, rx, stop_rx, depth, from_file));
         Self {
             sender,
             stop: Some(stop_tx),
@@ -170,11 +198,22 @@ struct State {
     backoff: Duration,
     report: ShutdownReport,
     warned_at: usize,
+    /// Records from the spill file not yet done with.
+    from_file: usize,
 }
 
 impl State {
     fn done_with_head(&mut self) {
         self.queue.pop_front();
+        if self.from_file > 0 {
+            self.from_file -= 1;
+            if self.from_file == 0
+                && let Some(path) = &self.config.spill_path
+                && let Err(e) = spill::store(path, &[])
+            {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove the CDR spill file");
+            }
+        }
         self.depth.fetch_sub(1, Ordering::Relaxed);
         metrics::gauge!("cdr_queue_depth").decrement(1.0);
         self.backoff = self.config.backoff_min;
@@ -234,6 +273,7 @@ async fn run(
     mut rx: mpsc::UnboundedReceiver<NewCdr>,
     mut stop: oneshot::Receiver<()>,
     depth: Arc<AtomicUsize>,
+    from_file: usize,
 ) -> ShutdownReport {
     let mut s = State {
         dir,
@@ -243,6 +283,7 @@ async fn run(
         depth,
         report: ShutdownReport::default(),
         warned_at: 0,
+        from_file,
     };
     // Until shutdown (or every sender is gone).
     let mut retry_at: Option<Instant> = None;
@@ -294,9 +335,18 @@ async fn run(
         }
     }
     let remaining: Vec<NewCdr> = s.queue.drain(..).collect();
+    if let Some(path) = &s.config.spill_path {
+        match spill::store(path, &remaining) {
+            Ok(()) => s.report.spilled = true,
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "cannot write the CDR spill file")
+            }
+        }
+    }
     if !remaining.is_empty() {
         tracing::error!(
             unwritten = remaining.len(),
+            spilled = s.report.spilled,
             "CDR writer stopped with records not written; they are returned to the caller"
         );
     }

@@ -454,6 +454,7 @@ fn fast() -> CdrWriterConfig {
         backoff_max: Duration::from_millis(20),
         grace: Duration::from_secs(5),
         warn_depth: 1000,
+        spill_path: None,
     }
 }
 
@@ -565,4 +566,41 @@ async fn a_retried_record_already_written_is_not_duplicated() {
     let report = writer.shutdown().await;
     assert_eq!(report.written, 1);
     assert_eq!(stored(&env).await, 1);
+}
+
+#[tokio::test]
+async fn unwritten_records_spill_to_a_file_and_replay_at_the_next_start() {
+    let env = env(0).await;
+    let path = env._tmp.path().join("cdr-spill.jsonl");
+    env.flaky.down.store(true, Ordering::SeqCst);
+    let config = CdrWriterConfig {
+        grace: Duration::from_millis(50),
+        spill_path: Some(path.clone()),
+        ..fast()
+    };
+    let writer = CdrWriter::spawn(env.flaky.clone(), config.clone());
+    let sent: Vec<NewCdr> = (0..10).map(|i| cdr(env.tenant, i)).collect();
+    for c in &sent {
+        writer.sender().send(c.clone()).unwrap();
+    }
+    let report = writer.shutdown().await;
+    assert!(report.spilled);
+    assert_eq!(report.unwritten.len(), 10);
+    let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+    assert_eq!(lines, 10);
+
+    // Restart: the spilled records go first, then new ones; the file goes
+    // once they are all written.
+    env.flaky.down.store(false, Ordering::SeqCst);
+    let writer = CdrWriter::spawn(env.flaky.clone(), config);
+    let late = cdr(env.tenant, 10);
+    writer.sender().send(late.clone()).unwrap();
+    let report = writer.shutdown().await;
+    assert_eq!(report.written, 11);
+    assert!(report.unwritten.is_empty());
+    assert!(!path.exists());
+    let mut ids: Vec<CdrId> = sent.iter().map(|c| c.id).collect();
+    ids.push(late.id);
+    assert_eq!(*env.flaky.written.lock().unwrap(), ids);
+    assert_eq!(stored(&env).await, 11);
 }
