@@ -25,6 +25,8 @@
 //!   [`spill`]), and the next writer started with the same path queues those
 //!   records first. The file is removed only once all of them are written;
 //!   a crash in between replays them, which the idempotent insert absorbs.
+//!   While the database stays away (back-off at its cap), the queue is also
+//!   kept in that file, so a crash during an outage loses nothing either.
 
 pub mod spill;
 
@@ -260,6 +262,24 @@ impl State {
         }
     }
 
+    /// During an outage (the back-off at its cap), keeps the queue in the
+    /// spill file as well, so that a crash does not lose it. Rewritten only
+    /// when records were added since.
+    fn spill_during_outage(&mut self) {
+        let Some(path) = self.config.spill_path.clone() else {
+            return;
+        };
+        if self.backoff < self.config.backoff_max || self.queue.len() == self.from_file {
+            return;
+        }
+        match spill::store(&path, self.queue.make_contiguous()) {
+            Ok(()) => self.from_file = self.queue.len(),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the CDR spill file")
+            }
+        }
+    }
+
     fn next_backoff(&mut self) -> Duration {
         let wait = self.backoff;
         self.backoff = (self.backoff * 2).min(self.config.backoff_max);
@@ -296,7 +316,9 @@ async fn run(
             retry_at = if s.write_head().await {
                 None
             } else {
-                Some(Instant::now() + s.next_backoff())
+                let wait = s.next_backoff();
+                s.spill_during_outage();
+                Some(Instant::now() + wait)
             };
             continue;
         }
