@@ -154,6 +154,10 @@ impl Rig {
         else {
             panic!("no request event");
         };
+        assert_eq!(
+            pbx::dialplan::dialled_of(&request).as_deref(),
+            Some(dialled)
+        );
         let id = CallerIdentity {
             tenant: self.tenant,
             extension: caller,

@@ -9,6 +9,8 @@
 //!   presented caller ID. The driver calls [`Resolver::prepare`] (a device's
 //!   INVITE) or [`Resolver::prepare_inbound`] (a trunk's INVITE) *before*
 //!   handing the INVITE to the engine.
+//!   The string to prepare is the INVITE's Request-URI user exactly as the
+//!   engine reads it ([`dialled_of`]).
 //! * [`PreparedPlan`] (sync, in memory) is the engine's `DialPlan`: it answers
 //!   from what `prepare` stored — the dialled string, the caller's own
 //!   extension, and the forwarding targets reachable from the callee (so a
@@ -33,7 +35,21 @@
 //!   tenant holding no number cannot call out (403) but can still call 999.
 //! * A suspended tenant is refused (403) for everything but emergency calls.
 //!
-//! # Known limit of the engine's trait
+//! # The outside-call counter
+//!
+//! The driver owns the [`OutsideCalls`] shared with the plan. It counts a
+//! call as started right after the engine accepted an INVITE whose prepared
+//! destination was a non-emergency outside call (before its next input, so
+//! the check and the count cannot interleave: one task owns the engine), and
+//! as ended when that call's record (direction `outbound`) comes out of
+//! `poll_record`.
+//!
+//! # Known limits of the engine's trait
+//!
+//! A forward to an outside number mid-call also becomes an outside call, but
+//! the engine reports no event when a trunk leg starts, so the driver cannot
+//! count it; the engine would need to say so (e.g. a `direction` in
+//! `CallSummary`, or an output when `route_outside` runs).
 //!
 //! `DialPlan::resolve(tenant, dialled)` does not name the caller, so the
 //! prepared entry for an outside number is shared by every caller of the
@@ -53,6 +69,15 @@ pub use resolver::{Inbound, Resolver};
 
 use crate::call::Destination;
 use store::StoreError;
+
+/// The dialled string of an INVITE as the engine reads it (the
+/// Request-URI user, unescaped): the key to prepare under.
+pub fn dialled_of(request: &sip::Request) -> Option<String> {
+    request
+        .uri
+        .user()
+        .map(|u| String::from_utf8_lossy(&sip::unescape(u)).into_owned())
+}
 
 /// What to answer when the directory could not be read while resolving:
 /// 503 if it is unreachable (worth retrying), 500 otherwise.

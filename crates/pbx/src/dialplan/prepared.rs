@@ -119,6 +119,7 @@ pub struct PreparedPlan {
     entries: Mutex<HashMap<(TenantId, String), Entry>>,
     calls: Arc<OutsideCalls>,
     ttl: Duration,
+    last_purge: Mutex<Option<Instant>>,
 }
 
 impl PreparedPlan {
@@ -130,7 +131,21 @@ impl PreparedPlan {
             entries: Mutex::new(HashMap::new()),
             calls,
             ttl,
+            last_purge: Mutex::new(None),
         }
+    }
+
+    /// [`PreparedPlan::purge`], at most once per tenth of the TTL (a purge
+    /// walks every entry; call setups should not each pay for it).
+    pub fn maybe_purge(&self, now: Instant) {
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| now.saturating_duration_since(t) < self.ttl / 10) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.purge(now);
     }
 
     pub fn outside_calls(&self) -> &Arc<OutsideCalls> {

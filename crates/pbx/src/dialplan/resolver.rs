@@ -98,7 +98,7 @@ impl Resolver {
         dialled: &str,
     ) -> Result<Destination> {
         let now = Instant::now();
-        plan.purge(now);
+        plan.maybe_purge(now);
         let first = self.lookup(tenant, caller, dialled).await?;
         plan.insert(tenant, dialled, first.clone(), now);
         if let Some(c) = caller {
