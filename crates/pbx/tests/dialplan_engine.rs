@@ -80,6 +80,18 @@ async fn rig() -> Rig {
         )
         .await
         .unwrap();
+    let mut bob = ExtensionSettings::new("Bob");
+    bob.forwarding.always = Some(ForwardTarget::External("07400 123457".parse().unwrap()));
+    dir.create_extension(
+        t.id,
+        &NewExtension {
+            number: "1002".parse().unwrap(),
+            settings: bob,
+        },
+        None,
+    )
+    .await
+    .unwrap();
     dir.add_number_routed(
         &DDI.parse().unwrap(),
         t.id,
@@ -208,4 +220,14 @@ async fn at_the_limit_outside_calls_get_503_and_999_still_goes_out() {
     let (req, dest) = trunk_invite(&out).expect("999 goes out");
     assert_eq!(dest.addr, "127.0.0.1:5080".parse().unwrap());
     assert_eq!(req.uri.to_string(), "sip:999@127.0.0.1:5080");
+}
+
+#[tokio::test]
+async fn a_forward_to_an_outside_number_resolves_from_the_prepared_plan() {
+    let mut rig = rig().await;
+    let out = rig.call("1002").await;
+    let (req, dest) = trunk_invite(&out).expect("forwarded out through the trunk");
+    assert_eq!(dest.addr, "127.0.0.1:5080".parse().unwrap());
+    assert_eq!(req.uri.to_string(), "sip:+447400123457@127.0.0.1:5080");
+    assert!(req.headers.get("Diversion").is_some());
 }
