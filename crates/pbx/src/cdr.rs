@@ -308,6 +308,10 @@ async fn run(
     // Until shutdown (or every sender is gone).
     let mut retry_at: Option<Instant> = None;
     loop {
+        // A long drain must not hold shutdown past its grace period.
+        if !matches!(stop.try_recv(), Err(oneshot::error::TryRecvError::Empty)) {
+            break;
+        }
         while let Ok(cdr) = rx.try_recv() {
             s.queue.push_back(cdr);
         }

@@ -263,3 +263,27 @@ async fn during_a_long_outage_the_queue_is_kept_on_disk() {
     let report = writer.shutdown().await;
     assert_eq!(report.written, 5);
 }
+
+#[tokio::test]
+async fn shutdown_of_a_slow_drain_is_bounded_by_the_grace_period() {
+    let env = env(0).await;
+    let config = CdrWriterConfig {
+        grace: Duration::from_millis(30),
+        ..fast()
+    };
+    let writer = CdrWriter::spawn(env.flaky.clone(), config);
+    let sent: Vec<NewCdr> = (0..3000).map(|i| cdr(env.tenant, i)).collect();
+    for c in &sent {
+        writer.sender().send(c.clone()).unwrap();
+    }
+    let started = std::time::Instant::now();
+    let report = writer.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.written as usize + report.unwritten.len(), 3000);
+    // What is left is the tail, in order.
+    assert_eq!(report.unwritten[..], sent[report.written as usize..]);
+}
