@@ -3,6 +3,8 @@
 //! ([`call`]), tested on the in-memory network but not yet driven by the service.
 
 pub mod call;
+pub mod cdr;
+pub mod dialplan;
 pub mod location;
 pub mod registrar;
 pub mod server;
