@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod location;
+pub mod media_driver;
 pub mod registrar;
 pub mod server;
 pub mod transport;
