@@ -74,15 +74,49 @@ fn main() {
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(2);
     let direct = args.next().is_some_and(|a| a == "direct");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(run(calls, Duration::from_secs(seconds), direct));
+    // The relay and the simulated phones run on separate runtimes so the
+    // relay's own CPU time can be read from its threads.
+    let runtime = |name: &str, workers: usize| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let relay = runtime("relay", workers);
+    let phones = runtime("phones", 2);
+    let handle = relay.handle().clone();
+    phones.block_on(run(calls, Duration::from_secs(seconds), direct, handle));
 }
 
-async fn run(calls: usize, duration: Duration, direct: bool) {
+/// CPU time (user + system) of this process's threads named `name`.
+fn thread_cpu(name: &str) -> Duration {
+    let mut ticks = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // Fields after the parenthesised command: state is the 3rd field,
+        // utime and stime the 14th and 15th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        ticks += f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        ticks += f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    }
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+async fn run(calls: usize, duration: Duration, direct: bool, relay: tokio::runtime::Handle) {
     // Below the kernel's ephemeral range (32768 on), where the phones bind.
     let pool = PortPool::new("20000-32767".parse().unwrap());
     let (mut driver, _events) = MediaDriver::new(MediaDriverConfig {
@@ -98,14 +132,16 @@ async fn run(calls: usize, duration: Duration, direct: bool) {
         };
         let relay_a = SocketAddr::new(LOOPBACK, s.a.rtp());
         let relay_b = SocketAddr::new(LOOPBACK, s.b.rtp());
+        let a = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
+        let b = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
+        // The call's task and sockets belong to the relay runtime.
+        let _relay = relay.enter();
         driver
             .execute(MediaCommand::Open {
                 call,
                 streams: vec![s],
             })
             .expect("bind relay ports");
-        let a = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
-        let b = Arc::new(UdpSocket::bind((LOOPBACK, 0)).await.unwrap());
         for (side, sock) in [(Side::A, &a), (Side::B, &b)] {
             let config = leg_to(sock.local_addr().unwrap());
             driver
@@ -154,6 +190,7 @@ async fn run(calls: usize, duration: Duration, direct: bool) {
     let mut send_errors = 0u64;
     let mut packet = rtp::build_rtp(0, 0, 0, 0, false, &[0xff; 160]);
     let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let (relay_cpu, phones_cpu) = (thread_cpu("relay"), thread_cpu("phones"));
     let ticks = duration.as_millis() as u64;
     let started = Instant::now();
     for t in 0..ticks {
@@ -174,6 +211,8 @@ async fn run(calls: usize, duration: Duration, direct: bool) {
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let relay_cpu = thread_cpu("relay") - relay_cpu;
+    let phones_cpu = thread_cpu("phones") - phones_cpu;
     let got = received.load(Ordering::Relaxed);
     let stats = driver.stats().all();
     let relay_errors: u64 = stats.iter().map(|s| s.send_errors).sum();
@@ -204,6 +243,12 @@ async fn run(calls: usize, duration: Duration, direct: bool) {
         hist.quantile(0.99),
         hist.quantile(0.999),
         hist.quantile(1.0),
+    );
+    let busy = elapsed + Duration::from_millis(300);
+    println!(
+        "CPU: relay threads {:.0}% of one core, phone simulator {:.0}%",
+        100.0 * relay_cpu.as_secs_f64() / busy.as_secs_f64(),
+        100.0 * phones_cpu.as_secs_f64() / busy.as_secs_f64(),
     );
     for r in receivers {
         r.abort();
