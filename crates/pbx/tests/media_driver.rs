@@ -398,3 +398,60 @@ async fn packets_before_signalling_are_dropped_and_counted() {
     wait_for_pool(&pool).await;
     until("stats emptied", || stats.is_empty()).await;
 }
+
+#[tokio::test]
+async fn a_second_m_line_relays_on_its_own_ports_with_rtcp_mux() {
+    let pool = PortPool::new("47600-47619".parse().unwrap());
+    let (mut driver, _events) = MediaDriver::new(config());
+    let streams: Vec<StreamPorts> = (0..2)
+        .map(|_| StreamPorts {
+            a: pool.allocate().unwrap(),
+            b: pool.allocate().unwrap(),
+        })
+        .collect();
+    let video_a = SocketAddr::new(LOOPBACK, streams[1].a.rtp());
+    let video_b = SocketAddr::new(LOOPBACK, streams[1].b.rtp());
+    driver
+        .execute(MediaCommand::Open { call: 9, streams })
+        .unwrap();
+    let (phone_a, phone_b) = (Endpoint::bind().await, Endpoint::bind().await);
+    // Video legs, rtcp-mux on both, SDP pointing at the phones themselves.
+    for (side, phone) in [(Side::A, &phone_a), (Side::B, &phone_b)] {
+        let text = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+             m=audio 0 RTP/AVP 0\r\nm=video {} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=rtcp-mux\r\n",
+            phone.rtp_addr().port()
+        );
+        let sdp: Sdp = text.parse().unwrap();
+        let config = LegConfig::from_sdp(&sdp, 1);
+        assert!(config.rtcp_mux);
+        driver
+            .execute(MediaCommand::Leg {
+                call: 9,
+                side,
+                index: 1,
+                config,
+            })
+            .unwrap();
+    }
+    let frame = rtp::build_rtp(96, 1, 90_000, 0x7777, true, &[0x65; 1200]);
+    phone_a.rtp.send_to(&frame, video_a).await.unwrap();
+    let (p, from) = recv(&phone_b.rtp).await;
+    assert_eq!(from, video_b);
+    assert_eq!(
+        (p.len(), rtp::parse_rtp(&p).unwrap().payload_type),
+        (1212, 96)
+    );
+    // Muxed RTCP from B comes back to A on the RTP port.
+    let rr = [0x80, 201, 0, 1, 0, 0, 0xbb, 0xbb];
+    phone_b.rtp.send_to(&rr, video_b).await.unwrap();
+    let (p, from) = recv(&phone_a.rtp).await;
+    assert_eq!((from, p[1]), (video_a, 201));
+    assert!(nothing_on(&phone_a.rtcp).await && nothing_on(&phone_b.rtcp).await);
+    let stats = driver.stats().get(9).unwrap();
+    assert!(!stats.streams[0].a.configured, "audio m-line untouched");
+    assert_eq!(stats.streams[1].b.counters.rtp_out, 1);
+    assert_eq!(stats.streams[1].a.counters.rtcp_out, 1);
+    driver.execute(MediaCommand::Close { call: 9 }).unwrap();
+    wait_for_pool(&pool).await;
+}
