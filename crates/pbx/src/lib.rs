@@ -6,6 +6,7 @@ pub mod call;
 pub mod cdr;
 pub mod dialplan;
 pub mod location;
+pub mod media_driver;
 pub mod registrar;
 pub mod server;
 pub mod transport;
