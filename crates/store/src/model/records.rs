@@ -1,0 +1,439 @@
+//! The records the directory stores, and the inputs that create or change them.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::*;
+
+/// Offset pagination. `limit` is clamped to 1..=1000 by the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl Page {
+    pub const MAX_LIMIT: u32 = 1000;
+    pub fn new(limit: u32, offset: u32) -> Self {
+        Self { limit, offset }
+    }
+    pub fn first(limit: u32) -> Self {
+        Self { limit, offset: 0 }
+    }
+    /// The limit the store applies.
+    pub fn effective_limit(&self) -> u32 {
+        self.limit.clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self {
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// One page of results and the total number of matching rows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: u64,
+}
+
+// ---------------------------------------------------------------- tenants
+
+/// What a tenant admin or operator may change after creation. The SIP domain is fixed: it is the
+/// digest realm every stored HA1 was computed over.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TenantSettings {
+    pub name: String,
+    pub max_concurrent_calls: u32,
+    pub max_outside_calls: u32,
+    pub allow_international: bool,
+    pub allow_premium: bool,
+    /// Caller ID for outside calls when the caller has no number of its own.
+    pub main_number: Option<E164>,
+}
+
+impl TenantSettings {
+    /// Defaults: 10 concurrent calls, 10 outside calls, no international, no premium.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            max_concurrent_calls: 10,
+            max_outside_calls: 10,
+            allow_international: false,
+            allow_premium: false,
+            main_number: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub sip_domain: SipDomain,
+    pub settings: TenantSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: Slug,
+    pub sip_domain: SipDomain,
+    pub suspended: bool,
+    pub settings: TenantSettings,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- users
+
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// `None` exactly when `role` is `Operator`.
+    pub tenant_id: Option<TenantId>,
+    pub email: Email,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: PasswordHash,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub email: Email,
+    pub display_name: String,
+    pub role: Role,
+    pub password_hash: PasswordHash,
+    pub disabled: bool,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- extensions
+
+/// Call forwarding of an extension. Targets are other extensions or outside numbers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Forwarding {
+    pub always: Option<ForwardTarget>,
+    pub busy: Option<ForwardTarget>,
+    pub no_answer: Option<ForwardTarget>,
+}
+
+/// The changeable settings of an extension (everything but its number).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExtensionSettings {
+    pub display_name: String,
+    /// The web user this extension belongs to (same tenant).
+    pub user_id: Option<UserId>,
+    /// 5..=300, default 25.
+    pub no_answer_timeout_secs: u32,
+    pub forwarding: Forwarding,
+    pub dnd: bool,
+}
+
+impl ExtensionSettings {
+    pub fn new(display_name: impl Into<String>) -> Self {
+        Self {
+            display_name: display_name.into(),
+            user_id: None,
+            no_answer_timeout_secs: 25,
+            forwarding: Forwarding::default(),
+            dnd: false,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NewExtension {
+    pub number: ExtensionNumber,
+    pub settings: ExtensionSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Extension {
+    pub id: ExtensionId,
+    pub tenant_id: TenantId,
+    pub number: ExtensionNumber,
+    pub settings: ExtensionSettings,
+    pub created_at: OffsetDateTime,
+}
+
+/// One row of a bulk import: an extension and optionally its first SIP credential.
+#[derive(Clone, Debug)]
+pub struct ImportExtension {
+    pub extension: NewExtension,
+    pub credential: Option<NewCredential>,
+}
+
+// ---------------------------------------------------------------- SIP credentials (devices)
+
+/// A SIP credential. The HA1s are computed by the caller over realm = the tenant's SIP domain.
+#[derive(Clone, Debug)]
+pub struct NewCredential {
+    pub username: SipUsername,
+    pub ha1_md5: Ha1Md5,
+    pub ha1_sha256: Ha1Sha256,
+    /// Globally unique: a phone fetching its configuration identifies itself only by MAC.
+    pub mac_address: Option<MacAddress>,
+    pub model: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SipCredential {
+    pub id: CredentialId,
+    pub tenant_id: TenantId,
+    pub extension_id: ExtensionId,
+    /// The number of the extension the credential belongs to (joined in for the registrar).
+    pub extension_number: ExtensionNumber,
+    pub username: SipUsername,
+    pub ha1_md5: Ha1Md5,
+    pub ha1_sha256: Ha1Sha256,
+    pub mac_address: Option<MacAddress>,
+    pub model: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_seen_at: Option<OffsetDateTime>,
+}
+
+// ---------------------------------------------------------------- dial plan targets
+
+/// Where a call to a public number (or a ring group's fallback) goes. Always inside one tenant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum RouteTarget {
+    None,
+    Extension(ExtensionId),
+    RingGroup(RingGroupId),
+    Ivr(IvrMenuId),
+    Conference(ConferenceRoomId),
+}
+
+impl RouteTarget {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouteTarget::None => "none",
+            RouteTarget::Extension(_) => "extension",
+            RouteTarget::RingGroup(_) => "ring_group",
+            RouteTarget::Ivr(_) => "ivr",
+            RouteTarget::Conference(_) => "conference",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IvrMenu {
+    pub id: IvrMenuId,
+    pub tenant_id: TenantId,
+    pub number: ExtensionNumber,
+    pub name: String,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ConferenceRoom {
+    pub id: ConferenceRoomId,
+    pub tenant_id: TenantId,
+    pub number: ExtensionNumber,
+    pub name: String,
+    pub pin: Option<Pin>,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- public numbers
+
+/// Which numbers to list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NumberScope {
+    /// Operator view: every number on the platform.
+    All,
+    /// Operator inventory: numbers not given to any tenant.
+    Unassigned,
+    /// A tenant's numbers.
+    Tenant(TenantId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Number {
+    pub id: NumberId,
+    pub e164: E164,
+    pub number_type: NumberType,
+    /// `None`: operator inventory.
+    pub tenant_id: Option<TenantId>,
+    pub route: RouteTarget,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- trunks
+
+/// Everything about a trunk that is set by the operator. `transport` must be udp, tcp or tls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrunkSettings {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from_domain: Option<String>,
+    /// Lower goes first.
+    pub priority: i32,
+    /// Order for 999/112 calls, lower first; `None` = never used for emergency calls.
+    pub emergency_priority: Option<i32>,
+    pub enabled: bool,
+    /// IP address or CIDR that inbound INVITEs from this trunk come from.
+    pub inbound_source: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trunk {
+    pub id: TrunkId,
+    pub settings: TrunkSettings,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- registrations
+
+/// A registration binding as the registrar wants it persisted. Keyed by (credential, contact).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    pub extension_id: ExtensionId,
+    pub credential_id: CredentialId,
+    pub aor: String,
+    pub contact_uri: String,
+    pub call_id: String,
+    pub cseq: u32,
+    pub q: Option<f32>,
+    pub expires_at: OffsetDateTime,
+    /// `+sip.instance` (RFC 5626).
+    pub instance_id: Option<String>,
+    pub reg_id: Option<u32>,
+    /// Where the REGISTER came from (the flow).
+    pub source_addr: SocketAddr,
+    pub transport: Transport,
+    pub local_addr: Option<SocketAddr>,
+    pub user_agent: Option<String>,
+    /// Path header value (RFC 3327), as received.
+    pub path: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Registration {
+    pub id: RegistrationId,
+    pub tenant_id: TenantId,
+    pub binding: Binding,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- CDRs
+
+/// A call detail record as written by the engine. The id is chosen by the engine so a retried
+/// write is recognised and ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NewCdr {
+    pub id: CdrId,
+    pub tenant_id: TenantId,
+    pub call_id: String,
+    pub direction: Direction,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    pub trunk_id: Option<TrunkId>,
+    pub started_at: OffsetDateTime,
+    pub answered_at: Option<OffsetDateTime>,
+    pub ended_at: OffsetDateTime,
+    /// Billable seconds, from answer to end.
+    pub duration_secs: u32,
+    pub disposition: Disposition,
+    pub hangup_cause: String,
+    pub hangup_by: HangupBy,
+    pub transferred_by: Option<String>,
+    pub transferred_to: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Cdr {
+    #[serde(flatten)]
+    pub record: NewCdr,
+    pub created_at: OffsetDateTime,
+}
+
+/// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled.
+#[derive(Clone, Debug, Default)]
+pub struct CdrQuery {
+    pub from: Option<OffsetDateTime>,
+    pub to: Option<OffsetDateTime>,
+    pub party: Option<String>,
+    pub page: Page,
+}
+
+// ---------------------------------------------------------------- ring groups
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "target", rename_all = "snake_case")]
+pub enum RingGroupMember {
+    Extension(ExtensionId),
+    External(E164),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RingGroupSettings {
+    pub name: String,
+    pub strategy: RingStrategy,
+    /// Whole group, 5..=600.
+    pub ring_timeout_secs: u32,
+    /// Per member for sequential/round robin, 5..=300.
+    pub member_timeout_secs: u32,
+    /// Where unanswered calls go (`None` = hang up / busy).
+    pub fallback: RouteTarget,
+}
+
+impl RingGroupSettings {
+    pub fn new(name: impl Into<String>, strategy: RingStrategy) -> Self {
+        Self {
+            name: name.into(),
+            strategy,
+            ring_timeout_secs: 30,
+            member_timeout_secs: 15,
+            fallback: RouteTarget::None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RingGroup {
+    pub id: RingGroupId,
+    pub tenant_id: TenantId,
+    pub number: ExtensionNumber,
+    pub settings: RingGroupSettings,
+    /// In ring order.
+    pub members: Vec<RingGroupMember>,
+    /// Position of the member that answered last (round robin starts after it).
+    pub last_answered_member: Option<u32>,
+    pub created_at: OffsetDateTime,
+}
+
+// ---------------------------------------------------------------- health
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// "postgres" or "sqlite".
+    pub backend: &'static str,
+    pub reachable: bool,
+    /// Embedded migration versions applied successfully.
+    pub applied: Vec<i64>,
+    /// Embedded migration versions not applied yet.
+    pub pending: Vec<i64>,
+    pub error: Option<String>,
+}
+
+impl Health {
+    /// Reachable and fully migrated.
+    pub fn is_ok(&self) -> bool {
+        self.reachable && self.pending.is_empty() && self.error.is_none()
+    }
+}

@@ -1,0 +1,128 @@
+//! `switchboard user add`.
+
+use std::io::BufRead as _;
+
+use anyhow::{Context as _, bail};
+use serde_json::json;
+use store::{Email, NewUser, PasswordHash, Role};
+
+use super::{Ctx, parse, store_error, tenant_by_domain};
+use crate::cli::{RoleArg, UserCommand};
+use crate::secrets::{Secret, argon2id_hash};
+
+pub async fn run(ctx: &Ctx, command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Add {
+            email,
+            tenant,
+            role,
+            name,
+            password_stdin,
+        } => {
+            add(
+                ctx,
+                &email,
+                tenant.as_deref(),
+                role,
+                name.as_deref(),
+                password_stdin,
+            )
+            .await
+        }
+    }
+}
+
+async fn add(
+    ctx: &Ctx,
+    email: &str,
+    tenant: Option<&str>,
+    role: RoleArg,
+    name: Option<&str>,
+    password_stdin: bool,
+) -> anyhow::Result<()> {
+    let email: Email = parse("--email", email)?;
+    let role = match role {
+        RoleArg::Operator => Role::Operator,
+        RoleArg::Admin => Role::Admin,
+        RoleArg::Member => Role::Member,
+    };
+    let tenant = match (role, tenant) {
+        (Role::Operator, Some(_)) => {
+            bail!(
+                "--tenant: an operator runs the whole platform and belongs to no tenant; drop --tenant or pick --role admin|member"
+            )
+        }
+        (Role::Operator, None) => None,
+        (_, None) => bail!("--tenant: an {role} belongs to a tenant; pass --tenant DOMAIN"),
+        (_, Some(domain)) => Some(tenant_by_domain(ctx.dir.as_ref(), domain).await?),
+    };
+    let display_name = match name.map(str::trim) {
+        Some("") => bail!("--name: the display name is empty"),
+        Some(n) => n.to_owned(),
+        None => email
+            .as_str()
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let (password, generated) = if password_stdin {
+        (read_password_line()?, false)
+    } else {
+        (Secret::generate(), true)
+    };
+    let hash = argon2id_hash(password.clone()).await?;
+    let password_hash: PasswordHash = hash
+        .parse()
+        .map_err(|e| anyhow::anyhow!("password hash rejected by the store: {e}"))?;
+    let new = NewUser {
+        tenant_id: tenant.as_ref().map(|t| t.id),
+        email,
+        display_name,
+        role,
+        password_hash,
+    };
+    let user = ctx.dir.create_user(&new).await.map_err(store_error)?;
+
+    let domain = tenant.as_ref().map(|t| t.sip_domain.to_string());
+    let mut text = format!(
+        "User {} ({}) created as {}{}.",
+        user.email,
+        user.display_name,
+        user.role,
+        domain
+            .as_deref()
+            .map(|d| format!(" of {d}"))
+            .unwrap_or_default()
+    );
+    let mut body = json!({
+        "id": user.id.to_string(),
+        "email": user.email.as_str(),
+        "name": user.display_name,
+        "role": user.role.as_str(),
+        "tenant": domain,
+    });
+    if generated {
+        text.push_str(&format!(
+            "\nPassword (shown once, store it now): {}",
+            password.expose()
+        ));
+        body["password"] = json!(password.expose());
+    }
+    ctx.out.emit(text, body);
+    Ok(())
+}
+
+/// Reads the first line of standard input as the password.
+fn read_password_line() -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("--password-stdin: cannot read standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("--password-stdin: standard input is empty; expected the password on the first line");
+    }
+    Secret::chosen(password).map_err(|e| anyhow::anyhow!("--password-stdin: {e}"))
+}

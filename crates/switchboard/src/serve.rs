@@ -1,0 +1,238 @@
+//! `switchboard serve`: migrate, start every service, stop them together.
+//!
+//! Services are tasks in one [`Services`] set sharing one shutdown token. The
+//! web app is the first; the SIP service (the `pbx` crate's registrar and
+//! call engine) is spawned in the same way by [`spawn_services`]. When any
+//! service ends on its own, or SIGTERM/Ctrl-C arrives, the token is
+//! cancelled and the others get a bounded grace period to finish.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use store::Directory;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::cli::Settings;
+
+/// How long services get to finish in-flight work after shutdown starts.
+const GRACE: Duration = Duration::from_secs(20);
+
+/// Long-running tasks that stop together.
+pub struct Services {
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+impl Services {
+    pub fn new() -> Self {
+        Self {
+            shutdown: CancellationToken::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// The token every service watches; cancelled when shutdown starts.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs `service` until it returns; it must return soon after the
+    /// shutdown token is cancelled.
+    pub fn spawn<F>(&mut self, name: &'static str, service: F)
+    where
+        F: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.tasks.spawn(async move { (name, service.await) });
+    }
+
+    /// Waits for a stop signal or for a service to end, then stops the rest.
+    /// An error from any service makes the whole run an error.
+    pub async fn run_until(mut self, stop: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let mut failure = None;
+        tokio::select! {
+            () = stop => info!("shutdown requested"),
+            Some(joined) = self.tasks.join_next() => {
+                failure = outcome(joined).err();
+                match &failure {
+                    Some(e) => error!("{e:#}; shutting down"),
+                    None => warn!("a service stopped on its own; shutting down"),
+                }
+            }
+        }
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(GRACE, async {
+            while let Some(joined) = self.tasks.join_next().await {
+                if let Err(e) = outcome(joined) {
+                    error!("{e:#}");
+                    failure.get_or_insert(e);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(grace = ?GRACE, "services did not stop within the grace period; aborting them");
+            self.tasks.shutdown().await;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn outcome(
+    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
+) -> anyhow::Result<()> {
+    match joined {
+        Ok((name, Ok(()))) => {
+            info!(service = name, "stopped");
+            Ok(())
+        }
+        Ok((name, Err(e))) => Err(e.context(format!("{name} service failed"))),
+        Err(e) => bail!("a service task panicked or was aborted: {e}"),
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C (SIGINT).
+pub async fn stop_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Serves until SIGTERM or Ctrl-C, then stops every service gracefully.
+pub async fn run(settings: &Settings, directory: Arc<dyn Directory>) -> anyhow::Result<()> {
+    let services = spawn_services(settings, directory).await?;
+    info!("switchboard running; SIGTERM or Ctrl-C stops it");
+    services.run_until(stop_signal()).await?;
+    info!("switchboard stopped");
+    Ok(())
+}
+
+/// Binds every listener and spawns every service. Binding happens here,
+/// before anything runs, so a taken port is reported at start-up.
+pub async fn spawn_services(
+    settings: &Settings,
+    directory: Arc<dyn Directory>,
+) -> anyhow::Result<Services> {
+    let mut services = Services::new();
+
+    let listener = TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("cannot listen for HTTP on {}", settings.http_addr))?;
+    let http_addr = listener
+        .local_addr()
+        .context("HTTP listener has no local address")?;
+    info!(addr = %http_addr, "http listening");
+    let token = services.shutdown_token();
+    let state = web::AppState::new(Arc::clone(&directory));
+    services.spawn("web", async move {
+        web::serve(listener, state, token.cancelled_owned())
+            .await
+            .context("HTTP server error")
+    });
+
+    if let Some(addr) = settings.metrics_addr {
+        let handle = crate::metrics::install_recorder()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen for metrics on {addr}"))?;
+        let bound = listener
+            .local_addr()
+            .context("metrics listener has no local address")?;
+        info!(addr = %bound, "metrics listening");
+        let token = services.shutdown_token();
+        services.spawn("metrics", async move {
+            crate::metrics::serve(listener, handle, token.cancelled_owned())
+                .await
+                .context("metrics server error")
+        });
+    }
+
+    // The SIP service (registrar, call engine and RTP relay from the `pbx`
+    // crate) is spawned here with the same token once it exists; it takes
+    // settings.sip_addr, settings.rtp_ports and settings.public_addr.
+    info!(
+        sip_addr = %settings.sip_addr,
+        rtp_ports = %settings.rtp_ports,
+        public_addr = settings.public_addr.as_ref().map(|a| a.to_string()).as_deref().unwrap_or("-"),
+        "SIP service settings"
+    );
+
+    Ok(services)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stop_signal_cancels_services_and_waits_for_them() {
+        let mut services = Services::new();
+        let token = services.shutdown_token();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        services.spawn("worker", async move {
+            token.cancelled().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send("finished");
+            Ok(())
+        });
+        services.run_until(async {}).await.unwrap();
+        assert_eq!(rx.await.unwrap(), "finished");
+    }
+
+    #[tokio::test]
+    async fn a_failing_service_stops_the_others_and_reports_the_error() {
+        let mut services = Services::new();
+        let token = services.shutdown_token();
+        services.spawn("steady", async move {
+            token.cancelled().await;
+            Ok(())
+        });
+        services.spawn("broken", async { bail!("port exploded") });
+        let err = services
+            .run_until(std::future::pending())
+            .await
+            .unwrap_err();
+        assert_eq!(format!("{err:#}"), "broken service failed: port exploded");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_service_is_aborted_after_the_grace_period() {
+        let mut services = Services::new();
+        services.spawn("stuck", std::future::pending());
+        services.run_until(async {}).await.unwrap();
+    }
+}
