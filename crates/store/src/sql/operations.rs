@@ -1,0 +1,442 @@
+//! Platform trunks, registration bindings and call detail records.
+
+use std::net::IpAddr;
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+
+pub(crate) fn check_trunk(s: &TrunkSettings) -> Result<()> {
+    let len = s.name.trim().chars().count();
+    if len == 0 || len > 100 {
+        return Err(StoreError::invalid(
+            "name",
+            "name must be 1 to 100 characters",
+        ));
+    }
+    if s.host.trim().is_empty() || s.host.len() > 253 || s.host.contains(char::is_whitespace) {
+        return Err(StoreError::invalid(
+            "host",
+            format!(
+                "{:?} is not a valid host: expected a hostname or IP address",
+                s.host
+            ),
+        ));
+    }
+    if s.port == 0 {
+        return Err(StoreError::invalid("port", "port must be 1 to 65535"));
+    }
+    if !matches!(
+        s.transport,
+        Transport::Udp | Transport::Tcp | Transport::Tls
+    ) {
+        return Err(StoreError::invalid(
+            "transport",
+            "trunk transport must be udp, tcp or tls",
+        ));
+    }
+    for (field, v) in [("username", &s.username), ("from_domain", &s.from_domain)] {
+        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+            return Err(StoreError::invalid(
+                field,
+                format!("{field} must not be empty when given"),
+            ));
+        }
+    }
+    if let Some(src) = &s.inbound_source {
+        let ok = match src.split_once('/') {
+            None => src.parse::<IpAddr>().is_ok(),
+            Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
+                (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
+                (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
+                _ => false,
+            },
+        };
+        if !ok {
+            return Err(StoreError::invalid(
+                "inbound_source",
+                format!(
+                    "{src:?} is not a valid inbound source: expected an IP address or CIDR such as 192.0.2.0/24"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_binding(b: &Binding) -> Result<()> {
+    if b.aor.is_empty() {
+        return Err(StoreError::invalid("aor", "AOR must not be empty"));
+    }
+    if b.contact_uri.is_empty() {
+        return Err(StoreError::invalid(
+            "contact_uri",
+            "contact URI must not be empty",
+        ));
+    }
+    if b.q.is_some_and(|q| !(0.0..=1.0).contains(&q)) {
+        return Err(StoreError::invalid("q", "q must be between 0 and 1"));
+    }
+    Ok(())
+}
+
+macro_rules! trunk_cols {
+    () => {
+        "id, name, host, port, transport, username, password, from_domain, priority, emergency_priority, \
+         enabled, inbound_source, created_at"
+    };
+}
+pub(crate) use trunk_cols;
+
+macro_rules! registration_cols {
+    () => {
+        "id, tenant_id, extension_id, credential_id, aor, contact_uri, call_id, cseq, q, expires_at, instance_id, \
+         reg_id, source_addr, transport, local_addr, user_agent, path, created_at, updated_at"
+    };
+}
+pub(crate) use registration_cols;
+
+macro_rules! cdr_cols {
+    () => {
+        "id, tenant_id, call_id, direction, caller, callee, dialled, trunk_id, started_at, answered_at, ended_at, \
+         duration_secs, disposition, hangup_cause, hangup_by, transferred_by, transferred_to, created_at"
+    };
+}
+pub(crate) use cdr_cols;
+
+macro_rules! operations_impl {
+    () => {
+        fn trunk_row(r: &DbRow) -> Result<Trunk> {
+            let port: i32 = get(r, "port")?;
+            Ok(Trunk {
+                id: TrunkId::from_uuid(get(r, "id")?),
+                settings: TrunkSettings {
+                    name: get(r, "name")?,
+                    host: get(r, "host")?,
+                    port: u16::try_from(port).map_err(|e| corrupt("port", e))?,
+                    transport: parse_col(get(r, "transport")?, "transport")?,
+                    username: get(r, "username")?,
+                    password: get::<Option<String>>(r, "password")?.map(Secret::new),
+                    from_domain: get(r, "from_domain")?,
+                    priority: get(r, "priority")?,
+                    emergency_priority: get(r, "emergency_priority")?,
+                    enabled: get(r, "enabled")?,
+                    inbound_source: get(r, "inbound_source")?,
+                },
+                created_at: get(r, "created_at")?,
+            })
+        }
+
+        async fn create_trunk(pool: &Pool, s: &TrunkSettings) -> Result<Trunk> {
+            check_trunk(s)?;
+            let trunk = Trunk { id: TrunkId::new(), settings: TrunkSettings { name: s.name.trim().to_owned(), ..s.clone() }, created_at: now() };
+            sqlx::query(concat!(
+                "INSERT INTO trunks (", trunk_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ))
+            .bind(trunk.id.as_uuid())
+            .bind(&trunk.settings.name)
+            .bind(s.host.trim())
+            .bind(i32::from(s.port))
+            .bind(s.transport.as_str())
+            .bind(s.username.as_deref())
+            .bind(s.password.as_ref().map(|p| p.expose()))
+            .bind(s.from_domain.as_deref())
+            .bind(s.priority)
+            .bind(s.emergency_priority)
+            .bind(s.enabled)
+            .bind(s.inbound_source.as_deref())
+            .bind(ts(trunk.created_at))
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_conflict(e, "name", format!("a trunk named {:?} already exists", trunk.settings.name)))?;
+            Ok(trunk)
+        }
+
+        async fn get_trunk(pool: &Pool, id: TrunkId) -> Result<Trunk> {
+            let row = sqlx::query(concat!("SELECT ", trunk_cols!(), " FROM trunks WHERE id = $1"))
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(trunk_row).unwrap_or(Err(StoreError::not_found("trunk")))
+        }
+
+        async fn list_trunks_where(pool: &Pool, sql: &'static str) -> Result<Vec<Trunk>> {
+            let rows = sqlx::query(sql).fetch_all(pool).await.map_err(db_err)?;
+            rows.iter().map(trunk_row).collect()
+        }
+
+        async fn list_trunks(pool: &Pool) -> Result<Vec<Trunk>> {
+            list_trunks_where(pool, concat!("SELECT ", trunk_cols!(), " FROM trunks ORDER BY priority, name")).await
+        }
+
+        async fn list_outbound_trunks(pool: &Pool) -> Result<Vec<Trunk>> {
+            list_trunks_where(pool, concat!("SELECT ", trunk_cols!(), " FROM trunks WHERE enabled = TRUE ORDER BY priority, name")).await
+        }
+
+        async fn list_emergency_trunks(pool: &Pool) -> Result<Vec<Trunk>> {
+            list_trunks_where(
+                pool,
+                concat!(
+                    "SELECT ", trunk_cols!(),
+                    " FROM trunks WHERE enabled = TRUE AND emergency_priority IS NOT NULL ORDER BY emergency_priority, priority, name"
+                ),
+            )
+            .await
+        }
+
+        async fn update_trunk(pool: &Pool, id: TrunkId, s: &TrunkSettings) -> Result<Trunk> {
+            check_trunk(s)?;
+            let done = sqlx::query(
+                "UPDATE trunks SET name = $2, host = $3, port = $4, transport = $5, username = $6, password = $7, \
+                 from_domain = $8, priority = $9, emergency_priority = $10, enabled = $11, inbound_source = $12 WHERE id = $1",
+            )
+            .bind(id.as_uuid())
+            .bind(s.name.trim())
+            .bind(s.host.trim())
+            .bind(i32::from(s.port))
+            .bind(s.transport.as_str())
+            .bind(s.username.as_deref())
+            .bind(s.password.as_ref().map(|p| p.expose()))
+            .bind(s.from_domain.as_deref())
+            .bind(s.priority)
+            .bind(s.emergency_priority)
+            .bind(s.enabled)
+            .bind(s.inbound_source.as_deref())
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_conflict(e, "name", format!("a trunk named {:?} already exists", s.name.trim())))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("trunk"));
+            }
+            get_trunk(pool, id).await
+        }
+
+        async fn delete_trunk(pool: &Pool, id: TrunkId) -> Result<()> {
+            let done = sqlx::query("DELETE FROM trunks WHERE id = $1").bind(id.as_uuid()).execute(pool).await.map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("trunk"));
+            }
+            Ok(())
+        }
+
+        fn registration_row(r: &DbRow) -> Result<Registration> {
+            let cseq: i64 = get(r, "cseq")?;
+            let reg_id: Option<i64> = get(r, "reg_id")?;
+            Ok(Registration {
+                id: RegistrationId::from_uuid(get(r, "id")?),
+                tenant_id: TenantId::from_uuid(get(r, "tenant_id")?),
+                binding: Binding {
+                    extension_id: ExtensionId::from_uuid(get(r, "extension_id")?),
+                    credential_id: CredentialId::from_uuid(get(r, "credential_id")?),
+                    aor: get(r, "aor")?,
+                    contact_uri: get(r, "contact_uri")?,
+                    call_id: get(r, "call_id")?,
+                    cseq: u32::try_from(cseq).map_err(|e| corrupt("cseq", e))?,
+                    q: get(r, "q")?,
+                    expires_at: get(r, "expires_at")?,
+                    instance_id: get(r, "instance_id")?,
+                    reg_id: reg_id.map(u32::try_from).transpose().map_err(|e| corrupt("reg_id", e))?,
+                    source_addr: parse_col(get(r, "source_addr")?, "source_addr")?,
+                    transport: parse_col(get(r, "transport")?, "transport")?,
+                    local_addr: parse_opt(get(r, "local_addr")?, "local_addr")?,
+                    user_agent: get(r, "user_agent")?,
+                    path: get(r, "path")?,
+                },
+                created_at: get(r, "created_at")?,
+                updated_at: get(r, "updated_at")?,
+            })
+        }
+
+        async fn upsert_registration(pool: &Pool, tenant: TenantId, b: &Binding) -> Result<Registration> {
+            check_binding(b)?;
+            let at = now();
+            let expires_at = micros(b.expires_at);
+            let row = sqlx::query(concat!(
+                "INSERT INTO registrations (", registration_cols!(), ") \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18) \
+                 ON CONFLICT (credential_id, contact_uri) DO UPDATE SET aor = excluded.aor, call_id = excluded.call_id, \
+                 cseq = excluded.cseq, q = excluded.q, expires_at = excluded.expires_at, instance_id = excluded.instance_id, \
+                 reg_id = excluded.reg_id, source_addr = excluded.source_addr, transport = excluded.transport, \
+                 local_addr = excluded.local_addr, user_agent = excluded.user_agent, path = excluded.path, \
+                 updated_at = excluded.updated_at \
+                 WHERE registrations.tenant_id = excluded.tenant_id AND registrations.extension_id = excluded.extension_id \
+                 RETURNING id, created_at"
+            ))
+            .bind(RegistrationId::new().as_uuid())
+            .bind(tenant.as_uuid())
+            .bind(b.extension_id.as_uuid())
+            .bind(b.credential_id.as_uuid())
+            .bind(&b.aor)
+            .bind(&b.contact_uri)
+            .bind(&b.call_id)
+            .bind(i64::from(b.cseq))
+            .bind(b.q)
+            .bind(ts(expires_at))
+            .bind(b.instance_id.as_deref())
+            .bind(b.reg_id.map(i64::from))
+            .bind(b.source_addr.to_string())
+            .bind(b.transport.as_str())
+            .bind(b.local_addr.map(|a| a.to_string()))
+            .bind(b.user_agent.as_deref())
+            .bind(b.path.as_deref())
+            .bind(ts(at))
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| match e {
+                StoreError::Invalid { field: catalog::FK_FIELD, .. } => StoreError::not_found("credential"),
+                e => e,
+            })?;
+            let Some(row) = row else {
+                return Err(StoreError::not_found("credential"));
+            };
+            Ok(Registration {
+                id: RegistrationId::from_uuid(get(&row, "id")?),
+                tenant_id: tenant,
+                binding: Binding { expires_at, ..b.clone() },
+                created_at: get(&row, "created_at")?,
+                updated_at: at,
+            })
+        }
+
+        async fn remove_registration(pool: &Pool, tenant: TenantId, credential: CredentialId, contact_uri: &str) -> Result<bool> {
+            let done = sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND credential_id = $2 AND contact_uri = $3")
+                .bind(tenant.as_uuid())
+                .bind(credential.as_uuid())
+                .bind(contact_uri)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn remove_registrations_for_credential(pool: &Pool, tenant: TenantId, credential: CredentialId) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND credential_id = $2")
+                .bind(tenant.as_uuid())
+                .bind(credential.as_uuid())
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        }
+
+        async fn list_registrations(pool: &Pool, tenant: TenantId, extension: ExtensionId) -> Result<Vec<Registration>> {
+            let rows = sqlx::query(concat!(
+                "SELECT ", registration_cols!(),
+                " FROM registrations WHERE tenant_id = $1 AND extension_id = $2 ORDER BY created_at, id"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(extension.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter().map(registration_row).collect()
+        }
+
+        async fn list_unexpired_registrations(pool: &Pool, at: OffsetDateTime) -> Result<Vec<Registration>> {
+            let rows = sqlx::query(concat!("SELECT ", registration_cols!(), " FROM registrations WHERE expires_at > $1 ORDER BY expires_at, id"))
+                .bind(ts(micros(at)))
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            rows.iter().map(registration_row).collect()
+        }
+
+        async fn delete_expired_registrations(pool: &Pool, at: OffsetDateTime) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
+                .bind(ts(micros(at)))
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        }
+
+        fn cdr_row(r: &DbRow) -> Result<Cdr> {
+            let duration: i64 = get(r, "duration_secs")?;
+            Ok(Cdr {
+                record: NewCdr {
+                    id: CdrId::from_uuid(get(r, "id")?),
+                    tenant_id: TenantId::from_uuid(get(r, "tenant_id")?),
+                    call_id: get(r, "call_id")?,
+                    direction: parse_col(get(r, "direction")?, "direction")?,
+                    caller: get(r, "caller")?,
+                    callee: get(r, "callee")?,
+                    dialled: get(r, "dialled")?,
+                    trunk_id: get::<Option<Uuid>>(r, "trunk_id")?.map(TrunkId::from_uuid),
+                    started_at: get(r, "started_at")?,
+                    answered_at: get(r, "answered_at")?,
+                    ended_at: get(r, "ended_at")?,
+                    duration_secs: u32::try_from(duration).map_err(|e| corrupt("duration_secs", e))?,
+                    disposition: parse_col(get(r, "disposition")?, "disposition")?,
+                    hangup_cause: get(r, "hangup_cause")?,
+                    hangup_by: parse_col(get(r, "hangup_by")?, "hangup_by")?,
+                    transferred_by: get(r, "transferred_by")?,
+                    transferred_to: get(r, "transferred_to")?,
+                },
+                created_at: get(r, "created_at")?,
+            })
+        }
+
+        async fn insert_cdr(pool: &Pool, c: &NewCdr) -> Result<bool> {
+            let done = sqlx::query(concat!(
+                "INSERT INTO cdrs (", cdr_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                 ON CONFLICT (id) DO NOTHING"
+            ))
+            .bind(c.id.as_uuid())
+            .bind(c.tenant_id.as_uuid())
+            .bind(&c.call_id)
+            .bind(c.direction.as_str())
+            .bind(&c.caller)
+            .bind(&c.callee)
+            .bind(&c.dialled)
+            .bind(c.trunk_id.map(|t| t.as_uuid()))
+            .bind(ts(micros(c.started_at)))
+            .bind(c.answered_at.map(|t| ts(micros(t))))
+            .bind(ts(micros(c.ended_at)))
+            .bind(i64::from(c.duration_secs))
+            .bind(c.disposition.as_str())
+            .bind(&c.hangup_cause)
+            .bind(c.hangup_by.as_str())
+            .bind(c.transferred_by.as_deref())
+            .bind(c.transferred_to.as_deref())
+            .bind(ts(now()))
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_fk(e, "tenant_id", "no such tenant or trunk"))?;
+            Ok(done.rows_affected() > 0)
+        }
+
+        async fn list_cdrs(pool: &Pool, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
+            fn filters<'a>(b: &mut sqlx::QueryBuilder<'a, Db>, tenant: TenantId, query: &'a CdrQuery) {
+                b.push(" FROM cdrs WHERE tenant_id = ").push_bind(tenant.as_uuid());
+                if let Some(from) = query.from {
+                    b.push(" AND started_at >= ").push_bind(ts(micros(from)));
+                }
+                if let Some(to) = query.to {
+                    b.push(" AND started_at < ").push_bind(ts(micros(to)));
+                }
+                if let Some(party) = query.party.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+                    let p = like_pattern(&party.to_lowercase());
+                    b.push(" AND (lower(caller) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+                    b.push(" OR lower(callee) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+                    b.push(" OR lower(dialled) LIKE ").push_bind(p).push(" ESCAPE '\\')");
+                }
+            }
+            let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", cdr_cols!()));
+            filters(&mut b, tenant, query);
+            b.push(" ORDER BY started_at DESC, id DESC LIMIT ")
+                .push_bind(i64::from(query.page.effective_limit()))
+                .push(" OFFSET ")
+                .push_bind(i64::from(query.page.offset));
+            let rows = b.build().fetch_all(pool).await.map_err(db_err)?;
+            let mut c = sqlx::QueryBuilder::<Db>::new("SELECT count(*)");
+            filters(&mut c, tenant, query);
+            let total: i64 = c.build_query_scalar().fetch_one(pool).await.map_err(db_err)?;
+            Ok(Paged { items: rows.iter().map(cdr_row).collect::<Result<_>>()?, total: total as u64 })
+        }
+    };
+}
+pub(crate) use operations_impl;

@@ -1,0 +1,601 @@
+//! IVR menus, conference rooms, ring groups and public numbers: everything a call can be routed to.
+
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::model::*;
+
+/// The typed route columns: (kind, extension, ring group, IVR, conference).
+pub(crate) type RouteCols = (
+    &'static str,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
+
+pub(crate) fn route_cols(r: &RouteTarget) -> RouteCols {
+    match *r {
+        RouteTarget::None => ("none", None, None, None, None),
+        RouteTarget::Extension(id) => ("extension", Some(id.as_uuid()), None, None, None),
+        RouteTarget::RingGroup(id) => ("ring_group", None, Some(id.as_uuid()), None, None),
+        RouteTarget::Ivr(id) => ("ivr", None, None, Some(id.as_uuid()), None),
+        RouteTarget::Conference(id) => ("conference", None, None, None, Some(id.as_uuid())),
+    }
+}
+
+pub(crate) fn route_from(
+    kind: &str,
+    ext: Option<Uuid>,
+    rg: Option<Uuid>,
+    ivr: Option<Uuid>,
+    conf: Option<Uuid>,
+) -> Result<RouteTarget> {
+    let corrupt = || StoreError::Internal(format!("corrupt route in the database: kind {kind}"));
+    Ok(match kind {
+        "none" => RouteTarget::None,
+        "extension" => RouteTarget::Extension(ExtensionId::from_uuid(ext.ok_or_else(corrupt)?)),
+        "ring_group" => RouteTarget::RingGroup(RingGroupId::from_uuid(rg.ok_or_else(corrupt)?)),
+        "ivr" => RouteTarget::Ivr(IvrMenuId::from_uuid(ivr.ok_or_else(corrupt)?)),
+        "conference" => {
+            RouteTarget::Conference(ConferenceRoomId::from_uuid(conf.ok_or_else(corrupt)?))
+        }
+        _ => return Err(corrupt()),
+    })
+}
+
+pub(crate) fn check_ring_group_settings(s: &RingGroupSettings) -> Result<()> {
+    let len = s.name.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err(StoreError::invalid(
+            "name",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    if !(5..=600).contains(&s.ring_timeout_secs) {
+        return Err(StoreError::invalid(
+            "ring_timeout_secs",
+            "ring timeout must be 5 to 600 seconds",
+        ));
+    }
+    if !(5..=300).contains(&s.member_timeout_secs) {
+        return Err(StoreError::invalid(
+            "member_timeout_secs",
+            "member timeout must be 5 to 300 seconds",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let len = name.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err(StoreError::invalid(
+            "name",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) const MAX_RANGE: u32 = 10_000;
+
+macro_rules! ring_group_cols {
+    () => {
+        "id, tenant_id, number, name, strategy, ring_timeout_secs, member_timeout_secs, fallback_kind, \
+         fallback_extension_id, fallback_ring_group_id, fallback_ivr_id, fallback_conference_id, \
+         last_answered_member, created_at"
+    };
+}
+pub(crate) use ring_group_cols;
+
+macro_rules! number_cols {
+    () => {
+        "id, e164, number_type, tenant_id, route_kind, route_extension_id, route_ring_group_id, \
+         route_ivr_id, route_conference_id, created_at"
+    };
+}
+pub(crate) use number_cols;
+
+macro_rules! routing_impl {
+    () => {
+        fn number_row(r: &DbRow) -> Result<Number> {
+            let kind: String = get(r, "route_kind")?;
+            Ok(Number {
+                id: NumberId::from_uuid(get(r, "id")?),
+                e164: parse_col(get(r, "e164")?, "e164")?,
+                number_type: parse_col(get(r, "number_type")?, "number_type")?,
+                tenant_id: get::<Option<Uuid>>(r, "tenant_id")?.map(TenantId::from_uuid),
+                route: route_from(
+                    &kind,
+                    get(r, "route_extension_id")?,
+                    get(r, "route_ring_group_id")?,
+                    get(r, "route_ivr_id")?,
+                    get(r, "route_conference_id")?,
+                )?,
+                created_at: get(r, "created_at")?,
+            })
+        }
+
+        fn ring_group_row(r: &DbRow) -> Result<RingGroup> {
+            let kind: String = get(r, "fallback_kind")?;
+            Ok(RingGroup {
+                id: RingGroupId::from_uuid(get(r, "id")?),
+                tenant_id: TenantId::from_uuid(get(r, "tenant_id")?),
+                number: parse_col(get(r, "number")?, "number")?,
+                settings: RingGroupSettings {
+                    name: get(r, "name")?,
+                    strategy: parse_col(get(r, "strategy")?, "strategy")?,
+                    ring_timeout_secs: get_u32(r, "ring_timeout_secs")?,
+                    member_timeout_secs: get_u32(r, "member_timeout_secs")?,
+                    fallback: route_from(
+                        &kind,
+                        get(r, "fallback_extension_id")?,
+                        get(r, "fallback_ring_group_id")?,
+                        get(r, "fallback_ivr_id")?,
+                        get(r, "fallback_conference_id")?,
+                    )?,
+                },
+                members: Vec::new(),
+                last_answered_member: get::<Option<i32>>(r, "last_answered_member")?.map(|p| p.max(0) as u32),
+                created_at: get(r, "created_at")?,
+            })
+        }
+
+        fn member_row(r: &DbRow) -> Result<(Uuid, RingGroupMember)> {
+            let group: Uuid = get(r, "ring_group_id")?;
+            let kind: String = get(r, "member_kind")?;
+            let member = match kind.as_str() {
+                "extension" => RingGroupMember::Extension(ExtensionId::from_uuid(
+                    get::<Option<Uuid>>(r, "extension_id")?.ok_or_else(|| corrupt("ring group member", "no extension"))?,
+                )),
+                _ => RingGroupMember::External(parse_col(
+                    get::<Option<String>>(r, "external")?.ok_or_else(|| corrupt("ring group member", "no number"))?,
+                    "ring group member",
+                )?),
+            };
+            Ok((group, member))
+        }
+
+        async fn create_ivr_menu(pool: &Pool, tenant: TenantId, number: &ExtensionNumber, name: &str) -> Result<IvrMenu> {
+            check_name(name)?;
+            let menu = IvrMenu { id: IvrMenuId::new(), tenant_id: tenant, number: number.clone(), name: name.trim().to_owned(), created_at: now() };
+            let mut tx = begin(pool).await?;
+            insert_dialable(&mut tx, tenant, number, "ivr").await?;
+            sqlx::query("INSERT INTO ivr_menus (id, tenant_id, number, name, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(menu.id.as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(number.as_str())
+                .bind(&menu.name)
+                .bind(ts(menu.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(menu)
+        }
+
+        async fn list_ivr_menus(pool: &Pool, tenant: TenantId) -> Result<Vec<IvrMenu>> {
+            let rows = sqlx::query("SELECT id, tenant_id, number, name, created_at FROM ivr_menus WHERE tenant_id = $1 ORDER BY number")
+                .bind(tenant.as_uuid())
+                .fetch_all(pool)
+                .await
+                .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(IvrMenu {
+                        id: IvrMenuId::from_uuid(get(r, "id")?),
+                        tenant_id: TenantId::from_uuid(get(r, "tenant_id")?),
+                        number: parse_col(get(r, "number")?, "number")?,
+                        name: get(r, "name")?,
+                        created_at: get(r, "created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        async fn create_conference_room(
+            pool: &Pool,
+            tenant: TenantId,
+            number: &ExtensionNumber,
+            name: &str,
+            pin: Option<&Pin>,
+        ) -> Result<ConferenceRoom> {
+            check_name(name)?;
+            let room = ConferenceRoom {
+                id: ConferenceRoomId::new(),
+                tenant_id: tenant,
+                number: number.clone(),
+                name: name.trim().to_owned(),
+                pin: pin.cloned(),
+                created_at: now(),
+            };
+            let mut tx = begin(pool).await?;
+            insert_dialable(&mut tx, tenant, number, "conference").await?;
+            sqlx::query("INSERT INTO conference_rooms (id, tenant_id, number, name, pin, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(room.id.as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(number.as_str())
+                .bind(&room.name)
+                .bind(pin.map(|p| p.as_str()))
+                .bind(ts(room.created_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(room)
+        }
+
+        async fn list_conference_rooms(pool: &Pool, tenant: TenantId) -> Result<Vec<ConferenceRoom>> {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, number, name, pin, created_at FROM conference_rooms WHERE tenant_id = $1 ORDER BY number",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ConferenceRoom {
+                        id: ConferenceRoomId::from_uuid(get(r, "id")?),
+                        tenant_id: TenantId::from_uuid(get(r, "tenant_id")?),
+                        number: parse_col(get(r, "number")?, "number")?,
+                        name: get(r, "name")?,
+                        pin: parse_opt(get(r, "pin")?, "pin")?,
+                        created_at: get(r, "created_at")?,
+                    })
+                })
+                .collect()
+        }
+
+        fn fallback_err(e: StoreError) -> StoreError {
+            on_fk(e, "fallback", "the fallback target does not exist in this tenant")
+        }
+
+        async fn create_ring_group(pool: &Pool, tenant: TenantId, number: &ExtensionNumber, s: &RingGroupSettings) -> Result<RingGroup> {
+            check_ring_group_settings(s)?;
+            let group = RingGroup {
+                id: RingGroupId::new(),
+                tenant_id: tenant,
+                number: number.clone(),
+                settings: RingGroupSettings { name: s.name.trim().to_owned(), ..s.clone() },
+                members: Vec::new(),
+                last_answered_member: None,
+                created_at: now(),
+            };
+            let (kind, ext, rg, ivr, conf) = route_cols(&s.fallback);
+            let mut tx = begin(pool).await?;
+            insert_dialable(&mut tx, tenant, number, "ring_group").await?;
+            sqlx::query(
+                "INSERT INTO ring_groups (id, tenant_id, number, name, strategy, ring_timeout_secs, member_timeout_secs, \
+                 fallback_kind, fallback_extension_id, fallback_ring_group_id, fallback_ivr_id, fallback_conference_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(group.id.as_uuid())
+            .bind(tenant.as_uuid())
+            .bind(number.as_str())
+            .bind(&group.settings.name)
+            .bind(s.strategy.as_str())
+            .bind(to_i32(s.ring_timeout_secs, "ring_timeout_secs")?)
+            .bind(to_i32(s.member_timeout_secs, "member_timeout_secs")?)
+            .bind(kind)
+            .bind(ext)
+            .bind(rg)
+            .bind(ivr)
+            .bind(conf)
+            .bind(ts(group.created_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)
+            .map_err(fallback_err)?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(group)
+        }
+
+        async fn load_members(conn: &mut Conn, tenant: TenantId, group: Option<RingGroupId>) -> Result<Vec<(Uuid, RingGroupMember)>> {
+            const ALL: &str = "SELECT ring_group_id, member_kind, extension_id, external FROM ring_group_members \
+                               WHERE tenant_id = $1 ORDER BY ring_group_id, position";
+            const ONE: &str = "SELECT ring_group_id, member_kind, extension_id, external FROM ring_group_members \
+                               WHERE tenant_id = $1 AND ring_group_id = $2 ORDER BY position";
+            let q = match group {
+                Some(g) => sqlx::query(ONE).bind(tenant.as_uuid()).bind(g.as_uuid()),
+                None => sqlx::query(ALL).bind(tenant.as_uuid()),
+            };
+            let rows = q
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db_err)?;
+            rows.iter().map(member_row).collect()
+        }
+
+        async fn get_ring_group(pool: &Pool, tenant: TenantId, id: RingGroupId) -> Result<RingGroup> {
+            let mut conn = pool.acquire().await.map_err(db_err)?;
+            let row = sqlx::query(concat!("SELECT ", ring_group_cols!(), " FROM ring_groups WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            let Some(row) = row else {
+                return Err(StoreError::not_found("ring group"));
+            };
+            let mut group = ring_group_row(&row)?;
+            group.members = load_members(&mut conn, tenant, Some(id)).await?.into_iter().map(|(_, m)| m).collect();
+            Ok(group)
+        }
+
+        async fn list_ring_groups(pool: &Pool, tenant: TenantId) -> Result<Vec<RingGroup>> {
+            let mut conn = pool.acquire().await.map_err(db_err)?;
+            let rows = sqlx::query(concat!("SELECT ", ring_group_cols!(), " FROM ring_groups WHERE tenant_id = $1 ORDER BY number"))
+                .bind(tenant.as_uuid())
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_err)?;
+            let mut groups = rows.iter().map(ring_group_row).collect::<Result<Vec<_>>>()?;
+            for (gid, member) in load_members(&mut conn, tenant, None).await? {
+                if let Some(g) = groups.iter_mut().find(|g| g.id.as_uuid() == gid) {
+                    g.members.push(member);
+                }
+            }
+            Ok(groups)
+        }
+
+        async fn update_ring_group(pool: &Pool, tenant: TenantId, id: RingGroupId, s: &RingGroupSettings) -> Result<RingGroup> {
+            check_ring_group_settings(s)?;
+            let (kind, ext, rg, ivr, conf) = route_cols(&s.fallback);
+            let done = sqlx::query(
+                "UPDATE ring_groups SET name = $3, strategy = $4, ring_timeout_secs = $5, member_timeout_secs = $6, \
+                 fallback_kind = $7, fallback_extension_id = $8, fallback_ring_group_id = $9, fallback_ivr_id = $10, \
+                 fallback_conference_id = $11 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .bind(s.name.trim())
+            .bind(s.strategy.as_str())
+            .bind(to_i32(s.ring_timeout_secs, "ring_timeout_secs")?)
+            .bind(to_i32(s.member_timeout_secs, "member_timeout_secs")?)
+            .bind(kind)
+            .bind(ext)
+            .bind(rg)
+            .bind(ivr)
+            .bind(conf)
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(fallback_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("ring group"));
+            }
+            get_ring_group(pool, tenant, id).await
+        }
+
+        async fn set_ring_group_members(pool: &Pool, tenant: TenantId, id: RingGroupId, members: &[RingGroupMember]) -> Result<RingGroup> {
+            for (i, m) in members.iter().enumerate() {
+                if members[..i].contains(m) {
+                    return Err(StoreError::invalid("members", format!("member {} is listed twice", i + 1)));
+                }
+            }
+            let mut tx = begin(pool).await?;
+            // Lock the group row (and prove it is this tenant's) before replacing its members.
+            let found = sqlx::query("UPDATE ring_groups SET last_answered_member = NULL WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if found.rows_affected() == 0 {
+                return Err(StoreError::not_found("ring group"));
+            }
+            sqlx::query("DELETE FROM ring_group_members WHERE tenant_id = $1 AND ring_group_id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            for (i, m) in members.iter().enumerate() {
+                let (kind, ext, external) = match m {
+                    RingGroupMember::Extension(e) => ("extension", Some(e.as_uuid()), None),
+                    RingGroupMember::External(n) => ("external", None, Some(n.as_str())),
+                };
+                sqlx::query(
+                    "INSERT INTO ring_group_members (tenant_id, ring_group_id, position, member_kind, extension_id, external) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .bind(i as i32)
+                .bind(kind)
+                .bind(ext)
+                .bind(external)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)
+                .map_err(|e| on_fk(e, "members", &format!("member {}: no such extension in this tenant", i + 1)))?;
+            }
+            tx.commit().await.map_err(db_err)?;
+            get_ring_group(pool, tenant, id).await
+        }
+
+        async fn set_ring_group_last_answered(pool: &Pool, tenant: TenantId, id: RingGroupId, position: Option<u32>) -> Result<()> {
+            let position = position.map(|p| to_i32(p, "position")).transpose()?;
+            let done = sqlx::query("UPDATE ring_groups SET last_answered_member = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .bind(position)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("ring group"));
+            }
+            Ok(())
+        }
+
+        async fn delete_ring_group(pool: &Pool, tenant: TenantId, id: RingGroupId) -> Result<()> {
+            let mut tx = begin(pool).await?;
+            let number: Option<String> = sqlx::query_scalar("DELETE FROM ring_groups WHERE tenant_id = $1 AND id = $2 RETURNING number")
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)
+                .map_err(|e| match e {
+                    StoreError::Invalid { field: catalog::FK_FIELD, .. } => StoreError::conflict(
+                        "route",
+                        "a public number or another ring group's fallback routes to this ring group; change that first",
+                    ),
+                    e => e,
+                })?;
+            let Some(number) = number else {
+                return Err(StoreError::not_found("ring group"));
+            };
+            delete_dialable(&mut tx, tenant, &number, "ring_group").await?;
+            tx.commit().await.map_err(db_err)?;
+            Ok(())
+        }
+
+        async fn insert_number(conn: &mut Conn, e164: &E164, tenant: Option<TenantId>) -> Result<Number> {
+            let number = Number {
+                id: NumberId::new(),
+                e164: e164.clone(),
+                number_type: e164.number_type(),
+                tenant_id: tenant,
+                route: RouteTarget::None,
+                created_at: now(),
+            };
+            sqlx::query(
+                "INSERT INTO numbers (id, e164, number_type, tenant_id, route_kind, created_at) VALUES ($1, $2, $3, $4, 'none', $5)",
+            )
+            .bind(number.id.as_uuid())
+            .bind(e164.as_str())
+            .bind(number.number_type.as_str())
+            .bind(tenant.map(|t| t.as_uuid()))
+            .bind(ts(number.created_at))
+            .execute(&mut *conn)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))
+            .map_err(|e| on_conflict(e, "e164", format!("the number {e164} is already on the platform")))?;
+            Ok(number)
+        }
+
+        async fn add_number(pool: &Pool, e164: &E164, tenant: Option<TenantId>) -> Result<Number> {
+            let mut conn = pool.acquire().await.map_err(db_err)?;
+            insert_number(&mut conn, e164, tenant).await
+        }
+
+        async fn add_number_range(pool: &Pool, first: &E164, count: u32, tenant: Option<TenantId>) -> Result<Vec<Number>> {
+            if count == 0 || count > MAX_RANGE {
+                return Err(StoreError::invalid("count", format!("a range holds 1 to {MAX_RANGE} numbers, not {count}")));
+            }
+            let mut all = Vec::with_capacity(count as usize);
+            for i in 0..count {
+                let n = first.offset(u64::from(i)).ok_or_else(|| {
+                    StoreError::invalid("e164", format!("{first} + {i} is not a valid number: the range leaves its number block"))
+                        .at_row(i as usize)
+                })?;
+                all.push(n);
+            }
+            let mut tx = begin(pool).await?;
+            let mut out = Vec::with_capacity(all.len());
+            for (i, n) in all.iter().enumerate() {
+                out.push(insert_number(&mut tx, n, tenant).await.map_err(|e| e.at_row(i))?);
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(out)
+        }
+
+        async fn list_numbers(pool: &Pool, scope: NumberScope, page: Page) -> Result<Paged<Number>> {
+            let (filter, tenant) = match scope {
+                NumberScope::All => ("", None),
+                NumberScope::Unassigned => (" WHERE tenant_id IS NULL", None),
+                NumberScope::Tenant(t) => (" WHERE tenant_id = $3", Some(t.as_uuid())),
+            };
+            let sql = format!("SELECT {} FROM numbers{filter} ORDER BY e164 LIMIT $1 OFFSET $2", number_cols!());
+            let mut q = sqlx::query(&sql).bind(i64::from(page.effective_limit())).bind(i64::from(page.offset));
+            if let Some(t) = tenant {
+                q = q.bind(t);
+            }
+            let rows = q.fetch_all(pool).await.map_err(db_err)?;
+            let count_sql = format!("SELECT count(*) FROM numbers{}", filter.replace("$3", "$1"));
+            let mut c = sqlx::query_scalar::<_, i64>(&count_sql);
+            if let Some(t) = tenant {
+                c = c.bind(t);
+            }
+            let total = c.fetch_one(pool).await.map_err(db_err)?;
+            Ok(Paged { items: rows.iter().map(number_row).collect::<Result<_>>()?, total: total as u64 })
+        }
+
+        async fn get_number(pool: &Pool, id: NumberId) -> Result<Number> {
+            let row = sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE id = $1"))
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(number_row).unwrap_or(Err(StoreError::not_found("number")))
+        }
+
+        async fn get_number_by_e164(pool: &Pool, e164: &E164) -> Result<Number> {
+            let row = sqlx::query(concat!("SELECT ", number_cols!(), " FROM numbers WHERE e164 = $1"))
+                .bind(e164.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(db_err)?;
+            row.as_ref().map(number_row).unwrap_or(Err(StoreError::not_found("number")))
+        }
+
+        async fn assign_number(pool: &Pool, id: NumberId, tenant: Option<TenantId>) -> Result<Number> {
+            let done = sqlx::query(
+                "UPDATE numbers SET tenant_id = $2, route_kind = 'none', route_extension_id = NULL, \
+                 route_ring_group_id = NULL, route_ivr_id = NULL, route_conference_id = NULL WHERE id = $1",
+            )
+            .bind(id.as_uuid())
+            .bind(tenant.map(|t| t.as_uuid()))
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("number"));
+            }
+            get_number(pool, id).await
+        }
+
+        async fn set_number_route(pool: &Pool, tenant: TenantId, id: NumberId, route: RouteTarget) -> Result<Number> {
+            let (kind, ext, rg, ivr, conf) = route_cols(&route);
+            let done = sqlx::query(
+                "UPDATE numbers SET route_kind = $3, route_extension_id = $4, route_ring_group_id = $5, \
+                 route_ivr_id = $6, route_conference_id = $7 WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(id.as_uuid())
+            .bind(tenant.as_uuid())
+            .bind(kind)
+            .bind(ext)
+            .bind(rg)
+            .bind(ivr)
+            .bind(conf)
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_fk(e, "route", &format!("the {} to route to does not exist in this tenant", kind.replace('_', " "))))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("number"));
+            }
+            get_number(pool, id).await
+        }
+
+        async fn delete_number(pool: &Pool, id: NumberId) -> Result<()> {
+            let done = sqlx::query("DELETE FROM numbers WHERE id = $1 AND tenant_id IS NULL")
+                .bind(id.as_uuid())
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                get_number(pool, id).await?;
+                return Err(StoreError::conflict("tenant_id", "the number belongs to a tenant; return it to inventory first"));
+            }
+            Ok(())
+        }
+    };
+}
+pub(crate) use routing_impl;

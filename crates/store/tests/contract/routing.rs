@@ -1,0 +1,347 @@
+//! Contract tests: public numbers, routes, ring groups, trunks.
+
+use store::*;
+
+use super::support::Backend;
+use super::{e164, ext, field, tenant};
+
+pub async fn numbers_and_routes(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let ea = ext(d, a.id, "201").await;
+    let eb = ext(d, bt.id, "201").await;
+
+    let n = d.add_number(&e164("020 7946 0018"), None).await.unwrap();
+    assert_eq!(
+        (n.number_type, n.tenant_id, n.route),
+        (NumberType::Geographic, None, RouteTarget::None)
+    );
+    assert_eq!(
+        field(d.add_number(&e164("+442079460018"), Some(a.id)).await),
+        ("conflict", Some("e164"))
+    );
+    let m = d
+        .add_number(&e164("07400 123456"), Some(a.id))
+        .await
+        .unwrap();
+    assert_eq!(m.number_type, NumberType::Mobile);
+
+    // Routing needs an owner, and the target must be the owner's.
+    assert!(
+        d.set_number_route(a.id, n.id, RouteTarget::Extension(ea.id))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let n = d.assign_number(n.id, Some(a.id)).await.unwrap();
+    assert_eq!(n.tenant_id, Some(a.id));
+    assert_eq!(
+        field(
+            d.set_number_route(a.id, n.id, RouteTarget::Extension(eb.id))
+                .await
+        ),
+        ("invalid", Some("route"))
+    );
+    assert!(
+        d.set_number_route(bt.id, n.id, RouteTarget::Extension(eb.id))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let routed = d
+        .set_number_route(a.id, n.id, RouteTarget::Extension(ea.id))
+        .await
+        .unwrap();
+    assert_eq!(routed.route, RouteTarget::Extension(ea.id));
+
+    // Inbound lookup is platform-wide.
+    let found = d
+        .get_number_by_e164(&e164("+44 20 7946 0018"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (found.tenant_id, found.route),
+        (Some(a.id), RouteTarget::Extension(ea.id))
+    );
+    assert!(
+        d.get_number_by_e164(&e164("020 7946 0019"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // A routed-to extension cannot be deleted; an owned number cannot be deleted.
+    assert_eq!(
+        field(d.delete_extension(a.id, ea.id).await),
+        ("conflict", Some("route"))
+    );
+    assert_eq!(
+        field(d.delete_number(n.id).await),
+        ("conflict", Some("tenant_id"))
+    );
+    // Reassigning resets the route; then the extension can go.
+    let back = d.assign_number(n.id, None).await.unwrap();
+    assert_eq!((back.tenant_id, back.route), (None, RouteTarget::None));
+    d.delete_extension(a.id, ea.id).await.unwrap();
+    d.delete_number(n.id).await.unwrap();
+
+    // Ranges: all or nothing.
+    let first = e164("0113 496 0000");
+    d.add_number(&e164("0113 496 0005"), None).await.unwrap();
+    let err = d
+        .add_number_range(&first, 10, Some(a.id))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Row { index: 5, .. }), "{err:?}");
+    assert_eq!(err.field(), Some("e164"));
+    assert_eq!(
+        d.list_numbers(NumberScope::Tenant(a.id), Page::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    let range = d
+        .add_number_range(&e164("0113 496 0100"), 50, Some(a.id))
+        .await
+        .unwrap();
+    assert_eq!(range.len(), 50);
+    assert_eq!(range[49].e164.as_str(), "+441134960149");
+    assert_eq!(
+        field(d.add_number_range(&first, 0, None).await),
+        ("invalid", Some("count"))
+    );
+
+    assert_eq!(
+        d.list_numbers(NumberScope::Tenant(a.id), Page::default())
+            .await
+            .unwrap()
+            .total,
+        51
+    );
+    assert_eq!(
+        d.list_numbers(NumberScope::Tenant(bt.id), Page::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        d.list_numbers(NumberScope::Unassigned, Page::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    let all = d
+        .list_numbers(NumberScope::All, Page::new(10, 0))
+        .await
+        .unwrap();
+    assert_eq!((all.total, all.items.len()), (52, 10));
+    assert!(all.items.windows(2).all(|w| w[0].e164 < w[1].e164));
+}
+
+pub async fn ring_groups(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let e1 = ext(d, a.id, "201").await;
+    let e2 = ext(d, a.id, "202").await;
+    let foreign = ext(d, bt.id, "201").await;
+    let num = |s: &str| s.parse::<ExtensionNumber>().unwrap();
+
+    let mut s = RingGroupSettings::new("Sales", RingStrategy::Sequential);
+    s.fallback = RouteTarget::Extension(foreign.id);
+    assert_eq!(
+        field(d.create_ring_group(a.id, &num("600"), &s).await),
+        ("invalid", Some("fallback"))
+    );
+    // Nothing half-written: the number is still free.
+    assert!(
+        d.resolve_dialable(a.id, &num("600"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    s.fallback = RouteTarget::Extension(e2.id);
+    let g = d.create_ring_group(a.id, &num("600"), &s).await.unwrap();
+    assert_eq!(d.get_ring_group(a.id, g.id).await.unwrap(), g);
+
+    let members = vec![
+        RingGroupMember::Extension(e1.id),
+        RingGroupMember::External(e164("07400 123456")),
+    ];
+    let g = d
+        .set_ring_group_members(a.id, g.id, &members)
+        .await
+        .unwrap();
+    assert_eq!(g.members, members);
+    let bad = vec![RingGroupMember::Extension(foreign.id)];
+    assert_eq!(
+        field(d.set_ring_group_members(a.id, g.id, &bad).await),
+        ("invalid", Some("members"))
+    );
+    assert_eq!(
+        d.get_ring_group(a.id, g.id).await.unwrap().members,
+        members,
+        "a failed replace changes nothing"
+    );
+    let twice = vec![
+        RingGroupMember::Extension(e1.id),
+        RingGroupMember::Extension(e1.id),
+    ];
+    assert_eq!(
+        field(d.set_ring_group_members(a.id, g.id, &twice).await),
+        ("invalid", Some("members"))
+    );
+    assert!(
+        d.set_ring_group_members(bt.id, g.id, &[])
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.get_ring_group(bt.id, g.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    d.set_ring_group_last_answered(a.id, g.id, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        d.get_ring_group(a.id, g.id)
+            .await
+            .unwrap()
+            .last_answered_member,
+        Some(1)
+    );
+
+    let mut s2 = g.settings.clone();
+    s2.strategy = RingStrategy::RoundRobin;
+    s2.fallback = RouteTarget::RingGroup(g.id);
+    assert_eq!(
+        field(d.update_ring_group(a.id, g.id, &s2).await),
+        ("invalid", Some("fallback"))
+    );
+    s2.fallback = RouteTarget::None;
+    s2.member_timeout_secs = 20;
+    assert_eq!(
+        d.update_ring_group(a.id, g.id, &s2).await.unwrap().settings,
+        s2
+    );
+
+    // The fallback extension is protected; a member extension is removed from the group.
+    let mut s3 = s2.clone();
+    s3.fallback = RouteTarget::Extension(e2.id);
+    d.update_ring_group(a.id, g.id, &s3).await.unwrap();
+    assert_eq!(
+        field(d.delete_extension(a.id, e2.id).await),
+        ("conflict", Some("route"))
+    );
+    d.delete_extension(a.id, e1.id).await.unwrap();
+    let listed = d.list_ring_groups(a.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].members,
+        vec![RingGroupMember::External(e164("07400 123456"))]
+    );
+
+    // A number routed to the group protects it.
+    let n = d
+        .add_number(&e164("020 7946 0018"), Some(a.id))
+        .await
+        .unwrap();
+    d.set_number_route(a.id, n.id, RouteTarget::RingGroup(g.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(d.delete_ring_group(a.id, g.id).await),
+        ("conflict", Some("route"))
+    );
+    d.set_number_route(a.id, n.id, RouteTarget::None)
+        .await
+        .unwrap();
+    assert!(
+        d.delete_ring_group(bt.id, g.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    d.delete_ring_group(a.id, g.id).await.unwrap();
+    assert!(d.list_ring_groups(a.id).await.unwrap().is_empty());
+}
+
+fn trunk(name: &str, priority: i32, emergency: Option<i32>) -> TrunkSettings {
+    TrunkSettings {
+        name: name.into(),
+        host: "sip.carrier.test".into(),
+        port: 5060,
+        transport: Transport::Udp,
+        username: Some("acct".into()),
+        password: Some(Secret::new("s3cret-password")),
+        from_domain: None,
+        priority,
+        emergency_priority: emergency,
+        enabled: true,
+        inbound_source: Some("192.0.2.0/24".into()),
+    }
+}
+
+pub async fn trunks(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let main = d.create_trunk(&trunk("main", 10, Some(2))).await.unwrap();
+    assert!(
+        !format!("{main:?}").contains("s3cret"),
+        "the password must not be printed"
+    );
+    assert_eq!(d.get_trunk(main.id).await.unwrap(), main);
+    let backup = d.create_trunk(&trunk("backup", 20, Some(1))).await.unwrap();
+    let mut off = trunk("off", 5, Some(0));
+    off.enabled = false;
+    let off = d.create_trunk(&off).await.unwrap();
+    let no_999 = d.create_trunk(&trunk("cheap", 1, None)).await.unwrap();
+    assert_eq!(
+        field(d.create_trunk(&trunk("main", 1, None)).await),
+        ("conflict", Some("name"))
+    );
+    let mut ws = trunk("ws", 1, None);
+    ws.transport = Transport::Ws;
+    assert_eq!(
+        field(d.create_trunk(&ws).await),
+        ("invalid", Some("transport"))
+    );
+    let mut src = trunk("src", 1, None);
+    src.inbound_source = Some("not-an-ip".into());
+    assert_eq!(
+        field(d.create_trunk(&src).await),
+        ("invalid", Some("inbound_source"))
+    );
+
+    let ids = |v: Vec<Trunk>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(d.list_trunks().await.unwrap()),
+        vec![no_999.id, off.id, main.id, backup.id]
+    );
+    assert_eq!(
+        ids(d.list_outbound_trunks().await.unwrap()),
+        vec![no_999.id, main.id, backup.id]
+    );
+    assert_eq!(
+        ids(d.list_emergency_trunks().await.unwrap()),
+        vec![backup.id, main.id]
+    );
+
+    let mut s = main.settings.clone();
+    s.password = None;
+    s.port = 5061;
+    s.transport = Transport::Tls;
+    assert_eq!(d.update_trunk(main.id, &s).await.unwrap().settings, s);
+    d.delete_trunk(off.id).await.unwrap();
+    assert!(d.get_trunk(off.id).await.unwrap_err().is_not_found());
+}
