@@ -11,7 +11,7 @@ use crate::error::Result;
 use crate::model::*;
 
 #[async_trait]
-pub trait Directory: Send + Sync + 'static {
+pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     // ------------------------------------------------------------ lifecycle
 
     /// Applies the embedded migrations that are not applied yet.

@@ -9,12 +9,14 @@ mod directory;
 mod error;
 pub mod model;
 mod sql;
+mod web;
 
 use std::sync::Arc;
 
 pub use directory::Directory;
 pub use error::{Result, StoreError};
 pub use model::*;
+pub use web::*;
 
 /// Opens a directory from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
 /// `sqlite:path` / `sqlite://path` for SQLite (the file is created if missing; WAL, foreign keys

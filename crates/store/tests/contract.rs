@@ -590,8 +590,11 @@ async fn import_a_thousand_rows(b: Backend) {
 mod routing;
 #[path = "contract/schema.rs"]
 mod schema;
+#[path = "contract/web.rs"]
+mod web;
 use routing::*;
 use schema::*;
+use web::*;
 
 contract_tests!(
     health_before_and_after_migrate,
@@ -607,6 +610,9 @@ contract_tests!(
     schema_refuses_bad_rows,
     registrations,
     cdrs,
+    web_sessions,
+    web_api_tokens,
+    web_setup_tokens,
 );
 
 /// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and

@@ -417,6 +417,7 @@ macro_rules! expand_backend {
         $crate::sql::routing::routing_impl!();
         $crate::sql::operations::operations_impl!();
         $crate::sql::directory_impl::directory_impl!($ty);
+        $crate::sql::web::web_impl!($ty);
     };
 }
 pub(crate) use expand_backend;

@@ -12,6 +12,7 @@ pub(crate) mod extensions;
 pub(crate) mod operations;
 pub(crate) mod routing;
 pub(crate) mod tenants;
+pub(crate) mod web;
 
 use time::OffsetDateTime;
 
