@@ -62,4 +62,3 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 pub(crate) async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
 }
-

@@ -1,39 +1,97 @@
-//! The web app: for now the health endpoints the operator's container
-//! orchestration and the end-to-end tests use. The admin UI, REST API and
-//! phone provisioning are later work and will hang off the same router.
+//! The web app: the admin UI for operators and businesses (askama pages, htmx, embedded static
+//! assets), the REST API under `/api/v1`, and the health endpoints.
 //!
 //! Launch it the way the binary and the tests do:
-//! `web::serve(listener, AppState::new(directory), shutdown).await`.
+//! `web::serve(listener, AppState::new(directory), shutdown).await`, after printing the first-run
+//! link from [`ensure_setup_link`] if it returns one.
 
+mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
 mod health;
+mod pages;
+pub mod session;
+mod static_files;
+pub mod throttle;
+pub mod views;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use store::Directory;
 use tokio::net::TcpListener;
+
+pub use config::{CookieSecure, WebConfig};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub directory: Arc<dyn Directory>,
+    pub config: Arc<WebConfig>,
+    pub throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl AppState {
+    /// Default configuration (see [`WebConfig::default`]).
     pub fn new(directory: Arc<dyn Directory>) -> Self {
-        Self { directory }
+        Self::with_config(directory, WebConfig::default())
     }
+
+    pub fn with_config(directory: Arc<dyn Directory>, config: WebConfig) -> Self {
+        Self {
+            directory,
+            config: Arc::new(config),
+            throttle: Arc::new(throttle::LoginThrottle::default()),
+        }
+    }
+}
+
+/// If the platform has no operator yet, creates a one-time setup link (valid for 24 hours) and
+/// returns it as `{base_url}/setup/{token}` for the binary to print; `None` once an operator
+/// exists. Only the token's hash is stored. Each call while no operator exists makes a new
+/// link; older unexpired ones stay valid until one of them is used.
+pub async fn ensure_setup_link(
+    directory: &dyn Directory,
+    base_url: &str,
+) -> Result<Option<String>, store::StoreError> {
+    pages::auth::ensure_setup_link(directory, base_url, WebConfig::default().setup_link_ttl).await
 }
 
 /// All routes of the web app.
 pub fn router(state: AppState) -> Router {
+    use pages::{auth, business as biz, operator as op};
+    let ui = Router::new()
+        .route("/", get(auth::root))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route(
+            "/account/password",
+            get(auth::password_page).post(auth::change_password),
+        )
+        .route(
+            "/setup/{token}",
+            get(auth::setup_form).post(auth::setup_submit),
+        )
+        .merge(op::routes())
+        .merge(biz::routes())
+        .merge(pages::tokens::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/static/{file}", get(static_files::serve))
+        .merge(ui)
+        .nest("/api/v1", api::routes())
         .fallback(health::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::session_layer,
+        ))
         .with_state(state)
 }
 
@@ -44,7 +102,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,0 +1,6 @@
+//! stub
+use crate::AppState;
+use axum::Router;
+pub fn routes() -> Router<AppState> {
+    Router::new()
+}
