@@ -1,0 +1,540 @@
+//! The admin pages end to end in process: the operator's and the business admin's main flows,
+//! and the tenant-isolation matrix for every page route with an id.
+
+mod support;
+
+use axum::http::StatusCode;
+use store::*;
+use support::{App, Backend, Browser, PASSWORD};
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in {html}"))
+        + start.len();
+    let j = html[i..].find(end).unwrap() + i;
+    &html[i..j]
+}
+
+async fn operator_flow(b: Backend) {
+    let app = App::new(b).await;
+    let mut op = app.signed_in(None, Role::Operator, "op@example.test").await;
+
+    // A bad slug: 422, the message beside the field, every typed value kept.
+    let r = op
+        .post(
+            "/operator/tenants",
+            &[
+                ("name", "Acme Plumbing"),
+                ("slug", "Acme!"),
+                ("sip_domain", "acme.pbx.test"),
+                ("max_concurrent_calls", "8"),
+                ("max_outside_calls", "4"),
+                ("allow_international", "on"),
+            ],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-slug""#), "{}", r.body);
+    assert!(r.body.contains(r#"value="Acme Plumbing""#) && r.body.contains(r#"value="8""#));
+    assert!(r.body.contains(r#"name="allow_international" checked"#));
+
+    let fields = [
+        ("name", "Acme Plumbing"),
+        ("slug", "acme"),
+        ("sip_domain", "acme.pbx.test"),
+        ("max_concurrent_calls", "8"),
+        ("max_outside_calls", "4"),
+        ("allow_international", "on"),
+    ];
+    let r = op.post("/operator/tenants", &fields).await;
+    r.assert(StatusCode::SEE_OTHER);
+    let page = r.location().to_owned();
+    let t = app
+        .dir
+        .get_tenant_by_domain(&"acme.pbx.test".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page, format!("/operator/tenants/{}", t.id));
+    assert_eq!(
+        (
+            t.settings.max_concurrent_calls,
+            t.settings.allow_international,
+            t.settings.allow_premium
+        ),
+        (8, true, false)
+    );
+    // The same domain again: a conflict shown beside the field.
+    let r = op
+        .post(
+            "/operator/tenants",
+            &[
+                ("name", "B"),
+                ("slug", "acme2"),
+                ("sip_domain", "acme.pbx.test"),
+                ("max_concurrent_calls", "1"),
+                ("max_outside_calls", "1"),
+            ],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains(r#"id="e-sip_domain""#) && r.body.contains("already used"),
+        "{}",
+        r.body
+    );
+
+    // First admin: a one-time password that works.
+    let r = op
+        .post(
+            &format!("{page}/admins"),
+            &[("email", "ann@acme.test"), ("display_name", "Ann")],
+        )
+        .await;
+    r.assert(StatusCode::OK);
+    let pw = between(&r.body, r#"id="pw">"#, "<").to_owned();
+    assert!(pw.len() >= 20);
+    app.browser()
+        .login("ann@acme.test", &pw)
+        .await
+        .assert(StatusCode::SEE_OTHER);
+
+    // A range of 100 numbers in one action; an overlapping range adds nothing.
+    let r = op
+        .post(
+            "/operator/numbers",
+            &[("first", "0113 496 0000"), ("last", "0113 496 0099")],
+        )
+        .await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("Added 100 numbers."));
+    let r = op
+        .post(
+            "/operator/numbers",
+            &[("first", "0113 496 0090"), ("last", "0113 496 0109")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-first""#), "{}", r.body);
+    assert!(r.body.contains(r#"value="0113 496 0109""#));
+    let all = app
+        .dir
+        .list_numbers(NumberScope::All, Page::first(1000))
+        .await
+        .unwrap();
+    assert_eq!(all.total, 100);
+    let r = op
+        .post(
+            "/operator/numbers",
+            &[("first", "0113 496 0000"), ("last", "0113 497 0000")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("at most 10000"));
+    let r = op
+        .post("/operator/numbers", &[("first", "+44 (0)20 7946 0018")])
+        .await;
+    assert!(r.body.contains("Added 020 7946 0018."), "{}", r.body);
+    let r = op.get("/operator/numbers").await;
+    assert!(r.body.contains("geographic") && r.body.contains("0113 496 0000"));
+
+    // Assign one to the business.
+    let n = &all.items[0];
+    op.post(
+        &format!("/operator/numbers/{}/assign", n.id),
+        &[("tenant", &t.id.to_string())],
+    )
+    .await
+    .assert(StatusCode::SEE_OTHER);
+    let mine = app
+        .dir
+        .list_numbers(NumberScope::Tenant(t.id), Page::first(10))
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 1);
+
+    // Suspend goes through a confirm page.
+    let r = op.get(&format!("{page}/suspend")).await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("Suspend Acme Plumbing?"));
+    op.post(&format!("{page}/suspend"), &[])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(
+        !app.dir.get_tenant(t.id).await.unwrap().suspended,
+        "no confirm, no suspend"
+    );
+    op.post(&format!("{page}/suspend"), &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(app.dir.get_tenant(t.id).await.unwrap().suspended);
+}
+
+async fn admin_flow(b: Backend) {
+    let app = App::new(b).await;
+    let t = app.tenant("acme").await;
+    let n = app
+        .dir
+        .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))
+        .await
+        .unwrap();
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "ann@acme.test")
+        .await;
+    let base = format!("/t/{}", t.id);
+
+    // Create 201: the password is shown once with a softphone block, and matches the HA1.
+    let r = adm
+        .post(
+            &format!("{base}/extensions"),
+            &[("number", "201"), ("display_name", "Reception")],
+        )
+        .await;
+    r.assert(StatusCode::OK);
+    let pw = between(&r.body, r#"id="sip-password">"#, "<").to_owned();
+    assert_eq!(pw.len(), web::crypto::SIP_PASSWORD_LEN);
+    assert!(
+        r.body
+            .contains("Registrar/proxy: sip.switchboard.test:5060")
+    );
+    assert!(r.body.contains("sip:201@acme.pbx.test"));
+    let cred = app
+        .dir
+        .get_credential_by_username(t.id, &"201".parse().unwrap())
+        .await
+        .unwrap();
+    let (md5, sha) = web::crypto::sip_ha1("201", "acme.pbx.test", &pw);
+    assert_eq!((cred.ha1_md5.clone(), cred.ha1_sha256.clone()), (md5, sha));
+
+    // Again: a conflict beside the number, the name kept.
+    let r = adm
+        .post(
+            &format!("{base}/extensions"),
+            &[("number", "201"), ("display_name", "Second desk")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains(r#"id="e-number""#) && r.body.contains(r#"value="Second desk""#),
+        "{}",
+        r.body
+    );
+    let r = adm
+        .post(
+            &format!("{base}/extensions"),
+            &[("number", "999"), ("display_name", "X")],
+        )
+        .await;
+    assert!(r.body.contains("reserved for emergency calls"));
+
+    for i in 0..60 {
+        let n = format!("{}", 300 + i);
+        app.dir
+            .create_extension(
+                t.id,
+                &NewExtension {
+                    number: n.parse().unwrap(),
+                    settings: ExtensionSettings::new(format!("Desk {n}")),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let r = adm.get(&format!("{base}/extensions")).await;
+    assert!(
+        r.body.contains("61 extensions") && r.body.contains("Page 1 of 2"),
+        "{}",
+        r.body
+    );
+    let r = adm.get(&format!("{base}/extensions?q=recep")).await;
+    assert!(
+        r.body.contains("Reception")
+            && r.body.contains("1 extensions")
+            && !r.body.contains("Desk 300")
+    );
+
+    // Edit: a bad forward keeps what was typed; a good one saves.
+    let ext = app
+        .dir
+        .get_extension_by_number(t.id, &"201".parse().unwrap())
+        .await
+        .unwrap();
+    let url = format!("{base}/extensions/{}", ext.id);
+    let r = adm
+        .post(
+            &url,
+            &[
+                ("display_name", "Front desk"),
+                ("forward_busy", "not a number"),
+                ("no_answer_timeout_secs", "20"),
+                ("dnd", "on"),
+            ],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-forward_busy""#) && r.body.contains(r#"value="Front desk""#));
+    let r = adm
+        .post(
+            &url,
+            &[
+                ("display_name", "Front desk"),
+                ("forward_busy", "07400 123456"),
+                ("no_answer_timeout_secs", "20"),
+                ("dnd", "on"),
+            ],
+        )
+        .await;
+    r.assert(StatusCode::OK);
+    let e = app.dir.get_extension(t.id, ext.id).await.unwrap();
+    assert!(e.settings.dnd);
+    assert_eq!(
+        e.settings.forwarding.busy.unwrap().to_string(),
+        "+447400123456"
+    );
+
+    // New password, through a confirm page; the old HA1 stops matching.
+    let regen = format!("{url}/credentials/{}/regenerate", cred.id);
+    adm.get(&regen).await.assert(StatusCode::OK);
+    let r = adm.post(&regen, &[("confirm", "yes")]).await;
+    r.assert(StatusCode::OK);
+    let pw2 = between(&r.body, r#"id="sip-password">"#, "<").to_owned();
+    assert_ne!(pw, pw2);
+    let c2 = app.dir.get_credential(t.id, cred.id).await.unwrap();
+    assert_eq!(
+        c2.ha1_md5,
+        web::crypto::sip_ha1("201", "acme.pbx.test", &pw2).0
+    );
+
+    // Route the business's number to 201; an unknown extension is refused beside the row.
+    let route = format!("{base}/numbers/{}/route", n.id);
+    let r = adm.post(&route, &[("extension", "555")]).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("There is no extension 555.") && r.body.contains(r#"value="555""#));
+    adm.post(&route, &[("extension", "201")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    let r = adm.get(&format!("{base}/numbers")).await;
+    assert!(r.body.contains("extension 201 (Front desk)"), "{}", r.body);
+    assert_eq!(
+        app.dir.get_number_by_e164(&n.e164).await.unwrap().route,
+        RouteTarget::Extension(ext.id)
+    );
+
+    // API token: shown once, stored hashed, revoked through a confirm page.
+    let r = adm
+        .post(&format!("{base}/tokens"), &[("name", "CRM")])
+        .await;
+    r.assert(StatusCode::OK);
+    let token = between(&r.body, r#"id="api-token">"#, "<").to_owned();
+    assert!(token.starts_with("sbt_"));
+    let stored = app
+        .dir
+        .get_api_token_by_hash(&web::crypto::token_hash(&token))
+        .await
+        .unwrap();
+    assert_eq!(stored.tenant_id, Some(t.id));
+    let r = adm.get(&format!("{base}/tokens")).await;
+    assert!(!r.body.contains(&token), "shown only once");
+    let revoke = format!("{base}/tokens/{}/revoke", stored.id);
+    adm.get(&revoke).await.assert(StatusCode::OK);
+    adm.post(&revoke, &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(
+        app.dir
+            .get_api_token_by_hash(&stored.token_hash)
+            .await
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
+}
+
+/// Business B's admin, with A's ids in every page route: 404, nothing of A in the body, and
+/// nothing of A changed.
+async fn tenant_isolation_pages(b: Backend) {
+    let app = App::new(b).await;
+    let a = app.tenant("alpha").await;
+    let bt = app.tenant("bravo").await;
+    let (ext, _) = app
+        .dir
+        .create_extension(
+            a.id,
+            &NewExtension {
+                number: "201".parse().unwrap(),
+                settings: ExtensionSettings::new("Alpha Secret Desk"),
+            },
+            Some(web::crypto::sip_ha1("201", "alpha.pbx.test", "pw"))
+                .map(|(m, s)| NewCredential {
+                    username: "201".parse().unwrap(),
+                    ha1_md5: m,
+                    ha1_sha256: s,
+                    mac_address: None,
+                    model: None,
+                })
+                .as_ref(),
+        )
+        .await
+        .unwrap();
+    let cred = app
+        .dir
+        .list_credentials(a.id, ext.id)
+        .await
+        .unwrap()
+        .remove(0);
+    let num = app
+        .dir
+        .add_number(&"020 7946 0018".parse().unwrap(), Some(a.id))
+        .await
+        .unwrap();
+    let tok = app
+        .dir
+        .create_api_token(&NewApiToken {
+            tenant_id: Some(a.id),
+            name: "Alpha Secret Token".into(),
+            token_hash: web::crypto::token_hash("x"),
+            prefix: "sbt_x".into(),
+            created_by: None,
+        })
+        .await
+        .unwrap();
+    // B has an extension of its own with the same number, to catch id/number mix-ups.
+    app.dir
+        .create_extension(
+            bt.id,
+            &NewExtension {
+                number: "201".parse().unwrap(),
+                settings: ExtensionSettings::new("Bravo desk"),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mut br: Browser<'_> = app
+        .signed_in(Some(bt.id), Role::Admin, "bob@bravo.test")
+        .await;
+
+    let secrets = [
+        a.id.to_string(),
+        ext.id.to_string(),
+        cred.id.to_string(),
+        num.id.to_string(),
+        tok.id.to_string(),
+        "Alpha Secret".into(),
+        "alpha".into(),
+        "020 7946 0018".into(),
+    ];
+    for tenant in [a.id, bt.id] {
+        let t = format!("/t/{tenant}");
+        let e = format!("{t}/extensions/{}", ext.id);
+        let gets = [
+            t.clone(),
+            format!("{t}/extensions"),
+            format!("{t}/extensions/new"),
+            format!("{t}/numbers"),
+            format!("{t}/tokens"),
+            e.clone(),
+            format!("{e}/credentials/{}/regenerate", cred.id),
+            format!("{t}/tokens/{}/revoke", tok.id),
+        ];
+        let posts: [(String, Vec<(&str, &str)>); 6] = [
+            (
+                format!("{t}/extensions"),
+                vec![("number", "777"), ("display_name", "Intruder")],
+            ),
+            (
+                e.clone(),
+                vec![
+                    ("display_name", "Hacked"),
+                    ("no_answer_timeout_secs", "20"),
+                    ("dnd", "on"),
+                ],
+            ),
+            (
+                format!("{e}/credentials/{}/regenerate", cred.id),
+                vec![("confirm", "yes")],
+            ),
+            (
+                format!("{t}/numbers/{}/route", num.id),
+                vec![("extension", "201")],
+            ),
+            (
+                format!("{t}/tokens/{}/revoke", tok.id),
+                vec![("confirm", "yes")],
+            ),
+            (format!("{t}/tokens"), vec![("name", "Intruder")]),
+        ];
+        for url in gets {
+            let r = br.get(&url).await;
+            if tenant == bt.id
+                && !url.contains(&ext.id.to_string())
+                && !url.contains(&tok.id.to_string())
+            {
+                // B's own pages answer, but show nothing of A.
+                assert!(
+                    r.status.is_success() || r.status.is_redirection(),
+                    "{url}: {}",
+                    r.status
+                );
+            } else {
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "GET {url}");
+            }
+            for s in &secrets {
+                assert!(!r.body.contains(s.as_str()), "GET {url} leaks {s}");
+            }
+        }
+        for (url, fields) in posts {
+            let r = br.post(&url, &fields).await;
+            let own_collection =
+                tenant == bt.id && (url.ends_with("/extensions") || url.ends_with("/tokens"));
+            if !own_collection {
+                assert_eq!(r.status, StatusCode::NOT_FOUND, "POST {url}: {}", r.body);
+            }
+            for s in &secrets {
+                assert!(!r.body.contains(s.as_str()), "POST {url} leaks {s}");
+            }
+        }
+    }
+    // Operator pages are not reachable for a business admin either.
+    for url in [
+        format!("/operator/tenants/{}", a.id),
+        format!("/operator/tenants/{}/suspend", a.id),
+    ] {
+        assert_eq!(br.get(&url).await.status, StatusCode::FORBIDDEN);
+    }
+    br.post(
+        &format!("/operator/numbers/{}/assign", num.id),
+        &[("tenant", &bt.id.to_string())],
+    )
+    .await
+    .assert(StatusCode::FORBIDDEN);
+
+    // Nothing of A changed.
+    let after = app.dir.get_extension(a.id, ext.id).await.unwrap();
+    assert_eq!(after.settings.display_name, "Alpha Secret Desk");
+    assert!(!after.settings.dnd);
+    assert_eq!(
+        app.dir.get_credential(a.id, cred.id).await.unwrap().ha1_md5,
+        cred.ha1_md5
+    );
+    let n = app.dir.get_number_by_e164(&num.e164).await.unwrap();
+    assert_eq!((n.tenant_id, n.route), (Some(a.id), RouteTarget::None));
+    assert!(
+        app.dir
+            .get_api_token_by_hash(&tok.token_hash)
+            .await
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    assert!(
+        app.dir
+            .get_extension_by_number(a.id, &"777".parse().unwrap())
+            .await
+            .is_err()
+    );
+    let _ = PASSWORD;
+}
+
+both_backends!(operator_flow, admin_flow, tenant_isolation_pages);
