@@ -139,10 +139,15 @@ impl From<StoreError> for AppError {
             StoreError::NotFound { .. } => AppError::NotFound,
             StoreError::Conflict { field, message } => AppError::Conflict { field, message },
             StoreError::Invalid { field, message } => AppError::Invalid { field, message },
-            e @ StoreError::Row { .. } => AppError::Invalid {
-                field: e.field().unwrap_or("rows"),
-                message: e.to_string(),
-            },
+            // A bulk action failed on one row: keep the kind of the row's error, say which row.
+            StoreError::Row { index, error } => {
+                let message = format!("row {}: {error}", index + 1);
+                match *error {
+                    StoreError::Conflict { field, .. } => AppError::Conflict { field, message },
+                    StoreError::Invalid { field, .. } => AppError::Invalid { field, message },
+                    other => AppError::from(other),
+                }
+            }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(Internal(m)),
         }

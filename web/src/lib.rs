@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/static/{file}", get(static_files::serve))
         .merge(ui)
-        .nest("/api/v1", api::routes())
+        .merge(api::routes())
         .fallback(health::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
