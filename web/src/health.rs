@@ -62,3 +62,106 @@ pub(crate) async fn readyz(State(state): State<AppState>) -> Response {
 pub(crate) async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(json!({ "error": "not found" }))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::{Body, to_bytes};
+    use axum::http::{Request, StatusCode};
+    use serde_json::{Value, json};
+    use tower::ServiceExt as _;
+
+    use crate::{AppState, router};
+
+    async fn get(state: AppState, path: &str) -> (StatusCode, Value) {
+        let request = Request::builder().uri(path).body(Body::empty()).unwrap();
+        let response = router(state).oneshot(request).await.unwrap();
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        let body = to_bytes(response.into_body(), 64 * 1024).await.unwrap();
+        assert_eq!(content_type.unwrap(), "application/json");
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    async fn sqlite_state(dir: &tempfile::TempDir, migrate: bool) -> AppState {
+        let url = format!("sqlite://{}", dir.path().join("web.db").display());
+        let directory = store::connect(&url).await.unwrap();
+        if migrate {
+            directory.migrate().await.unwrap();
+        }
+        AppState::new(directory)
+    }
+
+    #[tokio::test]
+    async fn healthz_is_ok_even_before_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, false).await;
+        assert_eq!(
+            get(state, "/healthz").await,
+            (StatusCode::OK, json!({"status": "ok"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn readyz_is_ready_on_a_migrated_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, true).await;
+        assert_eq!(
+            get(state, "/readyz").await,
+            (
+                StatusCode::OK,
+                json!({"status": "ready", "database": "ok", "migrations": "applied"})
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn readyz_names_pending_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, false).await;
+        let (status, body) = get(state, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["database"], "ok");
+        assert!(
+            body["migrations"]["pending"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty()),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn readyz_reports_an_unreachable_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, true).await;
+        state.directory.close().await;
+        let (status, body) = get(state, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["database"], "unreachable", "{body}");
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_are_json_404() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, true).await;
+        let (status, body) = get(state, "/nope").await;
+        assert_eq!(
+            (status, body),
+            (StatusCode::NOT_FOUND, json!({"error": "not found"}))
+        );
+    }
+
+    #[tokio::test]
+    async fn serve_stops_when_shutdown_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, true).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+        tx.send(()).unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+    }
+}

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 
 use crate::error::Result;
 use crate::model::*;
+use crate::registration_batch::RegistrationChange;
 
 #[async_trait]
 pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
@@ -199,6 +200,15 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
 
     /// Adds a number to the operator inventory (`tenant` = None) or straight to a tenant.
     async fn add_number(&self, e164: &E164, tenant: Option<TenantId>) -> Result<Number>;
+    /// Adds a number straight to a tenant together with its route, in one statement: either the
+    /// number exists routed, or nothing was written (`Invalid`, field "route", when the target is
+    /// not the tenant's).
+    async fn add_number_routed(
+        &self,
+        e164: &E164,
+        tenant: TenantId,
+        route: RouteTarget,
+    ) -> Result<Number>;
     /// Adds `count` consecutive numbers starting at `first` (at most 10,000), all or none.
     async fn add_number_range(
         &self,
@@ -217,6 +227,8 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         id: NumberId,
         route: RouteTarget,
     ) -> Result<Number>;
+    /// One number, if it is inside `scope` (`NotFound` otherwise).
+    async fn get_number(&self, scope: NumberScope, id: NumberId) -> Result<Number>;
     /// Cross-tenant by nature: an inbound trunk call names only the dialled number. Returns the
     /// owning tenant (if any) and the route.
     async fn get_number_by_e164(&self, e164: &E164) -> Result<Number>;
@@ -262,10 +274,38 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         tenant: TenantId,
         extension: ExtensionId,
     ) -> Result<Vec<Registration>>;
+    /// A tenant's unexpired bindings with their extension numbers, ordered by number (one query:
+    /// the admin view of who is registered).
+    async fn list_tenant_registrations(
+        &self,
+        tenant: TenantId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(ExtensionNumber, Registration)>>;
     /// Cross-tenant by nature: loads the location service at start-up.
     async fn list_unexpired_registrations(&self, now: OffsetDateTime) -> Result<Vec<Registration>>;
     /// Deletes bindings with `expires_at <= now`; returns how many.
     async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64>;
+
+    /// The registrar's group commit: applies `changes` in order. Backends override this with one
+    /// transaction (all or none); this default applies them one by one, for test doubles.
+    async fn apply_registration_batch(&self, changes: &[RegistrationChange]) -> Result<()> {
+        for change in changes {
+            match change {
+                RegistrationChange::Upsert { tenant, binding } => {
+                    self.upsert_registration(*tenant, binding).await?;
+                }
+                RegistrationChange::Remove {
+                    tenant,
+                    credential,
+                    contact_uri,
+                } => {
+                    self.remove_registration(*tenant, *credential, contact_uri)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
 
     // ------------------------------------------------------------ CDRs
 

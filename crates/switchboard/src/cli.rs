@@ -198,7 +198,8 @@ pub enum ExtensionCommand {
         /// Display name.
         #[arg(long)]
         name: String,
-        /// SIP password; a strong one is generated when absent.
+        /// SIP password (at least 8 characters); a strong one is generated when absent.
+        /// A password on the command line is visible in the process list: prefer the generated one.
         #[arg(long)]
         password: Option<String>,
     },

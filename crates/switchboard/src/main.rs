@@ -22,7 +22,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_error(e),
     };
-    init_tracing();
+    init_tracing(matches!(cli.command, None | Some(Command::Serve)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -47,7 +47,9 @@ fn main() -> ExitCode {
 
 fn scrub(message: &str, url: &DatabaseUrl) -> String {
     match url.password() {
-        Some(pw) if !pw.is_empty() => message.replace(pw, "***"),
+        // A very short password would match ordinary words; the URL itself
+        // is always shown redacted, so those need no scrubbing.
+        Some(pw) if pw.len() >= 4 => message.replace(pw, "***"),
         _ => message.to_owned(),
     }
 }
@@ -68,9 +70,17 @@ fn clap_error(e: clap::Error) -> ExitCode {
     e.exit()
 }
 
-fn init_tracing() {
+/// `RUST_LOG` when set; otherwise `info` for the server and `warn` for the
+/// one-shot commands, whose stdout is their product.
+fn init_tracing(serving: bool) {
+    let default = if serving {
+        // Postgres NOTICEs ("relation … already exists, skipping") are noise.
+        "info,sqlx::postgres::notice=warn"
+    } else {
+        "warn"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -117,14 +127,19 @@ async fn open_directory(url: &DatabaseUrl) -> anyhow::Result<Arc<dyn Directory>>
     let dir = store::connect(url.expose())
         .await
         .map_err(|e| anyhow!("cannot connect to database {url}: {}", reason(e)))?;
+    // The pool connects lazily: the first query is where an unreachable
+    // database shows up.
     if let Err(e) = dir.migrate().await {
         dir.close().await;
-        return Err(anyhow!(
-            "cannot apply migrations to database {url}: {}",
-            reason(e)
-        ));
+        return Err(match e {
+            StoreError::Unavailable(why) => anyhow!("cannot connect to database {url}: {why}"),
+            other => anyhow!(
+                "cannot apply migrations to database {url}: {}",
+                reason(other)
+            ),
+        });
     }
-    info!(database = %url, backend = ?url.backend(), "directory ready");
+    info!(database = %url, "directory ready, migrations applied");
     Ok(dir)
 }
 

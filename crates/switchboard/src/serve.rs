@@ -184,12 +184,19 @@ pub async fn spawn_services(
     // The SIP service (registrar, call engine and RTP relay from the `pbx`
     // crate) is spawned here with the same token once it exists; it takes
     // settings.sip_addr, settings.rtp_ports and settings.public_addr.
-    info!(
+    warn!(
         sip_addr = %settings.sip_addr,
         rtp_ports = %settings.rtp_ports,
         public_addr = settings.public_addr.as_ref().map(|a| a.to_string()).as_deref().unwrap_or("-"),
-        "SIP service settings"
+        "SIP service not started: the pbx engine is not wired into this build yet"
     );
+
+    if settings.public_addr.is_none() && settings.sip_addr.ip().is_unspecified() {
+        warn!(
+            "SWITCHBOARD_PUBLIC_ADDR is not set while SIP listens on all interfaces; \
+             phones outside this host need it to reach the server for SIP and media"
+        );
+    }
 
     Ok(services)
 }

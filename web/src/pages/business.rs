@@ -553,6 +553,11 @@ async fn route_number(
     Form(form): Form<RouteForm>,
 ) -> Result<Response, PageError> {
     let id: NumberId = parse_id(&p.number)?;
+    // Another business's number is not found, like any other id that is not ours.
+    state
+        .directory
+        .get_number(NumberScope::Tenant(a.tenant.id), id)
+        .await?;
     let typed = form.extension.trim();
     let target = if typed.is_empty() {
         Ok(RouteTarget::None)
@@ -582,8 +587,7 @@ async fn route_number(
         },
         Err(msg) => msg,
     };
-    // Show the error on the page that holds the number's row; a number that is not this
-    // tenant's is not found, like any other id of another business.
+    // Show the error on the page that holds the number's row.
     let all = state
         .directory
         .list_numbers(
@@ -591,9 +595,7 @@ async fn route_number(
             Page::first(Page::MAX_LIMIT),
         )
         .await?;
-    let Some(index) = all.items.iter().position(|n| n.id == id) else {
-        return Err(PageError(crate::error::AppError::NotFound));
-    };
+    let index = all.items.iter().position(|n| n.id == id).unwrap_or(0);
     let page = index as u32 / PER_PAGE + 1;
     let page = numbers_page(&state, &a, page, Some((id, typed.to_owned(), error))).await?;
     render_status(StatusCode::UNPROCESSABLE_ENTITY, &page)

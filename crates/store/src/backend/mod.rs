@@ -11,12 +11,12 @@ macro_rules! backend_prelude {
             crate::error::{Result, StoreError},
             crate::model::*,
             crate::sql::extensions::{credential_select, extension_cols},
+            crate::sql::numbers::{check_range, number_cols, route_fk_field},
             crate::sql::operations::{
                 cdr_cols, check_binding, check_trunk, registration_cols, trunk_cols,
             },
             crate::sql::routing::{
-                MAX_RANGE, check_name, check_ring_group_settings, number_cols, ring_group_cols,
-                route_cols, route_from,
+                check_name, check_ring_group_settings, ring_group_cols, route_cols, route_from,
             },
             crate::sql::tenants::{tenant_cols, user_cols},
             crate::sql::{

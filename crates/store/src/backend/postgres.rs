@@ -1,7 +1,5 @@
 //! PostgreSQL backend.
 
-use std::time::Duration;
-
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -22,13 +20,13 @@ pub(crate) struct PgDirectory {
 impl PgDirectory {
     /// Builds the pool without connecting: the first query connects, so the process can start
     /// while the database is still coming up and report it through `health()`.
-    pub(crate) fn open(url: &str) -> Result<Self> {
+    pub(crate) fn open(url: &str, settings: &crate::ConnectOptions) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(|e| {
             StoreError::invalid("database_url", format!("not a valid PostgreSQL URL: {e}"))
         })?;
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(settings.max_connections.unwrap_or(16))
+            .acquire_timeout(settings.acquire_timeout)
             .connect_lazy_with(options.application_name("switchboard"));
         Ok(Self { pool })
     }

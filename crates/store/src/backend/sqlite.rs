@@ -23,7 +23,7 @@ pub(crate) struct SqliteDirectory {
 }
 
 impl SqliteDirectory {
-    pub(crate) async fn open(url: &str) -> Result<Self> {
+    pub(crate) async fn open(url: &str, settings: &crate::ConnectOptions) -> Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|e| {
                 StoreError::invalid("database_url", format!("not a valid SQLite URL: {e}"))
@@ -46,9 +46,9 @@ impl SqliteDirectory {
                 .idle_timeout(None)
                 .max_lifetime(None)
         } else {
-            SqlitePoolOptions::new().max_connections(8)
+            SqlitePoolOptions::new().max_connections(settings.max_connections.unwrap_or(8))
         }
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(settings.acquire_timeout)
         .connect_with(options)
         .await
         .map_err(db_err)?;

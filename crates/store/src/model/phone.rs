@@ -41,8 +41,19 @@ fn parse_phone(input: &str) -> Result<PhoneNumber, ParseError> {
     if t.chars().filter(|c| c.is_ascii_digit()).count() < 3 {
         return Err(invalid(input, "too few digits"));
     }
-    // "+44 (0)20 ..." is the usual UK way to show the trunk prefix next to the country code.
-    let cleaned = t.replacen("(0)", "", 1);
+    // "+44 (0)20 ..." is the usual UK way to show the trunk prefix next to the country code; it
+    // is dropped only there (right after an international prefix and country code).
+    let cleaned = match t.find("(0)") {
+        Some(i)
+            if (t.starts_with('+') || t.starts_with("00"))
+                && t[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || c == '+' || c == ' ') =>
+        {
+            format!("{}{}", &t[..i], &t[i + 3..])
+        }
+        _ => t.to_owned(),
+    };
     let number = phonenumber::parse(Some(country::GB), &cleaned)
         .map_err(|_| invalid(input, "it cannot be read as a phone number"))?;
     if number.extension().is_some() {
@@ -197,6 +208,7 @@ mod tests {
             ("0800 FLOWERS", "unexpected character"),
             ("12", "too few digits"),
             ("+44 20 7946 0018 ext 12", "unexpected character"),
+            ("020 7946 (0)0018", "numbering plan"),
         ];
         for (input, why) in table {
             let e = input.parse::<E164>().expect_err(input);

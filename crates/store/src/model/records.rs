@@ -87,6 +87,7 @@ pub struct Tenant {
     pub sip_domain: SipDomain,
     pub suspended: bool,
     pub settings: TenantSettings,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -160,6 +161,7 @@ pub struct Extension {
     pub tenant_id: TenantId,
     pub number: ExtensionNumber,
     pub settings: ExtensionSettings,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -230,6 +232,7 @@ pub struct IvrMenu {
     pub tenant_id: TenantId,
     pub number: ExtensionNumber,
     pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -240,6 +243,7 @@ pub struct ConferenceRoom {
     pub number: ExtensionNumber,
     pub name: String,
     pub pin: Option<Pin>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -264,6 +268,7 @@ pub struct Number {
     /// `None`: operator inventory.
     pub tenant_id: Option<TenantId>,
     pub route: RouteTarget,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -343,8 +348,11 @@ pub struct NewCdr {
     pub callee: String,
     pub dialled: String,
     pub trunk_id: Option<TrunkId>,
+    #[serde(with = "time::serde::rfc3339")]
     pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
     pub answered_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339")]
     pub ended_at: OffsetDateTime,
     /// Billable seconds, from answer to end.
     pub duration_secs: u32,
@@ -359,6 +367,7 @@ pub struct NewCdr {
 pub struct Cdr {
     #[serde(flatten)]
     pub record: NewCdr,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
@@ -412,8 +421,10 @@ pub struct RingGroup {
     pub settings: RingGroupSettings,
     /// In ring order.
     pub members: Vec<RingGroupMember>,
-    /// Position of the member that answered last (round robin starts after it).
+    /// Index in `members` of the member that answered last (round robin starts after it). Reset
+    /// to `None` whenever the member list changes.
     pub last_answered_member: Option<u32>,
+    #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 

@@ -303,6 +303,14 @@ macro_rules! directory_impl {
             async fn add_number(&self, e164: &E164, tenant: Option<TenantId>) -> Result<Number> {
                 add_number(&self.pool, e164, tenant).await
             }
+            async fn add_number_routed(
+                &self,
+                e164: &E164,
+                tenant: TenantId,
+                route: RouteTarget,
+            ) -> Result<Number> {
+                add_number_routed(&self.pool, e164, tenant, route).await
+            }
             async fn add_number_range(
                 &self,
                 first: &E164,
@@ -328,6 +336,9 @@ macro_rules! directory_impl {
                 route: RouteTarget,
             ) -> Result<Number> {
                 set_number_route(&self.pool, tenant, id, route).await
+            }
+            async fn get_number(&self, scope: NumberScope, id: NumberId) -> Result<Number> {
+                get_number_scoped(&self.pool, scope, id).await
             }
             async fn get_number_by_e164(&self, e164: &E164) -> Result<Number> {
                 get_number_by_e164(&self.pool, e164).await
@@ -393,10 +404,23 @@ macro_rules! directory_impl {
             ) -> Result<Vec<Registration>> {
                 list_unexpired_registrations(&self.pool, now).await
             }
+            async fn apply_registration_batch(
+                &self,
+                changes: &[$crate::registration_batch::RegistrationChange],
+            ) -> Result<()> {
+                apply_registration_batch(&self.pool, changes).await
+            }
             async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64> {
                 delete_expired_registrations(&self.pool, now).await
             }
 
+            async fn list_tenant_registrations(
+                &self,
+                tenant: TenantId,
+                now: OffsetDateTime,
+            ) -> Result<Vec<(ExtensionNumber, Registration)>> {
+                list_tenant_registrations(&self.pool, tenant, now).await
+            }
             async fn insert_cdr(&self, cdr: &NewCdr) -> Result<bool> {
                 insert_cdr(&self.pool, cdr).await
             }
@@ -415,7 +439,9 @@ macro_rules! expand_backend {
         $crate::sql::tenants::tenants_impl!();
         $crate::sql::extensions::extensions_impl!();
         $crate::sql::routing::routing_impl!();
+        $crate::sql::numbers::numbers_impl!();
         $crate::sql::operations::operations_impl!();
+        $crate::sql::registration_batch::registration_batch_impl!();
         $crate::sql::directory_impl::directory_impl!($ty);
         $crate::sql::web::web_impl!($ty);
     };

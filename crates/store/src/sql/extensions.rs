@@ -288,6 +288,16 @@ macro_rules! extensions_impl {
 
         async fn delete_extension(pool: &Pool, tenant: TenantId, id: ExtensionId) -> Result<()> {
             let mut tx = begin(pool).await?;
+            // The member lists of the groups it belongs to shrink: forget their round-robin place.
+            sqlx::query(
+                "UPDATE ring_groups SET last_answered_member = NULL WHERE tenant_id = $1 AND id IN \
+                 (SELECT ring_group_id FROM ring_group_members WHERE tenant_id = $1 AND extension_id = $2)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             let number: Option<String> = sqlx::query_scalar("DELETE FROM extensions WHERE tenant_id = $1 AND id = $2 RETURNING number")
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())

@@ -9,7 +9,9 @@
 pub(crate) mod catalog;
 pub(crate) mod directory_impl;
 pub(crate) mod extensions;
+pub(crate) mod numbers;
 pub(crate) mod operations;
+pub(crate) mod registration_batch;
 pub(crate) mod routing;
 pub(crate) mod tenants;
 pub(crate) mod web;

@@ -344,6 +344,24 @@ macro_rules! operations_impl {
             rows.iter().map(registration_row).collect()
         }
 
+        async fn list_tenant_registrations(pool: &Pool, tenant: TenantId, at: OffsetDateTime) -> Result<Vec<(ExtensionNumber, Registration)>> {
+            let rows = sqlx::query(
+                "SELECT e.number AS extension_number, r.id, r.tenant_id, r.extension_id, r.credential_id, r.aor, r.contact_uri, \
+                 r.call_id, r.cseq, r.q, r.expires_at, r.instance_id, r.reg_id, r.source_addr, r.transport, r.local_addr, \
+                 r.user_agent, r.path, r.created_at, r.updated_at \
+                 FROM registrations r JOIN extensions e ON e.tenant_id = r.tenant_id AND e.id = r.extension_id \
+                 WHERE r.tenant_id = $1 AND r.expires_at > $2 ORDER BY e.number, r.expires_at, r.id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(ts(micros(at)))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| Ok((parse_col(get(r, "extension_number")?, "extension number")?, registration_row(r)?)))
+                .collect()
+        }
+
         async fn delete_expired_registrations(pool: &Pool, at: OffsetDateTime) -> Result<u64> {
             let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
                 .bind(ts(micros(at)))

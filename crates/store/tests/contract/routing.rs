@@ -56,6 +56,24 @@ pub async fn numbers_and_routes(b: Backend) {
         .unwrap();
     assert_eq!(routed.route, RouteTarget::Extension(ea.id));
 
+    assert_eq!(
+        d.get_number(NumberScope::Tenant(a.id), n.id).await.unwrap(),
+        routed
+    );
+    assert_eq!(d.get_number(NumberScope::All, n.id).await.unwrap(), routed);
+    assert!(
+        d.get_number(NumberScope::Tenant(bt.id), n.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.get_number(NumberScope::Unassigned, n.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
     // Inbound lookup is platform-wide.
     let found = d
         .get_number_by_e164(&e164("+44 20 7946 0018"))
@@ -86,6 +104,33 @@ pub async fn numbers_and_routes(b: Backend) {
     assert_eq!((back.tenant_id, back.route), (None, RouteTarget::None));
     d.delete_extension(a.id, ea.id).await.unwrap();
     d.delete_number(n.id).await.unwrap();
+
+    // Adding a number with its route is one step: a foreign target leaves nothing behind.
+    let direct = e164("020 7946 0999");
+    assert_eq!(
+        field(
+            d.add_number_routed(&direct, a.id, RouteTarget::Extension(eb.id))
+                .await
+        ),
+        ("invalid", Some("route"))
+    );
+    assert!(
+        d.get_number_by_e164(&direct)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let e202 = ext(d, a.id, "202").await;
+    let routed = d
+        .add_number_routed(&direct, a.id, RouteTarget::Extension(e202.id))
+        .await
+        .unwrap();
+    assert_eq!(d.get_number_by_e164(&direct).await.unwrap(), routed);
+    d.set_number_route(a.id, routed.id, RouteTarget::None)
+        .await
+        .unwrap();
+    d.assign_number(routed.id, None).await.unwrap();
+    d.delete_number(routed.id).await.unwrap();
 
     // Ranges: all or nothing.
     let first = e164("0113 496 0000");
@@ -243,9 +288,16 @@ pub async fn ring_groups(b: Backend) {
         field(d.delete_extension(a.id, e2.id).await),
         ("conflict", Some("route"))
     );
+    d.set_ring_group_last_answered(a.id, g.id, Some(1))
+        .await
+        .unwrap();
     d.delete_extension(a.id, e1.id).await.unwrap();
     let listed = d.list_ring_groups(a.id).await.unwrap();
     assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0].last_answered_member, None,
+        "the member list changed"
+    );
     assert_eq!(
         listed[0].members,
         vec![RingGroupMember::External(e164("07400 123456"))]

@@ -1,0 +1,361 @@
+//! Contract tests: registration bindings and call detail records.
+
+use std::net::SocketAddr;
+
+use store::*;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::support::Backend;
+use super::{field, new_cred, new_ext, tenant};
+
+pub(crate) fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
+    Binding {
+        extension_id: e.id,
+        credential_id: c.id,
+        aor: format!("sip:{}@acme.pbx.test", e.number),
+        contact_uri: contact.into(),
+        call_id: "abc@host".into(),
+        cseq: 1,
+        q: Some(0.5),
+        expires_at: OffsetDateTime::now_utc() + Duration::seconds(expires_in),
+        instance_id: Some("<urn:uuid:00000000-0000-0000-0000-000000000001>".into()),
+        reg_id: Some(1),
+        source_addr: "127.0.0.1:5062".parse::<SocketAddr>().unwrap(),
+        transport: Transport::Tcp,
+        local_addr: Some("127.0.0.1:5060".parse().unwrap()),
+        user_agent: Some("Test Phone 1.0".into()),
+        path: None,
+    }
+}
+
+pub async fn registrations(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let (e, c) = d
+        .create_extension(a.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let c = c.unwrap();
+
+    let first = d
+        .upsert_registration(a.id, &binding(&e, &c, "sip:201@127.0.0.1:5062", 3600))
+        .await
+        .unwrap();
+    let mut again = binding(&e, &c, "sip:201@127.0.0.1:5062", 7200);
+    again.cseq = 2;
+    let refreshed = d.upsert_registration(a.id, &again).await.unwrap();
+    assert_eq!(
+        refreshed.id, first.id,
+        "same (credential, contact) is the same binding"
+    );
+    let listed = d.list_registrations(a.id, e.id).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].binding, refreshed.binding);
+    assert_eq!(listed[0].created_at, first.created_at);
+    assert!(
+        d.upsert_registration(bt.id, &again)
+            .await
+            .unwrap_err()
+            .is_not_found(),
+        "cross-tenant upsert"
+    );
+    assert!(d.list_registrations(bt.id, e.id).await.unwrap().is_empty());
+
+    d.upsert_registration(a.id, &binding(&e, &c, "sip:201@127.0.0.1:5999", -5))
+        .await
+        .unwrap();
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(d.list_unexpired_registrations(now).await.unwrap().len(), 1);
+    assert_eq!(d.delete_expired_registrations(now).await.unwrap(), 1);
+    assert_eq!(d.list_registrations(a.id, e.id).await.unwrap().len(), 1);
+
+    let (e2, c2) = d
+        .create_extension(a.id, &new_ext("200"), Some(&new_cred("200")))
+        .await
+        .unwrap();
+    d.upsert_registration(
+        a.id,
+        &binding(&e2, &c2.unwrap(), "sip:200@127.0.0.1:5070", 60),
+    )
+    .await
+    .unwrap();
+    let live = d
+        .list_tenant_registrations(a.id, OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    let numbers: Vec<_> = live
+        .iter()
+        .map(|(n, r)| (n.as_str(), r.binding.contact_uri.as_str()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            ("200", "sip:200@127.0.0.1:5070"),
+            ("201", "sip:201@127.0.0.1:5062")
+        ]
+    );
+    assert!(
+        d.list_tenant_registrations(bt.id, OffsetDateTime::now_utc())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    assert!(
+        !d.remove_registration(bt.id, c.id, "sip:201@127.0.0.1:5062")
+            .await
+            .unwrap()
+    );
+    assert!(
+        d.remove_registration(a.id, c.id, "sip:201@127.0.0.1:5062")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !d.remove_registration(a.id, c.id, "sip:201@127.0.0.1:5062")
+            .await
+            .unwrap()
+    );
+    for port in [1, 2, 3] {
+        d.upsert_registration(
+            a.id,
+            &binding(&e, &c, &format!("sip:201@10.0.0.{port}"), 60),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        d.remove_registrations_for_credential(a.id, c.id)
+            .await
+            .unwrap(),
+        3
+    );
+    d.upsert_registration(a.id, &binding(&e, &c, "sip:201@10.0.0.9", 60))
+        .await
+        .unwrap();
+    d.delete_credential(a.id, c.id).await.unwrap();
+    assert!(
+        d.list_registrations(a.id, e.id).await.unwrap().is_empty(),
+        "bindings go with their credential"
+    );
+}
+
+pub(crate) fn cdr(
+    t: TenantId,
+    caller: &str,
+    callee: &str,
+    started: OffsetDateTime,
+    answered: bool,
+) -> NewCdr {
+    NewCdr {
+        id: CdrId::new(),
+        tenant_id: t,
+        call_id: format!("{}@pbx", Uuid::now_v7().simple()),
+        direction: Direction::Internal,
+        caller: caller.into(),
+        callee: callee.into(),
+        dialled: callee.into(),
+        trunk_id: None,
+        started_at: started,
+        answered_at: answered.then(|| started + Duration::seconds(3)),
+        ended_at: started + Duration::seconds(63),
+        duration_secs: if answered { 60 } else { 0 },
+        disposition: if answered {
+            Disposition::Answered
+        } else {
+            Disposition::NoAnswer
+        },
+        hangup_cause: "normal".into(),
+        hangup_by: HangupBy::Caller,
+        transferred_by: None,
+        transferred_to: None,
+    }
+}
+
+pub async fn cdrs(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let t0 = OffsetDateTime::now_utc() - Duration::days(1);
+    let trunk = d
+        .create_trunk(&TrunkSettings {
+            name: "main".into(),
+            host: "sip.carrier.test".into(),
+            port: 5060,
+            transport: Transport::Udp,
+            username: None,
+            password: None,
+            from_domain: None,
+            priority: 1,
+            emergency_priority: Some(1),
+            enabled: true,
+            inbound_source: None,
+        })
+        .await
+        .unwrap();
+    let mut out = cdr(a.id, "201", "+447400123456", t0, true);
+    out.direction = Direction::Outbound;
+    out.trunk_id = Some(trunk.id);
+    assert!(d.insert_cdr(&out).await.unwrap());
+    assert!(
+        !d.insert_cdr(&out).await.unwrap(),
+        "a retried write is a no-op"
+    );
+    for i in 1..=5 {
+        d.insert_cdr(&cdr(
+            a.id,
+            "202",
+            "203",
+            t0 + Duration::hours(i),
+            i % 2 == 0,
+        ))
+        .await
+        .unwrap();
+    }
+    d.insert_cdr(&cdr(bt.id, "201", "202", t0, true))
+        .await
+        .unwrap();
+    let mut bad = cdr(a.id, "201", "202", t0, false);
+    bad.disposition = Disposition::Answered;
+    assert_eq!(
+        field(d.insert_cdr(&bad).await),
+        ("invalid", Some("answered_at"))
+    );
+    assert_eq!(
+        field(
+            d.insert_cdr(&cdr(TenantId::new(), "1", "2", t0, false))
+                .await
+        ),
+        ("invalid", Some("tenant_id"))
+    );
+
+    let all = d.list_cdrs(a.id, &CdrQuery::default()).await.unwrap();
+    assert_eq!(all.total, 6);
+    assert!(
+        all.items
+            .windows(2)
+            .all(|w| w[0].record.started_at >= w[1].record.started_at),
+        "newest first"
+    );
+    let got = all.items.iter().find(|c| c.record.id == out.id).unwrap();
+    assert_eq!(got.record.trunk_id, Some(trunk.id));
+    assert_eq!(got.record.started_at, store_micros(out.started_at));
+
+    let q = CdrQuery {
+        party: Some("7400".into()),
+        ..Default::default()
+    };
+    assert_eq!(d.list_cdrs(a.id, &q).await.unwrap().total, 1);
+    let q = CdrQuery {
+        from: Some(t0 + Duration::minutes(90)),
+        to: Some(t0 + Duration::hours(4)),
+        ..Default::default()
+    };
+    assert_eq!(
+        d.list_cdrs(a.id, &q).await.unwrap().total,
+        2,
+        "hours 2 and 3"
+    );
+    let q = CdrQuery {
+        page: Page::new(4, 4),
+        ..Default::default()
+    };
+    let p = d.list_cdrs(a.id, &q).await.unwrap();
+    assert_eq!((p.total, p.items.len()), (6, 2));
+    assert_eq!(
+        d.list_cdrs(bt.id, &CdrQuery::default())
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+
+    // Deleting the trunk keeps the record and forgets the trunk.
+    d.delete_trunk(trunk.id).await.unwrap();
+    let again = d
+        .list_cdrs(
+            a.id,
+            &CdrQuery {
+                party: Some("7400".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.items[0].record.trunk_id, None);
+}
+
+fn store_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap()
+}
+
+/// The registrar's group commit: a batch applies in order, all or none.
+pub async fn registration_batches(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let (e, c) = d
+        .create_extension(a.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let c = c.unwrap();
+    let (eb, cb) = d
+        .create_extension(bt.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let cb = cb.unwrap();
+    let up = |tenant: TenantId, e: &Extension, c: &SipCredential, contact: &str| {
+        RegistrationChange::Upsert {
+            tenant,
+            binding: binding(e, c, contact, 60),
+        }
+    };
+    let batch = vec![
+        up(a.id, &e, &c, "sip:201@10.0.0.1"),
+        up(a.id, &e, &c, "sip:201@10.0.0.2"),
+        up(bt.id, &eb, &cb, "sip:201@10.0.1.1"),
+        RegistrationChange::Remove {
+            tenant: a.id,
+            credential: c.id,
+            contact_uri: "sip:201@10.0.0.1".into(),
+        },
+        up(a.id, &e, &c, "sip:201@10.0.0.2"),
+    ];
+    d.apply_registration_batch(&batch).await.unwrap();
+    let contacts = |v: Vec<Registration>| {
+        v.into_iter()
+            .map(|r| r.binding.contact_uri)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        contacts(d.list_registrations(a.id, e.id).await.unwrap()),
+        ["sip:201@10.0.0.2"]
+    );
+    assert_eq!(
+        contacts(d.list_registrations(bt.id, eb.id).await.unwrap()),
+        ["sip:201@10.0.1.1"]
+    );
+    d.apply_registration_batch(&[]).await.unwrap();
+
+    // A change naming another tenant's credential fails the batch and nothing of it is written.
+    let bad = vec![
+        up(a.id, &e, &c, "sip:201@10.0.0.3"),
+        up(a.id, &eb, &cb, "sip:201@10.0.0.4"),
+    ];
+    assert!(
+        d.apply_registration_batch(&bad)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(
+        contacts(d.list_registrations(a.id, e.id).await.unwrap()),
+        ["sip:201@10.0.0.2"]
+    );
+}
