@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod crypto;
 pub mod error;
+mod headers;
 mod health;
 mod pages;
 pub mod session;
@@ -92,6 +93,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             session::session_layer,
         ))
+        .layer(axum::middleware::from_fn(headers::layer))
         .with_state(state)
 }
 

@@ -6,11 +6,13 @@ use axum::response::{IntoResponse, Response};
 
 const CSS: &str = include_str!("../static/app.css");
 const HTMX: &str = include_str!("../static/htmx.min.js");
+const APP_JS: &str = include_str!("../static/app.js");
 
 pub(crate) async fn serve(Path(file): Path<String>) -> Response {
     let (body, kind) = match file.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "htmx.min.js" => (HTMX, "text/javascript; charset=utf-8"),
+        "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
     (

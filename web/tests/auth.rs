@@ -13,6 +13,34 @@ async fn login_logout_and_cookie_flags(b: Backend) {
 
     let mut br = app.browser();
     br.get("/").await.assert(StatusCode::SEE_OTHER);
+    // Hardening headers on pages; static assets are cacheable.
+    let r = br.get("/login").await;
+    let h = |name: &str| {
+        r.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(h("content-security-policy").contains("script-src 'self'"));
+    assert_eq!(
+        (h("cache-control").as_str(), h("referrer-policy").as_str()),
+        ("no-store", "no-referrer")
+    );
+    assert_eq!(h("x-frame-options"), "DENY");
+    let js = br.get("/static/htmx.min.js").await;
+    js.assert(StatusCode::OK);
+    assert!(js.body.starts_with("/* htmx 2.0.11"));
+    assert!(
+        js.headers["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("max-age")
+    );
+    br.get("/static/app.js").await.assert(StatusCode::OK);
+    br.get("/static/nope.js")
+        .await
+        .assert(StatusCode::NOT_FOUND);
     assert_eq!(br.get("/account/password").await.location(), "/login");
 
     // Wrong password: one message, the typed e-mail kept.

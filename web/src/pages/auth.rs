@@ -109,6 +109,14 @@ pub async fn login(
         }
     }
     state.throttle.record_success(&email_text);
+    // Housekeeping on a path that is rare and already slow: drop sessions that have expired.
+    if let Err(e) = state
+        .directory
+        .delete_expired_web_sessions(OffsetDateTime::now_utc())
+        .await
+    {
+        tracing::warn!(error = %e, "could not delete expired sessions");
+    }
     // A fresh session id on every sign-in (no fixation); the old session, if any, ends.
     if let Some(old) = old {
         state
