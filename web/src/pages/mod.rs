@@ -1,5 +1,6 @@
 //! HTML page handlers.
 
+pub mod activity;
 pub mod auth;
 pub mod business;
 pub mod operator;

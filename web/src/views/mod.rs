@@ -1,6 +1,7 @@
 //! Page models: one askama struct per page, all extending `base.html`, which reads `layout`.
 //! Handlers fill these in; the templates only format.
 
+pub mod activity;
 pub mod auth;
 pub mod business;
 pub mod operator;
@@ -63,6 +64,8 @@ impl Layout {
             (Role::Admin, Some(t)) => {
                 link(format!("/t/{t}/extensions"), "Extensions");
                 link(format!("/t/{t}/numbers"), "Numbers");
+                link(format!("/t/{t}/registrations"), "Registrations");
+                link(format!("/t/{t}/calls"), "Call history");
                 link(format!("/t/{t}/tokens"), "API tokens");
             }
             _ => {}
@@ -90,6 +93,8 @@ impl Layout {
             for (href, label) in [
                 (format!("/t/{t}/extensions"), "Extensions"),
                 (format!("/t/{t}/numbers"), "Numbers"),
+                (format!("/t/{t}/registrations"), "Registrations"),
+                (format!("/t/{t}/calls"), "Call history"),
                 (format!("/t/{t}/tokens"), "API tokens"),
             ] {
                 let current = href == current;
