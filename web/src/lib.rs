@@ -82,7 +82,8 @@ pub fn router(state: AppState) -> Router {
         .merge(op::routes())
         .merge(biz::routes())
         .merge(pages::tokens::routes())
-        .merge(pages::activity::routes());
+        .merge(pages::activity::routes())
+        .merge(pages::users::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

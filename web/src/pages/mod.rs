@@ -5,6 +5,7 @@ pub mod auth;
 pub mod business;
 pub mod operator;
 pub mod tokens;
+pub mod users;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -189,3 +189,36 @@ mod tests {
         assert!(html.contains("hx-get"));
     }
 }
+
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub disabled: bool,
+    pub is_me: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct UserForm {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub role: String,
+}
+
+/// The web users of a business (admins and members), or the platform operators.
+#[derive(Template)]
+#[template(path = "users.html")]
+pub struct UsersPage {
+    pub layout: Layout,
+    pub base: String,
+    pub rows: Vec<UserRow>,
+    /// Business pages offer a role choice; the operator list has one role.
+    pub roles: Vec<(&'static str, &'static str)>,
+    pub form: UserForm,
+    pub errors: FormErrors,
+}

@@ -59,6 +59,7 @@ impl Layout {
             (Role::Operator, _) => {
                 link("/operator/tenants".into(), "Businesses");
                 link("/operator/numbers".into(), "Numbers");
+                link("/operator/users".into(), "Operators");
                 link("/operator/tokens".into(), "API tokens");
             }
             (Role::Admin, Some(t)) => {
@@ -66,6 +67,7 @@ impl Layout {
                 link(format!("/t/{t}/numbers"), "Numbers");
                 link(format!("/t/{t}/registrations"), "Registrations");
                 link(format!("/t/{t}/calls"), "Call history");
+                link(format!("/t/{t}/users"), "Users");
                 link(format!("/t/{t}/tokens"), "API tokens");
             }
             _ => {}
@@ -95,6 +97,7 @@ impl Layout {
                 (format!("/t/{t}/numbers"), "Numbers"),
                 (format!("/t/{t}/registrations"), "Registrations"),
                 (format!("/t/{t}/calls"), "Call history"),
+                (format!("/t/{t}/users"), "Users"),
                 (format!("/t/{t}/tokens"), "API tokens"),
             ] {
                 let current = href == current;
