@@ -76,6 +76,7 @@ pub async fn login(
     };
     if let Err(wait) = state.throttle.check(&client.ip, &email_text) {
         tracing::warn!(ip = %client.ip, "login throttled");
+        metrics::counter!("web_login_failures_total", "reason" => "throttled").increment(1);
         return failed(StatusCode::TOO_MANY_REQUESTS, throttle::wait_message(wait));
     }
     let user = match email_text.parse::<Email>() {
@@ -96,6 +97,7 @@ pub async fn login(
         Some(u) if ok && !u.disabled => u,
         _ => {
             state.throttle.record_failure(&client.ip, &email_text);
+            metrics::counter!("web_login_failures_total", "reason" => "credentials").increment(1);
             tracing::info!(ip = %client.ip, "login failed");
             return failed(StatusCode::UNAUTHORIZED, BAD_LOGIN.into());
         }
