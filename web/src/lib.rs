@@ -83,7 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(biz::routes())
         .merge(pages::tokens::routes())
         .merge(pages::activity::routes())
-        .merge(pages::users::routes());
+        .merge(pages::users::routes())
+        .merge(pages::member::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

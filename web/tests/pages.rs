@@ -681,9 +681,102 @@ async fn users_management(b: Backend) {
         .assert(StatusCode::FORBIDDEN);
 }
 
+async fn member_manages_own_extension(b: Backend) {
+    let app = App::new(b).await;
+    let t = app.tenant("acme").await;
+    let (ext, _) = app
+        .dir
+        .create_extension(
+            t.id,
+            &NewExtension {
+                number: "205".parse().unwrap(),
+                settings: ExtensionSettings::new("Mia's desk"),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let mia = app.user(Some(t.id), Role::Member, "mia@acme.test").await;
+    let mut m = app.browser();
+    m.login("mia@acme.test", PASSWORD)
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    // Nothing linked yet: the account page.
+    assert_eq!(
+        m.get("/account/extension").await.location(),
+        "/account/password"
+    );
+
+    // The admin links the extension to her.
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "ann@acme.test")
+        .await;
+    let url = format!("/t/{}/extensions/{}", t.id, ext.id);
+    let r = adm.get(&url).await;
+    assert!(r.body.contains("mia@acme.test"));
+    let r = adm
+        .post(
+            &url,
+            &[
+                ("display_name", "Mia's desk"),
+                ("no_answer_timeout_secs", "25"),
+                ("user", &UserId::new().to_string()),
+            ],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    adm.post(
+        &url,
+        &[
+            ("display_name", "Mia's desk"),
+            ("no_answer_timeout_secs", "25"),
+            ("user", &mia.id.to_string()),
+        ],
+    )
+    .await
+    .assert(StatusCode::OK);
+
+    assert_eq!(m.get("/").await.location(), "/account/extension");
+    let r = m.get("/account/extension").await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("205") && r.body.contains("My extension"));
+    let r = m
+        .post("/account/extension", &[("forward_no_answer", "bogus")])
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-forward_no_answer""#) && r.body.contains(r#"value="bogus""#));
+    m.post(
+        "/account/extension",
+        &[
+            ("dnd", "on"),
+            ("forward_no_answer", "07400 123456"),
+            ("display_name", "Renamed"),
+        ],
+    )
+    .await
+    .assert(StatusCode::OK);
+    let e = app.dir.get_extension(t.id, ext.id).await.unwrap();
+    assert!(e.settings.dnd);
+    assert_eq!(
+        e.settings.display_name, "Mia's desk",
+        "a member cannot rename"
+    );
+    assert_eq!(e.settings.user_id, Some(mia.id));
+    assert_eq!(
+        e.settings.forwarding.no_answer.unwrap().to_string(),
+        "+447400123456"
+    );
+    // Members do not reach the admin pages.
+    m.get(&format!("/t/{}/extensions", t.id))
+        .await
+        .assert(StatusCode::NOT_FOUND);
+    m.get(&url).await.assert(StatusCode::NOT_FOUND);
+}
+
 both_backends!(
     operator_flow,
     admin_flow,
     tenant_isolation_pages,
-    users_management
+    users_management,
+    member_manages_own_extension
 );

@@ -143,6 +143,16 @@ pub trait WebStore: Send + Sync {
     ) -> Result<ApiToken>;
     async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()>;
 
+    // ------------------------------------------------------------ a member's own extension
+
+    /// The extension (lowest number first) whose `user_id` is this user, if any: what a member
+    /// manages on their own page.
+    async fn find_user_extension(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<ExtensionId>>;
+
     // ------------------------------------------------------------ first-run setup
 
     /// Stores a setup token (only its hash).

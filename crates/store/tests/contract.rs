@@ -106,6 +106,7 @@ contract_tests!(
     web_sessions,
     web_api_tokens,
     web_setup_tokens,
+    web_user_extension,
 );
 
 /// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and

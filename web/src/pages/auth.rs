@@ -25,6 +25,7 @@ pub fn home_of(a: &Authed) -> String {
     match (a.user.role, a.user.tenant_id) {
         (Role::Operator, _) => "/operator/tenants".into(),
         (Role::Admin, Some(t)) => format!("/t/{t}/extensions"),
+        (Role::Member, Some(_)) => "/account/extension".into(),
         _ => "/account/password".into(),
     }
 }

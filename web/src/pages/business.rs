@@ -230,7 +230,7 @@ pub struct ExtPath {
     ext: String,
 }
 
-fn edit_form(e: &Extension) -> ExtEditForm {
+pub fn edit_form(e: &Extension) -> ExtEditForm {
     let s = &e.settings;
     let show = |t: &Option<ForwardTarget>| t.as_ref().map(|t| t.to_string()).unwrap_or_default();
     ExtEditForm {
@@ -240,6 +240,7 @@ fn edit_form(e: &Extension) -> ExtEditForm {
         forward_no_answer: show(&s.forwarding.no_answer),
         no_answer_timeout_secs: s.no_answer_timeout_secs.to_string(),
         dnd: s.dnd.then(|| "on".into()),
+        user: s.user_id.map(|u| u.to_string()).unwrap_or_default(),
     }
 }
 
@@ -267,7 +268,15 @@ async fn extension_page(
                 .unwrap_or_else(|| "never".into()),
         })
         .collect();
+    let users = state
+        .directory
+        .list_users(a.tenant.id)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.email.to_string()))
+        .collect();
     Ok(ExtensionPage {
+        users,
         layout: Layout::for_business(
             format!("Extension {} · {}", e.number, e.settings.display_name),
             &a.authed,
@@ -297,7 +306,11 @@ async fn extension(
     render(&page)
 }
 
-fn parse_forward(v: &str, field: &'static str, errors: &mut FormErrors) -> Option<ForwardTarget> {
+pub fn parse_forward(
+    v: &str,
+    field: &'static str,
+    errors: &mut FormErrors,
+) -> Option<ForwardTarget> {
     let v = v.trim();
     if v.is_empty() {
         return None;
@@ -337,11 +350,18 @@ async fn update_extension(
         busy: parse_forward(&form.forward_busy, "forward_busy", &mut errors),
         no_answer: parse_forward(&form.forward_no_answer, "forward_no_answer", &mut errors),
     };
+    let user_id = match form.user.trim() {
+        "" => None,
+        u => u
+            .parse::<UserId>()
+            .map_err(|_| errors.add("user", "Choose a user from the list."))
+            .ok(),
+    };
     let mut current = e.clone();
     if errors.is_empty() {
         let settings = ExtensionSettings {
             display_name: name,
-            user_id: e.settings.user_id,
+            user_id,
             no_answer_timeout_secs: timeout,
             forwarding,
             dnd: ticked(&form.dnd),
@@ -355,10 +375,7 @@ async fn update_extension(
             Err(err) => field_error(
                 &mut errors,
                 err,
-                &[
-                    ("forward", "forward_always"),
-                    ("no_answer_timeout_secs", "no_answer_timeout_secs"),
-                ],
+                &[("forward", "forward_always"), ("user_id", "user")],
             )?,
         }
     }

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod auth;
 pub mod business;
+pub mod member;
 pub mod operator;
 pub mod tokens;
 pub mod users;

@@ -80,6 +80,9 @@ pub struct ExtEditForm {
     #[serde(default)]
     pub no_answer_timeout_secs: String,
     pub dnd: Option<String>,
+    /// The user id this extension belongs to, or "" for nobody.
+    #[serde(default)]
+    pub user: String,
 }
 
 #[derive(Clone, Debug)]
@@ -101,6 +104,20 @@ pub struct ExtensionPage {
     pub errors: FormErrors,
     pub saved: bool,
     pub credentials: Vec<CredRow>,
+    /// (id, e-mail) of the business's users, for the owner select.
+    pub users: Vec<(String, String)>,
+}
+
+/// A member's own extension: DND and forwarding only.
+#[derive(Template)]
+#[template(path = "business/my_extension.html")]
+pub struct MyExtensionPage {
+    pub layout: Layout,
+    pub number: String,
+    pub name: String,
+    pub form: ExtEditForm,
+    pub errors: FormErrors,
+    pub saved: bool,
 }
 
 #[derive(Clone, Debug)]

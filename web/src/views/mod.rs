@@ -70,6 +70,7 @@ impl Layout {
                 link(format!("/t/{t}/users"), "Users");
                 link(format!("/t/{t}/tokens"), "API tokens");
             }
+            (Role::Member, Some(_)) => link("/account/extension".into(), "My extension"),
             _ => {}
         }
         link("/account/password".into(), "Account");

@@ -258,6 +258,18 @@ macro_rules! web_impl {
             Ok(())
         }
 
+        async fn web_find_user_extension(pool: &Pool, tenant: TenantId, user: UserId) -> Result<Option<ExtensionId>> {
+            let id: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM extensions WHERE tenant_id = $1 AND user_id = $2 ORDER BY number LIMIT 1",
+            )
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(db_err)?;
+            Ok(id.map(ExtensionId::from_uuid))
+        }
+
         async fn web_create_setup_token(pool: &Pool, hash: &TokenHash, expires_at: OffsetDateTime) -> Result<()> {
             sqlx::query("INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)")
                 .bind(hash.as_str())
@@ -369,6 +381,9 @@ macro_rules! web_impl {
             }
             async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()> {
                 web_touch_api_token(&self.pool, id, now).await
+            }
+            async fn find_user_extension(&self, tenant: TenantId, user: UserId) -> Result<Option<ExtensionId>> {
+                web_find_user_extension(&self.pool, tenant, user).await
             }
             async fn create_setup_token(&self, hash: &TokenHash, expires_at: OffsetDateTime) -> Result<()> {
                 web_create_setup_token(&self.pool, hash, expires_at).await

@@ -252,3 +252,31 @@ pub async fn web_setup_tokens(b: Backend) {
     );
     assert_eq!(d.list_operators().await.unwrap().len(), 1);
 }
+
+pub async fn web_user_extension(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let mia = user(d, Some(a.id), "mia@acme.test").await;
+    assert_eq!(d.find_user_extension(a.id, mia.id).await.unwrap(), None);
+    let mut settings = ExtensionSettings::new("Mia");
+    settings.user_id = Some(mia.id);
+    let (e, _) = d
+        .create_extension(
+            a.id,
+            &NewExtension {
+                number: "205".parse().unwrap(),
+                settings,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d.find_user_extension(a.id, mia.id).await.unwrap(),
+        Some(e.id)
+    );
+    // Scoped by tenant: the same user id asked about in another tenant finds nothing.
+    assert_eq!(d.find_user_extension(bt.id, mia.id).await.unwrap(), None);
+}
