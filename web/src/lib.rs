@@ -84,7 +84,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::tokens::routes())
         .merge(pages::activity::routes())
         .merge(pages::users::routes())
-        .merge(pages::member::routes());
+        .merge(pages::member::routes())
+        .merge(pages::trunks::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

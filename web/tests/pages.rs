@@ -773,10 +773,92 @@ async fn member_manages_own_extension(b: Backend) {
     m.get(&url).await.assert(StatusCode::NOT_FOUND);
 }
 
+async fn operator_trunks(b: Backend) {
+    let app = App::new(b).await;
+    let mut op = app.signed_in(None, Role::Operator, "op@example.test").await;
+    let mut fields = vec![
+        ("name", "Carrier A"),
+        ("host", "sip.carrier.test"),
+        ("port", "70000"),
+        ("transport", "tls"),
+        ("username", "acct1"),
+        ("password", "trunk-secret"),
+        ("priority", "5"),
+        ("emergency_priority", "1"),
+        ("enabled", "on"),
+    ];
+    let r = op.post("/operator/trunks", &fields).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-port""#) && r.body.contains(r#"value="sip.carrier.test""#));
+    assert!(
+        !r.body.contains("trunk-secret"),
+        "passwords are never shown back"
+    );
+    fields[2] = ("port", "5061");
+    let r = op.post("/operator/trunks", &fields).await;
+    r.assert(StatusCode::SEE_OTHER);
+    let url = r.location().to_owned();
+    let t = app.dir.list_trunks().await.unwrap().remove(0);
+    assert_eq!(
+        (
+            t.settings.port,
+            t.settings.transport,
+            t.settings.emergency_priority
+        ),
+        (5061, Transport::Tls, Some(1))
+    );
+    assert_eq!(
+        t.settings.password.as_ref().map(|p| p.expose().to_owned()),
+        Some("trunk-secret".into())
+    );
+
+    // Edit with an empty password: the stored one is kept; untick enabled.
+    let r = op.get(&url).await;
+    assert!(r.body.contains("leave empty to keep") && !r.body.contains("trunk-secret"));
+    let edit: Vec<(&str, &str)> = fields
+        .iter()
+        .copied()
+        .filter(|(k, _)| *k != "enabled")
+        .map(|(k, v)| {
+            if k == "password" {
+                (k, "")
+            } else if k == "priority" {
+                (k, "7")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    op.post(&url, &edit).await.assert(StatusCode::OK);
+    let t = app.dir.get_trunk(t.id).await.unwrap();
+    assert_eq!((t.settings.priority, t.settings.enabled), (7, false));
+    assert_eq!(
+        t.settings.password.as_ref().map(|p| p.expose().to_owned()),
+        Some("trunk-secret".into())
+    );
+    assert!(op.get("/operator/trunks").await.body.contains("disabled"));
+
+    // Delete through the confirm page; business admins never reach trunks.
+    let t2 = app.tenant("acme").await;
+    let mut adm = app
+        .signed_in(Some(t2.id), Role::Admin, "ann@acme.test")
+        .await;
+    adm.get(&url).await.assert(StatusCode::FORBIDDEN);
+    op.get(&format!("{url}/delete"))
+        .await
+        .assert(StatusCode::OK);
+    op.post(&format!("{url}/delete"), &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(app.dir.list_trunks().await.unwrap().is_empty());
+    op.get(&url).await.assert(StatusCode::NOT_FOUND);
+}
+
 both_backends!(
     operator_flow,
     admin_flow,
     tenant_isolation_pages,
     users_management,
-    member_manages_own_extension
+    member_manages_own_extension,
+    operator_trunks
 );

@@ -6,6 +6,7 @@ pub mod business;
 pub mod member;
 pub mod operator;
 pub mod tokens;
+pub mod trunks;
 pub mod users;
 
 use axum::http::header;

@@ -5,6 +5,7 @@ pub mod activity;
 pub mod auth;
 pub mod business;
 pub mod operator;
+pub mod trunks;
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,7 @@ impl Layout {
             (Role::Operator, _) => {
                 link("/operator/tenants".into(), "Businesses");
                 link("/operator/numbers".into(), "Numbers");
+                link("/operator/trunks".into(), "Trunks");
                 link("/operator/users".into(), "Operators");
                 link("/operator/tokens".into(), "API tokens");
             }
