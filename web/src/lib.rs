@@ -81,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(op::routes())
         .merge(biz::routes())
+        .merge(pages::biz_numbers::routes())
         .merge(pages::tokens::routes())
         .merge(pages::activity::routes())
         .merge(pages::users::routes())

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod auth;
+pub mod biz_numbers;
 pub mod business;
 pub mod member;
 pub mod operator;

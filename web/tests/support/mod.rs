@@ -299,6 +299,16 @@ impl Browser<'_> {
     }
 }
 
+/// The text between `start` and the next `end` (panics if absent).
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in {html}"))
+        + start.len();
+    let j = html[i..].find(end).unwrap() + i;
+    &html[i..j]
+}
+
 /// The CSRF token a page embeds in its forms.
 pub fn csrf_in(html: &str) -> Option<String> {
     let i = html.find(r#"name="csrf_token" value=""#)? + r#"name="csrf_token" value=""#.len();
