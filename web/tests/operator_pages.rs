@@ -128,6 +128,33 @@ async fn operator_flow(b: Backend) {
     let r = op.get("/operator/numbers").await;
     assert!(r.body.contains("geographic") && r.body.contains("0113 496 0000"));
 
+    // A range can go straight to the business.
+    let r = op
+        .post(
+            "/operator/numbers",
+            &[
+                ("first", "020 7946 0100"),
+                ("last", "020 7946 0104"),
+                ("tenant", &t.id.to_string()),
+            ],
+        )
+        .await;
+    assert!(r.body.contains("Added 5 numbers."), "{}", r.body);
+    let given = app
+        .dir
+        .list_numbers(NumberScope::Tenant(t.id), Page::first(10))
+        .await
+        .unwrap();
+    assert_eq!(given.total, 5);
+    let r = op
+        .post(
+            "/operator/numbers",
+            &[("first", "020 7946 0200"), ("tenant", "nonsense")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Choose a business from the list."));
+
     // Assign one to the business.
     let n = &all.items[0];
     op.post(
@@ -141,7 +168,8 @@ async fn operator_flow(b: Backend) {
         .list_numbers(NumberScope::Tenant(t.id), Page::first(10))
         .await
         .unwrap();
-    assert_eq!(mine.items.len(), 1);
+    assert_eq!(mine.items.len(), 6);
+    assert!(mine.items.iter().any(|m| m.id == n.id));
 
     // Suspend goes through a confirm page.
     let r = op.get(&format!("{page}/suspend")).await;

@@ -491,17 +491,25 @@ async fn add_numbers(
 ) -> Result<Response, PageError> {
     let mut errors = FormErrors::default();
     let mut notice = None;
-    match parse_range(&form.first, &form.last) {
-        Err((field, msg)) => errors.add(field, msg),
-        Ok((first, count)) => {
+    let tenant = match form.tenant.trim() {
+        "" => Ok(None),
+        t => t.parse::<TenantId>().map(Some).map_err(|_| ()),
+    };
+    match (parse_range(&form.first, &form.last), tenant) {
+        (_, Err(())) => errors.add("tenant", "Choose a business from the list."),
+        (Err((field, msg)), _) => errors.add(field, msg),
+        (Ok((first, count)), Ok(tenant)) => {
             let result = if count == 1 {
                 state
                     .directory
-                    .add_number(&first, None)
+                    .add_number(&first, tenant)
                     .await
                     .map(|n| vec![n])
             } else {
-                state.directory.add_number_range(&first, count, None).await
+                state
+                    .directory
+                    .add_number_range(&first, count, tenant)
+                    .await
             };
             match result {
                 Ok(added) => {
@@ -510,7 +518,15 @@ async fn add_numbers(
                         many => format!("Added {} numbers.", many.len()),
                     })
                 }
-                Err(e) => field_error(&mut errors, e, &[("e164", "first"), ("count", "last")])?,
+                Err(e) => field_error(
+                    &mut errors,
+                    e,
+                    &[
+                        ("e164", "first"),
+                        ("count", "last"),
+                        ("tenant_id", "tenant"),
+                    ],
+                )?,
             }
         }
     }

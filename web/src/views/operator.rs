@@ -96,6 +96,9 @@ pub struct NumberAddForm {
     pub first: String,
     #[serde(default)]
     pub last: String,
+    /// Give the new numbers straight to this business ("" = inventory).
+    #[serde(default)]
+    pub tenant: String,
 }
 
 #[derive(Clone, Debug)]
@@ -153,6 +156,7 @@ mod tests {
             form: NumberAddForm {
                 first: "0113 496 0000".into(),
                 last: "bad".into(),
+                tenant: String::new(),
             },
             errors: {
                 let mut e = FormErrors::default();
