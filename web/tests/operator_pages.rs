@@ -170,6 +170,35 @@ async fn operator_flow(b: Backend) {
         .unwrap();
     assert_eq!(mine.items.len(), 6);
     assert!(mine.items.iter().any(|m| m.id == n.id));
+    // By SIP domain (what the field offers); an unknown domain changes nothing.
+    let n2 = &all.items[1];
+    op.post(
+        &format!("/operator/numbers/{}/assign", n2.id),
+        &[("tenant", "ACME.pbx.test")],
+    )
+    .await
+    .assert(StatusCode::SEE_OTHER);
+    let r = op
+        .post(
+            &format!("/operator/numbers/{}/assign", all.items[2].id),
+            &[("tenant", "nobody.test")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("No business has that SIP domain."));
+    let count = app
+        .dir
+        .list_numbers(NumberScope::Tenant(t.id), Page::first(10))
+        .await
+        .unwrap()
+        .total;
+    assert_eq!(count, 7);
+    assert!(
+        op.get("/operator/numbers")
+            .await
+            .body
+            .contains(r#"value="acme.pbx.test""#)
+    );
 
     // Suspend goes through a confirm page.
     let r = op.get(&format!("{page}/suspend")).await;

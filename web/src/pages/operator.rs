@@ -427,9 +427,15 @@ async fn numbers_page(
         .list_tenants(Page::first(Page::MAX_LIMIT))
         .await?
         .items;
-    let name_of = |id: Option<TenantId>| {
-        id.and_then(|id| tenants.iter().find(|t| t.id == id))
+    let find = |id: Option<TenantId>| id.and_then(|id| tenants.iter().find(|t| t.id == id));
+    let name_of = |id| {
+        find(id)
             .map(|t| t.settings.name.clone())
+            .unwrap_or_default()
+    };
+    let domain_of = |id| {
+        find(id)
+            .map(|t| t.sip_domain.to_string())
             .unwrap_or_default()
     };
     let rows = list
@@ -441,7 +447,7 @@ async fn numbers_page(
             e164: n.e164.to_string(),
             kind: n.number_type.to_string().replace('_', "-"),
             tenant: name_of(n.tenant_id),
-            tenant_id: n.tenant_id.map(|t| t.to_string()).unwrap_or_default(),
+            tenant_domain: domain_of(n.tenant_id),
         })
         .collect();
     let filter = if unassigned_only { "unassigned=1&" } else { "" };
@@ -453,6 +459,7 @@ async fn numbers_page(
             .map(|t| TenantOption {
                 id: t.id.to_string(),
                 name: t.settings.name.clone(),
+                domain: t.sip_domain.to_string(),
             })
             .collect(),
         pager: Pager::new(page, PER_PAGE, list.total, |n| {
@@ -562,12 +569,21 @@ async fn assign_number(
     Form(form): Form<AssignForm>,
 ) -> Result<Response, PageError> {
     let id: NumberId = parse_id(&id)?;
+    // The business by its SIP domain (what the field offers) or its id; empty: inventory.
+    let unknown = || AppError::invalid("tenant", "No business has that SIP domain.");
     let tenant = match form.tenant.trim() {
         "" => None,
-        t => Some(
-            t.parse::<TenantId>()
-                .map_err(|_| AppError::invalid("tenant", "Choose a business from the list."))?,
-        ),
+        t => match t.parse::<TenantId>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                let domain: SipDomain = t.to_lowercase().parse().map_err(|_| unknown())?;
+                match state.directory.get_tenant_by_domain(&domain).await {
+                    Ok(t) => Some(t.id),
+                    Err(e) if e.is_not_found() => return Err(unknown().into()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        },
     };
     state.directory.assign_number(id, tenant).await?;
     Ok(see_other("/operator/numbers"))

@@ -109,13 +109,15 @@ pub struct NumberRow {
     pub kind: String,
     /// The business's name, or empty for inventory.
     pub tenant: String,
-    pub tenant_id: String,
+    /// The business's SIP domain, what the assign field holds.
+    pub tenant_domain: String,
 }
 
 #[derive(Clone, Debug)]
 pub struct TenantOption {
     pub id: String,
     pub name: String,
+    pub domain: String,
 }
 
 #[derive(Template)]
@@ -145,11 +147,12 @@ mod tests {
                 e164: "+441134960000".into(),
                 kind: "geographic".into(),
                 tenant: String::new(),
-                tenant_id: String::new(),
+                tenant_domain: String::new(),
             }],
             tenants: vec![TenantOption {
                 id: "t1".into(),
                 name: "Acme & Co".into(),
+                domain: "acme.pbx.test".into(),
             }],
             pager: Pager::new(1, 50, 1, |n| format!("?page={n}")),
             unassigned_only: false,
@@ -173,6 +176,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(r#"action="/operator/numbers/n1/assign""#));
+        assert!(html.contains(r#"<option value="acme.pbx.test">"#));
         assert!(html.contains("not a number") && html.contains(r#"value="bad""#));
     }
 }
