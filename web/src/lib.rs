@@ -86,7 +86,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::activity::routes())
         .merge(pages::users::routes())
         .merge(pages::member::routes())
-        .merge(pages::trunks::routes());
+        .merge(pages::trunks::routes())
+        .merge(pages::settings::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -466,8 +466,55 @@ async fn member_manages_own_extension(b: Backend) {
     m.get(&url).await.assert(StatusCode::NOT_FOUND);
 }
 
+async fn caller_id_settings(b: Backend) {
+    let app = App::new(b).await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("other").await;
+    app.dir
+        .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))
+        .await
+        .unwrap();
+    app.dir
+        .add_number(&"020 7946 0019".parse().unwrap(), Some(other.id))
+        .await
+        .unwrap();
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "ann@acme.test")
+        .await;
+    let url = format!("/t/{}/settings", t.id);
+    let r = adm.get(&url).await;
+    assert!(r.body.contains("020 7946 0018") && !r.body.contains("020 7946 0019"));
+    // Another business's number cannot be our caller ID.
+    let r = adm.post(&url, &[("main_number", "+442079460019")]).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("Choose one of your numbers."));
+    adm.post(&url, &[("main_number", "+442079460018")])
+        .await
+        .assert(StatusCode::OK);
+    let saved = app.dir.get_tenant(t.id).await.unwrap();
+    assert_eq!(
+        saved.settings.main_number.map(|n| n.to_string()),
+        Some("+442079460018".into())
+    );
+    assert_eq!(saved.settings.max_concurrent_calls, 10, "limits untouched");
+    adm.post(&url, &[("main_number", "")])
+        .await
+        .assert(StatusCode::OK);
+    assert_eq!(
+        app.dir.get_tenant(t.id).await.unwrap().settings.main_number,
+        None
+    );
+    adm.get(&format!("/t/{}/settings", other.id))
+        .await
+        .assert(StatusCode::NOT_FOUND);
+    adm.post(&format!("/t/{}/settings", other.id), &[("main_number", "")])
+        .await
+        .assert(StatusCode::NOT_FOUND);
+}
+
 both_backends!(
     admin_flow,
     tenant_isolation_pages,
-    member_manages_own_extension
+    member_manages_own_extension,
+    caller_id_settings
 );

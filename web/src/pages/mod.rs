@@ -6,6 +6,7 @@ pub mod biz_numbers;
 pub mod business;
 pub mod member;
 pub mod operator;
+pub mod settings;
 pub mod tokens;
 pub mod trunks;
 pub mod users;

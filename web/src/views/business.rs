@@ -239,3 +239,18 @@ pub struct UsersPage {
     pub form: UserForm,
     pub errors: FormErrors,
 }
+
+/// The business's settings: caller ID (main number), and the limits set by the operator.
+#[derive(Template)]
+#[template(path = "business/settings.html")]
+pub struct SettingsPage {
+    pub layout: Layout,
+    pub base: String,
+    pub name: String,
+    pub limits: String,
+    /// (E.164, display) of the business's numbers.
+    pub numbers: Vec<(String, String)>,
+    pub selected: String,
+    pub errors: FormErrors,
+    pub saved: bool,
+}

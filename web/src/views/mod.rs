@@ -70,6 +70,7 @@ impl Layout {
                 link(format!("/t/{t}/registrations"), "Registrations");
                 link(format!("/t/{t}/calls"), "Call history");
                 link(format!("/t/{t}/users"), "Users");
+                link(format!("/t/{t}/settings"), "Settings");
                 link(format!("/t/{t}/tokens"), "API tokens");
             }
             (Role::Member, Some(_)) => link("/account/extension".into(), "My extension"),
@@ -101,6 +102,7 @@ impl Layout {
                 (format!("/t/{t}/registrations"), "Registrations"),
                 (format!("/t/{t}/calls"), "Call history"),
                 (format!("/t/{t}/users"), "Users"),
+                (format!("/t/{t}/settings"), "Settings"),
                 (format!("/t/{t}/tokens"), "API tokens"),
             ] {
                 let current = href == current;
