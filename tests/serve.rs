@@ -52,7 +52,7 @@ fn ready_then_clean_exit_on_sigterm(db: Db) {
     );
 }
 
-crate::both_backends!(ready_then_clean_exit_on_sigterm);
+crate::both_backends!(ready_then_clean_exit_on_sigterm, migrate_is_idempotent);
 
 #[test]
 fn sqlite_file_is_created_when_missing() {
@@ -198,4 +198,19 @@ fn ctrl_c_stops_cleanly_too() {
     let server = Server::start(&db, &[]);
     server.wait_ready();
     assert_eq!(server.stop_with(libc::SIGINT).code(), Some(0));
+}
+
+#[test]
+fn no_subcommand_means_serve() {
+    let db = Db::sqlite();
+    let server = Server::start_with(&db, &[], &[]);
+    server.wait_ready();
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+fn migrate_is_idempotent(db: Db) {
+    for _ in 0..2 {
+        let out = common::cli(&db, &["--json", "migrate"]);
+        assert_eq!(out.json(), serde_json::json!({"migrations": "applied"}));
+    }
 }

@@ -88,7 +88,7 @@ fn server_part(url: &str) -> String {
     format!("{scheme}://{}", &rest[..end])
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -210,8 +210,13 @@ pub struct Server {
 impl Server {
     /// Starts the server and waits (bounded) until it logs its HTTP address.
     pub fn start(db: &Db, env: &[(&str, &str)]) -> Self {
+        Self::start_with(db, &["serve"], env)
+    }
+
+    /// Like [`Server::start`] with explicit arguments (e.g. none: serve is the default).
+    pub fn start_with(db: &Db, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
+        cmd.args(args)
             .env("SWITCHBOARD_DATABASE_URL", &db.url)
             .env("SWITCHBOARD_HTTP_ADDR", "127.0.0.1:0")
             .env("SWITCHBOARD_SIP_ADDR", "127.0.0.1:0")

@@ -164,4 +164,36 @@ mod tests {
         let result = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
         assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
     }
+
+    #[tokio::test]
+    async fn shutdown_does_not_hang_on_an_idle_keep_alive_connection() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let dir = tempfile::tempdir().unwrap();
+        let state = sqlite_state(&dir, true).await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::serve(listener, state, async {
+            let _ = rx.await;
+        }));
+
+        // A client (say, a load balancer) keeps its connection open after a request.
+        let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+        conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+
+        tx.send(()).unwrap();
+        let result = tokio::time::timeout(std::time::Duration::from_secs(5), server).await;
+        assert!(matches!(result, Ok(Ok(Ok(())))), "{result:?}");
+        drop(conn);
+    }
 }

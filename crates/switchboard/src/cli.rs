@@ -8,6 +8,7 @@ use std::str::FromStr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::config::{DatabaseUrl, PortRange, PublicAddr};
+use crate::secrets::Secret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -200,8 +201,11 @@ pub enum ExtensionCommand {
         name: String,
         /// SIP password (at least 8 characters); a strong one is generated when absent.
         /// A password on the command line is visible in the process list: prefer the generated one.
+        #[arg(long, value_parser = Secret::chosen, conflicts_with = "password_stdin")]
+        password: Option<Secret>,
+        /// Read the SIP password from the first line of standard input.
         #[arg(long)]
-        password: Option<String>,
+        password_stdin: bool,
     },
     /// Import extensions from a CSV file with the header `number,name,password`, all or nothing.
     Import {
@@ -260,6 +264,40 @@ mod tests {
         assert!(msg.contains("--rtp-ports"), "{msg}");
         assert!(msg.contains("SWITCHBOARD_RTP_PORTS"), "{msg}");
         assert!(msg.contains("expected LOW-HIGH"), "{msg}");
+    }
+
+    #[test]
+    fn extension_password_is_checked_and_hidden_from_debug() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "extension",
+            "add",
+            "--tenant",
+            "a.example",
+            "--number",
+            "101",
+            "--name",
+            "A",
+            "--password",
+            "Sup3rSecretPw",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("Sup3rSecretPw"));
+        let err = Cli::try_parse_from([
+            "switchboard",
+            "extension",
+            "add",
+            "--tenant",
+            "a.example",
+            "--number",
+            "101",
+            "--name",
+            "A",
+            "--password",
+            "short",
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("at least 8"), "{err}");
     }
 
     #[test]

@@ -164,6 +164,20 @@ pub async fn spawn_services(
             .context("HTTP server error")
     });
 
+    if settings.rtp_ports.low() % 2 == 1 {
+        warn!(
+            rtp_ports = %settings.rtp_ports,
+            pairs = settings.rtp_ports.pairs(),
+            "SWITCHBOARD_RTP_PORTS starts on an odd port; RTP uses even ports, so it is left unused"
+        );
+    }
+    if settings.public_addr.is_none() && settings.sip_addr.ip().is_unspecified() {
+        warn!(
+            "SWITCHBOARD_PUBLIC_ADDR is not set while SIP listens on all interfaces; \
+             phones outside this host need it to reach the server for SIP and media"
+        );
+    }
+
     if let Some(addr) = settings.metrics_addr {
         let handle = crate::metrics::install_recorder()?;
         let listener = TcpListener::bind(addr)
@@ -184,19 +198,12 @@ pub async fn spawn_services(
     // The SIP service (registrar, call engine and RTP relay from the `pbx`
     // crate) is spawned here with the same token once it exists; it takes
     // settings.sip_addr, settings.rtp_ports and settings.public_addr.
-    warn!(
+    info!(
         sip_addr = %settings.sip_addr,
         rtp_ports = %settings.rtp_ports,
         public_addr = settings.public_addr.as_ref().map(|a| a.to_string()).as_deref().unwrap_or("-"),
-        "SIP service not started: the pbx engine is not wired into this build yet"
+        "SIP service settings"
     );
-
-    if settings.public_addr.is_none() && settings.sip_addr.ip().is_unspecified() {
-        warn!(
-            "SWITCHBOARD_PUBLIC_ADDR is not set while SIP listens on all interfaces; \
-             phones outside this host need it to reach the server for SIP and media"
-        );
-    }
 
     Ok(services)
 }

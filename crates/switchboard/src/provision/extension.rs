@@ -11,7 +11,7 @@ use store::{
     SipDomain, SipUsername, StoreError,
 };
 
-use super::{Ctx, all_pages, parse, registrar, store_error, tenant_by_domain};
+use super::{Ctx, all_pages, parse, read_password_line, registrar, store_error, tenant_by_domain};
 use crate::cli::ExtensionCommand;
 use crate::csv_rows;
 use crate::output::table;
@@ -24,7 +24,15 @@ pub async fn run(ctx: &Ctx, command: ExtensionCommand) -> anyhow::Result<()> {
             number,
             name,
             password,
-        } => add(ctx, &tenant, &number, &name, password.as_deref()).await,
+            password_stdin,
+        } => {
+            let password = if password_stdin {
+                Some(read_password_line()?)
+            } else {
+                password
+            };
+            add(ctx, &tenant, &number, &name, password).await
+        }
         ExtensionCommand::Import { tenant, file } => import(ctx, &tenant, &file).await,
         ExtensionCommand::List { tenant } => list(ctx, &tenant).await,
     }
@@ -66,14 +74,11 @@ async fn add(
     tenant: &str,
     number: &str,
     name: &str,
-    password: Option<&str>,
+    password: Option<Secret>,
 ) -> anyhow::Result<()> {
     let number: ExtensionNumber = parse("--number", number)?;
     let name = display_name(name)?;
-    let password = match password {
-        Some(p) => Secret::chosen(p).map_err(|e| anyhow!("--password: {e}"))?,
-        None => Secret::generate(),
-    };
+    let password = password.unwrap_or_else(Secret::generate);
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
     let cred = credential(&number, &tenant.sip_domain, &password)?;
     let new = NewExtension {

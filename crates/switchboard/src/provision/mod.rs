@@ -7,6 +7,7 @@ mod number;
 mod tenant;
 mod user;
 
+use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{Command, Settings};
 use crate::output::Output;
+use crate::secrets::Secret;
 
 /// What every provisioning command gets.
 pub struct Ctx {
@@ -103,5 +105,51 @@ fn registrar(settings: &Settings, domain: &SipDomain) -> String {
         (Some(public), _) => format!("{public}:{port}"),
         (None, addr) if !addr.ip().is_unspecified() => SocketAddr::new(addr.ip(), port).to_string(),
         (None, _) => format!("{domain}:{port}"),
+    }
+}
+
+/// Reads the first line of standard input as the password.
+fn read_password_line() -> anyhow::Result<Secret> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| anyhow!("--password-stdin: cannot read standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(anyhow!(
+            "--password-stdin: standard input is empty; expected the password on the first line"
+        ));
+    }
+    Secret::chosen(password).map_err(|e| anyhow!("--password-stdin: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn settings(args: &[&str]) -> Settings {
+        let mut argv = vec!["switchboard"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).unwrap().settings
+    }
+
+    #[test]
+    fn registrar_prefers_public_then_listen_then_domain() {
+        let domain: SipDomain = "acme.example.com".parse().unwrap();
+        let public = settings(&[
+            "--public-addr",
+            "pbx.example.net",
+            "--sip-addr",
+            "0.0.0.0:5070",
+        ]);
+        assert_eq!(registrar(&public, &domain), "pbx.example.net:5070");
+        let local = settings(&["--sip-addr", "192.0.2.5:5060"]);
+        assert_eq!(registrar(&local, &domain), "192.0.2.5:5060");
+        let wildcard = settings(&["--sip-addr", "0.0.0.0:5060"]);
+        assert_eq!(registrar(&wildcard, &domain), "acme.example.com:5060");
     }
 }

@@ -1,12 +1,10 @@
 //! `switchboard user add`.
 
-use std::io::BufRead as _;
-
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use serde_json::json;
 use store::{Email, NewUser, PasswordHash, Role};
 
-use super::{Ctx, parse, store_error, tenant_by_domain};
+use super::{Ctx, parse, read_password_line, store_error, tenant_by_domain};
 use crate::cli::{RoleArg, UserCommand};
 use crate::secrets::{Secret, argon2id_hash};
 
@@ -111,18 +109,4 @@ async fn add(
     }
     ctx.out.emit(text, body);
     Ok(())
-}
-
-/// Reads the first line of standard input as the password.
-fn read_password_line() -> anyhow::Result<Secret> {
-    let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("--password-stdin: cannot read standard input")?;
-    let password = line.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        bail!("--password-stdin: standard input is empty; expected the password on the first line");
-    }
-    Secret::chosen(password).map_err(|e| anyhow::anyhow!("--password-stdin: {e}"))
 }
