@@ -136,6 +136,10 @@ try {
   assert.ok((await adm.textContent('#ext-list')).includes('Reception'));
   assert.ok(adm.url().includes('q=recep'), 'the search is in the address bar');
   await snap(adm, 'extensions-search');
+  // The inline DND switch swaps its row in place.
+  await adm.click('#ext-list tbody tr button[aria-label^="Do not disturb for 201"]');
+  await adm.locator('#ext-list tbody tr .badge.bad').waitFor();
+  assert.ok(adm.url().includes('q=recep'), 'no page load for the DND switch');
 
   await adm.goto(`/t/${tenantId}/numbers`);
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');

@@ -130,6 +130,46 @@ async fn admin_flow(b: Backend) {
         "+447400123456"
     );
 
+    // The inline DND switch: htmx gets the row back, a plain post goes back to the list.
+    let r = adm.post(&format!("{url}/dnd"), &[("dnd", "off")]).await;
+    assert_eq!(r.location(), format!("{base}/extensions"));
+    assert!(
+        !app.dir
+            .get_extension(t.id, ext.id)
+            .await
+            .unwrap()
+            .settings
+            .dnd
+    );
+    let req = axum::http::Request::post(format!("{url}/dnd"))
+        .header(
+            "cookie",
+            format!("sb_session={}", adm.cookie.clone().unwrap()),
+        )
+        .header("x-csrf-token", adm.csrf.clone().unwrap())
+        .header("hx-request", "true")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from("dnd=on"))
+        .unwrap();
+    let r = app.send(req).await;
+    r.assert(StatusCode::OK);
+    assert!(
+        r.body
+            .trim_start()
+            .starts_with(&format!(r#"<tr id="ext-{}">"#, ext.id)),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains(r#"value="off""#) && !r.body.contains("<html"));
+    assert!(
+        app.dir
+            .get_extension(t.id, ext.id)
+            .await
+            .unwrap()
+            .settings
+            .dnd
+    );
+
     // New password, through a confirm page; the old HA1 stops matching.
     let regen = format!("{url}/credentials/{}/regenerate", cred.id);
     adm.get(&regen).await.assert(StatusCode::OK);
@@ -275,7 +315,8 @@ async fn tenant_isolation_pages(b: Backend) {
             format!("{e}/credentials/{}/regenerate", cred.id),
             format!("{t}/tokens/{}/revoke", tok.id),
         ];
-        let posts: [(String, Vec<(&str, &str)>); 6] = [
+        let posts: [(String, Vec<(&str, &str)>); 7] = [
+            (format!("{e}/dnd"), vec![("dnd", "on")]),
             (
                 format!("{t}/extensions"),
                 vec![("number", "777"), ("display_name", "Intruder")],

@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/t/{tenant}/extensions/new", get(new_extension))
         .route(
+            "/t/{tenant}/extensions/{ext}/dnd",
+            axum::routing::post(toggle_dnd),
+        )
+        .route(
             "/t/{tenant}/extensions/{ext}",
             get(extension).post(update_extension),
         )
@@ -75,6 +79,17 @@ fn forwarding_summary(f: &Forwarding) -> String {
     parts.join(", ")
 }
 
+fn ext_row(base: &str, e: &Extension) -> ExtRow {
+    ExtRow {
+        id: e.id.to_string(),
+        href: format!("{base}/extensions/{}", e.id),
+        number: e.number.to_string(),
+        name: e.settings.display_name.clone(),
+        dnd: e.settings.dnd,
+        forwarding: forwarding_summary(&e.settings.forwarding),
+    }
+}
+
 async fn extensions(
     State(state): State<AppState>,
     a: AdminOf,
@@ -97,17 +112,7 @@ async fn extensions(
         )
         .await?;
     let b = base(t);
-    let rows = list
-        .items
-        .iter()
-        .map(|e| ExtRow {
-            href: format!("{b}/extensions/{}", e.id),
-            number: e.number.to_string(),
-            name: e.settings.display_name.clone(),
-            dnd: e.settings.dnd,
-            forwarding: forwarding_summary(&e.settings.forwarding),
-        })
-        .collect();
+    let rows = list.items.iter().map(|e| ext_row(&b, e)).collect();
     let qs = encode_query(&search);
     render(&ExtensionsPage {
         layout: Layout::for_business("Extensions", &a.authed, t, &format!("{b}/extensions")),
@@ -480,4 +485,39 @@ async fn regenerate(
         registrar: registrar(&state, &a.tenant),
         back: format!("{b}/extensions/{}", e.id),
     })
+}
+
+#[derive(Deserialize)]
+pub struct DndForm {
+    #[serde(default)]
+    dnd: String,
+}
+
+/// The inline DND switch of the extensions list: htmx gets the new row back, a plain form post
+/// goes back to the list.
+async fn toggle_dnd(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<DndForm>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let mut settings = e.settings.clone();
+    settings.dnd = form.dnd == "on";
+    let e = state
+        .directory
+        .update_extension(a.tenant.id, e.id, &settings)
+        .await?;
+    let b = base(&a.tenant);
+    if headers.get("hx-request").is_some() {
+        return render(&ExtRowPartial {
+            layout: Layout::for_business("Extensions", &a.authed, &a.tenant, ""),
+            e: ext_row(&b, &e),
+        });
+    }
+    Ok(see_other(&format!("{b}/extensions")))
 }

@@ -7,11 +7,20 @@ use super::{FormErrors, Layout, Pager};
 
 #[derive(Clone, Debug)]
 pub struct ExtRow {
+    pub id: String,
     pub href: String,
     pub number: String,
     pub name: String,
     pub dnd: bool,
     pub forwarding: String,
+}
+
+/// One row of the extensions table: what the inline DND toggle (htmx) swaps in.
+#[derive(Template)]
+#[template(path = "business/ext_row.html")]
+pub struct ExtRowPartial {
+    pub layout: Layout,
+    pub e: ExtRow,
 }
 
 #[derive(Template)]
@@ -190,6 +199,7 @@ mod tests {
             layout: Layout::anonymous("Extensions"),
             base: "/t/1".into(),
             rows: vec![ExtRow {
+                id: "e".into(),
                 href: "/t/1/extensions/e".into(),
                 number: "201".into(),
                 name: "Reception <desk>".into(),
