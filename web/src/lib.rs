@@ -1,9 +1,31 @@
-//! The web app: the admin UI for operators and businesses (askama pages, htmx, embedded static
-//! assets), the REST API under `/api/v1`, and the health endpoints.
+//! The web app: the admin UI for operators, business admins and members (askama pages, htmx,
+//! embedded static assets), the REST API under `/api/v1` with its OpenAPI document, and the
+//! health endpoints.
 //!
-//! Launch it the way the binary and the tests do:
-//! `web::serve(listener, AppState::new(directory), shutdown).await`, after printing the first-run
-//! link from [`ensure_setup_link`] if it returns one.
+//! # Wiring it into the binary
+//!
+//! ```ignore
+//! let directory = store::connect(&url).await?;
+//! directory.migrate().await?;
+//! // First run: no operator yet -> a one-time link (24 h) to create one. Print it; never a
+//! // default password. `None` once an operator exists.
+//! if let Some(link) = web::ensure_setup_link(&*directory, "https://pbx.example.com").await? {
+//!     println!("Create the first operator account: {link}");
+//! }
+//! let config = web::WebConfig {
+//!     cookie_secure: web::CookieSecure::Auto,   // Always behind a TLS proxy
+//!     trust_forwarded_headers: false,           // true only behind a proxy that sets them
+//!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
+//!     ..web::WebConfig::default()
+//! };
+//! web::serve(listener, web::AppState::with_config(directory, config), shutdown).await?;
+//! ```
+//!
+//! # Layout
+//! - [`error`]: `PageError` (HTML) and `ApiError` (JSON) over one `AppError`.
+//! - [`session`]: DB-backed sessions, cookies, CSRF; [`auth`]: the extractors every handler
+//!   takes (`Authed`, `OperatorUser`, `AdminOf`, `ApiCaller`, `ApiOperator`, `ApiAdminOf`).
+//! - `pages::*`: HTML handlers; [`views`]: one askama struct per page; `api::*`: REST handlers.
 
 mod api;
 pub mod auth;

@@ -140,6 +140,15 @@ async fn registrations_and_calls(b: Backend) {
     let mut op = app.signed_in(None, Role::Operator, "op@example.test").await;
     let r = op.get(&format!("/t/{}/calls.csv", a.id)).await;
     assert!(r.body.contains("'=cmd"), "{}", r.body);
+
+    // The operator sees every business's registrations; a business admin does not get the page.
+    let r = op.get("/operator/registrations").await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("AlphaPhone/1.0") && r.body.contains("BravoPhone/2.0"));
+    assert!(r.body.contains("alpha Ltd") && r.body.contains("sip:201@bravo.pbx.test"));
+    adm.get("/operator/registrations")
+        .await
+        .assert(StatusCode::FORBIDDEN);
 }
 
 both_backends!(registrations_and_calls);

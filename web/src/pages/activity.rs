@@ -12,7 +12,7 @@ use time::{Date, OffsetDateTime, Time};
 
 use super::page_number;
 use crate::AppState;
-use crate::auth::AdminOf;
+use crate::auth::{AdminOf, OperatorUser};
 use crate::error::{Internal, PageError};
 use crate::views::activity::*;
 use crate::views::{Layout, Pager, encode_query, render};
@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/t/{tenant}/registrations", get(registrations))
         .route("/t/{tenant}/calls", get(calls))
         .route("/t/{tenant}/calls.csv", get(calls_csv))
+        .route("/operator/registrations", get(all_registrations))
 }
 
 fn human_secs(s: i64) -> String {
@@ -63,6 +64,52 @@ async fn registrations(State(state): State<AppState>, a: AdminOf) -> Result<Resp
         ),
         base,
         rows,
+    })
+}
+
+/// Rows the operator's registrations page shows at most.
+const ALL_REGISTRATIONS_MAX: usize = 1000;
+
+async fn all_registrations(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+) -> Result<Response, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let regs = state.directory.list_unexpired_registrations(now).await?;
+    let tenants = state
+        .directory
+        .list_tenants(Page::first(Page::MAX_LIMIT))
+        .await?
+        .items;
+    let total = regs.len();
+    let rows: Vec<_> = regs
+        .into_iter()
+        .take(ALL_REGISTRATIONS_MAX)
+        .map(|r| {
+            let business = tenants
+                .iter()
+                .find(|t| t.id == r.tenant_id)
+                .map(|t| t.settings.name.clone())
+                .unwrap_or_else(|| r.tenant_id.to_string());
+            let b = r.binding;
+            (
+                business,
+                b.aor,
+                RegRow {
+                    extension: String::new(),
+                    device: b.user_agent.unwrap_or_default(),
+                    source: b.source_addr.to_string(),
+                    transport: b.transport.to_string(),
+                    expires_in: human_secs((b.expires_at - now).whole_seconds()),
+                },
+            )
+        })
+        .collect();
+    render(&AllRegistrationsPage {
+        layout: Layout::new("Registrations", &me, "/operator/registrations"),
+        shown: rows.len(),
+        rows,
+        total,
     })
 }
 

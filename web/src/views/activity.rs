@@ -69,3 +69,14 @@ mod tests {
         assert!(html.contains("192.0.2.7:5060") && !html.contains("<img src=x>"));
     }
 }
+
+/// The operator's view of every registration on the platform.
+#[derive(Template)]
+#[template(path = "operator/registrations.html")]
+pub struct AllRegistrationsPage {
+    pub layout: Layout,
+    /// (business, AOR, row)
+    pub rows: Vec<(String, String, RegRow)>,
+    pub total: usize,
+    pub shown: usize,
+}

@@ -61,6 +61,7 @@ impl Layout {
                 link("/operator/tenants".into(), "Businesses");
                 link("/operator/numbers".into(), "Numbers");
                 link("/operator/trunks".into(), "Trunks");
+                link("/operator/registrations".into(), "Registrations");
                 link("/operator/users".into(), "Operators");
                 link("/operator/tokens".into(), "API tokens");
             }
