@@ -109,7 +109,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::users::routes())
         .merge(pages::member::routes())
         .merge(pages::trunks::routes())
-        .merge(pages::settings::routes());
+        .merge(pages::settings::routes())
+        .merge(pages::devices::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

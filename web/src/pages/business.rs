@@ -227,7 +227,7 @@ async fn create_extension(
 
 #[derive(Deserialize)]
 pub struct ExtPath {
-    ext: String,
+    pub ext: String,
 }
 
 pub fn edit_form(e: &Extension) -> ExtEditForm {
@@ -244,7 +244,7 @@ pub fn edit_form(e: &Extension) -> ExtEditForm {
     }
 }
 
-async fn extension_page(
+pub(crate) async fn extension_page(
     state: &AppState,
     a: &AdminOf,
     e: &Extension,
@@ -277,6 +277,8 @@ async fn extension_page(
         .collect();
     Ok(ExtensionPage {
         users,
+        device: DeviceForm::default(),
+        device_errors: FormErrors::default(),
         layout: Layout::for_business(
             format!("Extension {} · {}", e.number, e.settings.display_name),
             &a.authed,
@@ -392,12 +394,12 @@ async fn update_extension(
 
 #[derive(Deserialize)]
 pub struct CredPath {
-    ext: String,
-    cred: String,
+    pub ext: String,
+    pub cred: String,
 }
 
 /// The credential, checked to belong to this tenant and this extension.
-async fn load_credential(
+pub(crate) async fn load_credential(
     state: &AppState,
     a: &AdminOf,
     p: &CredPath,
@@ -444,7 +446,7 @@ async fn regenerate_confirm(
 
 #[derive(Deserialize)]
 pub struct ConfirmForm {
-    confirm: Option<String>,
+    pub confirm: Option<String>,
 }
 
 async fn regenerate(

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod auth;
 pub mod biz_numbers;
 pub mod business;
+pub mod devices;
 pub mod member;
 pub mod operator;
 pub mod settings;

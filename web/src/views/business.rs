@@ -115,6 +115,17 @@ pub struct ExtensionPage {
     pub credentials: Vec<CredRow>,
     /// (id, e-mail) of the business's users, for the owner select.
     pub users: Vec<(String, String)>,
+    /// The add-a-device form, as typed, and its errors.
+    pub device: DeviceForm,
+    pub device_errors: FormErrors,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DeviceForm {
+    #[serde(default)]
+    pub mac_address: String,
+    #[serde(default)]
+    pub model: String,
 }
 
 /// A member's own extension: DND and forwarding only.
