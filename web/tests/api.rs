@@ -389,6 +389,40 @@ async fn api_flow(b: Backend) {
         .await
         .assert(StatusCode::FORBIDDEN);
 
+    // Activity: nothing registered or called yet; a bad time filter is a 422 on its field.
+    let r = call(
+        &app,
+        Some(&op),
+        Method::GET,
+        &format!("{base}/registrations"),
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["items"], json!([]));
+    let r = call(
+        &app,
+        Some(&op),
+        Method::GET,
+        &format!("{base}/calls?from=2026-11-24T00:00:00Z"),
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["total"], 0);
+    let r = call(
+        &app,
+        Some(&op),
+        Method::GET,
+        &format!("{base}/calls?from=yesterday"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        error_code(&r, StatusCode::UNPROCESSABLE_ENTITY)
+            .1
+            .as_deref(),
+        Some("from")
+    );
+
     // Unknown API paths answer JSON too.
     let r = call(&app, Some(&op), Method::GET, "/api/v1/nothing", None).await;
     assert_eq!(error_code(&r, StatusCode::NOT_FOUND).0, "not_found");
@@ -451,6 +485,8 @@ async fn tenant_isolation_api(b: Backend) {
                 Some(json!({"number": "777", "display_name": "Intruder"})),
             ),
             (Method::GET, format!("{t}/numbers"), None),
+            (Method::GET, format!("{t}/registrations"), None),
+            (Method::GET, format!("{t}/calls"), None),
             (
                 Method::PUT,
                 format!("{t}/numbers/{}/route", num.id),
@@ -553,9 +589,11 @@ async fn openapi_matches_the_router(b: Backend) {
         "GET /api/v1/numbers",
         "GET /api/v1/tenants",
         "GET /api/v1/tenants/{tenant}",
+        "GET /api/v1/tenants/{tenant}/calls",
         "GET /api/v1/tenants/{tenant}/extensions",
         "GET /api/v1/tenants/{tenant}/extensions/{ext}",
         "GET /api/v1/tenants/{tenant}/numbers",
+        "GET /api/v1/tenants/{tenant}/registrations",
         "PATCH /api/v1/tenants/{tenant}",
         "PATCH /api/v1/tenants/{tenant}/extensions/{ext}",
         "POST /api/v1/numbers",

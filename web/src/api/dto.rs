@@ -260,3 +260,59 @@ pub struct ExtensionCreated {
     pub extension: ExtensionOut,
     pub sip: SipCredentialsOut,
 }
+
+// ------------------------------------------------------------------ activity
+
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationOut {
+    pub extension: String,
+    pub aor: String,
+    pub contact: String,
+    pub user_agent: Option<String>,
+    pub source: String,
+    /// udp, tcp, tls, ws, wss
+    pub transport: String,
+    pub expires_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationList {
+    pub items: Vec<RegistrationOut>,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallParams {
+    /// RFC 3339; calls that started at or after this.
+    pub from: Option<String>,
+    /// RFC 3339; calls that started before this.
+    pub to: Option<String>,
+    /// Substring of the caller, callee or dialled number.
+    pub party: Option<String>,
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallOut {
+    pub id: String,
+    pub call_id: String,
+    /// internal, outbound, inbound, emergency
+    pub direction: String,
+    pub caller: String,
+    pub callee: String,
+    pub dialled: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    pub ended_at: String,
+    pub duration_secs: u32,
+    /// answered, no_answer, busy, failed, cancelled, rejected
+    pub disposition: String,
+    pub hangup_cause: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallList {
+    pub items: Vec<CallOut>,
+    pub total: u64,
+}

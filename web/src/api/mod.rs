@@ -3,6 +3,7 @@
 //! annotations through `utoipa_axum`, so the document at `/api/v1/openapi.json` lists exactly
 //! the routes that exist (and a test calls every one of them).
 
+mod activity;
 pub mod dto;
 mod extensions;
 mod numbers;
@@ -66,7 +67,9 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
             extensions::patch,
             extensions::delete
         ))
-        .routes(routes!(extensions::new_password));
+        .routes(routes!(extensions::new_password))
+        .routes(routes!(activity::registrations))
+        .routes(routes!(activity::calls));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()
