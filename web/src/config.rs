@@ -22,6 +22,8 @@ pub struct WebConfig {
     pub trust_forwarded_headers: bool,
     /// A session ends after this long without a request.
     pub session_idle: Duration,
+    /// ... and after this long in any case (sign in again).
+    pub session_max_age: Duration,
     /// The address phones register to, as shown in the softphone configuration block
     /// (`host` or `host:port`). `None`: the tenant's SIP domain is shown.
     pub sip_registrar: Option<String>,
@@ -35,6 +37,7 @@ impl Default for WebConfig {
             cookie_secure: CookieSecure::Auto,
             trust_forwarded_headers: false,
             session_idle: Duration::from_secs(8 * 3600),
+            session_max_age: Duration::from_secs(7 * 24 * 3600),
             sip_registrar: None,
             setup_link_ttl: Duration::from_secs(24 * 3600),
         }

@@ -127,7 +127,7 @@ async fn load_session(state: &AppState, token: &str) -> Result<Option<Authed>, A
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if user.disabled {
+    if user.disabled || now - session.created_at > state.config.session_max_age {
         state.directory.delete_web_session(&hash).await?;
         return Ok(None);
     }

@@ -300,7 +300,44 @@ async fn first_run_setup_link(b: Backend) {
     assert_eq!(br.get("/").await.location(), "/operator/tenants");
 }
 
+async fn sessions_end_after_their_maximum_age(b: Backend) {
+    let app = support::App::new(b).await;
+    let t = app.tenant("acme").await;
+    let user = app.user(Some(t.id), Role::Admin, "ann@acme.test").await;
+    // A session created long ago (still within its idle window): refused and removed.
+    let token = web::crypto::random_token();
+    let hash = web::crypto::token_hash(&token);
+    let now = time::OffsetDateTime::now_utc();
+    app.dir
+        .create_web_session(&NewWebSession {
+            id_hash: hash.clone(),
+            user_id: user.id,
+            csrf_token: web::crypto::random_token(),
+            expires_at: now + time::Duration::hours(1),
+            ip: None,
+            user_agent: None,
+        })
+        .await
+        .unwrap();
+    let mut br = app.browser();
+    br.cookie = Some(token.clone());
+    br.get("/account/password").await.assert(StatusCode::OK);
+    let config = web::WebConfig {
+        session_max_age: std::time::Duration::ZERO,
+        ..web::WebConfig::default()
+    };
+    let strict = web::router(web::AppState::with_config(app.dir.clone(), config));
+    let req = axum::http::Request::get("/account/password")
+        .header("cookie", format!("sb_session={token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let res = tower::ServiceExt::oneshot(strict, req).await.unwrap();
+    assert_eq!(res.headers()["location"], "/login");
+    assert!(app.dir.get_web_session(&hash, now).await.is_err());
+}
+
 both_backends!(
+    sessions_end_after_their_maximum_age,
     login_logout_and_cookie_flags,
     login_rate_limit,
     csrf_is_required_for_state_changes,
