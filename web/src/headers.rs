@@ -47,7 +47,9 @@ pub async fn layer(req: Request, next: Next) -> Response {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     };
     set(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(header::REFERRER_POLICY, "no-referrer");
+    // same-origin, not no-referrer: with no-referrer browsers send `Origin: null` on form
+    // posts, which the sign-in CSRF check refuses. Nothing leaves the site either way.
+    set(header::REFERRER_POLICY, "same-origin");
     set(header::X_FRAME_OPTIONS, "DENY");
     if !is_static {
         set(header::CONTENT_SECURITY_POLICY, CSP);

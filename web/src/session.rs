@@ -162,7 +162,7 @@ async fn session_inner(state: AppState, mut req: Request) -> Result<Request, Pag
         req = match &authed {
             Some(a) => check_csrf_token(req, a.csrf()).await?,
             None => {
-                check_same_origin(req.headers())?;
+                check_same_origin(req.headers(), state.config.trust_forwarded_headers)?;
                 req
             }
         };
@@ -215,21 +215,25 @@ fn form_value<'a>(body: &'a [u8], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// For requests without a session: refuse what the browser says is cross-site.
-fn check_same_origin(headers: &HeaderMap) -> Result<(), PageError> {
+/// For requests without a session: refuse what the browser says is cross-site, including an
+/// opaque `Origin: null` (sandboxed frames). The host is the `Host` header, or the proxy's
+/// `X-Forwarded-Host` when forwarded headers are trusted.
+fn check_same_origin(headers: &HeaderMap, trust_forwarded: bool) -> Result<(), PageError> {
     if header_str(headers, "sec-fetch-site") == Some("cross-site") {
         return Err(csrf_failure());
     }
-    if let (Some(origin), Some(host)) = (
-        header_str(headers, header::ORIGIN.as_str()),
-        header_str(headers, header::HOST.as_str()),
-    ) {
-        let origin_host = origin.split_once("://").map(|(_, h)| h).unwrap_or(origin);
-        if origin != "null" && origin_host != host {
-            return Err(csrf_failure());
-        }
+    let Some(origin) = header_str(headers, header::ORIGIN.as_str()) else {
+        return Ok(());
+    };
+    let host = trust_forwarded
+        .then(|| header_str(headers, "x-forwarded-host"))
+        .flatten()
+        .or_else(|| header_str(headers, header::HOST.as_str()));
+    let origin_host = origin.split_once("://").map(|(_, h)| h);
+    match (origin_host, host) {
+        (Some(o), Some(h)) if o.eq_ignore_ascii_case(h) => Ok(()),
+        _ => Err(csrf_failure()),
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -257,11 +261,29 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("pbx.test"));
         h.insert(header::ORIGIN, HeaderValue::from_static("https://pbx.test"));
-        assert!(check_same_origin(&h).is_ok());
+        assert!(check_same_origin(&h, false).is_ok());
         h.insert(
             header::ORIGIN,
             HeaderValue::from_static("https://evil.test"),
         );
-        assert!(check_same_origin(&h).is_err());
+        assert!(check_same_origin(&h, false).is_err());
+        h.insert(header::ORIGIN, HeaderValue::from_static("null"));
+        assert!(check_same_origin(&h, false).is_err());
+        // Behind a trusted proxy the public host is X-Forwarded-Host.
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://pbx.example.com"),
+        );
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("pbx.example.com"),
+        );
+        assert!(check_same_origin(&h, true).is_ok());
+        assert!(check_same_origin(&h, false).is_err());
+        h.remove(header::ORIGIN);
+        assert!(
+            check_same_origin(&h, false).is_ok(),
+            "no Origin header: older clients"
+        );
     }
 }

@@ -25,7 +25,7 @@ async fn login_logout_and_cookie_flags(b: Backend) {
     assert!(h("content-security-policy").contains("script-src 'self'"));
     assert_eq!(
         (h("cache-control").as_str(), h("referrer-policy").as_str()),
-        ("no-store", "no-referrer")
+        ("no-store", "same-origin")
     );
     assert_eq!(h("x-frame-options"), "DENY");
     let js = br.get("/static/htmx.min.js").await;
