@@ -200,6 +200,21 @@ async fn operator_flow(b: Backend) {
             .contains(r#"value="acme.pbx.test""#)
     );
 
+    // Inventory numbers can be deleted (after a confirm page); a business's number cannot.
+    let spare = &all.items[99];
+    let del = format!("/operator/numbers/{}/delete", spare.id);
+    op.get(&del).await.assert(StatusCode::OK);
+    op.post(&del, &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(app.dir.get_number_by_e164(&spare.e164).await.is_err());
+    let held = format!("/operator/numbers/{}/delete", n.id);
+    op.get(&held).await.assert(StatusCode::NOT_FOUND);
+    op.post(&held, &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::NOT_FOUND);
+    assert!(app.dir.get_number_by_e164(&n.e164).await.is_ok());
+
     // Suspend goes through a confirm page.
     let r = op.get(&format!("{page}/suspend")).await;
     r.assert(StatusCode::OK);

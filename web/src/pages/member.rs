@@ -22,6 +22,9 @@ pub fn routes() -> Router<AppState> {
 /// The signed-in user's extension; 404 for operators and users without one.
 async fn mine(state: &AppState, a: &Authed) -> Result<Extension, PageError> {
     let tenant = a.user.tenant_id.ok_or(PageError(AppError::NotFound))?;
+    if state.directory.get_tenant(tenant).await?.suspended {
+        return Err(PageError(AppError::Forbidden));
+    }
     let id = state
         .directory
         .find_user_extension(tenant, a.user.id)

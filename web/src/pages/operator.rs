@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/operator/tenants/{tenant}/resume", post(resume))
         .route("/operator/numbers", get(numbers).post(add_numbers))
         .route("/operator/numbers/{number}/assign", post(assign_number))
+        .route(
+            "/operator/numbers/{number}/delete",
+            get(delete_number_confirm).post(delete_number),
+        )
 }
 
 #[derive(Deserialize)]
@@ -586,6 +590,45 @@ async fn assign_number(
         },
     };
     state.directory.assign_number(id, tenant).await?;
+    Ok(see_other("/operator/numbers"))
+}
+
+/// The number, if it is in the inventory (a business's number is taken back first).
+async fn inventory_number(state: &AppState, id: &str) -> Result<Number, PageError> {
+    let id: NumberId = parse_id(id)?;
+    Ok(state
+        .directory
+        .get_number(NumberScope::Unassigned, id)
+        .await?)
+}
+
+async fn delete_number_confirm(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let n = inventory_number(&state, &id).await?;
+    render(&ConfirmPage {
+        layout: Layout::new("Delete number", &me, "/operator/numbers"),
+        question: format!("Delete {} from the inventory?", n.e164.display()),
+        detail: "It disappears from the platform; add it again to bring it back.".into(),
+        action: format!("/operator/numbers/{}/delete", n.id),
+        button: "Delete number".into(),
+        cancel: "/operator/numbers".into(),
+    })
+}
+
+async fn delete_number(
+    State(state): State<AppState>,
+    OperatorUser(_me): OperatorUser,
+    Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let n = inventory_number(&state, &id).await?;
+    if form.confirm.as_deref() != Some("yes") {
+        return Ok(see_other(&format!("/operator/numbers/{}/delete", n.id)));
+    }
+    state.directory.delete_number(n.id).await?;
     Ok(see_other("/operator/numbers"))
 }
 
