@@ -7,7 +7,7 @@ pub mod business;
 pub mod operator;
 pub mod trunks;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use askama::Template;
 use axum::http::StatusCode;
@@ -119,9 +119,14 @@ impl Layout {
     }
 }
 
-/// Messages to show beside form fields, keyed by field name.
+/// Messages to show beside form fields, keyed by field name. A template shows each with `get`
+/// beside its field and ends the form with `unshown()`, so an error about a field the form does
+/// not have (say, one the store reports) is still shown rather than lost.
 #[derive(Clone, Debug, Default)]
-pub struct FormErrors(BTreeMap<String, String>);
+pub struct FormErrors(
+    BTreeMap<String, String>,
+    std::cell::RefCell<BTreeSet<String>>,
+);
 
 impl FormErrors {
     pub fn add(&mut self, field: &str, message: impl Into<String>) {
@@ -130,7 +135,20 @@ impl FormErrors {
             .or_insert_with(|| message.into());
     }
     pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(String::as_str)
+        let m = self.0.get(field).map(String::as_str);
+        if m.is_some() {
+            self.1.borrow_mut().insert(field.to_owned());
+        }
+        m
+    }
+    /// The messages no `get` has shown yet.
+    pub fn unshown(&self) -> Vec<String> {
+        let shown = self.1.borrow();
+        self.0
+            .iter()
+            .filter(|(k, _)| !shown.contains(*k))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
     pub fn has(&self, field: &str) -> bool {
         self.0.contains_key(field)
@@ -245,6 +263,15 @@ mod tests {
             .unwrap();
         assert!(!html.contains("<script>x"), "{html}");
         assert!(html.contains("<title>Bad Request"));
+    }
+
+    #[test]
+    fn errors_without_a_field_are_still_shown() {
+        let mut e = FormErrors::default();
+        e.add("number", "taken");
+        e.add("tenant_id", "no such business");
+        assert_eq!(e.get("number"), Some("taken"));
+        assert_eq!(e.unshown(), vec!["no such business".to_owned()]);
     }
 
     #[test]
