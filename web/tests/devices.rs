@@ -125,4 +125,85 @@ async fn devices(b: Backend) {
     );
 }
 
-both_backends!(devices);
+async fn delete_extension(b: Backend) {
+    let app = App::new(b).await;
+    let t = app.tenant("acme").await;
+    let n = app
+        .dir
+        .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))
+        .await
+        .unwrap();
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "ann@acme.test")
+        .await;
+    let base = format!("/t/{}", t.id);
+    adm.post(
+        &format!("{base}/extensions"),
+        &[("number", "201"), ("display_name", "Reception")],
+    )
+    .await
+    .assert(StatusCode::OK);
+    let ext = app
+        .dir
+        .get_extension_by_number(t.id, &"201".parse().unwrap())
+        .await
+        .unwrap();
+    app.dir
+        .set_number_route(t.id, n.id, RouteTarget::Extension(ext.id))
+        .await
+        .unwrap();
+    let del = format!("{base}/extensions/{}/delete", ext.id);
+    let r = adm.get(&del).await;
+    assert!(r.body.contains("Delete extension 201 (Reception)?"));
+    // Routed to by a number: refused with the reason, on the extension's page.
+    let r = adm.post(&del, &[("confirm", "yes")]).await;
+    r.assert(StatusCode::CONFLICT);
+    assert!(
+        r.body.contains("error-banner") && r.body.contains("Extension 201"),
+        "{}",
+        r.body
+    );
+    app.dir
+        .set_number_route(t.id, n.id, RouteTarget::None)
+        .await
+        .unwrap();
+    adm.post(&del, &[]).await.assert(StatusCode::SEE_OTHER);
+    assert!(
+        app.dir.get_extension(t.id, ext.id).await.is_ok(),
+        "no confirm, no delete"
+    );
+    adm.post(&del, &[("confirm", "yes")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert!(
+        app.dir
+            .get_extension(t.id, ext.id)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    // Another business's admin: not found.
+    let other = app.tenant("other").await;
+    let (e2, _) = app
+        .dir
+        .create_extension(
+            other.id,
+            &NewExtension {
+                number: "301".parse().unwrap(),
+                settings: ExtensionSettings::new("Theirs"),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let r = adm
+        .post(
+            &format!("{base}/extensions/{}/delete", e2.id),
+            &[("confirm", "yes")],
+        )
+        .await;
+    r.assert(StatusCode::NOT_FOUND);
+    assert!(app.dir.get_extension(other.id, e2.id).await.is_ok());
+}
+
+both_backends!(devices, delete_extension);

@@ -29,6 +29,10 @@ pub fn routes() -> Router<AppState> {
             "/t/{tenant}/extensions/{ext}/credentials/{cred}/delete",
             get(delete_confirm).post(delete),
         )
+        .route(
+            "/t/{tenant}/extensions/{ext}/delete",
+            get(delete_extension_confirm).post(delete_extension),
+        )
 }
 
 async fn add(
@@ -146,4 +150,61 @@ async fn delete(
         .await?;
     state.directory.delete_credential(a.tenant.id, c.id).await?;
     Ok(see_other(&format!("{b}/extensions/{}", e.id)))
+}
+
+async fn delete_extension_confirm(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let b = base(&a.tenant);
+    render(&ConfirmPage {
+        layout: Layout::for_business(
+            "Delete extension",
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        question: format!(
+            "Delete extension {} ({})?",
+            e.number, e.settings.display_name
+        ),
+        detail: "Its phones are signed off, its SIP credentials deleted, and it leaves every ring \
+                 group. Numbers routed to it must be routed elsewhere first."
+            .into(),
+        action: format!("{b}/extensions/{}/delete", e.id),
+        button: "Delete extension".into(),
+        cancel: format!("{b}/extensions/{}", e.id),
+    })
+}
+
+async fn delete_extension(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let b = base(&a.tenant);
+    if form.confirm.as_deref() != Some("yes") {
+        return Ok(see_other(&format!("{b}/extensions/{}/delete", e.id)));
+    }
+    match state.directory.delete_extension(a.tenant.id, e.id).await {
+        Ok(()) => Ok(see_other(&format!("{b}/extensions"))),
+        // Still routed to: say so on the extension's page, where the admin can act on it.
+        Err(err @ StoreError::Conflict { .. }) => {
+            let mut errors = FormErrors::default();
+            errors.add("delete", err.to_string());
+            let page = extension_page(&state, &a, &e, edit_form(&e), errors, false).await?;
+            render_status(StatusCode::CONFLICT, &page)
+        }
+        Err(err) => Err(err.into()),
+    }
 }
