@@ -84,6 +84,37 @@ async fn users_management(b: Backend) {
         .await
         .assert(StatusCode::SEE_OTHER);
 
+    // Role: member -> admin and back; not for another business's user.
+    adm.post(&format!("{base}/users/{mia_id}/role"), &[("role", "admin")])
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.dir.get_user(bt.id, mia_id).await.unwrap().role,
+        Role::Admin
+    );
+    adm.post(
+        &format!("{base}/users/{mia_id}/role"),
+        &[("role", "operator")],
+    )
+    .await
+    .assert(StatusCode::UNPROCESSABLE_ENTITY);
+    adm.post(
+        &format!("{base}/users/{mia_id}/role"),
+        &[("role", "member")],
+    )
+    .await
+    .assert(StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.dir.get_user(bt.id, mia_id).await.unwrap().role,
+        Role::Member
+    );
+    adm.post(
+        &format!("{base}/users/{}/role", alice.id),
+        &[("role", "admin")],
+    )
+    .await
+    .assert(StatusCode::NOT_FOUND);
+
     // Not yourself, and never another business's user.
     let me = app
         .dir

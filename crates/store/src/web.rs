@@ -143,6 +143,12 @@ pub trait WebStore: Send + Sync {
     ) -> Result<ApiToken>;
     async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()>;
 
+    // ------------------------------------------------------------ business users
+
+    /// Makes a business user an admin or a member (`Invalid`, field "role", for `Operator`:
+    /// operators belong to no tenant). `NotFound` if the user is not the tenant's.
+    async fn set_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User>;
+
     // ------------------------------------------------------------ a member's own extension
 
     /// The extension (lowest number first) whose `user_id` is this user, if any: what a member

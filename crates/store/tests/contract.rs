@@ -107,6 +107,7 @@ contract_tests!(
     web_api_tokens,
     web_setup_tokens,
     web_user_extension,
+    web_user_roles,
 );
 
 /// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and

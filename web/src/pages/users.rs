@@ -34,6 +34,7 @@ pub fn routes() -> Router<AppState> {
             get(biz_disable_confirm).post(biz_disable),
         )
         .route("/t/{tenant}/users/{user}/enable", post(biz_enable))
+        .route("/t/{tenant}/users/{user}/role", post(biz_role))
         .route("/operator/users", get(op_list).post(op_create))
         .route(
             "/operator/users/{user}/reset",
@@ -377,4 +378,33 @@ async fn op_enable(
     Path(p): Path<UserPath>,
 ) -> Result<Response, PageError> {
     set_disabled(&st, ops(&me), &p.user, false).await
+}
+
+#[derive(Deserialize)]
+pub struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+async fn biz_role(
+    State(st): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<UserPath>,
+    Form(f): Form<RoleForm>,
+) -> Result<Response, PageError> {
+    let s = biz(&a);
+    let u = target(&st, &s, &p.user).await?;
+    let role = match f.role.as_str() {
+        "admin" => Role::Admin,
+        "member" => Role::Member,
+        _ => {
+            return Err(PageError(AppError::invalid(
+                "role",
+                "Choose member or admin.",
+            )));
+        }
+    };
+    st.directory.set_user_role(a.tenant.id, u.id, role).await?;
+    tracing::info!(user = %u.id, %role, "role changed");
+    Ok(see_other(&format!("{}/users", s.base)))
 }

@@ -258,6 +258,23 @@ macro_rules! web_impl {
             Ok(())
         }
 
+        async fn web_set_user_role(pool: &Pool, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
+            if role == Role::Operator {
+                return Err(StoreError::invalid("role", "a business user can be an admin or a member"));
+            }
+            let done = sqlx::query("UPDATE users SET role = $3 WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant.as_uuid())
+                .bind(user.as_uuid())
+                .bind(role.as_str())
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::not_found("user"));
+            }
+            get_user(pool, tenant, user).await
+        }
+
         async fn web_find_user_extension(pool: &Pool, tenant: TenantId, user: UserId) -> Result<Option<ExtensionId>> {
             let id: Option<Uuid> = sqlx::query_scalar(
                 "SELECT id FROM extensions WHERE tenant_id = $1 AND user_id = $2 ORDER BY number LIMIT 1",
@@ -381,6 +398,9 @@ macro_rules! web_impl {
             }
             async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()> {
                 web_touch_api_token(&self.pool, id, now).await
+            }
+            async fn set_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
+                web_set_user_role(&self.pool, tenant, user, role).await
             }
             async fn find_user_extension(&self, tenant: TenantId, user: UserId) -> Result<Option<ExtensionId>> {
                 web_find_user_extension(&self.pool, tenant, user).await

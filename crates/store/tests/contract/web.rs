@@ -280,3 +280,27 @@ pub async fn web_user_extension(b: Backend) {
     // Scoped by tenant: the same user id asked about in another tenant finds nothing.
     assert_eq!(d.find_user_extension(bt.id, mia.id).await.unwrap(), None);
 }
+
+pub async fn web_user_roles(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let ann = user(d, Some(a.id), "ann@acme.test").await;
+    assert_eq!(ann.role, Role::Admin);
+    let m = d.set_user_role(a.id, ann.id, Role::Member).await.unwrap();
+    assert_eq!(m.role, Role::Member);
+    assert_eq!(d.get_user(a.id, ann.id).await.unwrap().role, Role::Member);
+    assert_eq!(
+        field(d.set_user_role(a.id, ann.id, Role::Operator).await),
+        ("invalid", Some("role"))
+    );
+    // Another tenant's id: not found, and unchanged.
+    assert!(
+        d.set_user_role(bt.id, ann.id, Role::Admin)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(d.get_user(a.id, ann.id).await.unwrap().role, Role::Member);
+}
