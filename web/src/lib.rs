@@ -102,6 +102,7 @@ pub fn router(state: AppState) -> Router {
             get(auth::setup_form).post(auth::setup_submit),
         )
         .merge(op::routes())
+        .merge(pages::op_numbers::routes())
         .merge(biz::routes())
         .merge(pages::biz_numbers::routes())
         .merge(pages::tokens::routes())

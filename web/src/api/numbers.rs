@@ -12,7 +12,7 @@ use super::{ApiJson, created, page};
 use crate::AppState;
 use crate::auth::{ApiAdminOf, ApiOperator, parse_id};
 use crate::error::{ApiError, AppError};
-use crate::pages::operator::parse_range;
+use crate::pages::op_numbers::parse_range;
 
 fn list_of(l: Paged<Number>) -> Json<NumberList> {
     Json(NumberList {

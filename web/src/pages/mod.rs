@@ -6,6 +6,7 @@ pub mod biz_numbers;
 pub mod business;
 pub mod devices;
 pub mod member;
+pub mod op_numbers;
 pub mod operator;
 pub mod settings;
 pub mod tokens;
