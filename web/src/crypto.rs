@@ -74,12 +74,24 @@ pub async fn hash_password(password: String) -> Result<PasswordHash, Internal> {
 
 /// Verifies a password against a stored argon2id PHC string, on a blocking thread.
 pub async fn verify_password(password: String, hash: PasswordHash) -> Result<bool, Internal> {
+    verify_password_or_decoy(password, Some(hash)).await
+}
+
+/// As [`verify_password`]; with no hash (no such account) it verifies against [`decoy_hash`]
+/// and answers `false`, so both cases cost the same.
+pub async fn verify_password_or_decoy(
+    password: String,
+    hash: Option<PasswordHash>,
+) -> Result<bool, Internal> {
     tokio::task::spawn_blocking(move || {
+        let real = hash.is_some();
+        let hash = hash.unwrap_or_else(|| decoy_hash().clone());
         let parsed = PhcHash::new(hash.as_str())
             .map_err(|e| Internal::new(format!("stored password hash unreadable: {e}")))?;
-        Ok(argon2::Argon2::default()
+        let ok = argon2::Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
+            .is_ok();
+        Ok(real && ok)
     })
     .await
     .map_err(|e| Internal::new(format!("password verification task failed: {e}")))?
@@ -163,6 +175,11 @@ mod tests {
                 .unwrap()
         );
         assert!(!verify_password("wrong".into(), h).await.unwrap());
+        assert!(
+            !verify_password_or_decoy("anything".into(), None)
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

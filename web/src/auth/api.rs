@@ -35,8 +35,9 @@ impl FromRequestParts<AppState> for ApiCaller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
             .filter(|t| t.starts_with(TOKEN_PREFIX))
             .ok_or(ApiError(AppError::Unauthenticated))?;
         let hash = crypto::token_hash(bearer);

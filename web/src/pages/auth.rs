@@ -89,11 +89,8 @@ pub async fn login(
         Err(_) => None,
     };
     // Verify against a decoy when there is no such user, so timing does not tell.
-    let hash = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| crypto::decoy_hash().clone());
-    let ok = crypto::verify_password(form.password, hash).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = crypto::verify_password_or_decoy(form.password, hash).await?;
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
