@@ -47,7 +47,9 @@ async fn openapi_matches_the_router(b: Backend) {
             let url = path
                 .replace("{tenant}", &TenantId::new().to_string())
                 .replace("{ext}", &ExtensionId::new().to_string())
-                .replace("{number}", &NumberId::new().to_string());
+                .replace("{number}", &NumberId::new().to_string())
+                .replace("{user}", &UserId::new().to_string())
+                .replace("{device}", &CredentialId::new().to_string());
             assert!(!url.contains('{'), "unfilled parameter in {path}");
             let body = matches!(m, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}));
             let r = call(&app, None, m.clone(), &url, body).await;
@@ -64,21 +66,28 @@ async fn openapi_matches_the_router(b: Backend) {
     seen.sort();
     let expected = [
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}",
+        "DELETE /api/v1/tenants/{tenant}/extensions/{ext}/devices/{device}",
         "GET /api/v1/numbers",
         "GET /api/v1/tenants",
         "GET /api/v1/tenants/{tenant}",
         "GET /api/v1/tenants/{tenant}/calls",
         "GET /api/v1/tenants/{tenant}/extensions",
         "GET /api/v1/tenants/{tenant}/extensions/{ext}",
+        "GET /api/v1/tenants/{tenant}/extensions/{ext}/devices",
         "GET /api/v1/tenants/{tenant}/numbers",
         "GET /api/v1/tenants/{tenant}/registrations",
+        "GET /api/v1/tenants/{tenant}/users",
         "PATCH /api/v1/tenants/{tenant}",
         "PATCH /api/v1/tenants/{tenant}/extensions/{ext}",
+        "PATCH /api/v1/tenants/{tenant}/users/{user}",
         "POST /api/v1/numbers",
         "POST /api/v1/numbers/{number}/assign",
         "POST /api/v1/tenants",
         "POST /api/v1/tenants/{tenant}/extensions",
+        "POST /api/v1/tenants/{tenant}/extensions/{ext}/devices",
         "POST /api/v1/tenants/{tenant}/extensions/{ext}/password",
+        "POST /api/v1/tenants/{tenant}/users",
+        "POST /api/v1/tenants/{tenant}/users/{user}/password",
         "PUT /api/v1/tenants/{tenant}/numbers/{number}/route",
     ];
     assert_eq!(seen, expected);

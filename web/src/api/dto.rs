@@ -316,3 +316,95 @@ pub struct CallList {
     pub items: Vec<CallOut>,
     pub total: u64,
 }
+
+// ------------------------------------------------------------------ users and devices
+
+#[derive(Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    /// admin or member
+    pub role: String,
+    pub disabled: bool,
+    pub created_at: String,
+}
+
+impl From<&store::User> for UserOut {
+    fn from(u: &store::User) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: u.email.to_string(),
+            display_name: u.display_name.clone(),
+            role: u.role.to_string(),
+            disabled: u.disabled,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserOut>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct UserIn {
+    pub email: String,
+    pub display_name: Option<String>,
+    /// admin or member (default member)
+    pub role: Option<String>,
+}
+
+/// Absent fields are left as they are. Disabling signs the user out everywhere.
+#[derive(Deserialize, ToSchema)]
+pub struct UserPatch {
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+}
+
+/// A one-time password, returned once: the user signs in with it and changes it.
+#[derive(Serialize, ToSchema)]
+pub struct OneTimePassword {
+    pub user: UserOut,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceOut {
+    pub id: String,
+    pub username: String,
+    pub mac_address: Option<String>,
+    pub model: Option<String>,
+    pub last_seen_at: Option<String>,
+}
+
+impl From<&store::SipCredential> for DeviceOut {
+    fn from(c: &store::SipCredential) -> Self {
+        Self {
+            id: c.id.to_string(),
+            username: c.username.to_string(),
+            mac_address: c.mac_address.as_ref().map(|m| m.to_string()),
+            model: c.model.clone(),
+            last_seen_at: c.last_seen_at.map(rfc3339),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceList {
+    pub items: Vec<DeviceOut>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct DeviceIn {
+    /// Any common form, e.g. 00:11:22:aa:bb:cc.
+    pub mac_address: Option<String>,
+    pub model: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceCreated {
+    pub device: DeviceOut,
+    pub sip: SipCredentialsOut,
+}

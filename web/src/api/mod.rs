@@ -8,6 +8,7 @@ pub mod dto;
 mod extensions;
 mod numbers;
 mod tenants;
+mod users;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -69,7 +70,12 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(extensions::new_password))
         .routes(routes!(activity::registrations))
-        .routes(routes!(activity::calls));
+        .routes(routes!(activity::calls))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::patch))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::list_devices, users::add_device))
+        .routes(routes!(users::delete_device));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()
