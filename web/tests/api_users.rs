@@ -280,4 +280,91 @@ async fn users_and_devices(b: Backend) {
     );
 }
 
-both_backends!(users_and_devices);
+async fn trunks(b: Backend) {
+    let app = App::new(b).await;
+    let op = token(&app, None).await;
+    let t = app.tenant("acme").await;
+    let biz = token(&app, Some(t.id)).await;
+    let r = call(&app, &op, Method::POST, "/api/v1/trunks", Some(json!({"name": "Carrier", "host": "sip.carrier.test", "transport": "tls", "port": 5061, "password": "s3cret"}))).await;
+    r.assert(StatusCode::CREATED);
+    let v = r.json();
+    assert_eq!(
+        (v["transport"].as_str(), v["has_password"].as_bool()),
+        (Some("tls"), Some(true))
+    );
+    assert!(!r.body.contains("s3cret"), "the password is never returned");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let r = call(
+        &app,
+        &op,
+        Method::POST,
+        "/api/v1/trunks",
+        Some(json!({"host": "x"})),
+    )
+    .await;
+    assert_eq!(r.json()["error"]["field"], "name");
+    let r = call(
+        &app,
+        &op,
+        Method::POST,
+        "/api/v1/trunks",
+        Some(json!({"name": "x", "host": "x", "transport": "ws"})),
+    )
+    .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    let r = call(
+        &app,
+        &op,
+        Method::PATCH,
+        &format!("/api/v1/trunks/{id}"),
+        Some(json!({"enabled": false, "priority": 3})),
+    )
+    .await;
+    r.assert(StatusCode::OK);
+    assert_eq!(
+        (
+            r.json()["enabled"].as_bool(),
+            r.json()["priority"].as_i64(),
+            r.json()["has_password"].as_bool()
+        ),
+        (Some(false), Some(3), Some(true))
+    );
+    let stored = app.dir.get_trunk(id.parse().unwrap()).await.unwrap();
+    assert_eq!(
+        stored.settings.password.map(|p| p.expose().to_owned()),
+        Some("s3cret".into())
+    );
+    // Business tokens never reach trunks.
+    call(&app, &biz, Method::GET, "/api/v1/trunks", None)
+        .await
+        .assert(StatusCode::FORBIDDEN);
+    call(
+        &app,
+        &biz,
+        Method::DELETE,
+        &format!("/api/v1/trunks/{id}"),
+        None,
+    )
+    .await
+    .assert(StatusCode::FORBIDDEN);
+    call(
+        &app,
+        &op,
+        Method::DELETE,
+        &format!("/api/v1/trunks/{id}"),
+        None,
+    )
+    .await
+    .assert(StatusCode::NO_CONTENT);
+    call(
+        &app,
+        &op,
+        Method::GET,
+        &format!("/api/v1/trunks/{id}"),
+        None,
+    )
+    .await
+    .assert(StatusCode::NOT_FOUND);
+}
+
+both_backends!(users_and_devices, trunks);

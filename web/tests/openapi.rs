@@ -49,7 +49,8 @@ async fn openapi_matches_the_router(b: Backend) {
                 .replace("{ext}", &ExtensionId::new().to_string())
                 .replace("{number}", &NumberId::new().to_string())
                 .replace("{user}", &UserId::new().to_string())
-                .replace("{device}", &CredentialId::new().to_string());
+                .replace("{device}", &CredentialId::new().to_string())
+                .replace("{trunk}", &TrunkId::new().to_string());
             assert!(!url.contains('{'), "unfilled parameter in {path}");
             let body = matches!(m, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}));
             let r = call(&app, None, m.clone(), &url, body).await;
@@ -67,6 +68,7 @@ async fn openapi_matches_the_router(b: Backend) {
     let expected = [
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}",
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}/devices/{device}",
+        "DELETE /api/v1/trunks/{trunk}",
         "GET /api/v1/numbers",
         "GET /api/v1/tenants",
         "GET /api/v1/tenants/{tenant}",
@@ -77,9 +79,12 @@ async fn openapi_matches_the_router(b: Backend) {
         "GET /api/v1/tenants/{tenant}/numbers",
         "GET /api/v1/tenants/{tenant}/registrations",
         "GET /api/v1/tenants/{tenant}/users",
+        "GET /api/v1/trunks",
+        "GET /api/v1/trunks/{trunk}",
         "PATCH /api/v1/tenants/{tenant}",
         "PATCH /api/v1/tenants/{tenant}/extensions/{ext}",
         "PATCH /api/v1/tenants/{tenant}/users/{user}",
+        "PATCH /api/v1/trunks/{trunk}",
         "POST /api/v1/numbers",
         "POST /api/v1/numbers/{number}/assign",
         "POST /api/v1/tenants",
@@ -88,6 +93,7 @@ async fn openapi_matches_the_router(b: Backend) {
         "POST /api/v1/tenants/{tenant}/extensions/{ext}/password",
         "POST /api/v1/tenants/{tenant}/users",
         "POST /api/v1/tenants/{tenant}/users/{user}/password",
+        "POST /api/v1/trunks",
         "PUT /api/v1/tenants/{tenant}/numbers/{number}/route",
     ];
     assert_eq!(seen, expected);

@@ -408,3 +408,65 @@ pub struct DeviceCreated {
     pub device: DeviceOut,
     pub sip: SipCredentialsOut,
 }
+
+// ------------------------------------------------------------------ trunks
+
+/// A trunk as the API shows it: never its password, only whether it has one.
+#[derive(Serialize, ToSchema)]
+pub struct TrunkOut {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    /// udp, tcp or tls
+    pub transport: String,
+    pub username: Option<String>,
+    pub has_password: bool,
+    pub from_domain: Option<String>,
+    pub priority: i32,
+    pub emergency_priority: Option<i32>,
+    pub enabled: bool,
+    pub inbound_source: Option<String>,
+}
+
+impl From<&store::Trunk> for TrunkOut {
+    fn from(t: &store::Trunk) -> Self {
+        let s = &t.settings;
+        Self {
+            id: t.id.to_string(),
+            name: s.name.clone(),
+            host: s.host.clone(),
+            port: s.port,
+            transport: s.transport.to_string(),
+            username: s.username.clone(),
+            has_password: s.password.is_some(),
+            from_domain: s.from_domain.clone(),
+            priority: s.priority,
+            emergency_priority: s.emergency_priority,
+            enabled: s.enabled,
+            inbound_source: s.inbound_source.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TrunkList {
+    pub items: Vec<TrunkOut>,
+}
+
+/// For POST every required field; for PATCH absent fields are left as they are
+/// (`"password": ""` removes the password).
+#[derive(Deserialize, ToSchema)]
+pub struct TrunkIn {
+    pub name: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub transport: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from_domain: Option<String>,
+    pub priority: Option<i32>,
+    pub emergency_priority: Option<i32>,
+    pub enabled: Option<bool>,
+    pub inbound_source: Option<String>,
+}

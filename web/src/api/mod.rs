@@ -8,6 +8,7 @@ pub mod dto;
 mod extensions;
 mod numbers;
 mod tenants;
+mod trunks;
 mod users;
 
 use axum::Json;
@@ -75,7 +76,9 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(users::patch))
         .routes(routes!(users::reset_password))
         .routes(routes!(users::list_devices, users::add_device))
-        .routes(routes!(users::delete_device));
+        .routes(routes!(users::delete_device))
+        .routes(routes!(trunks::list, trunks::create))
+        .routes(routes!(trunks::get_one, trunks::patch, trunks::delete));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest("/api/v1", v1)
         .split_for_parts()
