@@ -103,11 +103,11 @@ async fn registrations_and_calls(b: Backend) {
     let r = adm.get(&format!("{base}/calls")).await;
     r.assert(StatusCode::OK);
     assert!(
-        r.body.contains("+447400123456") && r.body.contains("2:00") && r.body.contains("1 calls")
+        r.body.contains("+447400123456") && r.body.contains("2:00") && r.body.contains("1 call")
     );
     assert!(!r.body.contains("calc"));
     let r = adm.get(&format!("{base}/calls?party=7400")).await;
-    assert!(r.body.contains("1 calls"));
+    assert!(r.body.contains("1 call"));
     let r = adm.get(&format!("{base}/calls?party=9999")).await;
     assert!(r.body.contains("0 calls"));
     let r = adm

@@ -87,7 +87,7 @@ async fn admin_flow(b: Backend) {
     let r = adm.get(&format!("{base}/extensions?q=recep")).await;
     assert!(
         r.body.contains("Reception")
-            && r.body.contains("1 extensions")
+            && r.body.contains("1 extension")
             && !r.body.contains("Desk 300")
     );
 

@@ -22,6 +22,12 @@ pub struct RegistrationsPage {
     pub rows: Vec<RegRow>,
 }
 
+impl RegistrationsPage {
+    pub fn count_label(&self) -> String {
+        super::count(self.rows.len() as u64, "registration")
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct CallRow {
     pub started: String,
@@ -44,6 +50,12 @@ pub struct CallsPage {
     pub rows: Vec<CallRow>,
     pub pager: Pager,
     pub csv_href: String,
+}
+
+impl AllRegistrationsPage {
+    pub fn count_label(&self) -> String {
+        super::count(self.total as u64, "registration")
+    }
 }
 
 #[cfg(test)]

@@ -172,6 +172,11 @@ pub struct Pager {
 }
 
 impl Pager {
+    /// "1 extension", "120 extensions" for the whole list.
+    pub fn count(&self, word: &str) -> String {
+        count(self.total, word)
+    }
+
     /// `href(page)` builds the link to a page (1-based).
     pub fn new(page: u32, per_page: u32, total: u64, href: impl Fn(u32) -> String) -> Self {
         let pages = total.div_ceil(u64::from(per_page)).max(1) as u32;
@@ -183,6 +188,16 @@ impl Pager {
             next: (page < pages).then(|| href(page + 1)),
         }
     }
+}
+
+/// "1 extension", "2 extensions": `word` is the singular; the plural adds "s" (or pass
+/// `"business|businesses"`).
+pub fn count(n: u64, word: &str) -> String {
+    let (one, many) = match word.split_once('|') {
+        Some((o, m)) => (o.to_owned(), m.to_owned()),
+        None => (word.to_owned(), format!("{word}s")),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Minimal percent-encoding for a query-string value.
@@ -272,6 +287,13 @@ mod tests {
         e.add("tenant_id", "no such business");
         assert_eq!(e.get("number"), Some("taken"));
         assert_eq!(e.unshown(), vec!["no such business".to_owned()]);
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(1, "extension"), "1 extension");
+        assert_eq!(count(0, "call"), "0 calls");
+        assert_eq!(count(2, "business|businesses"), "2 businesses");
     }
 
     #[test]
