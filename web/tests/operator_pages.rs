@@ -125,6 +125,17 @@ async fn operator_flow(b: Backend) {
         .post("/operator/numbers", &[("first", "+44 (0)20 7946 0018")])
         .await;
     assert!(r.body.contains("Added 020 7946 0018."), "{}", r.body);
+    let r = op.get("/operator/numbers?find=0113+496+0042").await;
+    assert!(
+        r.body.contains("0113 496 0042") && r.body.contains("1 number<"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("0113 496 0041"));
+    let r = op.get("/operator/numbers?find=020+7946+0999").await;
+    assert!(r.body.contains("020 7946 0999 is not on the platform."));
+    let r = op.get("/operator/numbers?find=zzz").await;
+    assert!(r.body.contains("is not a valid phone number"));
     let r = op.get("/operator/numbers").await;
     assert!(r.body.contains("geographic") && r.body.contains("0113 496 0000"));
 

@@ -63,37 +63,78 @@ pub fn parse_range(first: &str, last: &str) -> Result<(E164, u32), (&'static str
     Ok((a, count as u32))
 }
 
+/// Which part of the inventory the page lists.
+#[derive(Default)]
+struct Listing<'a> {
+    page: u32,
+    unassigned_only: bool,
+    /// One number to look up instead of a list.
+    find: Option<&'a str>,
+}
+
 async fn numbers_page(
     state: &AppState,
     me: &crate::session::Authed,
-    page: u32,
-    unassigned_only: bool,
+    listing: Listing<'_>,
     form: NumberAddForm,
     errors: FormErrors,
     notice: Option<String>,
 ) -> Result<NumbersPage, PageError> {
+    let Listing {
+        page,
+        unassigned_only,
+        find,
+    } = listing;
     let scope = if unassigned_only {
         NumberScope::Unassigned
     } else {
         NumberScope::All
     };
-    let list = state
-        .directory
-        .list_numbers(scope, Page::new(PER_PAGE, (page - 1) * PER_PAGE))
-        .await?;
+    let find = find.map(str::trim).filter(|f| !f.is_empty());
+    let none = || Paged {
+        items: Vec::new(),
+        total: 0,
+    };
+    let (list, find_error) = match find {
+        None => (
+            state
+                .directory
+                .list_numbers(scope, Page::new(PER_PAGE, (page - 1) * PER_PAGE))
+                .await?,
+            None,
+        ),
+        // One number, in any common form.
+        Some(f) => match f.parse::<E164>() {
+            Ok(e) => match state.directory.get_number_by_e164(&e).await {
+                Ok(n) => (
+                    Paged {
+                        items: vec![n],
+                        total: 1,
+                    },
+                    None,
+                ),
+                Err(err) if err.is_not_found() => (
+                    none(),
+                    Some(format!("{} is not on the platform.", e.display())),
+                ),
+                Err(err) => return Err(err.into()),
+            },
+            Err(err) => (none(), Some(err.message)),
+        },
+    };
     let tenants = state
         .directory
         .list_tenants(Page::first(Page::MAX_LIMIT))
         .await?
         .items;
-    let find = |id: Option<TenantId>| id.and_then(|id| tenants.iter().find(|t| t.id == id));
+    let tenant_of = |id: Option<TenantId>| id.and_then(|id| tenants.iter().find(|t| t.id == id));
     let name_of = |id| {
-        find(id)
+        tenant_of(id)
             .map(|t| t.settings.name.clone())
             .unwrap_or_default()
     };
     let domain_of = |id| {
-        find(id)
+        tenant_of(id)
             .map(|t| t.sip_domain.to_string())
             .unwrap_or_default()
     };
@@ -128,6 +169,8 @@ async fn numbers_page(
         form,
         errors,
         notice,
+        find: find.unwrap_or_default().to_owned(),
+        find_error,
     })
 }
 
@@ -137,11 +180,15 @@ async fn numbers(
     Query(q): Query<PageQuery>,
 ) -> Result<Response, PageError> {
     let unassigned = super::ticked(&q.unassigned);
+    let listing = Listing {
+        page: page_number(q.page),
+        unassigned_only: unassigned,
+        find: q.find.as_deref(),
+    };
     let page = numbers_page(
         &state,
         &me,
-        page_number(q.page),
-        unassigned,
+        listing,
         NumberAddForm::default(),
         FormErrors::default(),
         None,
@@ -200,8 +247,10 @@ async fn add_numbers(
     let page = numbers_page(
         &state,
         &me,
-        1,
-        false,
+        Listing {
+            page: 1,
+            ..Listing::default()
+        },
         if ok { NumberAddForm::default() } else { form },
         errors,
         notice,

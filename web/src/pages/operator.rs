@@ -38,6 +38,8 @@ pub fn routes() -> Router<AppState> {
 pub struct PageQuery {
     pub page: Option<u32>,
     pub unassigned: Option<String>,
+    /// Numbers page: one number to look up.
+    pub find: Option<String>,
 }
 
 async fn tenants(

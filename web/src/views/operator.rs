@@ -131,6 +131,9 @@ pub struct NumbersPage {
     pub form: NumberAddForm,
     pub errors: FormErrors,
     pub notice: Option<String>,
+    /// The number looked up, and why nothing was found.
+    pub find: String,
+    pub find_error: Option<String>,
 }
 
 #[cfg(test)]
@@ -167,6 +170,8 @@ mod tests {
                 e
             },
             notice: None,
+            find: String::new(),
+            find_error: None,
         }
         .render()
         .unwrap();
