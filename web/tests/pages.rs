@@ -500,6 +500,39 @@ async fn member_manages_own_extension(b: Backend) {
         e.settings.forwarding.no_answer.unwrap().to_string(),
         "+447400123456"
     );
+    // Their recent calls: where the extension itself is a party, not every number containing it.
+    for (caller, callee) in [("205", "+447400123456"), ("2050", "201")] {
+        let now = time::OffsetDateTime::now_utc();
+        app.dir
+            .insert_cdr(&NewCdr {
+                id: CdrId::new(),
+                tenant_id: t.id,
+                call_id: format!("c-{caller}"),
+                direction: Direction::Outbound,
+                caller: caller.into(),
+                callee: callee.into(),
+                dialled: callee.into(),
+                trunk_id: None,
+                started_at: now,
+                answered_at: None,
+                ended_at: now,
+                duration_secs: 0,
+                disposition: Disposition::NoAnswer,
+                hangup_cause: "timeout".into(),
+                hangup_by: HangupBy::System,
+                transferred_by: None,
+                transferred_to: None,
+            })
+            .await
+            .unwrap();
+    }
+    let r = m.get("/account/extension").await;
+    assert!(
+        r.body.contains("+447400123456") && !r.body.contains("2050"),
+        "{}",
+        r.body
+    );
+
     // Members do not reach the admin pages.
     m.get(&format!("/t/{}/extensions", t.id))
         .await

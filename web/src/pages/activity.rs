@@ -145,14 +145,14 @@ fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, String> {
     })
 }
 
-fn stamp(t: OffsetDateTime) -> String {
+pub fn stamp(t: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     t.to_offset(time::UtcOffset::UTC)
         .format(&f)
         .unwrap_or_default()
 }
 
-fn duration(secs: u32) -> String {
+pub fn duration(secs: u32) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 

@@ -5,13 +5,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
-use store::{Extension, Forwarding};
+use store::{CdrQuery, Extension, Forwarding, Page};
 
+use super::activity::{duration, stamp};
 use super::business::{edit_form, parse_forward};
 use super::ticked;
 use crate::AppState;
 use crate::error::{AppError, PageError};
 use crate::session::Authed;
+use crate::views::activity::CallRow;
 use crate::views::business::{ExtEditForm, MyExtensionPage};
 use crate::views::{FormErrors, Layout, render, render_status};
 
@@ -33,14 +35,46 @@ async fn mine(state: &AppState, a: &Authed) -> Result<Extension, PageError> {
     Ok(state.directory.get_extension(tenant, id).await?)
 }
 
+/// How many recent calls the page shows.
+const RECENT: usize = 50;
+
+/// The extension's recent calls: the store matches a substring of caller, callee or dialled;
+/// only calls where the extension itself is a party are kept.
+async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, PageError> {
+    let q = CdrQuery {
+        party: Some(e.number.to_string()),
+        page: Page::first(Page::MAX_LIMIT),
+        ..CdrQuery::default()
+    };
+    let list = state.directory.list_cdrs(e.tenant_id, &q).await?;
+    let n = e.number.as_str();
+    Ok(list
+        .items
+        .iter()
+        .map(|c| &c.record)
+        .filter(|r| r.caller == n || r.callee == n)
+        .take(RECENT)
+        .map(|r| CallRow {
+            started: stamp(r.started_at),
+            direction: r.direction.to_string(),
+            caller: r.caller.clone(),
+            callee: r.callee.clone(),
+            disposition: r.disposition.to_string().replace('_', " "),
+            duration: duration(r.duration_secs),
+        })
+        .collect())
+}
+
 fn page(
     a: &Authed,
     e: &Extension,
     form: ExtEditForm,
     errors: FormErrors,
     saved: bool,
+    calls: Vec<CallRow>,
 ) -> MyExtensionPage {
     MyExtensionPage {
+        calls,
         layout: Layout::new("My extension", a, "/account/extension"),
         number: e.number.to_string(),
         name: e.settings.display_name.clone(),
@@ -57,7 +91,15 @@ async fn show(State(state): State<AppState>, a: Authed) -> Result<Response, Page
         Err(PageError(AppError::NotFound)) => return Ok(super::see_other("/account/password")),
         Err(e) => return Err(e),
     };
-    render(&page(&a, &e, edit_form(&e), FormErrors::default(), false))
+    let calls = recent_calls(&state, &e).await?;
+    render(&page(
+        &a,
+        &e,
+        edit_form(&e),
+        FormErrors::default(),
+        false,
+        calls,
+    ))
 }
 
 async fn update(
@@ -74,9 +116,10 @@ async fn update(
         no_answer: parse_forward(&form.forward_no_answer, "forward_no_answer", &mut errors),
     };
     if !errors.is_empty() {
+        let calls = recent_calls(&state, &e).await?;
         return render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &page(&a, &e, form, errors, false),
+            &page(&a, &e, form, errors, false, calls),
         );
     }
     // Only DND and forwarding are theirs to change; everything else stays as the admin set it.
@@ -88,18 +131,24 @@ async fn update(
         .update_extension(tenant, e.id, &settings)
         .await
     {
-        Ok(updated) => render(&page(
-            &a,
-            &updated,
-            edit_form(&updated),
-            FormErrors::default(),
-            true,
-        )),
+        Ok(updated) => {
+            let calls = recent_calls(&state, &updated).await?;
+            let p = page(
+                &a,
+                &updated,
+                edit_form(&updated),
+                FormErrors::default(),
+                true,
+                calls,
+            );
+            render(&p)
+        }
         Err(err) => {
             super::field_error(&mut errors, err, &[("forward", "forward_always")])?;
+            let calls = recent_calls(&state, &e).await?;
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&a, &e, form, errors, false),
+                &page(&a, &e, form, errors, false, calls),
             )
         }
     }

@@ -138,6 +138,8 @@ pub struct MyExtensionPage {
     pub form: ExtEditForm,
     pub errors: FormErrors,
     pub saved: bool,
+    /// Their recent calls, newest first.
+    pub calls: Vec<super::activity::CallRow>,
 }
 
 #[derive(Clone, Debug)]
