@@ -122,11 +122,18 @@ async fn numbers_page(
             Err(err) => (none(), Some(err.message)),
         },
     };
-    let tenants = state
+    let mut tenants = state
         .directory
         .list_tenants(Page::first(Page::MAX_LIMIT))
         .await?
         .items;
+    // Past the first thousand businesses, load the few this page's numbers belong to.
+    let offered = tenants.len();
+    for id in list.items.iter().filter_map(|n| n.tenant_id) {
+        if !tenants.iter().any(|t| t.id == id) {
+            tenants.push(state.directory.get_tenant(id).await?);
+        }
+    }
     let tenant_of = |id: Option<TenantId>| id.and_then(|id| tenants.iter().find(|t| t.id == id));
     let name_of = |id| {
         tenant_of(id)
@@ -154,7 +161,7 @@ async fn numbers_page(
     Ok(NumbersPage {
         layout: Layout::new("Numbers", me, "/operator/numbers"),
         rows,
-        tenants: tenants
+        tenants: tenants[..offered]
             .iter()
             .map(|t| TenantOption {
                 id: t.id.to_string(),
