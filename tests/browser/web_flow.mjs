@@ -153,6 +153,58 @@ try {
   await snap(adm, 'registrations');
   await adm.goto(`/t/${tenantId}/calls`);
   await snap(adm, 'call-history');
+
+  // Every other page renders without console errors.
+  for (const [path, name] of [
+    [`/t/${tenantId}/users`, 'users'],
+    [`/t/${tenantId}/settings`, 'settings'],
+    [`/t/${tenantId}/tokens`, 'tokens'],
+    ['/account/password', 'account'],
+  ]) {
+    await adm.goto(path);
+    await snap(adm, name);
+  }
+  await adm.goto(`/t/${tenantId}/extensions?q=201`);
+  await adm.click('#ext-list a:has-text("201")');
+  await adm.getByRole('heading', { name: 'SIP credentials' }).waitFor();
+  await snap(adm, 'extension');
+  await adm.fill('#f-forward_busy', '07400 123456');
+  await adm.click('button:has-text("Save")');
+  await adm.getByText('Saved.').waitFor();
+  await adm.click('text=Delete extension…');
+  await adm.getByText('Delete extension 201 (Reception)?').waitFor();
+  await snap(adm, 'confirm-delete');
+  await adm.click('text=Cancel');
+  await adm.getByRole('heading', { name: 'SIP credentials' }).waitFor();
+
+  await adm.goto(`/t/${tenantId}/tokens`);
+  await adm.fill('#f-name', 'CRM');
+  await adm.click('button:has-text("Create token")');
+  const apiToken = (await adm.textContent('#api-token')).trim();
+  assert.ok(apiToken.startsWith('sbt_'));
+  const res = await adm.request.get(`/api/v1/tenants/${tenantId}/extensions`, {
+    headers: { Authorization: `Bearer ${apiToken}` },
+  });
+  assert.equal(res.status(), 200);
+  assert.equal((await res.json()).total, 2);
+  await snap(adm, 'token-created');
+
+  for (const [path, name] of [
+    ['/operator/trunks/new', 'trunk-new'],
+    ['/operator/registrations', 'all-registrations'],
+    ['/operator/users', 'operators'],
+    ['/operator/tokens', 'operator-tokens'],
+  ]) {
+    const page = await newPage();
+    await page.goto('/login');
+    await page.fill('#f-email', 'olga@example.test');
+    await page.fill('#f-password', 'a strong passphrase');
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/operator/tenants');
+    await page.goto(path);
+    await snap(page, name);
+    await page.context().close();
+  }
 } catch (e) {
   failed = 1;
   console.error(e);
