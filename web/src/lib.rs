@@ -1,39 +1,129 @@
-//! The web app: for now the health endpoints the operator's container
-//! orchestration and the end-to-end tests use. The admin UI, REST API and
-//! phone provisioning are later work and will hang off the same router.
+//! The web app: the admin UI for operators, business admins and members (askama pages, htmx,
+//! embedded static assets), the REST API under `/api/v1` with its OpenAPI document, and the
+//! health endpoints.
 //!
-//! Launch it the way the binary and the tests do:
-//! `web::serve(listener, AppState::new(directory), shutdown).await`.
+//! # Wiring it into the binary
+//!
+//! ```ignore
+//! let directory = store::connect(&url).await?;
+//! directory.migrate().await?;
+//! // First run: no operator yet -> a one-time link (24 h) to create one. Print it; never a
+//! // default password. `None` once an operator exists.
+//! if let Some(link) = web::ensure_setup_link(&*directory, "https://pbx.example.com").await? {
+//!     println!("Create the first operator account: {link}");
+//! }
+//! let config = web::WebConfig {
+//!     cookie_secure: web::CookieSecure::Auto,   // Always behind a TLS proxy
+//!     trust_forwarded_headers: false,           // true only behind a proxy that sets them
+//!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
+//!     ..web::WebConfig::default()
+//! };
+//! web::serve(listener, web::AppState::with_config(directory, config), shutdown).await?;
+//! ```
+//!
+//! # Layout
+//! - [`error`]: `PageError` (HTML) and `ApiError` (JSON) over one `AppError`.
+//! - [`session`]: DB-backed sessions, cookies, CSRF; [`auth`]: the extractors every handler
+//!   takes (`Authed`, `OperatorUser`, `AdminOf`, `ApiCaller`, `ApiOperator`, `ApiAdminOf`).
+//! - `pages::*`: HTML handlers; [`views`]: one askama struct per page; `api::*`: REST handlers.
 
+mod api;
+pub mod auth;
+pub mod config;
+pub mod crypto;
+pub mod error;
+mod headers;
 mod health;
+mod pages;
+pub mod session;
+mod static_files;
+pub mod throttle;
+pub mod views;
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use store::Directory;
 use tokio::net::TcpListener;
+
+pub use config::{CookieSecure, WebConfig};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub directory: Arc<dyn Directory>,
+    pub config: Arc<WebConfig>,
+    pub throttle: Arc<throttle::LoginThrottle>,
 }
 
 impl AppState {
+    /// Default configuration (see [`WebConfig::default`]).
     pub fn new(directory: Arc<dyn Directory>) -> Self {
-        Self { directory }
+        Self::with_config(directory, WebConfig::default())
     }
+
+    pub fn with_config(directory: Arc<dyn Directory>, config: WebConfig) -> Self {
+        Self {
+            directory,
+            config: Arc::new(config),
+            throttle: Arc::new(throttle::LoginThrottle::default()),
+        }
+    }
+}
+
+/// If the platform has no operator yet, creates a one-time setup link (valid for 24 hours) and
+/// returns it as `{base_url}/setup/{token}` for the binary to print; `None` once an operator
+/// exists. Only the token's hash is stored. Each call while no operator exists makes a new
+/// link; older unexpired ones stay valid until one of them is used.
+pub async fn ensure_setup_link(
+    directory: &dyn Directory,
+    base_url: &str,
+) -> Result<Option<String>, store::StoreError> {
+    pages::auth::ensure_setup_link(directory, base_url, WebConfig::default().setup_link_ttl).await
 }
 
 /// All routes of the web app.
 pub fn router(state: AppState) -> Router {
+    use pages::{auth, business as biz, operator as op};
+    let ui = Router::new()
+        .route("/", get(auth::root))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route(
+            "/account/password",
+            get(auth::password_page).post(auth::change_password),
+        )
+        .route(
+            "/setup/{token}",
+            get(auth::setup_form).post(auth::setup_submit),
+        )
+        .merge(op::routes())
+        .merge(pages::op_numbers::routes())
+        .merge(biz::routes())
+        .merge(pages::biz_numbers::routes())
+        .merge(pages::tokens::routes())
+        .merge(pages::activity::routes())
+        .merge(pages::users::routes())
+        .merge(pages::member::routes())
+        .merge(pages::trunks::routes())
+        .merge(pages::settings::routes())
+        .merge(pages::devices::routes());
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/static/{file}", get(static_files::serve))
+        .merge(ui)
+        .merge(api::routes())
         .fallback(health::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::session_layer,
+        ))
+        .layer(axum::middleware::from_fn(headers::layer))
         .with_state(state)
 }
 
@@ -44,7 +134,10 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

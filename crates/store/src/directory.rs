@@ -12,7 +12,7 @@ use crate::model::*;
 use crate::registration_batch::RegistrationChange;
 
 #[async_trait]
-pub trait Directory: Send + Sync + 'static {
+pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     // ------------------------------------------------------------ lifecycle
 
     /// Applies the embedded migrations that are not applied yet.

@@ -37,6 +37,7 @@ mod error;
 pub mod model;
 mod registration_batch;
 mod sql;
+mod web;
 
 use std::sync::Arc;
 
@@ -44,6 +45,7 @@ pub use directory::Directory;
 pub use error::{Result, StoreError};
 pub use model::*;
 pub use registration_batch::RegistrationChange;
+pub use web::*;
 
 /// Opens a directory from a URL: `postgres://...` / `postgresql://...` for PostgreSQL,
 /// `sqlite:path` / `sqlite://path` for SQLite (the file is created if missing; WAL, foreign keys

@@ -75,12 +75,15 @@ mod routing;
 mod schema;
 #[path = "contract/tenants.rs"]
 mod tenants;
+#[path = "contract/web.rs"]
+mod web;
 use columns::*;
 use extensions::*;
 use operations::*;
 use routing::*;
 use schema::*;
 use tenants::*;
+use web::*;
 
 contract_tests!(
     health_before_and_after_migrate,
@@ -100,6 +103,11 @@ contract_tests!(
     registrations,
     registration_batches,
     cdrs,
+    web_sessions,
+    web_api_tokens,
+    web_setup_tokens,
+    web_user_extension,
+    web_user_roles,
 );
 
 /// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and

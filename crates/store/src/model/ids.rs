@@ -99,6 +99,8 @@ id_type!(/// A persisted registration binding.
     RegistrationId, "registration id");
 id_type!(/// A call detail record.
     CdrId, "CDR id");
+id_type!(/// A web API token.
+    ApiTokenId, "API token id");
 
 #[cfg(test)]
 mod tests {

@@ -443,6 +443,7 @@ macro_rules! expand_backend {
         $crate::sql::operations::operations_impl!();
         $crate::sql::registration_batch::registration_batch_impl!();
         $crate::sql::directory_impl::directory_impl!($ty);
+        $crate::sql::web::web_impl!($ty);
     };
 }
 pub(crate) use expand_backend;

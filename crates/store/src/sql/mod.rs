@@ -14,6 +14,7 @@ pub(crate) mod operations;
 pub(crate) mod registration_batch;
 pub(crate) mod routing;
 pub(crate) mod tenants;
+pub(crate) mod web;
 
 use time::OffsetDateTime;
 

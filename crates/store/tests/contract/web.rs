@@ -1,0 +1,306 @@
+//! Contract tests: the web app's sessions, API tokens and setup tokens.
+
+use store::*;
+use time::{Duration, OffsetDateTime};
+
+use super::support::Backend;
+use super::{HASH, field, tenant};
+
+fn hash(c: char) -> TokenHash {
+    c.to_string().repeat(64).parse().unwrap()
+}
+
+async fn user(d: &dyn Directory, t: Option<TenantId>, email: &str) -> User {
+    d.create_user(&NewUser {
+        tenant_id: t,
+        email: email.parse().unwrap(),
+        display_name: "Someone".into(),
+        role: if t.is_some() {
+            Role::Admin
+        } else {
+            Role::Operator
+        },
+        password_hash: HASH.parse().unwrap(),
+    })
+    .await
+    .unwrap()
+}
+
+fn session(id: char, u: UserId, expires_at: OffsetDateTime) -> NewWebSession {
+    NewWebSession {
+        id_hash: hash(id),
+        user_id: u,
+        csrf_token: "c".repeat(43),
+        expires_at,
+        ip: Some("192.0.2.1".into()),
+        user_agent: Some("x".repeat(600)),
+    }
+}
+
+pub async fn web_sessions(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let alice = user(d, Some(a.id), "alice@acme.test").await;
+    let now = OffsetDateTime::now_utc();
+
+    let s = d
+        .create_web_session(&session('a', alice.id, now + Duration::hours(8)))
+        .await
+        .unwrap();
+    assert_eq!(s.user_agent.as_ref().map(|u| u.len()), Some(512));
+    let (got, who) = d.get_web_session(&hash('a'), now).await.unwrap();
+    assert_eq!(
+        (got, who.id, who.tenant_id),
+        (s.clone(), alice.id, Some(a.id))
+    );
+
+    // Expired sessions are not found; touching slides the expiry.
+    assert!(
+        d.get_web_session(&hash('a'), now + Duration::hours(9))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    d.touch_web_session(
+        &hash('a'),
+        now + Duration::hours(1),
+        now + Duration::hours(10),
+    )
+    .await
+    .unwrap();
+    assert!(
+        d.get_web_session(&hash('a'), now + Duration::hours(9))
+            .await
+            .is_ok()
+    );
+    assert!(
+        d.get_web_session(&hash('b'), now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // Sign out everywhere but here; expired clean-up; single sign-out.
+    d.create_web_session(&session('b', alice.id, now + Duration::hours(8)))
+        .await
+        .unwrap();
+    d.create_web_session(&session('c', alice.id, now - Duration::hours(1)))
+        .await
+        .unwrap();
+    assert_eq!(d.delete_expired_web_sessions(now).await.unwrap(), 1);
+    assert_eq!(
+        d.delete_user_web_sessions(alice.id, Some(&hash('a')))
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(d.get_web_session(&hash('b'), now).await.is_err());
+    assert!(d.delete_web_session(&hash('a')).await.unwrap());
+    assert!(!d.delete_web_session(&hash('a')).await.unwrap());
+
+    assert_eq!(
+        field(
+            d.create_web_session(&session('d', UserId::new(), now + Duration::hours(1)))
+                .await
+        ),
+        ("invalid", Some("user_id"))
+    );
+}
+
+pub async fn web_api_tokens(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let alice = user(d, Some(a.id), "alice@acme.test").await;
+    let new = |t: Option<TenantId>, h: char, name: &str| NewApiToken {
+        tenant_id: t,
+        name: name.into(),
+        token_hash: hash(h),
+        prefix: "sbt_abcd".into(),
+        created_by: None,
+    };
+    let ta = d
+        .create_api_token(&NewApiToken {
+            created_by: Some(alice.id),
+            ..new(Some(a.id), 'a', " CRM sync ")
+        })
+        .await
+        .unwrap();
+    assert_eq!(ta.name, "CRM sync");
+    let tb = d
+        .create_api_token(&new(Some(bt.id), 'b', "bravo"))
+        .await
+        .unwrap();
+    let op = d
+        .create_api_token(&new(None, 'c', "billing"))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(d.create_api_token(&new(Some(a.id), 'd', "  ")).await),
+        ("invalid", Some("name"))
+    );
+
+    assert_eq!(d.get_api_token_by_hash(&hash('a')).await.unwrap(), ta);
+    let ids = |v: Vec<ApiToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(d.list_api_tokens(Some(a.id)).await.unwrap()),
+        vec![ta.id]
+    );
+    assert_eq!(ids(d.list_api_tokens(None).await.unwrap()), vec![op.id]);
+
+    // Revoking is scoped: another tenant's token, or an operator token from a tenant, is NotFound.
+    let now = OffsetDateTime::now_utc();
+    assert!(
+        d.revoke_api_token(Some(a.id), tb.id, now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.revoke_api_token(Some(a.id), op.id, now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.revoke_api_token(None, ta.id, now)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        d.get_api_token_by_hash(&hash('b'))
+            .await
+            .unwrap()
+            .revoked_at
+            .is_none()
+    );
+    let r = d.revoke_api_token(Some(a.id), ta.id, now).await.unwrap();
+    assert!(r.revoked_at.is_some());
+    let again = d
+        .revoke_api_token(Some(a.id), ta.id, now + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.revoked_at, r.revoked_at,
+        "revoking twice keeps the first time"
+    );
+
+    d.touch_api_token(tb.id, now).await.unwrap();
+    assert!(
+        d.get_api_token_by_hash(&hash('b'))
+            .await
+            .unwrap()
+            .last_used_at
+            .is_some()
+    );
+}
+
+pub async fn web_setup_tokens(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let now = OffsetDateTime::now_utc();
+    d.create_setup_token(&hash('a'), now + Duration::hours(1))
+        .await
+        .unwrap();
+    d.create_setup_token(&hash('b'), now - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(d.setup_token_valid(&hash('a'), now).await.unwrap());
+    assert!(!d.setup_token_valid(&hash('b'), now).await.unwrap());
+    assert!(!d.setup_token_valid(&hash('c'), now).await.unwrap());
+
+    let op = |email: &str| NewUser {
+        tenant_id: None,
+        email: email.parse().unwrap(),
+        display_name: "Olga".into(),
+        role: Role::Operator,
+        password_hash: HASH.parse().unwrap(),
+    };
+    assert!(
+        d.redeem_setup_token(&hash('b'), now, &op("o@x.test"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    let olga = d
+        .redeem_setup_token(&hash('a'), now, &op("o@x.test"))
+        .await
+        .unwrap();
+    assert_eq!((olga.role, olga.tenant_id), (Role::Operator, None));
+    assert_eq!(d.list_operators().await.unwrap().len(), 1);
+    // Used once; a second valid token cannot make a second operator.
+    assert!(!d.setup_token_valid(&hash('a'), now).await.unwrap());
+    assert!(
+        d.redeem_setup_token(&hash('a'), now, &op("p@x.test"))
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    d.create_setup_token(&hash('d'), now + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        field(d.redeem_setup_token(&hash('d'), now, &op("p@x.test")).await),
+        ("conflict", Some("setup"))
+    );
+    assert!(
+        d.setup_token_valid(&hash('d'), now).await.unwrap(),
+        "a refused redeem is rolled back"
+    );
+    assert_eq!(d.list_operators().await.unwrap().len(), 1);
+}
+
+pub async fn web_user_extension(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let mia = user(d, Some(a.id), "mia@acme.test").await;
+    assert_eq!(d.find_user_extension(a.id, mia.id).await.unwrap(), None);
+    let mut settings = ExtensionSettings::new("Mia");
+    settings.user_id = Some(mia.id);
+    let (e, _) = d
+        .create_extension(
+            a.id,
+            &NewExtension {
+                number: "205".parse().unwrap(),
+                settings,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        d.find_user_extension(a.id, mia.id).await.unwrap(),
+        Some(e.id)
+    );
+    // Scoped by tenant: the same user id asked about in another tenant finds nothing.
+    assert_eq!(d.find_user_extension(bt.id, mia.id).await.unwrap(), None);
+}
+
+pub async fn web_user_roles(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let ann = user(d, Some(a.id), "ann@acme.test").await;
+    assert_eq!(ann.role, Role::Admin);
+    let m = d.set_user_role(a.id, ann.id, Role::Member).await.unwrap();
+    assert_eq!(m.role, Role::Member);
+    assert_eq!(d.get_user(a.id, ann.id).await.unwrap().role, Role::Member);
+    assert_eq!(
+        field(d.set_user_role(a.id, ann.id, Role::Operator).await),
+        ("invalid", Some("role"))
+    );
+    // Another tenant's id: not found, and unchanged.
+    assert!(
+        d.set_user_role(bt.id, ann.id, Role::Admin)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert_eq!(d.get_user(a.id, ann.id).await.unwrap().role, Role::Member);
+}

@@ -1,0 +1,321 @@
+//! A business's live registrations and call history (with CSV export).
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use store::*;
+use time::macros::format_description;
+use time::{Date, OffsetDateTime, Time};
+
+use super::page_number;
+use crate::AppState;
+use crate::auth::{AdminOf, OperatorUser};
+use crate::error::{Internal, PageError};
+use crate::views::activity::*;
+use crate::views::{Layout, Pager, encode_query, render};
+
+pub const PER_PAGE: u32 = 50;
+/// Most rows one CSV export holds.
+pub const CSV_MAX: u32 = 50_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/t/{tenant}/registrations", get(registrations))
+        .route("/t/{tenant}/calls", get(calls))
+        .route("/t/{tenant}/calls.csv", get(calls_csv))
+        .route("/operator/registrations", get(all_registrations))
+}
+
+fn human_secs(s: i64) -> String {
+    match s {
+        s if s <= 0 => "expiring".into(),
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s => format!("{} h", s / 3600),
+    }
+}
+
+async fn registrations(State(state): State<AppState>, a: AdminOf) -> Result<Response, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let regs = state
+        .directory
+        .list_tenant_registrations(a.tenant.id, now)
+        .await?;
+    let rows = regs
+        .into_iter()
+        .map(|(number, r)| RegRow {
+            extension: number.to_string(),
+            device: r.binding.user_agent.unwrap_or_default(),
+            source: r.binding.source_addr.to_string(),
+            transport: r.binding.transport.to_string(),
+            expires_in: human_secs((r.binding.expires_at - now).whole_seconds()),
+        })
+        .collect();
+    let base = format!("/t/{}", a.tenant.id);
+    render(&RegistrationsPage {
+        layout: Layout::for_business(
+            "Registrations",
+            &a.authed,
+            &a.tenant,
+            &format!("{base}/registrations"),
+        ),
+        base,
+        rows,
+    })
+}
+
+/// Rows the operator's registrations page shows at most.
+const ALL_REGISTRATIONS_MAX: usize = 1000;
+
+async fn all_registrations(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+) -> Result<Response, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let regs = state.directory.list_unexpired_registrations(now).await?;
+    let tenants = state
+        .directory
+        .list_tenants(Page::first(Page::MAX_LIMIT))
+        .await?
+        .items;
+    let total = regs.len();
+    let rows: Vec<_> = regs
+        .into_iter()
+        .take(ALL_REGISTRATIONS_MAX)
+        .map(|r| {
+            let business = tenants
+                .iter()
+                .find(|t| t.id == r.tenant_id)
+                .map(|t| t.settings.name.clone())
+                .unwrap_or_else(|| r.tenant_id.to_string());
+            let b = r.binding;
+            (
+                business,
+                b.aor,
+                RegRow {
+                    extension: String::new(),
+                    device: b.user_agent.unwrap_or_default(),
+                    source: b.source_addr.to_string(),
+                    transport: b.transport.to_string(),
+                    expires_in: human_secs((b.expires_at - now).whole_seconds()),
+                },
+            )
+        })
+        .collect();
+    render(&AllRegistrationsPage {
+        layout: Layout::new("Registrations", &me, "/operator/registrations"),
+        shown: rows.len(),
+        rows,
+        total,
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct CallQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    party: String,
+    page: Option<u32>,
+}
+
+/// `from` and `to` are dates (YYYY-MM-DD, UTC); `to` is inclusive.
+fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, String> {
+    let day = format_description!("[year]-[month]-[day]");
+    let parse = |s: &str, what: &str| -> Result<Option<OffsetDateTime>, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        Date::parse(s, &day)
+            .map(|d| Some(d.with_time(Time::MIDNIGHT).assume_utc()))
+            .map_err(|_| format!("The {what} date {s:?} is not a date like 2026-11-24."))
+    };
+    let party = q.party.trim();
+    Ok(CdrQuery {
+        from: parse(&q.from, "from")?,
+        to: parse(&q.to, "to")?.map(|t| t + time::Duration::days(1)),
+        party: (!party.is_empty()).then(|| party.chars().take(64).collect()),
+        page,
+    })
+}
+
+pub fn stamp(t: OffsetDateTime) -> String {
+    let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_default()
+}
+
+pub fn duration(secs: u32) -> String {
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+async fn calls(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Query(q): Query<CallQuery>,
+) -> Result<Response, PageError> {
+    let base = format!("/t/{}", a.tenant.id);
+    let page = page_number(q.page);
+    let (rows, total, error) = match cdr_query(&q, Page::new(PER_PAGE, (page - 1) * PER_PAGE)) {
+        Err(e) => (Vec::new(), 0, Some(e)),
+        Ok(cq) => {
+            let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
+            let rows = list
+                .items
+                .iter()
+                .map(|c| {
+                    let r = &c.record;
+                    CallRow {
+                        started: stamp(r.started_at),
+                        direction: r.direction.to_string(),
+                        caller: r.caller.clone(),
+                        callee: r.callee.clone(),
+                        disposition: r.disposition.to_string().replace('_', " "),
+                        duration: duration(r.duration_secs),
+                    }
+                })
+                .collect();
+            (rows, list.total, None)
+        }
+    };
+    let filter = format!(
+        "from={}&to={}&party={}",
+        encode_query(&q.from),
+        encode_query(&q.to),
+        encode_query(&q.party)
+    );
+    render(&CallsPage {
+        layout: Layout::for_business(
+            "Call history",
+            &a.authed,
+            &a.tenant,
+            &format!("{base}/calls"),
+        ),
+        pager: Pager::new(page, PER_PAGE, total, |n| {
+            format!("{base}/calls?{filter}&page={n}")
+        }),
+        csv_href: format!("{base}/calls.csv?{filter}"),
+        base,
+        from: q.from,
+        to: q.to,
+        party: q.party,
+        error,
+        rows,
+    })
+}
+
+/// A spreadsheet must not run a cell as a formula: caller names come from the network.
+pub fn csv_safe(s: &str) -> String {
+    let mut chars = s.chars();
+    let risky = match chars.next() {
+        Some('=' | '@' | '\t' | '\r') => true,
+        Some('+' | '-') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
+        _ => false,
+    };
+    if risky { format!("'{s}") } else { s.to_owned() }
+}
+
+async fn calls_csv(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Query(q): Query<CallQuery>,
+) -> Result<Response, PageError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "started_at",
+        "answered_at",
+        "ended_at",
+        "direction",
+        "caller",
+        "callee",
+        "dialled",
+        "disposition",
+        "duration_secs",
+        "hangup_cause",
+        "hangup_by",
+        "call_id",
+    ];
+    out.write_record(header)
+        .map_err(|e| Internal::new(e.to_string()))?;
+    let mut offset = 0;
+    while offset < CSV_MAX {
+        let cq = cdr_query(&q, Page::new(Page::MAX_LIMIT, offset))
+            .map_err(|m| PageError(crate::error::AppError::BadRequest(m)))?;
+        let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
+        for c in &list.items {
+            let r = &c.record;
+            let row = [
+                stamp(r.started_at),
+                r.answered_at.map(stamp).unwrap_or_default(),
+                stamp(r.ended_at),
+                r.direction.to_string(),
+                csv_safe(&r.caller),
+                csv_safe(&r.callee),
+                csv_safe(&r.dialled),
+                r.disposition.to_string(),
+                r.duration_secs.to_string(),
+                csv_safe(&r.hangup_cause),
+                r.hangup_by.to_string(),
+                csv_safe(&r.call_id),
+            ];
+            out.write_record(&row)
+                .map_err(|e| Internal::new(e.to_string()))?;
+        }
+        if list.items.len() < Page::MAX_LIMIT as usize {
+            break;
+        }
+        offset += Page::MAX_LIMIT;
+    }
+    let bytes = out.into_inner().map_err(|e| Internal::new(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"calls-{}.csv\"", a.tenant.slug),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_cannot_be_formulas() {
+        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(csv_safe("+442079460018"), "+442079460018");
+        assert_eq!(csv_safe("-x"), "'-x");
+        assert_eq!(csv_safe("201"), "201");
+    }
+
+    #[test]
+    fn date_filters() {
+        let q = CallQuery {
+            from: "2026-11-01".into(),
+            to: "2026-11-24".into(),
+            ..Default::default()
+        };
+        let cq = cdr_query(&q, Page::default()).unwrap();
+        assert_eq!(cq.to.unwrap() - cq.from.unwrap(), time::Duration::days(24));
+        let bad = CallQuery {
+            from: "yesterday".into(),
+            ..Default::default()
+        };
+        assert!(
+            cdr_query(&bad, Page::default())
+                .unwrap_err()
+                .contains("yesterday")
+        );
+    }
+}

@@ -1,0 +1,525 @@
+//! Business admin pages, all under `/t/{tenant}` and all behind [`AdminOf`]: extensions (list,
+//! search, create with generated credentials, edit forwarding and DND, new password) and the
+//! business's numbers (route to an extension).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use store::*;
+
+use super::{field_error, page_number, see_other, ticked};
+use crate::AppState;
+use crate::auth::{AdminOf, parse_id};
+use crate::crypto;
+use crate::error::PageError;
+use crate::views::business::*;
+use crate::views::{ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status};
+
+pub const PER_PAGE: u32 = 50;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/t/{tenant}", get(home))
+        .route(
+            "/t/{tenant}/extensions",
+            get(extensions).post(create_extension),
+        )
+        .route("/t/{tenant}/extensions/new", get(new_extension))
+        .route(
+            "/t/{tenant}/extensions/{ext}/dnd",
+            axum::routing::post(toggle_dnd),
+        )
+        .route(
+            "/t/{tenant}/extensions/{ext}",
+            get(extension).post(update_extension),
+        )
+        .route(
+            "/t/{tenant}/extensions/{ext}/credentials/{cred}/regenerate",
+            get(regenerate_confirm).post(regenerate),
+        )
+}
+
+pub fn base(t: &Tenant) -> String {
+    format!("/t/{}", t.id)
+}
+
+/// The SIP registrar shown to users: the configured address, or the tenant's domain.
+pub fn registrar(state: &AppState, t: &Tenant) -> String {
+    state
+        .config
+        .sip_registrar
+        .clone()
+        .unwrap_or_else(|| t.sip_domain.to_string())
+}
+
+async fn home(a: AdminOf) -> Response {
+    see_other(&format!("{}/extensions", base(&a.tenant)))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    pub q: Option<String>,
+    pub page: Option<u32>,
+}
+
+fn forwarding_summary(f: &Forwarding) -> String {
+    let mut parts = Vec::new();
+    if let Some(t) = &f.always {
+        parts.push(format!("always → {t}"));
+    }
+    if let Some(t) = &f.busy {
+        parts.push(format!("busy → {t}"));
+    }
+    if let Some(t) = &f.no_answer {
+        parts.push(format!("no answer → {t}"));
+    }
+    parts.join(", ")
+}
+
+fn ext_row(base: &str, e: &Extension) -> ExtRow {
+    ExtRow {
+        id: e.id.to_string(),
+        href: format!("{base}/extensions/{}", e.id),
+        number: e.number.to_string(),
+        name: e.settings.display_name.clone(),
+        dnd: e.settings.dnd,
+        forwarding: forwarding_summary(&e.settings.forwarding),
+    }
+}
+
+async fn extensions(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let t = &a.tenant;
+    let search =
+        q.q.unwrap_or_default()
+            .trim()
+            .chars()
+            .take(100)
+            .collect::<String>();
+    let page = page_number(q.page);
+    let list = state
+        .directory
+        .list_extensions(
+            t.id,
+            (!search.is_empty()).then_some(search.as_str()),
+            Page::new(PER_PAGE, (page - 1) * PER_PAGE),
+        )
+        .await?;
+    let b = base(t);
+    let rows = list.items.iter().map(|e| ext_row(&b, e)).collect();
+    let qs = encode_query(&search);
+    render(&ExtensionsPage {
+        layout: Layout::for_business("Extensions", &a.authed, t, &format!("{b}/extensions")),
+        pager: Pager::new(page, PER_PAGE, list.total, |n| {
+            format!("{b}/extensions?q={qs}&page={n}")
+        }),
+        base: b,
+        rows,
+        q: search,
+    })
+}
+
+async fn new_extension(a: AdminOf) -> Result<Response, PageError> {
+    let b = base(&a.tenant);
+    render(&ExtensionNewPage {
+        layout: Layout::for_business(
+            "Create an extension",
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        base: b,
+        form: ExtNewForm::default(),
+        errors: FormErrors::default(),
+    })
+}
+
+/// A new credential for `username` in the tenant's realm, with a generated password.
+pub fn new_credential(t: &Tenant, username: SipUsername) -> (NewCredential, String) {
+    let password = crypto::generate_sip_password();
+    let (ha1_md5, ha1_sha256) =
+        crypto::sip_ha1(username.as_str(), t.sip_domain.as_str(), &password);
+    (
+        NewCredential {
+            username,
+            ha1_md5,
+            ha1_sha256,
+            mac_address: None,
+            model: None,
+        },
+        password,
+    )
+}
+
+async fn create_extension(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Form(form): Form<ExtNewForm>,
+) -> Result<Response, PageError> {
+    let t = &a.tenant;
+    let b = base(t);
+    let mut errors = FormErrors::default();
+    let name = form.display_name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.add("display_name", "Enter a name of 1 to 200 characters.");
+    }
+    let number = form
+        .number
+        .parse::<ExtensionNumber>()
+        .map_err(|e| errors.add("number", e.message))
+        .ok();
+    if let (Some(number), true) = (number, errors.is_empty()) {
+        let username: SipUsername = number.as_str().parse()?;
+        let (cred, password) = new_credential(t, username);
+        let new = NewExtension {
+            number,
+            settings: ExtensionSettings::new(name),
+        };
+        match state
+            .directory
+            .create_extension(t.id, &new, Some(&cred))
+            .await
+        {
+            Ok((ext, _)) => {
+                tracing::info!(tenant = %t.id, extension = %ext.number, "extension created");
+                return render(&CredentialsPage {
+                    layout: Layout::for_business(
+                        format!("Extension {} created", ext.number),
+                        &a.authed,
+                        t,
+                        &format!("{b}/extensions"),
+                    ),
+                    intro: format!(
+                        "Extension {} ({}) is ready.",
+                        ext.number, ext.settings.display_name
+                    ),
+                    username: cred.username.to_string(),
+                    password,
+                    domain: t.sip_domain.to_string(),
+                    registrar: registrar(&state, t),
+                    back: format!("{b}/extensions/{}", ext.id),
+                });
+            }
+            Err(e) => field_error(&mut errors, e, &[("username", "number")])?,
+        }
+    }
+    render_status(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &ExtensionNewPage {
+            layout: Layout::for_business(
+                "Create an extension",
+                &a.authed,
+                t,
+                &format!("{b}/extensions"),
+            ),
+            base: b,
+            form,
+            errors,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct ExtPath {
+    pub ext: String,
+}
+
+pub fn edit_form(e: &Extension) -> ExtEditForm {
+    let s = &e.settings;
+    let show = |t: &Option<ForwardTarget>| t.as_ref().map(|t| t.to_string()).unwrap_or_default();
+    ExtEditForm {
+        display_name: s.display_name.clone(),
+        forward_always: show(&s.forwarding.always),
+        forward_busy: show(&s.forwarding.busy),
+        forward_no_answer: show(&s.forwarding.no_answer),
+        no_answer_timeout_secs: s.no_answer_timeout_secs.to_string(),
+        dnd: s.dnd.then(|| "on".into()),
+        user: s.user_id.map(|u| u.to_string()).unwrap_or_default(),
+    }
+}
+
+pub(crate) async fn extension_page(
+    state: &AppState,
+    a: &AdminOf,
+    e: &Extension,
+    form: ExtEditForm,
+    errors: FormErrors,
+    saved: bool,
+) -> Result<ExtensionPage, PageError> {
+    let b = base(&a.tenant);
+    let credentials = state
+        .directory
+        .list_credentials(a.tenant.id, e.id)
+        .await?
+        .into_iter()
+        .map(|c| CredRow {
+            id: c.id.to_string(),
+            username: c.username.to_string(),
+            device: c.model.clone().unwrap_or_default(),
+            last_seen: c
+                .last_seen_at
+                .map(|t| t.date().to_string())
+                .unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    let users = state
+        .directory
+        .list_users(a.tenant.id)
+        .await?
+        .into_iter()
+        .map(|u| (u.id.to_string(), u.email.to_string()))
+        .collect();
+    Ok(ExtensionPage {
+        users,
+        device: DeviceForm::default(),
+        device_errors: FormErrors::default(),
+        layout: Layout::for_business(
+            format!("Extension {} · {}", e.number, e.settings.display_name),
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        base: b,
+        id: e.id.to_string(),
+        number: e.number.to_string(),
+        form,
+        errors,
+        saved,
+        credentials,
+    })
+}
+
+async fn extension(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let page = extension_page(&state, &a, &e, edit_form(&e), FormErrors::default(), false).await?;
+    render(&page)
+}
+
+pub fn parse_forward(
+    v: &str,
+    field: &'static str,
+    errors: &mut FormErrors,
+) -> Option<ForwardTarget> {
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    v.parse()
+        .map_err(|e: ParseError| errors.add(field, e.message))
+        .ok()
+}
+
+async fn update_extension(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+    Form(form): Form<ExtEditForm>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let mut errors = FormErrors::default();
+    let name = form.display_name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 200 {
+        errors.add("display_name", "Enter a name of 1 to 200 characters.");
+    }
+    let timeout = match form.no_answer_timeout_secs.trim().parse::<u32>() {
+        Ok(n) if (5..=300).contains(&n) => n,
+        _ => {
+            errors.add(
+                "no_answer_timeout_secs",
+                "Enter a number of seconds from 5 to 300.",
+            );
+            25
+        }
+    };
+    let forwarding = Forwarding {
+        always: parse_forward(&form.forward_always, "forward_always", &mut errors),
+        busy: parse_forward(&form.forward_busy, "forward_busy", &mut errors),
+        no_answer: parse_forward(&form.forward_no_answer, "forward_no_answer", &mut errors),
+    };
+    let user_id = match form.user.trim() {
+        "" => None,
+        u => u
+            .parse::<UserId>()
+            .map_err(|_| errors.add("user", "Choose a user from the list."))
+            .ok(),
+    };
+    let mut current = e.clone();
+    if errors.is_empty() {
+        let settings = ExtensionSettings {
+            display_name: name,
+            user_id,
+            no_answer_timeout_secs: timeout,
+            forwarding,
+            dnd: ticked(&form.dnd),
+        };
+        match state
+            .directory
+            .update_extension(a.tenant.id, e.id, &settings)
+            .await
+        {
+            Ok(updated) => current = updated,
+            Err(err) => field_error(
+                &mut errors,
+                err,
+                &[("forward", "forward_always"), ("user_id", "user")],
+            )?,
+        }
+    }
+    let saved = errors.is_empty();
+    let form = if saved { edit_form(&current) } else { form };
+    let page = extension_page(&state, &a, &current, form, errors, saved).await?;
+    let status = if saved {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    render_status(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct CredPath {
+    pub ext: String,
+    pub cred: String,
+}
+
+/// The credential, checked to belong to this tenant and this extension.
+pub(crate) async fn load_credential(
+    state: &AppState,
+    a: &AdminOf,
+    p: &CredPath,
+) -> Result<(Extension, SipCredential), PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let c = state
+        .directory
+        .get_credential(a.tenant.id, parse_id(&p.cred)?)
+        .await?;
+    if c.extension_id != e.id {
+        return Err(PageError(crate::error::AppError::NotFound));
+    }
+    Ok((e, c))
+}
+
+async fn regenerate_confirm(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<CredPath>,
+) -> Result<Response, PageError> {
+    let (e, c) = load_credential(&state, &a, &p).await?;
+    let b = base(&a.tenant);
+    render(&ConfirmPage {
+        layout: Layout::for_business(
+            "New SIP password",
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        question: format!("Give {} a new SIP password?", c.username),
+        detail: format!(
+            "The current password of extension {} stops working at once and phones using it are \
+             signed off until they are given the new one.",
+            e.number
+        ),
+        action: format!("{b}/extensions/{}/credentials/{}/regenerate", e.id, c.id),
+        button: "Generate a new password".into(),
+        cancel: format!("{b}/extensions/{}", e.id),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    pub confirm: Option<String>,
+}
+
+async fn regenerate(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<CredPath>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    let (e, c) = load_credential(&state, &a, &p).await?;
+    let b = base(&a.tenant);
+    if form.confirm.as_deref() != Some("yes") {
+        return Ok(see_other(&format!(
+            "{b}/extensions/{}/credentials/{}/regenerate",
+            e.id, c.id
+        )));
+    }
+    let (fresh, password) = new_credential(&a.tenant, c.username.clone());
+    state
+        .directory
+        .regenerate_credential(a.tenant.id, c.id, &fresh.ha1_md5, &fresh.ha1_sha256)
+        .await?;
+    state
+        .directory
+        .remove_registrations_for_credential(a.tenant.id, c.id)
+        .await?;
+    tracing::info!(tenant = %a.tenant.id, extension = %e.number, "SIP password regenerated");
+    render(&CredentialsPage {
+        layout: Layout::for_business(
+            format!("New password for {}", e.number),
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        intro: format!("Extension {} has a new SIP password.", e.number),
+        username: c.username.to_string(),
+        password,
+        domain: a.tenant.sip_domain.to_string(),
+        registrar: registrar(&state, &a.tenant),
+        back: format!("{b}/extensions/{}", e.id),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct DndForm {
+    #[serde(default)]
+    dnd: String,
+}
+
+/// The inline DND switch of the extensions list: htmx gets the new row back, a plain form post
+/// goes back to the list.
+async fn toggle_dnd(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<ExtPath>,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<DndForm>,
+) -> Result<Response, PageError> {
+    let e = state
+        .directory
+        .get_extension(a.tenant.id, parse_id(&p.ext)?)
+        .await?;
+    let mut settings = e.settings.clone();
+    settings.dnd = form.dnd == "on";
+    let e = state
+        .directory
+        .update_extension(a.tenant.id, e.id, &settings)
+        .await?;
+    let b = base(&a.tenant);
+    if headers.get("hx-request").is_some() {
+        return render(&ExtRowPartial {
+            layout: Layout::for_business("Extensions", &a.authed, &a.tenant, ""),
+            e: ext_row(&b, &e),
+        });
+    }
+    Ok(see_other(&format!("{b}/extensions")))
+}

@@ -1,0 +1,155 @@
+//! A business user's own extension (the one an admin linked to them): DND and forwarding.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use store::{CdrQuery, Extension, Forwarding, Page};
+
+use super::activity::{duration, stamp};
+use super::business::{edit_form, parse_forward};
+use super::ticked;
+use crate::AppState;
+use crate::error::{AppError, PageError};
+use crate::session::Authed;
+use crate::views::activity::CallRow;
+use crate::views::business::{ExtEditForm, MyExtensionPage};
+use crate::views::{FormErrors, Layout, render, render_status};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/account/extension", get(show).post(update))
+}
+
+/// The signed-in user's extension; 404 for operators and users without one.
+async fn mine(state: &AppState, a: &Authed) -> Result<Extension, PageError> {
+    let tenant = a.user.tenant_id.ok_or(PageError(AppError::NotFound))?;
+    if state.directory.get_tenant(tenant).await?.suspended {
+        return Err(PageError(AppError::Forbidden));
+    }
+    let id = state
+        .directory
+        .find_user_extension(tenant, a.user.id)
+        .await?
+        .ok_or(PageError(AppError::NotFound))?;
+    Ok(state.directory.get_extension(tenant, id).await?)
+}
+
+/// How many recent calls the page shows.
+const RECENT: usize = 50;
+
+/// The extension's recent calls: the store matches a substring of caller, callee or dialled;
+/// only calls where the extension itself is a party are kept.
+async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, PageError> {
+    let q = CdrQuery {
+        party: Some(e.number.to_string()),
+        page: Page::first(Page::MAX_LIMIT),
+        ..CdrQuery::default()
+    };
+    let list = state.directory.list_cdrs(e.tenant_id, &q).await?;
+    let n = e.number.as_str();
+    Ok(list
+        .items
+        .iter()
+        .map(|c| &c.record)
+        .filter(|r| r.caller == n || r.callee == n)
+        .take(RECENT)
+        .map(|r| CallRow {
+            started: stamp(r.started_at),
+            direction: r.direction.to_string(),
+            caller: r.caller.clone(),
+            callee: r.callee.clone(),
+            disposition: r.disposition.to_string().replace('_', " "),
+            duration: duration(r.duration_secs),
+        })
+        .collect())
+}
+
+fn page(
+    a: &Authed,
+    e: &Extension,
+    form: ExtEditForm,
+    errors: FormErrors,
+    saved: bool,
+    calls: Vec<CallRow>,
+) -> MyExtensionPage {
+    MyExtensionPage {
+        calls,
+        layout: Layout::new("My extension", a, "/account/extension"),
+        number: e.number.to_string(),
+        name: e.settings.display_name.clone(),
+        form,
+        errors,
+        saved,
+    }
+}
+
+async fn show(State(state): State<AppState>, a: Authed) -> Result<Response, PageError> {
+    let e = match mine(&state, &a).await {
+        Ok(e) => e,
+        // Nothing linked yet: the account page is all they have.
+        Err(PageError(AppError::NotFound)) => return Ok(super::see_other("/account/password")),
+        Err(e) => return Err(e),
+    };
+    let calls = recent_calls(&state, &e).await?;
+    render(&page(
+        &a,
+        &e,
+        edit_form(&e),
+        FormErrors::default(),
+        false,
+        calls,
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    a: Authed,
+    Form(form): Form<ExtEditForm>,
+) -> Result<Response, PageError> {
+    let e = mine(&state, &a).await?;
+    let tenant = e.tenant_id;
+    let mut errors = FormErrors::default();
+    let forwarding = Forwarding {
+        always: parse_forward(&form.forward_always, "forward_always", &mut errors),
+        busy: parse_forward(&form.forward_busy, "forward_busy", &mut errors),
+        no_answer: parse_forward(&form.forward_no_answer, "forward_no_answer", &mut errors),
+    };
+    if !errors.is_empty() {
+        let calls = recent_calls(&state, &e).await?;
+        return render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &page(&a, &e, form, errors, false, calls),
+        );
+    }
+    // Only DND and forwarding are theirs to change; everything else stays as the admin set it.
+    let mut settings = e.settings.clone();
+    settings.forwarding = forwarding;
+    settings.dnd = ticked(&form.dnd);
+    match state
+        .directory
+        .update_extension(tenant, e.id, &settings)
+        .await
+    {
+        Ok(updated) => {
+            let calls = recent_calls(&state, &updated).await?;
+            let p = page(
+                &a,
+                &updated,
+                edit_form(&updated),
+                FormErrors::default(),
+                true,
+                calls,
+            );
+            render(&p)
+        }
+        Err(err) => {
+            super::field_error(&mut errors, err, &[("forward", "forward_always")])?;
+            let calls = recent_calls(&state, &e).await?;
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(&a, &e, form, errors, false, calls),
+            )
+        }
+    }
+}

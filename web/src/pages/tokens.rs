@@ -1,0 +1,259 @@
+//! API tokens in the UI: a business admin manages the business's tokens under
+//! `/t/{tenant}/tokens`, an operator the platform tokens under `/operator/tokens`. A token is
+//! shown once at creation; only its SHA-256 is stored.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use store::{ApiTokenId, NewApiToken, TenantId};
+use time::OffsetDateTime;
+
+use super::{field_error, see_other};
+use crate::AppState;
+use crate::auth::api::TOKEN_PREFIX;
+use crate::auth::{AdminOf, OperatorUser, parse_id};
+use crate::crypto;
+use crate::error::PageError;
+use crate::session::Authed;
+use crate::views::business::{TokenRow, TokensPage};
+use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/t/{tenant}/tokens", get(biz_list).post(biz_create))
+        .route(
+            "/t/{tenant}/tokens/{token}/revoke",
+            get(biz_revoke_confirm).post(biz_revoke),
+        )
+        .route("/operator/tokens", get(op_list).post(op_create))
+        .route(
+            "/operator/tokens/{token}/revoke",
+            get(op_revoke_confirm).post(op_revoke),
+        )
+}
+
+/// Whose tokens, and how the page looks.
+struct Scope<'a> {
+    tenant: Option<TenantId>,
+    base: String,
+    layout: Layout,
+    authed: &'a Authed,
+}
+
+fn biz_scope(a: &AdminOf) -> Scope<'_> {
+    let base = format!("/t/{}", a.tenant.id);
+    Scope {
+        tenant: Some(a.tenant.id),
+        layout: Layout::for_business(
+            "API tokens",
+            &a.authed,
+            &a.tenant,
+            &format!("{base}/tokens"),
+        ),
+        base,
+        authed: &a.authed,
+    }
+}
+
+fn op_scope(me: &Authed) -> Scope<'_> {
+    Scope {
+        tenant: None,
+        base: "/operator".into(),
+        layout: Layout::new("API tokens", me, "/operator/tokens"),
+        authed: me,
+    }
+}
+
+fn day(t: OffsetDateTime) -> String {
+    t.date().to_string()
+}
+
+async fn page(
+    state: &AppState,
+    s: Scope<'_>,
+    name: String,
+    errors: FormErrors,
+    created: Option<String>,
+) -> Result<TokensPage, PageError> {
+    let rows = state
+        .directory
+        .list_api_tokens(s.tenant)
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id.to_string(),
+            name: t.name,
+            prefix: t.prefix,
+            created: day(t.created_at),
+            last_used: t.last_used_at.map(day).unwrap_or_else(|| "never".into()),
+            revoked: t.revoked_at.is_some(),
+        })
+        .collect();
+    Ok(TokensPage {
+        layout: s.layout,
+        base: s.base,
+        rows,
+        name,
+        errors,
+        created,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct CreateForm {
+    #[serde(default)]
+    name: String,
+}
+
+async fn create(state: &AppState, s: Scope<'_>, form: CreateForm) -> Result<Response, PageError> {
+    let token = format!("{TOKEN_PREFIX}{}", crypto::random_token());
+    let new = NewApiToken {
+        tenant_id: s.tenant,
+        name: form.name.trim().to_owned(),
+        token_hash: crypto::token_hash(&token),
+        prefix: token.chars().take(10).collect(),
+        created_by: Some(s.authed.user.id),
+    };
+    let mut errors = FormErrors::default();
+    match state.directory.create_api_token(&new).await {
+        Ok(t) => {
+            tracing::info!(token = %t.id, tenant = ?t.tenant_id, "API token created");
+            render(&page(state, s, String::new(), errors, Some(token)).await?)
+        }
+        Err(e) => {
+            field_error(&mut errors, e, &[])?;
+            render_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &page(state, s, form.name, errors, None).await?,
+            )
+        }
+    }
+}
+
+async fn revoke_confirm(state: &AppState, s: Scope<'_>, id: &str) -> Result<Response, PageError> {
+    let id: ApiTokenId = parse_id(id)?;
+    let t = state
+        .directory
+        .list_api_tokens(s.tenant)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or(PageError(crate::error::AppError::NotFound))?;
+    render(&ConfirmPage {
+        layout: s.layout,
+        question: format!("Revoke the token “{}”?", t.name),
+        detail: "Anything using it loses access at once. This cannot be undone.".into(),
+        action: format!("{}/tokens/{}/revoke", s.base, t.id),
+        button: "Revoke token".into(),
+        cancel: format!("{}/tokens", s.base),
+    })
+}
+
+async fn revoke(
+    state: &AppState,
+    s: Scope<'_>,
+    id: &str,
+    confirm: Option<String>,
+) -> Result<Response, PageError> {
+    let id: ApiTokenId = parse_id(id)?;
+    if confirm.as_deref() != Some("yes") {
+        return Ok(see_other(&format!("{}/tokens/{id}/revoke", s.base)));
+    }
+    state
+        .directory
+        .revoke_api_token(s.tenant, id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(see_other(&format!("{}/tokens", s.base)))
+}
+
+#[derive(Deserialize)]
+pub struct TokenPath {
+    token: String,
+}
+
+#[derive(Deserialize)]
+pub struct ConfirmForm {
+    confirm: Option<String>,
+}
+
+async fn biz_list(State(state): State<AppState>, a: AdminOf) -> Result<Response, PageError> {
+    render(
+        &page(
+            &state,
+            biz_scope(&a),
+            String::new(),
+            FormErrors::default(),
+            None,
+        )
+        .await?,
+    )
+}
+
+async fn biz_create(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    create(&state, biz_scope(&a), form).await
+}
+
+async fn biz_revoke_confirm(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<TokenPath>,
+) -> Result<Response, PageError> {
+    revoke_confirm(&state, biz_scope(&a), &p.token).await
+}
+
+async fn biz_revoke(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<TokenPath>,
+    Form(f): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    revoke(&state, biz_scope(&a), &p.token, f.confirm).await
+}
+
+async fn op_list(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+) -> Result<Response, PageError> {
+    render(
+        &page(
+            &state,
+            op_scope(&me),
+            String::new(),
+            FormErrors::default(),
+            None,
+        )
+        .await?,
+    )
+}
+
+async fn op_create(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    create(&state, op_scope(&me), form).await
+}
+
+async fn op_revoke_confirm(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+    Path(p): Path<TokenPath>,
+) -> Result<Response, PageError> {
+    revoke_confirm(&state, op_scope(&me), &p.token).await
+}
+
+async fn op_revoke(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+    Path(p): Path<TokenPath>,
+    Form(f): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    revoke(&state, op_scope(&me), &p.token, f.confirm).await
+}

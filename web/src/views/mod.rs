@@ -1,0 +1,303 @@
+//! Page models: one askama struct per page, all extending `base.html`, which reads `layout`.
+//! Handlers fill these in; the templates only format.
+
+pub mod activity;
+pub mod auth;
+pub mod business;
+pub mod operator;
+pub mod trunks;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use store::{Role, Tenant};
+
+use crate::error::PageError;
+use crate::session::Authed;
+
+/// A link in the navigation bar.
+#[derive(Clone, Debug)]
+pub struct NavLink {
+    pub href: String,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// What the shared layout needs: the title, the signed-in user (if any) and the CSRF token that
+/// every form and htmx request of the page carries.
+#[derive(Clone, Debug, Default)]
+pub struct Layout {
+    pub title: String,
+    pub user_email: Option<String>,
+    pub csrf: String,
+    pub nav: Vec<NavLink>,
+    /// The business being managed, shown in the header.
+    pub business: Option<String>,
+}
+
+impl Layout {
+    pub fn anonymous(title: impl Into<String>) -> Self {
+        Self {
+            title: title.into(),
+            ..Self::default()
+        }
+    }
+
+    /// `current` is the href of the section this page belongs to.
+    pub fn new(title: impl Into<String>, authed: &Authed, current: &str) -> Self {
+        let mut nav = Vec::new();
+        let mut link = |href: String, label| {
+            let current = href == current;
+            nav.push(NavLink {
+                href,
+                label,
+                current,
+            });
+        };
+        match (authed.user.role, authed.user.tenant_id) {
+            (Role::Operator, _) => {
+                link("/operator/tenants".into(), "Businesses");
+                link("/operator/numbers".into(), "Numbers");
+                link("/operator/trunks".into(), "Trunks");
+                link("/operator/registrations".into(), "Registrations");
+                link("/operator/users".into(), "Operators");
+                link("/operator/tokens".into(), "API tokens");
+            }
+            (Role::Admin, Some(t)) => {
+                link(format!("/t/{t}/extensions"), "Extensions");
+                link(format!("/t/{t}/numbers"), "Numbers");
+                link(format!("/t/{t}/registrations"), "Registrations");
+                link(format!("/t/{t}/calls"), "Call history");
+                link(format!("/t/{t}/users"), "Users");
+                link(format!("/t/{t}/settings"), "Settings");
+                link(format!("/t/{t}/tokens"), "API tokens");
+            }
+            (Role::Member, Some(_)) => link("/account/extension".into(), "My extension"),
+            _ => {}
+        }
+        link("/account/password".into(), "Account");
+        Self {
+            title: title.into(),
+            user_email: Some(authed.user.email.to_string()),
+            csrf: authed.csrf().to_owned(),
+            nav,
+            business: None,
+        }
+    }
+
+    /// A page about one business: its name is shown, and an operator gets its links too.
+    pub fn for_business(
+        title: impl Into<String>,
+        authed: &Authed,
+        tenant: &Tenant,
+        current: &str,
+    ) -> Self {
+        let mut l = Self::new(title, authed, current);
+        if authed.user.role == Role::Operator {
+            let t = tenant.id;
+            for (href, label) in [
+                (format!("/t/{t}/extensions"), "Extensions"),
+                (format!("/t/{t}/numbers"), "Numbers"),
+                (format!("/t/{t}/registrations"), "Registrations"),
+                (format!("/t/{t}/calls"), "Call history"),
+                (format!("/t/{t}/users"), "Users"),
+                (format!("/t/{t}/settings"), "Settings"),
+                (format!("/t/{t}/tokens"), "API tokens"),
+            ] {
+                let current = href == current;
+                l.nav.push(NavLink {
+                    href,
+                    label,
+                    current,
+                });
+            }
+        }
+        l.business = Some(tenant.settings.name.clone());
+        l
+    }
+}
+
+/// Messages to show beside form fields, keyed by field name. A template shows each with `get`
+/// beside its field and ends the form with `unshown()`, so an error about a field the form does
+/// not have (say, one the store reports) is still shown rather than lost.
+#[derive(Clone, Debug, Default)]
+pub struct FormErrors(
+    BTreeMap<String, String>,
+    std::cell::RefCell<BTreeSet<String>>,
+);
+
+impl FormErrors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_owned())
+            .or_insert_with(|| message.into());
+    }
+    pub fn get(&self, field: &str) -> Option<&str> {
+        let m = self.0.get(field).map(String::as_str);
+        if m.is_some() {
+            self.1.borrow_mut().insert(field.to_owned());
+        }
+        m
+    }
+    /// The messages no `get` has shown yet.
+    pub fn unshown(&self) -> Vec<String> {
+        let shown = self.1.borrow();
+        self.0
+            .iter()
+            .filter(|(k, _)| !shown.contains(*k))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+    pub fn has(&self, field: &str) -> bool {
+        self.0.contains_key(field)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.0.iter()
+    }
+}
+
+/// Previous/next links of a paginated list.
+#[derive(Clone, Debug, Default)]
+pub struct Pager {
+    pub page: u32,
+    pub pages: u32,
+    pub total: u64,
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pager {
+    /// "1 extension", "120 extensions" for the whole list.
+    pub fn count(&self, word: &str) -> String {
+        count(self.total, word)
+    }
+
+    /// `href(page)` builds the link to a page (1-based).
+    pub fn new(page: u32, per_page: u32, total: u64, href: impl Fn(u32) -> String) -> Self {
+        let pages = total.div_ceil(u64::from(per_page)).max(1) as u32;
+        Self {
+            page,
+            pages,
+            total,
+            prev: (page > 1).then(|| href(page - 1)),
+            next: (page < pages).then(|| href(page + 1)),
+        }
+    }
+}
+
+/// "1 extension", "2 extensions": `word` is the singular; the plural adds "s" (or pass
+/// `"business|businesses"`).
+pub fn count(n: u64, word: &str) -> String {
+    let (one, many) = match word.split_once('|') {
+        Some((o, m)) => (o.to_owned(), m.to_owned()),
+        None => (word.to_owned(), format!("{word}s")),
+    };
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Minimal percent-encoding for a query-string value.
+pub fn encode_query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Renders a page as a 200 response.
+pub fn render(t: &impl Template) -> Result<Response, PageError> {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// Renders a page with a status (e.g. 422 for a form with errors).
+pub fn render_status(status: StatusCode, t: &impl Template) -> Result<Response, PageError> {
+    Ok((status, Html(t.render()?)).into_response())
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage {
+    pub layout: Layout,
+    pub status: u16,
+    pub message: String,
+}
+
+impl ErrorPage {
+    pub fn new(status: StatusCode, message: String) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        Self {
+            layout: Layout::anonymous(title),
+            status: status.as_u16(),
+            message,
+        }
+    }
+}
+
+/// "Are you sure?" for a destructive action: a page with a form, so it works without JS.
+#[derive(Template)]
+#[template(path = "confirm.html")]
+pub struct ConfirmPage {
+    pub layout: Layout,
+    pub question: String,
+    pub detail: String,
+    pub action: String,
+    pub button: String,
+    pub cancel: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pager_links() {
+        let p = Pager::new(2, 50, 120, |n| format!("?page={n}"));
+        assert_eq!(
+            (p.pages, p.prev.as_deref(), p.next.as_deref()),
+            (3, Some("?page=1"), Some("?page=3"))
+        );
+        let p = Pager::new(1, 50, 0, |n| format!("?page={n}"));
+        assert_eq!((p.pages, p.prev, p.next), (1, None, None));
+    }
+
+    #[test]
+    fn error_page_escapes_the_message() {
+        let html = ErrorPage::new(StatusCode::BAD_REQUEST, "<script>x</script>".into())
+            .render()
+            .unwrap();
+        assert!(!html.contains("<script>x"), "{html}");
+        assert!(html.contains("<title>Bad Request"));
+    }
+
+    #[test]
+    fn errors_without_a_field_are_still_shown() {
+        let mut e = FormErrors::default();
+        e.add("number", "taken");
+        e.add("tenant_id", "no such business");
+        assert_eq!(e.get("number"), Some("taken"));
+        assert_eq!(e.unshown(), vec!["no such business".to_owned()]);
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(count(1, "extension"), "1 extension");
+        assert_eq!(count(0, "call"), "0 calls");
+        assert_eq!(count(2, "business|businesses"), "2 businesses");
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode_query("a b&c"), "a+b%26c");
+    }
+}

@@ -1,0 +1,341 @@
+//! In-process test harness: the real router over a fresh database (SQLite file, or a fresh
+//! PostgreSQL database at `SWITCHBOARD_TEST_PG_URL`, default
+//! postgres://postgres@127.0.0.1:5432/postgres, dropped afterwards), driven with
+//! `tower::ServiceExt::oneshot`, and a small "browser" that keeps the session cookie and the
+//! page's CSRF token.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use sqlx::Connection;
+use store::*;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub fn admin_url() -> String {
+    std::env::var("SWITCHBOARD_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let after = base.find("://").map_or(0, |i| i + 3);
+    let host_end = base[after..].find('/').map_or(base.len(), |i| i + after);
+    let mut out = format!("{}/{}", &base[..host_end], name);
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(q);
+    }
+    out
+}
+
+pub struct App {
+    pub router: Router,
+    pub dir: Arc<dyn Directory>,
+    pg_name: Option<String>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl App {
+    pub async fn new(b: Backend) -> App {
+        let (dir, pg_name, tmp) = match b {
+            Backend::Postgres => {
+                let admin = admin_url();
+                let name = format!("sb_webtest_{}", Uuid::now_v7().simple());
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("postgres admin");
+                sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let _ = conn.close().await;
+                let dir = store::connect(&with_database(&admin, &name)).await.unwrap();
+                (dir, Some(name), None)
+            }
+            Backend::Sqlite => {
+                let tmp = tempfile::tempdir().unwrap();
+                let url = format!("sqlite://{}", tmp.path().join("d.db").display());
+                (store::connect(&url).await.unwrap(), None, Some(tmp))
+            }
+        };
+        dir.migrate().await.unwrap();
+        let state = web::AppState::with_config(
+            dir.clone(),
+            web::WebConfig {
+                sip_registrar: Some("sip.switchboard.test:5060".into()),
+                ..web::WebConfig::default()
+            },
+        );
+        App {
+            router: web::router(state),
+            dir,
+            pg_name,
+            _tmp: tmp,
+        }
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = to_bytes(res.into_body(), 16 << 20).await.unwrap();
+        Resp {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    pub fn browser(&self) -> Browser<'_> {
+        Browser {
+            app: self,
+            cookie: None,
+            csrf: None,
+        }
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Tenant {
+        self.dir
+            .create_tenant(&NewTenant {
+                slug: slug.parse().unwrap(),
+                sip_domain: format!("{slug}.pbx.test").parse().unwrap(),
+                settings: TenantSettings::new(format!("{slug} Ltd")),
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn user(&self, tenant: Option<TenantId>, role: Role, email: &str) -> User {
+        self.dir
+            .create_user(&NewUser {
+                tenant_id: tenant,
+                email: email.parse().unwrap(),
+                display_name: "Test".into(),
+                role,
+                password_hash: web::crypto::hash_password(PASSWORD.into()).await.unwrap(),
+            })
+            .await
+            .unwrap()
+    }
+
+    /// A signed-in browser of a new user.
+    pub async fn signed_in(
+        &self,
+        tenant: Option<TenantId>,
+        role: Role,
+        email: &str,
+    ) -> Browser<'_> {
+        self.user(tenant, role, email).await;
+        let mut b = self.browser();
+        b.login(email, PASSWORD).await.assert(StatusCode::SEE_OTHER);
+        b
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
+        let admin = admin_url();
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ =
+                        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                            .execute(&mut conn)
+                            .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Resp {
+    #[track_caller]
+    pub fn assert(&self, status: StatusCode) -> &Self {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        self
+    }
+
+    pub fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+/// Percent-encodes a form value.
+pub fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+pub struct Browser<'a> {
+    pub app: &'a App,
+    pub cookie: Option<String>,
+    pub csrf: Option<String>,
+}
+
+impl Browser<'_> {
+    fn request(&self, method: Method, path: &str) -> axum::http::request::Builder {
+        let mut r = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, "pbx.test");
+        if let Some(c) = &self.cookie {
+            r = r.header(header::COOKIE, format!("sb_session={c}"));
+        }
+        r
+    }
+
+    fn remember(&mut self, resp: &Resp) {
+        if let Some(v) = resp
+            .headers
+            .get(header::SET_COOKIE)
+            .and_then(|v| v.to_str().ok())
+        {
+            let value = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("sb_session=");
+            self.cookie = (!value.is_empty()).then(|| value.to_owned());
+        }
+        if let Some(t) = csrf_in(&resp.body) {
+            self.csrf = Some(t);
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Resp {
+        let req = self.request(Method::GET, path).body(Body::empty()).unwrap();
+        let resp = self.app.send(req).await;
+        self.remember(&resp);
+        resp
+    }
+
+    /// Posts a form with the page's CSRF token added.
+    pub async fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let mut all: Vec<(&str, String)> =
+            fields.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        if let Some(t) = &self.csrf {
+            all.push(("csrf_token", t.clone()));
+        }
+        self.post_raw(path, &all).await
+    }
+
+    /// Posts exactly these fields (no CSRF token added).
+    pub async fn post_raw(&mut self, path: &str, fields: &[(&str, String)]) -> Resp {
+        let body = fields
+            .iter()
+            .map(|(k, v)| format!("{k}={}", enc(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let req = self
+            .request(Method::POST, path)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        let resp = self.app.send(req).await;
+        self.remember(&resp);
+        resp
+    }
+
+    pub async fn login(&mut self, email: &str, password: &str) -> Resp {
+        let r = self
+            .post_raw(
+                "/login",
+                &[("email", email.into()), ("password", password.into())],
+            )
+            .await;
+        if r.status == StatusCode::SEE_OTHER {
+            // Load a page to learn the session's CSRF token.
+            self.get("/account/password").await.assert(StatusCode::OK);
+        }
+        r
+    }
+}
+
+/// The text between `start` and the next `end` (panics if absent).
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let i = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start:?} not in {html}"))
+        + start.len();
+    let j = html[i..].find(end).unwrap() + i;
+    &html[i..j]
+}
+
+/// The CSRF token a page embeds in its forms.
+pub fn csrf_in(html: &str) -> Option<String> {
+    let i = html.find(r#"name="csrf_token" value=""#)? + r#"name="csrf_token" value=""#.len();
+    let rest = &html[i..];
+    Some(rest[..rest.find('"')?].to_owned())
+}
+
+/// Generates `mod postgres { #[tokio::test] fn name() }` and `mod sqlite { ... }` for each
+/// `async fn name(b: Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Postgres).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+    };
+}
