@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Db, Server, cli_with, run_bounded};
+use common::{BIN, Db, Server, cli, cli_with, run_bounded};
 
 fn ready_then_clean_exit_on_sigterm(db: Db) {
     let server = Server::start(&db, &[]);
@@ -213,4 +213,43 @@ fn migrate_is_idempotent(db: Db) {
         let out = common::cli(&db, &["--json", "migrate"]);
         assert_eq!(out.json(), serde_json::json!({"migrations": "applied"}));
     }
+}
+
+#[test]
+fn first_run_logs_a_one_time_setup_link_that_opens() {
+    let db = Db::sqlite();
+    let server = Server::start(&db, &[]);
+    server.wait_ready();
+    let log = server.log();
+    let link = log
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("link="))
+        .unwrap_or_else(|| panic!("no setup link in the log:\n{log}"));
+    let path = link
+        .split_once("/setup/")
+        .map(|(_, token)| format!("/setup/{token}"))
+        .unwrap_or_else(|| panic!("not a setup link: {link}"));
+    let (status, body) = server.get(&path).expect("setup page");
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = server.get("/setup/not-a-real-token").expect("bad token");
+    assert_ne!(status, 200);
+    server.terminate();
+
+    // Once an operator exists there is no link any more.
+    let op = cli(
+        &db,
+        &[
+            "user",
+            "add",
+            "--email",
+            "ops@example.com",
+            "--role",
+            "operator",
+        ],
+    );
+    assert!(op.success(), "{op:#?}");
+    let server = Server::start(&db, &[]);
+    server.wait_ready();
+    assert!(!server.log().contains("/setup/"), "{}", server.log());
+    server.terminate();
 }

@@ -166,7 +166,29 @@ pub async fn spawn_services(
         .context("HTTP listener has no local address")?;
     info!(addr = %http_addr, "http listening");
     let token = services.shutdown_token();
-    let state = web::AppState::new(Arc::clone(&directory));
+    let config = web::WebConfig {
+        sip_registrar: Some(match &settings.public_addr {
+            Some(public) => format!("{public}:{}", settings.sip_addr.port()),
+            None => settings.sip_addr.to_string(),
+        }),
+        ..Default::default()
+    };
+    // First run: no operator yet, so hand out a one-time setup link (never a
+    // default password).
+    let base_url = match (&settings.public_addr, http_addr.ip().is_unspecified()) {
+        (Some(public), _) => format!("http://{public}:{}", http_addr.port()),
+        (None, true) => format!("http://127.0.0.1:{}", http_addr.port()),
+        (None, false) => format!("http://{http_addr}"),
+    };
+    match web::ensure_setup_link(&*directory, &base_url).await {
+        Ok(Some(link)) => warn!(
+            link = %link,
+            "no operator account exists yet: open this one-time link to create the first operator (valid 24 h)"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "cannot create the first-run setup link"),
+    }
+    let state = web::AppState::with_config(Arc::clone(&directory), config);
     services.spawn("web", async move {
         web::serve(listener, state, token.cancelled_owned())
             .await
