@@ -387,3 +387,83 @@ impl Directory for Flaky {
         self.inner.list_cdrs(tenant, query).await
     }
 }
+
+/// The web app's part of the directory: plain delegation.
+#[async_trait]
+impl WebStore for Flaky {
+    async fn create_web_session(&self, new: &NewWebSession) -> Result<WebSession> {
+        self.inner.create_web_session(new).await
+    }
+    async fn get_web_session(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<(WebSession, User)> {
+        self.inner.get_web_session(id_hash, now).await
+    }
+    async fn touch_web_session(
+        &self,
+        id_hash: &TokenHash,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<()> {
+        self.inner.touch_web_session(id_hash, now, expires_at).await
+    }
+    async fn delete_web_session(&self, id_hash: &TokenHash) -> Result<bool> {
+        self.inner.delete_web_session(id_hash).await
+    }
+    async fn delete_user_web_sessions(
+        &self,
+        user: UserId,
+        keep: Option<&TokenHash>,
+    ) -> Result<u64> {
+        self.inner.delete_user_web_sessions(user, keep).await
+    }
+    async fn delete_expired_web_sessions(&self, now: OffsetDateTime) -> Result<u64> {
+        self.inner.delete_expired_web_sessions(now).await
+    }
+    async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken> {
+        self.inner.create_api_token(new).await
+    }
+    async fn get_api_token_by_hash(&self, hash: &TokenHash) -> Result<ApiToken> {
+        self.inner.get_api_token_by_hash(hash).await
+    }
+    async fn list_api_tokens(&self, tenant: Option<TenantId>) -> Result<Vec<ApiToken>> {
+        self.inner.list_api_tokens(tenant).await
+    }
+    async fn revoke_api_token(
+        &self,
+        tenant: Option<TenantId>,
+        id: ApiTokenId,
+        now: OffsetDateTime,
+    ) -> Result<ApiToken> {
+        self.inner.revoke_api_token(tenant, id, now).await
+    }
+    async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()> {
+        self.inner.touch_api_token(id, now).await
+    }
+    async fn set_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
+        self.inner.set_user_role(tenant, user, role).await
+    }
+    async fn find_user_extension(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<Option<ExtensionId>> {
+        self.inner.find_user_extension(tenant, user).await
+    }
+    async fn create_setup_token(&self, hash: &TokenHash, expires_at: OffsetDateTime) -> Result<()> {
+        self.inner.create_setup_token(hash, expires_at).await
+    }
+    async fn setup_token_valid(&self, hash: &TokenHash, now: OffsetDateTime) -> Result<bool> {
+        self.inner.setup_token_valid(hash, now).await
+    }
+    async fn redeem_setup_token(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+        new: &NewUser,
+    ) -> Result<User> {
+        self.inner.redeem_setup_token(hash, now, new).await
+    }
+}
