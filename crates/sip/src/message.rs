@@ -52,6 +52,16 @@ impl Method {
 
     pub fn as_str(&self) -> &str {
         match self {
+            Method::Extension(s) => s,
+            known => known.standard_name().unwrap_or_default(),
+        }
+    }
+
+    /// The name of a method RFC 3261 and its extensions define, as a
+    /// `'static` string (`None` for an extension method): what bounded
+    /// metric labels use.
+    pub fn standard_name(&self) -> Option<&'static str> {
+        Some(match self {
             Method::Invite => "INVITE",
             Method::Ack => "ACK",
             Method::Bye => "BYE",
@@ -66,8 +76,8 @@ impl Method {
             Method::Refer => "REFER",
             Method::Message => "MESSAGE",
             Method::Publish => "PUBLISH",
-            Method::Extension(s) => s,
-        }
+            Method::Extension(_) => return None,
+        })
     }
 }
 
@@ -587,6 +597,28 @@ mod tests {
             Method::Extension("register".into())
         );
         assert_eq!(Method::from_token("RE%47IST%45R").as_str(), "RE%47IST%45R");
+        assert_eq!(Method::from_token("RE%47IST%45R").standard_name(), None);
+        for name in [
+            "INVITE",
+            "ACK",
+            "BYE",
+            "CANCEL",
+            "REGISTER",
+            "OPTIONS",
+            "INFO",
+            "UPDATE",
+            "PRACK",
+            "SUBSCRIBE",
+            "NOTIFY",
+            "REFER",
+            "MESSAGE",
+            "PUBLISH",
+        ] {
+            let m = Method::from_token(name);
+            assert!(!matches!(m, Method::Extension(_)), "{name}");
+            assert_eq!(m.as_str(), name);
+            assert_eq!(m.standard_name(), Some(name));
+        }
         assert_eq!(StatusCode::new(99), None);
         assert_eq!(StatusCode::new(700), None);
         assert_eq!(StatusCode::new(486).unwrap().default_reason(), "Busy Here");

@@ -602,21 +602,5 @@ impl Core {
 }
 
 fn method_label(m: &Method) -> &'static str {
-    match m {
-        Method::Invite => "INVITE",
-        Method::Ack => "ACK",
-        Method::Bye => "BYE",
-        Method::Cancel => "CANCEL",
-        Method::Register => "REGISTER",
-        Method::Options => "OPTIONS",
-        Method::Info => "INFO",
-        Method::Update => "UPDATE",
-        Method::Prack => "PRACK",
-        Method::Subscribe => "SUBSCRIBE",
-        Method::Notify => "NOTIFY",
-        Method::Refer => "REFER",
-        Method::Message => "MESSAGE",
-        Method::Publish => "PUBLISH",
-        Method::Extension(_) => "other",
-    }
+    m.standard_name().unwrap_or("other")
 }
