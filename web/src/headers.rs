@@ -2,8 +2,9 @@
 //! - security headers: a strict Content-Security-Policy (no inline script, no framing), no MIME
 //!   sniffing, no referrer leaving the site (setup links carry their token in the path), and
 //!   `Cache-Control: no-store` on everything but static assets (pages show one-time secrets);
-//! - an htmx request whose session has run out gets `HX-Redirect: /login` instead of a redirect
-//!   (which the browser would follow inside the XHR, swapping the sign-in page into a list);
+//! - an htmx request answered with a redirect (a session that ran out: to the sign-in page) gets
+//!   `204` with `HX-Redirect` instead, so the whole page goes there; a plain redirect would be
+//!   followed inside the XHR and the next page swapped into a list;
 //! - a tracing span per request with the matched route (not the raw path, which holds ids), and
 //!   the `web_http_requests_total` / `web_http_request_duration_seconds` metrics.
 
@@ -18,8 +19,6 @@ use tracing::Instrument as _;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; \
                    object-src 'none'";
-
-const LOGIN: HeaderValue = HeaderValue::from_static("/login");
 
 pub async fn layer(req: Request, next: Next) -> Response {
     let route = req
@@ -47,12 +46,12 @@ pub async fn layer(req: Request, next: Next) -> Response {
     metrics::histogram!("web_http_request_duration_seconds", &labels[..2])
         .record(elapsed.as_secs_f64());
 
-    if htmx && res.status().is_redirection() && res.headers().get(header::LOCATION) == Some(&LOGIN)
-    {
-        *res.status_mut() = StatusCode::NO_CONTENT;
-        res.headers_mut().remove(header::LOCATION);
-        res.headers_mut()
-            .insert(HeaderName::from_static("hx-redirect"), LOGIN);
+    if htmx && res.status().is_redirection() {
+        if let Some(to) = res.headers_mut().remove(header::LOCATION) {
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            res.headers_mut()
+                .insert(HeaderName::from_static("hx-redirect"), to);
+        }
     }
     let h = res.headers_mut();
     let mut set = |name: HeaderName, value: &'static str| {

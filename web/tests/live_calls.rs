@@ -144,7 +144,8 @@ async fn member_sees_own_calls(b: Backend) {
     let mia = app.user(Some(bt.id), Role::Member, "mia@bravo.test").await;
     let mut settings = ExtensionSettings::new("Mia");
     settings.user_id = Some(mia.id);
-    app.dir
+    let (ext, _) = app
+        .dir
         .create_extension(
             bt.id,
             &NewExtension {
@@ -178,6 +179,17 @@ async fn member_sees_own_calls(b: Backend) {
         );
         assert!(!r.body.contains("<form"));
     }
+    // Her extension unlinked while the page is open: the poll sends the whole page away.
+    let mut unlinked = ext.settings.clone();
+    unlinked.user_id = None;
+    app.dir
+        .update_extension(bt.id, ext.id, &unlinked)
+        .await
+        .unwrap();
+    let r = m.htmx_get("/account/extension").await;
+    r.assert(StatusCode::NO_CONTENT);
+    assert_eq!(r.headers["hx-redirect"], "/account/password");
+
     // Members do not get the business's page.
     m.get(&format!("/t/{}/active-calls", bt.id))
         .await
