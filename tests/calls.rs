@@ -125,6 +125,7 @@ fn opts(ip: &'static str, tone: u32) -> PhoneOpts {
         auto_answer: true,
         dial: None,
         quit_after: 40,
+        control_port: None,
     }
 }
 
@@ -135,6 +136,7 @@ fn dialling(ip: &'static str, tone: u32, number: &str, quit_after: u32) -> Phone
         auto_answer: false,
         dial: Some(number.to_owned()),
         quit_after,
+        control_port: None,
     }
 }
 
@@ -628,4 +630,113 @@ fn trunk_failover_emergency_at_limit_and_inbound_numbers() {
     assert_eq!(inbound.direction, Direction::Inbound);
     assert_eq!(inbound.callee, "102");
     assert_eq!(inbound.disposition, Disposition::Answered);
+}
+
+/// Share of half-second windows of `samples[from_s..to_s]` whose dominant
+/// frequency among `candidates` is in `expected`.
+fn share_of(samples: &[i16], rate: u32, span: (f64, f64), expected: &[f64]) -> f64 {
+    let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
+    candidates.extend([440.0, 880.0]);
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    let half = rate as usize / 2;
+    let (from, to) = (
+        (span.0 * f64::from(rate)) as usize,
+        ((span.1 * f64::from(rate)) as usize).min(samples.len()),
+    );
+    let windows: Vec<&[i16]> = samples[from..to].chunks_exact(half).collect();
+    let hits = windows
+        .iter()
+        .filter(|w| {
+            // the strongest candidate, whatever its share
+            let best = candidates
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    media::tone::goertzel_power(w, *a, rate)
+                        .total_cmp(&media::tone::goertzel_power(w, *b, rate))
+                })
+                .unwrap();
+            expected.contains(&best)
+        })
+        .count();
+    hits as f64 / windows.len().max(1) as f64
+}
+
+/// Each half second: RMS and the strongest of the candidate frequencies.
+fn describe(samples: &[i16], rate: u32) -> String {
+    let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
+    candidates.extend([440.0, 880.0]);
+    samples
+        .chunks_exact(rate as usize / 2)
+        .map(|w| {
+            let rms =
+                (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+            let best = candidates
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    media::tone::goertzel_power(w, *a, rate)
+                        .total_cmp(&media::tone::goertzel_power(w, *b, rate))
+                })
+                .unwrap();
+            format!("{rms:.0}:{best:.0}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn hold_plays_music_to_the_other_party_and_resume_restores_audio() {
+    if !clients_available("hold_music", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102"], "32000-32199");
+    let bob = pbx.phone("102", opts(clients::OTHER_IP, 880));
+    let mut alice_opts = dialling(clients::PHONE_IP, 440, "102", 14);
+    alice_opts.control_port = Some(clients::free_tcp_port());
+    let mut alice = baresip_phone(pbx.account("101"), pbx.sip, &alice_opts);
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    let established = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    assert!(alice.command("hold"), "hold refused: {}", alice.proc.log());
+    let held_at = established.elapsed().as_secs_f64();
+    thread::sleep(Duration::from_secs(4));
+    assert!(alice.command("resume"), "resume refused");
+    let resumed_at = established.elapsed().as_secs_f64();
+    alice.wait_exit(Duration::from_secs(20));
+
+    let (heard, rate) = bob.heard();
+    let notes = media::music::MELODY;
+    let before = share_of(&heard, rate, (0.5, held_at - 0.5), &[440.0]);
+    let during = share_of(&heard, rate, (held_at + 1.0, resumed_at - 0.5), &notes);
+    let after = share_of(&heard, rate, (resumed_at + 1.0, resumed_at + 4.0), &[440.0]);
+    assert!(
+        before >= 0.8,
+        "before hold, 440 Hz in {before:.2} of the windows"
+    );
+    assert!(
+        during >= 0.8,
+        "while held, music in {during:.2} of the windows"
+    );
+    assert!(
+        after >= 0.8,
+        "after resume, 440 Hz in {after:.2} of the windows (held {held_at:.1} s, resumed {resumed_at:.1} s; heard {:.1} s: {})",
+        heard.len() as f64 / f64::from(rate),
+        describe(&heard, rate)
+    );
+    assert!(
+        pbx.server.log().contains("holds=true") && pbx.server.log().contains("holds=false"),
+        "{}",
+        pbx.server.log()
+    );
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!(cdr.disposition, Disposition::Answered);
 }

@@ -171,7 +171,9 @@ impl CallTask {
         let mut dirty = false;
         let mut next = 0usize;
         let mut music_tick = tokio::time::interval(MUSIC_FRAME);
-        music_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // A late frame is sent at once, then the cadence continues (Delay):
+        // the phone's jitter buffer absorbs one late packet, not a burst.
+        music_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let playing = relay.music_to.iter().any(|m| *m);
             let wake = tokio::select! {
@@ -185,6 +187,10 @@ impl CallTask {
                 Wake::Cmd(None | Some(CallCmd::Close)) => break,
                 Wake::Cmd(Some(cmd)) => {
                     relay.on_cmd(cmd, Instant::now());
+                    if !playing && relay.music_to.iter().any(|m| *m) {
+                        // the interval was not polled while silent: start afresh
+                        music_tick.reset();
+                    }
                     relay.publish(&stats);
                     dirty = false;
                     media_armed = relay.rearm(&mut media_timer);
