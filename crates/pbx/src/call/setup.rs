@@ -17,7 +17,7 @@ use super::engine::{
 use super::media::{CallMedia, parse_sdp};
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, InboundCall, SipOutput};
 
-const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+pub(crate) const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const DECLINED: &str = "SIP;cause=603;text=\"Declined\"";
 const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
@@ -179,6 +179,10 @@ impl CallEngine {
             tags: Vec::new(),
             routes: Default::default(),
             held: [false; 2],
+            transfer: None,
+            transferred: None,
+            own_reinvites: Default::default(),
+            cdr_call_id: None,
             from_extension: origin.direction == store::Direction::Internal,
             outside_counted: false,
             direction: origin.direction,
@@ -294,6 +298,9 @@ impl CallEngine {
         now: Instant,
     ) {
         let code = response.as_ref().map_or(408, |r| r.status.as_u16());
+        if code >= 200 && self.transfer_fork_response(call, i, response.as_ref(), now) {
+            return;
+        }
         if code < 200 {
             let Some(resp) = response else { return };
             self.fork_provisional(call, i, &resp);
@@ -489,7 +496,7 @@ impl CallEngine {
 
 /// Escapes a display name for a quoted-string (RFC 3261 §25.1): backslash
 /// and double quote escaped, control characters dropped.
-fn quote_display(name: &str) -> String {
+pub(crate) fn quote_display(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars().take(64) {
         match c {

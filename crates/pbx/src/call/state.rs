@@ -153,6 +153,14 @@ pub(crate) struct Call {
     /// ([`super::CallEngine::poll_outside_started`]).
     pub outside_counted: bool,
     pub trunk: Option<store::TrunkId>,
+    /// A blind transfer ringing its target.
+    pub transfer: Option<super::transfer::Transfer>,
+    /// Who transferred the call, and to whom (for the record).
+    pub transferred: Option<(String, String)>,
+    /// Re-INVITEs the engine sent on its own, by branch.
+    pub own_reinvites: HashMap<String, Side>,
+    /// The caller's Call-ID, kept for the record when sides were swapped.
+    pub cdr_call_id: Option<String>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
     pub tags: Vec<String>,
@@ -203,7 +211,8 @@ impl Call {
             .iter()
             .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
             .min();
-        [self.no_answer_at, self.linger_until, retx, setup]
+        let transfer = self.transfer.as_ref().and_then(|t| t.deadline);
+        [self.no_answer_at, self.linger_until, retx, setup, transfer]
             .into_iter()
             .flatten()
             .min()
