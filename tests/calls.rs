@@ -636,7 +636,7 @@ fn trunk_failover_emergency_at_limit_and_inbound_numbers() {
 /// frequency among `candidates` is in `expected`.
 fn share_of(samples: &[i16], rate: u32, span: (f64, f64), expected: &[f64]) -> f64 {
     let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
-    candidates.extend([440.0, 880.0]);
+    candidates.extend([440.0, 660.0, 880.0]);
     candidates.sort_by(f64::total_cmp);
     candidates.dedup();
     let half = rate as usize / 2;
@@ -666,7 +666,7 @@ fn share_of(samples: &[i16], rate: u32, span: (f64, f64), expected: &[f64]) -> f
 /// Each half second: RMS and the strongest of the candidate frequencies.
 fn describe(samples: &[i16], rate: u32) -> String {
     let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
-    candidates.extend([440.0, 880.0]);
+    candidates.extend([440.0, 660.0, 880.0]);
     samples
         .chunks_exact(rate as usize / 2)
         .map(|w| {
@@ -738,5 +738,75 @@ fn hold_plays_music_to_the_other_party_and_resume_restores_audio() {
         pbx.server.log()
     );
     let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+#[test]
+fn blind_transfer_by_the_callee_connects_the_caller_to_the_target() {
+    if !clients_available("blind_transfer", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32200-32399");
+    let mut bob_opts = opts(clients::OTHER_IP, 880);
+    bob_opts.control_port = Some(clients::free_tcp_port());
+    let mut bob = pbx.phone("102", bob_opts);
+    let carol = pbx.phone("103", opts("127.0.0.4", 660));
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 12),
+    );
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    let established = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    assert!(
+        bob.command_with("transfer", &format!("sip:103@{DOMAIN}")),
+        "transfer refused: {}",
+        bob.proc.log()
+    );
+    let transferred_at = established.elapsed().as_secs_f64();
+    // Bob is released once Carol answers.
+    assert!(
+        bob.proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("terminated"))
+            .is_some(),
+        "{}",
+        bob.proc.log()
+    );
+    alice.wait_exit(Duration::from_secs(20));
+    let (heard, rate) = alice.heard();
+    let before = share_of(&heard, rate, (0.5, transferred_at - 0.5), &[880.0]);
+    let after = share_of(
+        &heard,
+        rate,
+        (
+            transferred_at + 1.5,
+            heard.len() as f64 / f64::from(rate) - 0.5,
+        ),
+        &[660.0],
+    );
+    assert!(
+        before >= 0.8,
+        "before: Bob's 880 Hz in {before:.2}: {}",
+        describe(&heard, rate)
+    );
+    assert!(
+        after >= 0.8,
+        "after: Carol's 660 Hz in {after:.2}: {}",
+        describe(&heard, rate)
+    );
+    assert_heard(&carol, 440.0, "the target");
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!(cdr.caller, "101");
+    assert_eq!(cdr.callee, "103");
+    assert_eq!(cdr.transferred_by.as_deref(), Some("102"));
+    assert_eq!(cdr.transferred_to.as_deref(), Some("103"));
     assert_eq!(cdr.disposition, Disposition::Answered);
 }

@@ -638,12 +638,17 @@ impl Phone {
     /// Runs a baresip command (e.g. `hold`, `resume`) over ctrl_tcp (a
     /// netstring of JSON) and returns whether baresip said it succeeded.
     pub fn command(&self, command: &str) -> bool {
+        self.command_with(command, "")
+    }
+
+    /// [`Phone::command`] with a parameter (e.g. `transfer` and a URI).
+    pub fn command_with(&self, command: &str, params: &str) -> bool {
         use std::io::{Read as _, Write as _};
         let port = self.control.expect("phone started with a control_port");
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
             return false;
         };
-        let body = format!(r#"{{"command":"{command}","params":"","token":"t"}}"#);
+        let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
         let _ = s.write_all(format!("{}:{body},", body.len()).as_bytes());
         let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
         let mut reply = [0u8; 512];
