@@ -154,3 +154,83 @@ fn an_unanswered_target_times_out_back_to_the_transferor() {
     assert_eq!(cancels(&sim, c).len(), 1, "the target stops ringing");
     assert!(!sim.phones[b].ended);
 }
+
+fn tag(header: &str) -> String {
+    header
+        .split(";tag=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Bob holds Alice, calls Carol, then REFERs Alice's leg with Replaces
+/// naming his call with Carol: Alice and Carol talk, Bob leaves both calls.
+#[test]
+fn attended_transfer_joins_the_two_other_parties() {
+    let (mut sim, a, b, c) = three(44);
+    let now = sim.now;
+    let hold = String::from_utf8(phone::sdp(&sim.phones[b].ip(), 40000))
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    sim.phones[b].send_in_dialog_with(Method::Invite, hold.into_bytes(), now);
+    sim.run_for(secs(2));
+    let now = sim.now;
+    sim.phones[b].call("1002", now);
+    sim.run_for(secs(5));
+    assert_eq!(sim.engine.calls().len(), 2);
+    let consult = sim.phones[b].dialog.clone().expect("Bob's call to Carol");
+    let replaces = format!(
+        "{};to-tag={};from-tag={}",
+        consult.call_id,
+        tag(&consult.remote),
+        tag(&consult.local)
+    );
+    let escaped = replaces
+        .replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D");
+    let now = sim.now;
+    sim.phones[b].refer(&format!("<sip:1002@pbx.example?Replaces={escaped}>"), now);
+    sim.run_for(secs(5));
+    assert_eq!(notified(&sim, b), ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert_eq!(
+        sim.phones[b].received(Method::Bye).len(),
+        2,
+        "Bob leaves both calls"
+    );
+    assert!(pai_of_last_reinvite(&sim, a).contains("sip:1002@"));
+    assert!(pai_of_last_reinvite(&sim, c).contains("sip:1000@"));
+    let calls = sim.engine.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].caller.as_str(), calls[0].callee.as_str()),
+        ("1000", "1002")
+    );
+    assert!(
+        sim.media
+            .iter()
+            .any(|m| matches!(m, MediaCommand::Music { on: false, .. })),
+        "Alice's music stops"
+    );
+    let consult_rec = sim
+        .records
+        .iter()
+        .find(|r| r.hangup_cause == "attended transfer")
+        .expect("the consultation call's record");
+    assert_eq!(consult_rec.caller, "1001");
+    // Carol hangs up: Alice's call ends, recorded as transferred by Bob.
+    let now = sim.now;
+    sim.phones[c].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    assert!(sim.phones[a].ended);
+    let rec = sim.records.last().unwrap();
+    assert_eq!(
+        rec.transferred,
+        Some(("1001".to_owned(), "1002".to_owned()))
+    );
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}

@@ -30,7 +30,7 @@ pub(crate) enum ForkState {
 }
 
 /// One B-leg (one contact rung).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Fork {
     pub dialog: Dialog,
     pub invite: Request,
@@ -50,7 +50,7 @@ pub(crate) struct Fork {
 }
 
 /// Trunk specifics of a B-leg.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TrunkLeg {
     pub route: TrunkRoute,
     /// Credentials were sent once already (a second challenge fails).

@@ -48,12 +48,56 @@ pub(crate) struct Transfer {
 /// attended transfer (`?Replaces=`).
 fn refer_target(value: &str) -> Option<(String, bool)> {
     let na = sip::NameAddr::parse(value, "Refer-To").ok()?;
-    let attended = na
-        .uri
-        .headers()
-        .is_some_and(|h| h.to_ascii_lowercase().contains("replaces="));
+    let attended = replaces_of(value).is_some();
     let user = na.uri.user_unescaped()?;
     Some((String::from_utf8_lossy(&user).into_owned(), attended))
+}
+
+/// A dialog named by a Replaces value (RFC 3891): Call-ID and two tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Replaces {
+    pub call_id: String,
+    pub to_tag: String,
+    pub from_tag: String,
+}
+
+impl Replaces {
+    /// Parses `call-id;to-tag=X;from-tag=Y` (parameters in any order).
+    pub fn parse(value: &str) -> Option<Replaces> {
+        let mut parts = value.split(';');
+        let call_id = parts.next()?.trim().to_owned();
+        let (mut to_tag, mut from_tag) = (None, None);
+        for p in parts {
+            match p.trim().split_once('=') {
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("to-tag") => {
+                    to_tag = Some(v.trim().to_owned());
+                }
+                Some((k, v)) if k.trim().eq_ignore_ascii_case("from-tag") => {
+                    from_tag = Some(v.trim().to_owned());
+                }
+                _ => {}
+            }
+        }
+        (!call_id.is_empty()).then_some(Replaces {
+            call_id,
+            to_tag: to_tag?,
+            from_tag: from_tag?,
+        })
+    }
+}
+
+/// The Replaces of a `Refer-To` value (`<sip:x@y?Replaces=...>`, escaped).
+fn replaces_of(refer_to: &str) -> Option<Replaces> {
+    let na = sip::NameAddr::parse(refer_to, "Refer-To").ok()?;
+    let headers = na.uri.headers()?;
+    headers.split('&').find_map(|h| {
+        let (k, v) = h.split_once('=')?;
+        if !k.eq_ignore_ascii_case("replaces") {
+            return None;
+        }
+        let v = String::from_utf8_lossy(&sip::unescape(v)).into_owned();
+        Replaces::parse(&v)
+    })
 }
 
 impl CallEngine {
@@ -93,10 +137,8 @@ impl CallEngine {
             return;
         };
         if attended {
-            let mut r = req.response(StatusCode::NOT_IMPLEMENTED);
-            r.reason = "Not Implemented (attended transfer)".to_owned();
-            self.respond(&key, r);
-            return;
+            let replaces = req.headers.get("Refer-To").and_then(replaces_of);
+            return self.attended_transfer(call, side, key, &req, replaces, now);
         }
         self.respond(&key, req.response(status(202)));
         // Who is transferred, as the target will see them.
@@ -178,6 +220,131 @@ impl CallEngine {
                 contact_hdr,
             );
             self.launch_fork(call, dialog, tag, None);
+        }
+    }
+
+    /// The call (and the leg in it) a Replaces names, from our side: its
+    /// to-tag is ours, its from-tag the phone's (either order accepted).
+    pub(crate) fn find_replaced(&self, r: &Replaces) -> Option<(u64, LegRef)> {
+        for (ours, theirs) in [(&r.to_tag, &r.from_tag), (&r.from_tag, &r.to_tag)] {
+            let Some(&(id, leg)) = self.dialogs.get(ours.as_str()) else {
+                continue;
+            };
+            let call = self.calls.get(&id)?;
+            let d = match leg {
+                LegRef::A => &call.a.dialog,
+                LegRef::Fork(i) => &call.forks.get(i)?.dialog,
+            };
+            if d.call_id == r.call_id && d.remote_tag.as_deref() == Some(theirs.as_str()) {
+                return Some((id, leg));
+            }
+        }
+        None
+    }
+
+    /// REFER with Replaces: the transferor (on this call, `side`) joins the
+    /// other party of this call with the other party of its consultation
+    /// call (the dialog Replaces names) and leaves both.
+    fn attended_transfer(
+        &mut self,
+        call: &mut Call,
+        side: Side,
+        key: TxKey,
+        req: &Request,
+        replaces: Option<Replaces>,
+        now: Instant,
+    ) {
+        let found = replaces.as_ref().and_then(|r| self.find_replaced(r));
+        let Some((id2, leg2)) = found.filter(|(id2, _)| *id2 != call.id) else {
+            let mut r = req.response(StatusCode::NOT_FOUND);
+            r.reason = "Not Found (no such consultation call)".to_owned();
+            return self.respond(&key, r);
+        };
+        let Some(mut consult) = self.calls.remove(&id2) else {
+            return self.respond(&key, req.response(status(481)));
+        };
+        let usable = consult.phase == CallPhase::Connected
+            && consult.tenant == call.tenant
+            && (leg2 == LegRef::A || consult.winner == leg_fork(leg2));
+        if !usable {
+            self.insert_call(consult);
+            let mut r = req.response(status(403));
+            r.reason = "Forbidden (the consultation call is not connected)".to_owned();
+            return self.respond(&key, r);
+        }
+        self.respond(&key, req.response(status(202)));
+        let by = match side {
+            Side::A => call.caller.clone(),
+            Side::B => call.callee.clone(),
+        };
+        if side == Side::A {
+            self.swap_sides(call);
+        }
+        // In the consultation call, the transferor on side A, the target on B.
+        let target_number = if leg2 == LegRef::A {
+            consult.callee.clone()
+        } else {
+            let n = consult.caller.clone();
+            self.swap_sides(&mut consult);
+            n
+        };
+        let (Some(transferor), Some(w2)) = (call.winner, consult.winner) else {
+            self.insert_call(consult);
+            return;
+        };
+        self.notify(call, transferor, "100 Trying", false);
+        // The target's leg moves into this call as its B side.
+        let mut fork = consult.forks[w2].clone();
+        fork.round = call.round;
+        consult.forks[w2].state = ForkState::Done;
+        consult.winner = None;
+        let tag = fork.dialog.local_tag.clone();
+        consult.tags.retain(|t| *t != tag);
+        let target_sdp = consult.media.declared(Side::B).cloned();
+        let i = call.forks.len();
+        call.forks.push(fork);
+        self.add_dialog(call, tag, LegRef::Fork(i));
+        // The transferor leaves both calls.
+        self.notify(call, transferor, "200 OK", true);
+        self.bye_fork(call, transferor, None);
+        call.forks[transferor].state = ForkState::Done;
+        call.winner = Some(i);
+        call.transferred = Some((by.clone(), target_number.clone()));
+        call.callee = target_number.clone();
+        if call.held[idx(Side::B)] {
+            call.held[idx(Side::B)] = false;
+            self.media_out.push_back(MediaCommand::Music {
+                call: call.id,
+                to: Side::A,
+                on: false,
+            });
+        }
+        self.bye(&mut consult, Side::A, None);
+        consult.transferred = Some((by.clone(), call.caller.clone()));
+        self.end(
+            &mut consult,
+            now,
+            store::Disposition::Answered,
+            "attended transfer",
+            store::HangupBy::Caller,
+        );
+        self.insert_call(consult);
+        tracing::info!(call = call.id, by = %by, to = %target_number, "attended transfer");
+        // Both remaining parties learn who they talk to, and the media path:
+        // the target now sends to this call's relay.
+        let host = self.config.sip_addr.ip();
+        let a_identity = format!(
+            "\"{}\" <sip:{}@{host}>",
+            super::setup::quote_display(&call.caller_name),
+            call.caller
+        );
+        let a_sdp = call.media.declared(Side::A).cloned();
+        if let Some(body) = a_sdp.and_then(|s| call.media.sdp_for(Side::B, &s).ok()) {
+            self.reinvite(call, Side::B, body, Some(&a_identity));
+        }
+        if let Some(body) = target_sdp.and_then(|s| call.media.sdp_for(Side::A, &s).ok()) {
+            let identity = format!("<sip:{target_number}@{host}>");
+            self.reinvite(call, Side::A, body, Some(&identity));
         }
     }
 
@@ -416,6 +583,13 @@ impl CallEngine {
     }
 }
 
+fn leg_fork(leg: LegRef) -> Option<usize> {
+    match leg {
+        LegRef::Fork(i) => Some(i),
+        LegRef::A => None,
+    }
+}
+
 /// A status line for a sipfrag body.
 fn sipfrag_status(code: u16) -> String {
     let reason = match code {
@@ -449,5 +623,14 @@ mod tests {
         assert_eq!(user, "1003");
         assert!(attended);
         assert_eq!(refer_target("garbage <"), None);
+        assert_eq!(
+            replaces_of("<sip:1003@h?Replaces=abc%40host%3Bto-tag%3D1%3Bfrom-tag%3D2>"),
+            Some(Replaces {
+                call_id: "abc@host".into(),
+                to_tag: "1".into(),
+                from_tag: "2".into()
+            })
+        );
+        assert_eq!(Replaces::parse("abc;to-tag=1"), None);
     }
 }
