@@ -234,3 +234,78 @@ fn attended_transfer_joins_the_two_other_parties() {
     sim.run_for(secs(40));
     assert_ports_returned(&sim);
 }
+
+/// Bob's early or confirmed dialog with the PBX, as a Replaces value.
+fn replaces_for(sim: &Sim, phone: usize) -> String {
+    let inv = sim.phones[phone].received(Method::Invite)[0];
+    let ours = tag(inv.headers.get("From").unwrap());
+    let theirs = sim.phones[phone].incoming[0].tag.clone();
+    format!(
+        "{};to-tag={ours};from-tag={theirs}",
+        inv.headers.get("Call-ID").unwrap()
+    )
+}
+
+#[test]
+fn directed_pickup_answers_a_ringing_call_from_another_phone() {
+    let (mut sim, a, b) = two_phones(45, NetConfig::perfect());
+    let d = sim.phone("dave", "1003", true);
+    sim.phones[b].behavior = ring(None);
+    let now = sim.now;
+    sim.phones[a].call("1001", now);
+    sim.run_for(secs(2));
+    let replaces = replaces_for(&sim, b);
+    sim.phones[d].extra_headers = vec![("Replaces", replaces), ("Require", "replaces".to_owned())];
+    let now = sim.now;
+    sim.phones[d].call("1001", now);
+    sim.phones[d].extra_headers.clear();
+    sim.run_for(secs(5));
+    assert_eq!(
+        sim.phones[a].invite_finals(),
+        [200],
+        "the caller is answered"
+    );
+    assert_eq!(sim.phones[d].invite_finals(), [200], "by the picker");
+    let cancel = cancels(&sim, b);
+    assert_eq!(cancel.len(), 1, "the ringing phone stops");
+    assert!(
+        cancel[0]
+            .headers
+            .get("Reason")
+            .unwrap()
+            .contains("cause=200")
+    );
+    let calls = sim.engine.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].phase, CallPhase::Connected);
+    assert_eq!(calls[0].callee, "1003");
+    let now = sim.now;
+    sim.phones[d].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    assert!(sim.phones[a].ended);
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}
+
+#[test]
+fn invite_with_replaces_takes_over_a_connected_leg() {
+    let (mut sim, a, b) = connected(46, NetConfig::perfect());
+    let d = sim.phone("dave", "1003", true);
+    let replaces = replaces_for(&sim, b);
+    sim.phones[d].extra_headers = vec![("Replaces", replaces)];
+    let now = sim.now;
+    sim.phones[d].call("1001", now);
+    sim.phones[d].extra_headers.clear();
+    sim.run_for(secs(5));
+    assert_eq!(sim.phones[d].invite_finals(), [200]);
+    assert!(sim.phones[b].ended, "the replaced phone gets BYE");
+    assert!(pai_of_last_reinvite(&sim, a).contains("sip:1003@"));
+    assert_eq!(sim.engine.calls()[0].callee, "1003");
+    // A dialog that does not exist: 481.
+    let e = sim.phone("eve", "1004", true);
+    sim.phones[e].extra_headers = vec![("Replaces", "nope@nowhere;to-tag=x;from-tag=y".to_owned())];
+    let now = sim.now;
+    sim.phones[e].call("1001", now);
+    sim.run_for(secs(5));
+    assert_eq!(sim.phones[e].invite_finals(), [481]);
+}

@@ -23,12 +23,12 @@ const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
 
 /// Who a new call comes from.
-struct Origin {
-    tenant: store::TenantId,
-    caller: String,
-    name: String,
-    direction: store::Direction,
-    trunk: Option<store::TrunkId>,
+pub(crate) struct Origin {
+    pub tenant: store::TenantId,
+    pub caller: String,
+    pub name: String,
+    pub direction: store::Direction,
+    pub trunk: Option<store::TrunkId>,
 }
 
 impl CallEngine {
@@ -111,8 +111,11 @@ impl CallEngine {
             Ok(mf) => mf.unwrap_or(70),
             Err(_) => return reject(self, 400),
         };
-        // No SIP extension is supported yet (100rel, timer...): RFC 3261 §8.2.2.3.
-        let required: Vec<&str> = request.require().collect();
+        // Only Replaces is supported (no 100rel, timer...): RFC 3261 §8.2.2.3.
+        let required: Vec<&str> = request
+            .require()
+            .filter(|t| !t.eq_ignore_ascii_case("replaces"))
+            .collect();
         if !required.is_empty() {
             let r = request
                 .response_tagged(StatusCode::BAD_EXTENSION)
@@ -124,6 +127,13 @@ impl CallEngine {
             // Offerless INVITEs (offer in the 2xx) are not supported yet.
             return reject(self, 488);
         };
+        if let Some(value) = request.headers.get("Replaces") {
+            // RFC 3891: pick up a ringing call, or take over a connected leg.
+            let Some(replaces) = super::transfer::Replaces::parse(value) else {
+                return reject(self, 400);
+            };
+            return self.on_replaces(key, request, source, origin, replaces, offer, now);
+        }
         let dialled = request
             .uri
             .user()

@@ -590,6 +590,234 @@ fn leg_fork(leg: LegRef) -> Option<usize> {
     }
 }
 
+impl CallEngine {
+    /// A dialog-creating INVITE with Replaces (RFC 3891) from a phone of
+    /// the same tenant: directed pickup of a ringing leg (the caller is
+    /// answered by the new phone, the ringing ones are cancelled), or the
+    /// new phone taking over a connected leg (the old one gets BYE, the
+    /// other party a re-INVITE with the new identity). Anything else: 481.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_replaces(
+        &mut self,
+        key: TxKey,
+        request: Request,
+        source: sip::transaction::Target,
+        origin: super::setup::Origin,
+        replaces: Replaces,
+        offer: media::Sdp,
+        now: Instant,
+    ) {
+        let found = self.find_replaced(&replaces);
+        let Some((id, leg)) = found else {
+            return self.respond(&key, request.response_tagged(status(481)));
+        };
+        let Some(mut call) = self.calls.remove(&id) else {
+            return self.respond(&key, request.response_tagged(status(481)));
+        };
+        if call.tenant != origin.tenant {
+            // Another business's dialog: as if it did not exist.
+            self.insert_call(call);
+            return self.respond(&key, request.response_tagged(status(481)));
+        }
+        match (call.phase, leg) {
+            (CallPhase::Ringing, LegRef::Fork(_)) if !call.a.finalized => {
+                self.pickup(&mut call, key, &request, source, &origin, &offer, now);
+            }
+            (CallPhase::Connected, leg) => {
+                let side = if leg == LegRef::A { Side::A } else { Side::B };
+                if side == Side::B && call.winner != leg_fork(leg) {
+                    self.respond(&key, request.response_tagged(status(481)));
+                } else {
+                    self.take_over(&mut call, side, key, &request, source, &origin, &offer, now);
+                }
+            }
+            _ => self.respond(&key, request.response_tagged(status(481))),
+        }
+        self.insert_call(call);
+    }
+
+    /// The new phone's INVITE as the call's B side (a UAS dialog kept in
+    /// a fork slot), answered with `body`.
+    #[allow(clippy::too_many_arguments)]
+    fn adopt_as_b(
+        &mut self,
+        call: &mut Call,
+        key: &TxKey,
+        request: &Request,
+        source: sip::transaction::Target,
+        extension: &str,
+        body: Vec<u8>,
+        now: Instant,
+    ) -> usize {
+        let tag = self.tokens.next();
+        let contact = self.contact(source.transport);
+        let dialog = Dialog::uas(request, source, tag.clone(), contact);
+        let i = call.forks.len();
+        call.forks.push(super::state::Fork {
+            dialog,
+            invite: request.clone(),
+            branch: String::new(),
+            state: ForkState::Answered,
+            cancel_pending: None,
+            cancelled: false,
+            extension: extension.to_owned(),
+            round: call.round,
+            ack: None,
+            trunk: None,
+        });
+        self.add_dialog(call, tag.clone(), LegRef::Fork(i));
+        let mut ok = request
+            .response(StatusCode::OK)
+            .with_header("Allow", super::ALLOW)
+            .with_body("application/sdp", body);
+        ok.set_to_tag(&tag);
+        ok.headers
+            .push("Contact", &call.forks[i].dialog.local_contact);
+        self.respond(key, ok.clone());
+        let cseq = request.cseq().ok().flatten().map_or(1, |c| c.seq);
+        call.retransmits.push(super::state::Retransmit {
+            side: Side::B,
+            key: key.clone(),
+            response: ok,
+            cseq,
+            next: now + self.config.t1,
+            interval: self.config.t1,
+            give_up: now + self.config.t1 * 64,
+            initial: false,
+        });
+        i
+    }
+
+    /// Directed pickup: `origin`'s phone answers the ringing call.
+    #[allow(clippy::too_many_arguments)]
+    fn pickup(
+        &mut self,
+        call: &mut Call,
+        key: TxKey,
+        request: &Request,
+        source: sip::transaction::Target,
+        origin: &super::setup::Origin,
+        offer: &media::Sdp,
+        now: Instant,
+    ) {
+        // Each side's offer answered with what the other offered.
+        let offer_a = call.offer_a.clone();
+        let answer_a = media::answer(
+            &offer_a,
+            &media::Capabilities::from_sdp(offer),
+            media::Direction::SendRecv,
+        );
+        let answer_b = media::answer(
+            offer,
+            &media::Capabilities::from_sdp(&offer_a),
+            media::Direction::SendRecv,
+        );
+        let (Ok(mut answer_a), Ok(mut answer_b)) = (answer_a, answer_b) else {
+            return self.respond(&key, request.response_tagged(status(488)));
+        };
+        answer_a.sdp.connection = None;
+        answer_b.sdp.connection = None;
+        let bodies = (
+            call.media.sdp_for(Side::A, &answer_a.sdp),
+            call.media.sdp_for(Side::B, &answer_b.sdp),
+        );
+        let (Ok(body_a), Ok(body_b)) = bodies else {
+            return self.respond(&key, request.response_tagged(status(488)));
+        };
+        tracing::info!(call = call.id, by = %origin.caller, "picked up");
+        self.cancel_all(call, Some(COMPLETED_ELSEWHERE));
+        let i = self.adopt_as_b(call, &key, request, source, &origin.caller, body_b, now);
+        call.winner = Some(i);
+        call.callee = origin.caller.clone();
+        call.no_answer_at = None;
+        call.media.configure(Side::A, &offer_a, &mut self.media_out);
+        call.media.configure(Side::B, offer, &mut self.media_out);
+        self.media_out
+            .push_back(MediaCommand::Connected { call: call.id });
+        let ok = self
+            .a_response(call, StatusCode::OK)
+            .with_header("Allow", super::ALLOW)
+            .with_body("application/sdp", body_a);
+        let a_key = call.a.key.clone();
+        self.respond(&a_key, ok.clone());
+        call.a.finalized = true;
+        call.phase = CallPhase::Answering;
+        call.answered = Some(now);
+        let cseq = call.a.invite.cseq().ok().flatten().map_or(1, |c| c.seq);
+        call.retransmits.push(super::state::Retransmit {
+            side: Side::A,
+            key: a_key,
+            response: ok,
+            cseq,
+            next: now + self.config.t1,
+            interval: self.config.t1,
+            give_up: now + self.config.t1 * 64,
+            initial: true,
+        });
+    }
+
+    /// The new phone takes over `side` of a connected call.
+    #[allow(clippy::too_many_arguments)]
+    fn take_over(
+        &mut self,
+        call: &mut Call,
+        side: Side,
+        key: TxKey,
+        request: &Request,
+        source: sip::transaction::Target,
+        origin: &super::setup::Origin,
+        offer: &media::Sdp,
+        now: Instant,
+    ) {
+        if side == Side::A {
+            self.swap_sides(call);
+        }
+        let Some(old) = call.winner else {
+            return self.respond(&key, request.response_tagged(status(481)));
+        };
+        let Some(peer) = call.media.declared(Side::A).cloned() else {
+            return self.respond(&key, request.response_tagged(status(488)));
+        };
+        let Ok(mut answer) = media::answer(
+            offer,
+            &media::Capabilities::from_sdp(&peer),
+            media::Direction::SendRecv,
+        ) else {
+            return self.respond(&key, request.response_tagged(status(488)));
+        };
+        answer.sdp.connection = None;
+        let Ok(body) = call.media.sdp_for(Side::B, &answer.sdp) else {
+            return self.respond(&key, request.response_tagged(status(488)));
+        };
+        tracing::info!(call = call.id, by = %origin.caller, "leg replaced");
+        self.bye_fork(call, old, None);
+        call.forks[old].state = ForkState::Done;
+        let i = self.adopt_as_b(call, &key, request, source, &origin.caller, body, now);
+        call.winner = Some(i);
+        call.transferred = Some((call.callee.clone(), origin.caller.clone()));
+        call.callee = origin.caller.clone();
+        if call.held[idx(Side::B)] {
+            call.held[idx(Side::B)] = false;
+            self.media_out.push_back(MediaCommand::Music {
+                call: call.id,
+                to: Side::A,
+                on: false,
+            });
+        }
+        call.media.configure(Side::B, offer, &mut self.media_out);
+        // The remaining party learns who it talks to, and the new media.
+        if let Ok(body) = call.media.sdp_for(Side::A, offer) {
+            let identity = format!(
+                "\"{}\" <sip:{}@{}>",
+                super::setup::quote_display(&origin.name),
+                origin.caller,
+                self.config.sip_addr.ip()
+            );
+            self.reinvite(call, Side::A, body, Some(&identity));
+        }
+    }
+}
+
 /// A status line for a sipfrag body.
 fn sipfrag_status(code: u16) -> String {
     let reason = match code {

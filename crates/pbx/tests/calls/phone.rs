@@ -152,6 +152,9 @@ impl Phone {
         if let Some(req) = self.require {
             r.headers.push("Require", req);
         }
+        for (name, value) in &self.extra_headers {
+            r.headers.push(name, value);
+        }
         if self.send_sdp {
             r.headers.push("Content-Type", "application/sdp");
             r.body = self.body();
