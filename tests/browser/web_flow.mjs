@@ -2,8 +2,9 @@
 // fresh SQLite file in a temp directory, HTTP and SIP on ephemeral loopback ports, and the
 // first-run setup link from its log. A small SIP phone (sip_register.mjs) registers with the
 // credentials the UI showed, so the registrations page must pick it up by itself. Then two
-// baresip phones (baresip.mjs) call each other by extension: the active-calls pages must list
-// the call while it is up, and the call history and its CSV export must hold it afterwards.
+// baresip phones (baresip.mjs) call each other, by extension and by the business's own +44
+// number routed in the UI: the active-calls pages must list the call while it is up, and the
+// call history and its CSV export must hold it afterwards.
 // Screenshots of every page, and the server's log, go to $ARTIFACTS
 // (default ../../test-artifacts/browser).
 //
@@ -213,6 +214,7 @@ try {
   assert.ok((await adm.textContent('tbody')).includes(assigned), 'the number assigned from its row');
   // The first number (national form, "0113 496 0000") rings Reception.
   const routed = (await adm.locator('tbody tr').first().locator('td').first().textContent()).trim();
+  assert.match(routed, /^0113 496 00\d\d$/);
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');
   await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
   await adm.getByText('extension 201 (Reception)').waitFor();
@@ -317,7 +319,7 @@ try {
     const keys = head.split(',');
     return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v])));
   };
-  const csv = await csvRows();
+  let csv = await csvRows();
   assert.equal(csv.length, 1, `CSV: ${JSON.stringify(csv)}`);
   assert.deepEqual(
     [csv[0].direction, csv[0].caller, csv[0].callee, csv[0].dialled, csv[0].disposition, csv[0].hangup_by],
@@ -325,7 +327,25 @@ try {
   );
   assert.equal(Number(csv[0].duration_secs), secs(call[5]));
   assert.ok(csv[0].answered_at && csv[0].call_id, 'answered_at and call_id filled in');
+
+  // The business's own +44 number dialled in national form rings its route target directly.
+  const national = routed.replace(/\s/g, '');
+  const again = phone('workshop-national', '127.0.0.3', '202', workshopPassword, { dial: national, quitAfter: 4 });
+  await again.waitFor(/Call established/, 8000, 'answer to the national dial');
+  await again.waitExit(10000);
+  await adm.reload();
+  const [latest, first] = await historyRows(2);
+  assert.deepEqual(first, call, 'the first call is unchanged');
+  assert.deepEqual(latest.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${latest}`);
+  assert.ok(secs(latest[5]) >= 2, `talk time ${latest[5]}`);
   await snap(adm, 'call-history');
+  csv = await csvRows();
+  assert.equal(csv.length, 2);
+  assert.deepEqual(
+    [csv[0].caller, csv[0].callee, csv[0].dialled, csv[0].disposition],
+    ['202', '201', national, 'answered'],
+  );
+  assert.equal((reception.log().match(/Call established/g) ?? []).length, 2, 'Reception answered twice');
 
   // Every other page renders without console errors.
   for (const [path, name] of [
