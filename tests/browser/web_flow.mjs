@@ -75,6 +75,8 @@ const browser = await chromium.launch({
   ],
 });
 const problems = [];
+// Requests that got no answer (aborted polls included): printed only when the walk fails.
+const failedRequests = [];
 let shot = 0;
 
 async function newPage() {
@@ -83,6 +85,7 @@ async function newPage() {
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
   return page;
 }
 
@@ -402,14 +405,21 @@ try {
 } catch (e) {
   failed = 1;
   console.error(e);
+  if (failedRequests.length) console.error(`requests that failed:\n${failedRequests.join('\n')}`);
 } finally {
   await stopAll();
   await browser.close();
   server.child.kill('SIGTERM');
-  const { code } = await server.exited;
+  let stopTimer;
+  const { code } = await Promise.race([
+    server.exited,
+    new Promise((resolve) => { stopTimer = setTimeout(() => resolve({ code: 'nothing within 10 s' }), 10000); }),
+  ]);
+  clearTimeout(stopTimer);
   if (code !== 0) {
     failed = 1;
     console.error(`switchboard exited with ${code} after SIGTERM`);
+    server.child.kill('SIGKILL');
   }
   writeFileSync(join(artifacts, 'server.log'), serverLog);
   for (const { name, log } of phoneLogs()) writeFileSync(join(artifacts, `baresip-${name}.log`), log);
