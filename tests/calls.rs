@@ -810,3 +810,196 @@ fn blind_transfer_by_the_callee_connects_the_caller_to_the_target() {
     assert_eq!(cdr.transferred_to.as_deref(), Some("103"));
     assert_eq!(cdr.disposition, Disposition::Answered);
 }
+
+/// The share of half seconds of `samples` (8 kHz) in `span` where `freq`
+/// is the strongest of the test tones and the melody.
+fn heard_share(samples: &[i16], span: (f64, f64), freq: f64) -> f64 {
+    share_of(samples, 8000, span, &[freq])
+}
+
+/// What `samples` (8 kHz) carry, half second by half second, as runs of
+/// at least two windows: "440", "660", "880" or "music" (the melody).
+fn sound_runs(samples: &[i16]) -> Vec<&'static str> {
+    let labels: Vec<&'static str> = samples
+        .chunks_exact(4000)
+        .map(|w| {
+            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64;
+            if loud.sqrt() < 300.0 {
+                return "silence";
+            }
+            let tones = [(440.0, "440"), (660.0, "660"), (880.0, "880")];
+            let best_tone = tones
+                .iter()
+                .map(|(f, l)| (media::tone::goertzel_power(w, *f, 8000), *l))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .unwrap();
+            let best_note = media::music::MELODY
+                .iter()
+                .map(|f| media::tone::goertzel_power(w, *f, 8000))
+                .fold(0.0, f64::max);
+            if best_note > best_tone.0 {
+                "music"
+            } else {
+                best_tone.1
+            }
+        })
+        .collect();
+    let mut runs: Vec<(&'static str, usize)> = Vec::new();
+    for l in labels {
+        match runs.last_mut() {
+            Some((last, n)) if *last == l => *n += 1,
+            _ => runs.push((l, 1)),
+        }
+    }
+    runs.into_iter()
+        .filter(|(l, n)| *n >= 2 && *l != "silence")
+        .map(|(l, _)| l)
+        .collect()
+}
+
+fn escape_replaces(r: &str) -> String {
+    r.replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D")
+}
+
+/// Attended transfer with a scripted transferor (Bob): Alice (baresip)
+/// calls Bob; Bob holds her, calls Carol (baresip), then REFERs Alice's
+/// call with Replaces naming his call with Carol. Alice ends up hearing
+/// Carol, Bob leaves both calls, and the records say so.
+#[test]
+fn attended_transfer_with_real_phones() {
+    if !clients_available("attended_transfer", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32400-32599");
+    let acct = pbx.account("102");
+    let mut bob = clients::sipua::SipUa::new(
+        "127.0.0.5",
+        pbx.sip,
+        &acct.user,
+        &acct.password,
+        DOMAIN,
+        880.0,
+    );
+    bob.register();
+    let carol = pbx.phone("103", opts("127.0.0.4", 660));
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 14),
+    );
+    let mut d1 = bob.answer(&[]);
+    let started = Instant::now();
+    bob.run(Duration::from_secs(2), &[&d1]);
+    assert_eq!(bob.hold(&mut d1), 200);
+    let held_at = started.elapsed().as_secs_f64();
+    let d2 = bob.call("103", "", &[]).expect("Carol answers");
+    bob.run(Duration::from_secs(2), &[&d2]);
+    let refer_to = format!(
+        "Refer-To: <sip:103@{DOMAIN}?Replaces={}>\r\n",
+        escape_replaces(&clients::sipua::SipUa::replaces(&d2))
+    );
+    assert_eq!(bob.request(&mut d1, "REFER", &refer_to, "", &[&d2]), 202);
+    let transferred_at = started.elapsed().as_secs_f64();
+    bob.run(Duration::from_secs(2), &[]);
+    assert_eq!(bob.notifies, ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert_eq!(bob.byes.len(), 2, "Bob leaves both calls: {:?}", bob.byes);
+    alice.wait_exit(Duration::from_secs(20));
+    let (heard, rate) = alice.heard();
+    assert_eq!(rate, 8000);
+    // baresip records what it decodes, so the file's timeline is not the
+    // wall clock: check the order of what Alice heard instead.
+    let picture = describe(&heard, 8000);
+    assert_eq!(
+        sound_runs(&heard),
+        ["880", "music", "660"],
+        "Alice should hear Bob, music while held, then Carol: {picture}"
+    );
+    let _ = (held_at, transferred_at);
+    let (c_heard, _) = carol.heard();
+    let c_end = c_heard.len() as f64 / 8000.0;
+    let alice_share = heard_share(&c_heard, (c_end - 4.0, c_end - 0.5), 440.0);
+    assert!(
+        alice_share >= 0.7,
+        "Carol heard Alice in {alice_share:.2}: {}",
+        describe(&c_heard, 8000)
+    );
+    let rows = pbx.cdrs(2);
+    let consult = rows
+        .iter()
+        .find(|c| c.record.hangup_cause == "attended transfer")
+        .expect("the consultation call's record");
+    assert_eq!(consult.record.caller, "102");
+    let main = rows.iter().find(|c| c.record.caller == "101").unwrap();
+    assert_eq!(main.record.callee, "103");
+    assert_eq!(main.record.transferred_by.as_deref(), Some("102"));
+    assert_eq!(main.record.transferred_to.as_deref(), Some("103"));
+}
+
+/// Directed pickup: Alice (baresip) calls 102, whose phone rings; Dave's
+/// phone (scripted) sends INVITE with Replaces naming that ringing dialog
+/// and takes the call. The ringing phone is cancelled.
+#[test]
+fn directed_pickup_with_replaces() {
+    if !clients_available("pickup", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32600-32799");
+    let b = pbx.account("102");
+    let mut bob =
+        clients::sipua::SipUa::new("127.0.0.5", pbx.sip, &b.user, &b.password, DOMAIN, 880.0);
+    bob.register();
+    let d = pbx.account("103");
+    let mut dave =
+        clients::sipua::SipUa::new("127.0.0.6", pbx.sip, &d.user, &d.password, DOMAIN, 660.0);
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 10),
+    );
+    let early = bob.ring();
+    bob.run(Duration::from_millis(500), &[]);
+    let replaces = format!(
+        "Replaces: {}\r\nRequire: replaces\r\n",
+        clients::sipua::SipUa::replaces(&early)
+    );
+    let call = dave
+        .call("102", &replaces, &[])
+        .expect("the pickup is answered");
+    dave.run(Duration::from_secs(4), &[&call]);
+    bob.run(Duration::from_millis(200), &[]);
+    // (CANCEL retransmissions arrive while Bob is not reading)
+    let mut cancels = bob.cancels.clone();
+    cancels.dedup();
+    assert_eq!(
+        cancels,
+        std::slice::from_ref(&early.call_id),
+        "the ringing phone stops"
+    );
+    assert!(
+        alice.proc.log().contains("Call established"),
+        "{}",
+        alice.proc.log()
+    );
+    let heard = std::mem::take(&mut dave.heard);
+    let end = heard.len() as f64 / 8000.0;
+    let share = heard_share(&heard, (0.5, end), 440.0);
+    assert!(
+        share >= 0.7,
+        "Dave heard Alice in {share:.2}: {}",
+        describe(&heard, 8000)
+    );
+    alice.wait_exit(Duration::from_secs(15));
+    let (a_heard, _) = alice.heard();
+    let a_end = a_heard.len() as f64 / 8000.0;
+    let share = heard_share(&a_heard, (0.5, a_end - 0.5), 660.0);
+    assert!(
+        share >= 0.7,
+        "Alice heard Dave in {share:.2}: {}",
+        describe(&a_heard, 8000)
+    );
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}

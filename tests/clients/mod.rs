@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Db, Output, Server, cli, run_bounded};
 
+pub mod sipua;
+
 /// A second and a third loopback address: "another machine" for tests that
 /// need two sources (Linux routes all of 127/8 to `lo`).
 pub const PHONE_IP: &str = "127.0.0.2";
