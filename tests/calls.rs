@@ -44,7 +44,8 @@ fn pbx(numbers: &[&str], rtp: &str) -> Pbx {
 }
 
 /// Provisions `numbers`, runs `setup` on the directory, then starts the
-/// server with relay ports `rtp` (each test its own: tests run in parallel).
+/// server with relay ports `rtp` (each test its own: tests run in parallel;
+/// all below 32768, where Linux starts handing out ephemeral ports).
 fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, TenantId)) -> Pbx {
     let db = Db::sqlite();
     let accounts = provision(&db, DOMAIN, numbers);
@@ -1002,4 +1003,60 @@ fn directed_pickup_with_replaces() {
     let cdr = &pbx.cdrs(1)[0].record;
     assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
     assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+/// Stopping the server mid-call hangs the call up cleanly (BYE to both
+/// phones) and its record is written before the process exits.
+#[test]
+fn a_call_in_progress_at_shutdown_is_ended_and_recorded() {
+    if !clients_available("shutdown_call", &["baresip"]) {
+        return;
+    }
+    let Pbx {
+        _db: db,
+        server,
+        sip,
+        dir,
+        tenant,
+        accounts,
+    } = pbx(&["101", "102"], "30400-30599");
+    let account = |n: &str| accounts.iter().find(|a| a.user == n).unwrap();
+    let mut bob = baresip_phone(account("102"), sip, &opts(clients::OTHER_IP, 880));
+    bob.wait_registered();
+    let mut alice = baresip_phone(
+        account("101"),
+        sip,
+        &dialling(clients::PHONE_IP, 440, "102", 30),
+    );
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    thread::sleep(Duration::from_secs(2));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    // Both phones were told.
+    for (who, p) in [("caller", &mut alice), ("callee", &mut bob)] {
+        assert!(
+            p.proc
+                .wait_for_line(Duration::from_secs(5), |l| l.contains("terminated"))
+                .is_some(),
+            "the {who} was not hung up: {}",
+            p.proc.log()
+        );
+    }
+    let rows = block_on(dir.list_cdrs(tenant, &CdrQuery::default()))
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let cdr = &rows[0].record;
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_cause, "server shutdown");
+    assert_eq!(cdr.hangup_by, store::HangupBy::System);
+    assert!(cdr.duration_secs >= 1);
+    drop(db);
 }

@@ -217,6 +217,12 @@ impl CallsView {
     }
 
     fn publish(&self, calls: Vec<CallSummary>) {
+        let connected = calls
+            .iter()
+            .filter(|c| c.phase == crate::call::CallPhase::Connected)
+            .count();
+        metrics::gauge!("calls_active").set(calls.len() as f64);
+        metrics::gauge!("calls_connected").set(connected as f64);
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(calls);
     }
 }
