@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod commands;
 pub mod cpu;
+pub mod fake_pbx;
 pub mod fake_registrar;
 pub mod histogram;
 pub mod pacing;

@@ -64,6 +64,14 @@ pub fn answer(offer: &Media, rtp: SocketAddr, session: u64) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// The first G.711 payload type of an SDP body, PCMU when it has none.
+pub fn first_pt(body: &[u8]) -> u8 {
+    parse(body)
+        .ok()
+        .and_then(|m| m.first_g711())
+        .unwrap_or(PCMU)
+}
+
 /// What a peer's SDP says about its audio stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Media {

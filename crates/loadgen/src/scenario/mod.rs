@@ -3,6 +3,7 @@
 //! them over any transport and tests can drive them by hand. `register`
 //! exists today; call scenarios (`sb-loadgen call ...`) slot in beside it.
 
+pub mod call;
 pub mod register;
 pub mod scan;
 
