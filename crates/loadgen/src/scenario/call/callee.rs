@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use super::msg::{self, ReqParts, Side};
-use super::{BState, Calls, Out, T_ANSWER, T_RETX_200, respond};
+use super::state::{BState, T_ANSWER, T_RETX_200};
+use super::{Calls, Out, respond};
 use crate::report::Failure;
 use crate::sdp;
 

@@ -6,7 +6,8 @@ use std::time::Instant;
 use sip::auth::{Algorithm, Challenge};
 
 use super::msg::{self, ReqParts, Side};
-use super::{BState, Calls, Out, Phase, T_GUARD, T_HANGUP};
+use super::state::{BState, Phase, T_GUARD, T_HANGUP};
+use super::{Calls, Out};
 use crate::report::Failure;
 use crate::sdp;
 

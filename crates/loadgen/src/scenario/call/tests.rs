@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::fake_pbx::{FakePbx, PaperRelay};
+use crate::scenario::register::Timers;
+use crate::transport::Transport;
 use crate::users::generate;
 
 #[derive(Default)]
