@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sip::auth::{Algorithm, Credentials, Verdict, Verifier, VerifierConfig, ha1_md5, ha1_sha256};
@@ -504,4 +505,100 @@ struct RequestLine<'a> {
     cseq: u32,
     contact: &'a str,
     sdp: Option<&'a [u8]>,
+}
+
+/// A real relay: a pair of UDP sockets per call and a task forwarding
+/// between them, latching each side to where its packets come from.
+#[derive(Default)]
+pub struct UdpRelay {
+    ip: Option<std::net::IpAddr>,
+    calls: HashMap<u64, tokio::task::JoinHandle<()>>,
+    peers: HashMap<u64, Arc<Mutex<[Option<SocketAddr>; 2]>>>,
+}
+
+impl UdpRelay {
+    pub fn new(ip: std::net::IpAddr) -> Self {
+        UdpRelay {
+            ip: Some(ip),
+            ..UdpRelay::default()
+        }
+    }
+}
+
+impl Relay for UdpRelay {
+    fn open(&mut self, n: u64) -> (SocketAddr, SocketAddr) {
+        let ip = self.ip.unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        let bind = || -> std::io::Result<tokio::net::UdpSocket> {
+            let s = std::net::UdpSocket::bind(SocketAddr::new(ip, 0))?;
+            s.set_nonblocking(true)?;
+            tokio::net::UdpSocket::from_std(s)
+        };
+        let (Ok(a), Ok(b)) = (bind(), bind()) else {
+            // no ports: an address nobody listens on; the call's media is lost
+            let dead = SocketAddr::new(ip, 9);
+            return (dead, dead);
+        };
+        let addrs = (
+            a.local_addr().unwrap_or(SocketAddr::new(ip, 9)),
+            b.local_addr().unwrap_or(SocketAddr::new(ip, 9)),
+        );
+        let peers = Arc::new(Mutex::new([None, None]));
+        self.peers.insert(n, Arc::clone(&peers));
+        let task = tokio::spawn(async move {
+            let (mut x, mut y) = ([0u8; 2048], [0u8; 2048]);
+            loop {
+                // 0: caller side (socket a), 1: callee side (socket b)
+                let (side, n, from) = tokio::select! {
+                    r = a.recv_from(&mut x) => match r { Ok((n, f)) => (0, n, f), Err(_) => continue },
+                    r = b.recv_from(&mut y) => match r { Ok((n, f)) => (1, n, f), Err(_) => continue },
+                };
+                let to = {
+                    let mut p = peers.lock().unwrap_or_else(|e| e.into_inner());
+                    p[side] = Some(from);
+                    p[1 - side]
+                };
+                let Some(to) = to else { continue };
+                let _ = if side == 0 {
+                    b.send_to(&x[..n], to).await
+                } else {
+                    a.send_to(&y[..n], to).await
+                };
+            }
+        });
+        self.calls.insert(n, task);
+        addrs
+    }
+
+    fn connect(&mut self, n: u64, caller: SocketAddr, callee: SocketAddr) {
+        if let Some(p) = self.peers.get(&n) {
+            let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+            p[0] = p[0].or(Some(caller));
+            p[1] = p[1].or(Some(callee));
+        }
+    }
+
+    fn close(&mut self, n: u64) {
+        if let Some(t) = self.calls.remove(&n) {
+            t.abort();
+        }
+        self.peers.remove(&n);
+    }
+}
+
+/// Serves SIP on `sock` until the task is dropped. Must run inside a
+/// tokio runtime (relays are spawned tasks).
+pub async fn serve_udp(sock: tokio::net::UdpSocket, pbx: Arc<Mutex<FakePbx<UdpRelay>>>) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
+        let out = pbx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .handle(from, &buf[..n]);
+        for (to, bytes) in out {
+            let _ = sock.send_to(&bytes, to).await;
+        }
+    }
 }

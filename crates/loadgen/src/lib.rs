@@ -2,6 +2,8 @@
 //! here). Shared pieces (pacing, metrics, transports, users) sit beside one
 //! module per scenario; `register` is the first scenario.
 
+pub mod call_report;
+pub mod calls_cmd;
 pub mod cli;
 pub mod commands;
 pub mod cpu;

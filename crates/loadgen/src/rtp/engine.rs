@@ -28,7 +28,21 @@ pub struct MediaHandle {
     thread: Option<JoinHandle<RtpStats>>,
 }
 
+/// A second way to send commands to the media thread (the scenario's),
+/// while the [`MediaHandle`] stays with the driver that ends the thread.
+pub struct MediaSender(mpsc::Sender<Msg>);
+
+impl MediaSender {
+    pub fn send(&self, cmd: MediaCmd) {
+        let _ = self.0.send(Msg::Cmd(cmd));
+    }
+}
+
 impl MediaHandle {
+    pub fn clone_sender(&self) -> MediaSender {
+        MediaSender(self.tx.clone())
+    }
+
     pub fn send(&self, cmd: MediaCmd) {
         // the thread only ends after Shutdown: a failed send means it
         // panicked, which join reports

@@ -300,11 +300,15 @@ impl Media {
         }
         if probe.epoch == s.epoch {
             // the partner receives it: on the partner's socket, from the
-            // relay port the partner sends to
-            let ok = self
-                .streams
-                .get(s.partner as usize)
-                .is_some_and(|p| p.socket == socket && from.is_none_or(|f| f == p.dest));
+            // relay port the partner sends to (once the partner has started:
+            // the callee starts at the ACK, the caller's first packets may
+            // come before)
+            let ok = match self.streams.get(s.partner as usize) {
+                Some(p) if p.epoch == probe.epoch => {
+                    p.socket == socket && from.is_none_or(|f| f == p.dest)
+                }
+                _ => true,
+            };
             if !ok {
                 self.stats.misrouted += 1;
                 return;

@@ -195,3 +195,15 @@ fn loss_is_what_was_sent_and_never_arrived() {
     assert!((s.loss_percent() - 0.01).abs() < 1e-9);
     assert_eq!(RtpStats::default().loss_percent(), 0.0);
 }
+
+#[test]
+fn packets_before_the_partner_starts_are_received_not_misrouted() {
+    let mut m = Media::new();
+    let mut out = Sent::new();
+    // only the caller side has started (the callee starts at the ACK)
+    m.command(MediaCmd::Start(spec(0, 1, 0, "127.0.0.1:20000")), 0);
+    run(&mut m, 0, &mut out);
+    m.sent(out.len() as u64);
+    m.on_packet(1, Some(sa("127.0.0.1:20002")), &out[0].2, 0);
+    assert_eq!((m.stats.received, m.stats.misrouted), (1, 0));
+}

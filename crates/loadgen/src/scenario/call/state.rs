@@ -52,7 +52,7 @@ pub trait MediaOut {
     fn command(&mut self, cmd: MediaCmd);
 }
 
-impl MediaOut for crate::rtp::engine::MediaHandle {
+impl MediaOut for crate::rtp::engine::MediaSender {
     fn command(&mut self, cmd: MediaCmd) {
         self.send(cmd);
     }
