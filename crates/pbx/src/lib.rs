@@ -14,6 +14,8 @@ pub mod transport;
 pub use location::{Binding, LocationService};
 pub use registrar::persist::PersistConfig;
 pub use registrar::{ChallengeAlgorithms, RegistrarConfig};
-pub use server::{Error, LocalAddrs, SipConfig, SipService, SipServiceHandle};
+pub use server::{
+    CallsConfig, CallsView, Error, LocalAddrs, SipConfig, SipService, SipServiceHandle,
+};
 pub use transport::tcp::TcpConfig;
 pub use transport::{ConnId, Flow, Outbound, SendError, TransportKind};

@@ -400,7 +400,7 @@ async fn prepared_plan_answers_the_engine_synchronously() {
     let plan = PreparedPlan::new(env.calls.clone(), PreparedPlan::DEFAULT_TTL);
     let t = env.tenant.id;
     assert_eq!(
-        refused(&plan.resolve(t, "1002")),
+        refused(&plan.resolve(t, None, "1002")),
         503,
         "nothing prepared yet"
     );
@@ -410,22 +410,28 @@ async fn prepared_plan_answers_the_engine_synchronously() {
         .await
         .unwrap();
     assert!(matches!(d, Destination::Extension(_)));
-    assert_eq!(plan.resolve(t, "1002"), d);
+    assert_eq!(plan.resolve(t, None, "1002"), d);
     // The caller's own extension and Bob's forwarding targets are there too.
-    assert!(matches!(plan.resolve(t, "1001"), Destination::Extension(_)));
-    let fwd = outside(plan.resolve(t, "+447400123456"));
+    assert!(matches!(
+        plan.resolve(t, None, "1001"),
+        Destination::Extension(_)
+    ));
+    let fwd = outside(plan.resolve(t, Some("1001"), "+447400123456"));
     assert_eq!(fwd.routes.len(), 3);
+    // An outside destination carries the caller's own caller ID: it is kept
+    // for the caller it was prepared for, never handed to another.
+    assert_eq!(refused(&plan.resolve(t, Some("1003"), "+447400123456")), 503);
     // The limit is applied when the engine asks, not when prepared.
     let _g1 = env.calls.guard(t);
     let _g2 = env.calls.guard(t);
-    assert_eq!(refused(&plan.resolve(t, "+447400123456")), 503);
+    assert_eq!(refused(&plan.resolve(t, Some("1001"), "+447400123456")), 503);
     // Inbound: stored under the dialled string as the trunk sent it.
     let i = env
         .resolver
         .prepare_inbound(&plan, "442079460018")
         .await
         .unwrap();
-    assert_eq!(plan.resolve(t, "442079460018"), i.destination);
+    assert_eq!(plan.resolve(t, None, "442079460018"), i.destination);
     plan.invalidate(t);
     assert!(plan.is_empty());
 }

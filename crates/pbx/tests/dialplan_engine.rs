@@ -20,7 +20,7 @@ const DDI: &str = "+442079460018";
 struct Nobody;
 
 impl Locator for Nobody {
-    fn contacts(&self, _: TenantId, _: &ExtensionNumber) -> Vec<ContactTarget> {
+    fn contacts(&self, _: TenantId, _: &pbx::call::ExtensionProfile) -> Vec<ContactTarget> {
         Vec::new()
     }
 }

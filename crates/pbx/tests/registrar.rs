@@ -334,12 +334,12 @@ async fn options_malformed_and_other_methods() {
         .replace("Max-Forwards: 70", "Max-Forwards: 0");
     ua.send_raw(bytes.as_bytes()).await;
     assert_eq!(ua.recv().await.status.as_u16(), 483);
-    // INVITE: not yet
+    // INVITE without credentials: the calls side challenges it
     let mut inv = r.clone();
     inv.method = "INVITE";
     let resp = ua.send(&inv).await;
-    assert_eq!(resp.status.as_u16(), 501);
-    assert!(resp.headers.get("Allow").is_some());
+    assert_eq!(resp.status.as_u16(), 407);
+    assert!(resp.headers.get("Proxy-Authenticate").is_some());
     // malformed CSeq with readable Via: 400 with a reason
     let bad = String::from_utf8(ua.render(&r))
         .unwrap()

@@ -107,6 +107,7 @@ impl StatusCode {
     pub const TOO_MANY_HOPS: StatusCode = StatusCode(483);
     pub const SERVER_INTERNAL_ERROR: StatusCode = StatusCode(500);
     pub const NOT_IMPLEMENTED: StatusCode = StatusCode(501);
+    pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
     pub const VERSION_NOT_SUPPORTED: StatusCode = StatusCode(505);
     pub const MESSAGE_TOO_LARGE: StatusCode = StatusCode(513);
 

@@ -111,6 +111,28 @@ pub struct Settings {
         value_parser = with_env::<SipDigest>("SWITCHBOARD_SIP_DIGEST")
     )]
     pub sip_digest: SipDigest,
+
+    /// Seconds without RTP from either party before an answered call is hung up.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_MEDIA_TIMEOUT",
+        default_value = "60",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(5..=86_400)
+    )]
+    pub media_timeout: u64,
+
+    /// File where call records that could not be written (database away at
+    /// shutdown) wait for the next start. Default: beside the SQLite file, or
+    /// `switchboard-cdr-spill.jsonl` in the working directory with Postgres.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_CDR_SPILL",
+        value_name = "PATH"
+    )]
+    pub cdr_spill: Option<std::path::PathBuf>,
 }
 
 /// Wraps a `FromStr` parser so the error also names the environment variable.

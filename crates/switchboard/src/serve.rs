@@ -235,6 +235,11 @@ pub async fn spawn_services(
     // libre (baresip 1.0, Debian's) refuse a 401 that also offers SHA-256.
     sip_config.registrar.challenges = settings.sip_digest.challenges();
     sip_config.public_addr = settings.public_addr.as_ref().map(ToString::to_string);
+    sip_config.calls.rtp_ports =
+        media::PortRange::new(settings.rtp_ports.low(), settings.rtp_ports.high())
+            .map_err(|e| anyhow::anyhow!("SWITCHBOARD_RTP_PORTS: {e}"))?;
+    sip_config.calls.media.media_timeout = Duration::from_secs(settings.media_timeout);
+    sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
         .await
@@ -247,6 +252,28 @@ pub async fn spawn_services(
     });
 
     Ok(services)
+}
+
+/// Where unwritten call records wait for the next start.
+fn cdr_spill_path(settings: &Settings) -> std::path::PathBuf {
+    if let Some(p) = &settings.cdr_spill {
+        return p.clone();
+    }
+    let url = settings.database_url.expose();
+    match url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        Some(rest) => {
+            let path = rest.split('?').next().unwrap_or(rest);
+            if path.is_empty() || path == ":memory:" {
+                "switchboard-cdr-spill.jsonl".into()
+            } else {
+                format!("{path}.cdr-spill.jsonl").into()
+            }
+        }
+        None => "switchboard-cdr-spill.jsonl".into(),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@ use std::time::Duration;
 use sip::auth::{Credentials, Verdict, Verifier};
 use sip::{Request, Response, StatusCode};
 
+pub use crate::registrar::ChallengeAlgorithms;
+
 /// What to do with an INVITE after looking at its Proxy-Authorization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InviteAuth {
@@ -19,16 +21,18 @@ pub enum InviteAuth {
     Verify(Credentials),
 }
 
-/// A 407 carrying fresh challenges (SHA-256 and MD5) for `realm`.
+/// A 407 carrying fresh challenges for `realm`, in the configured
+/// algorithms (the registrar's setting: MD5 only by default).
 pub fn challenge(
     verifier: &Verifier,
+    algorithms: ChallengeAlgorithms,
     request: &Request,
     realm: &str,
     stale: bool,
     now: Duration,
 ) -> Response {
     let mut resp = request.response_tagged(StatusCode::PROXY_AUTHENTICATION_REQUIRED);
-    for value in verifier.challenge_headers(realm, stale, now) {
+    for value in algorithms.header_values(verifier, realm, stale, now) {
         resp.headers.push("Proxy-Authenticate", &value);
     }
     resp
@@ -38,6 +42,7 @@ pub fn challenge(
 /// time since the UNIX epoch.
 pub fn inspect_invite(
     verifier: &Verifier,
+    algorithms: ChallengeAlgorithms,
     request: &Request,
     realm: &str,
     now: Duration,
@@ -49,7 +54,7 @@ pub fn inspect_invite(
         .find(|c| c.realm == realm);
     match creds {
         Some(c) => InviteAuth::Verify(c),
-        None => InviteAuth::Challenge(challenge(verifier, request, realm, false, now)),
+        None => InviteAuth::Challenge(challenge(verifier, algorithms, request, realm, false, now)),
     }
 }
 
@@ -59,6 +64,7 @@ pub fn inspect_invite(
 /// password, so the phone does not loop on bad credentials).
 pub fn verify_invite(
     verifier: &Verifier,
+    algorithms: ChallengeAlgorithms,
     request: &Request,
     credentials: &Credentials,
     realm: &str,
@@ -73,10 +79,10 @@ pub fn verify_invite(
     };
     match verdict {
         Verdict::Ok => Ok(()),
-        v if v.is_stale() => Err(challenge(verifier, request, realm, true, now)),
+        v if v.is_stale() => Err(challenge(verifier, algorithms, request, realm, true, now)),
         Verdict::BadResponse => Err(request.response_tagged(StatusCode::FORBIDDEN)),
         Verdict::BadStoredHa1 => Err(request.response_tagged(StatusCode::SERVER_INTERNAL_ERROR)),
-        _ => Err(challenge(verifier, request, realm, false, now)),
+        _ => Err(challenge(verifier, algorithms, request, realm, false, now)),
     }
 }
 
@@ -85,6 +91,8 @@ mod tests {
     use super::*;
     use sip::auth::{Challenge, VerifierConfig, ha1_sha256};
     use sip::{Method, Uri};
+
+    const ALGS: ChallengeAlgorithms = ChallengeAlgorithms::Sha256ThenMd5;
 
     fn invite() -> Request {
         let mut r = Request::new(Method::Invite, Uri::parse("sip:1001@acme.example").unwrap());
@@ -106,7 +114,7 @@ mod tests {
         let now = Duration::from_secs(1_800_000_000);
         let realm = "acme.example";
         let mut req = invite();
-        let InviteAuth::Challenge(resp) = inspect_invite(&v, &req, realm, now) else {
+        let InviteAuth::Challenge(resp) = inspect_invite(&v, ALGS, &req, realm, now) else {
             panic!("expected a challenge");
         };
         assert_eq!(resp.status.as_u16(), 407);
@@ -116,17 +124,17 @@ mod tests {
             .answer("1000", "pw", "INVITE", "sip:1001@acme.example", 1, "cn")
             .to_header_value();
         req.headers.push("Proxy-Authorization", &answer);
-        let InviteAuth::Verify(creds) = inspect_invite(&v, &req, realm, now) else {
+        let InviteAuth::Verify(creds) = inspect_invite(&v, ALGS, &req, realm, now) else {
             panic!("expected credentials");
         };
         assert_eq!(creds.username, "1000");
         let good = ha1_sha256("1000", realm, "pw");
         assert_eq!(
-            verify_invite(&v, &req, &creds, realm, Some(&good), now),
+            verify_invite(&v, ALGS, &req, &creds, realm, Some(&good), now),
             Ok(())
         );
         // The same nonce-count again is a replay: re-challenged as stale.
-        let again = verify_invite(&v, &req, &creds, realm, Some(&good), now).unwrap_err();
+        let again = verify_invite(&v, ALGS, &req, &creds, realm, Some(&good), now).unwrap_err();
         assert_eq!(again.status.as_u16(), 407);
         assert!(
             again
@@ -136,9 +144,9 @@ mod tests {
                 .contains("stale=true")
         );
         let bad = ha1_sha256("1000", realm, "wrong");
-        let denied = verify_invite(&v, &req, &creds, realm, Some(&bad), now).unwrap_err();
+        let denied = verify_invite(&v, ALGS, &req, &creds, realm, Some(&bad), now).unwrap_err();
         assert_eq!(denied.status.as_u16(), 403);
-        let unknown = verify_invite(&v, &req, &creds, realm, None, now).unwrap_err();
+        let unknown = verify_invite(&v, ALGS, &req, &creds, realm, None, now).unwrap_err();
         assert_eq!(unknown.status.as_u16(), 403);
     }
 }

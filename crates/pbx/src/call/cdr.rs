@@ -28,6 +28,10 @@ pub struct CallRecord {
     pub disposition: Disposition,
     pub hangup_cause: String,
     pub hangup_by: HangupBy,
+    /// The call was reported by
+    /// [`CallEngine::poll_outside_started`](super::CallEngine::poll_outside_started):
+    /// it no longer counts as a live outside call.
+    pub counted_outside: bool,
 }
 
 impl CallRecord {
@@ -89,6 +93,7 @@ mod tests {
             disposition: Disposition::Answered,
             hangup_cause: "caller hung up".into(),
             hangup_by: HangupBy::Caller,
+            counted_outside: false,
         };
         assert_eq!(rec.duration_secs(), 62);
         let row = rec.to_new_cdr(CdrId::new(), |i| w0 + i.duration_since(t0));

@@ -8,7 +8,7 @@ use std::time::Instant;
 use media::{PortPool, Side};
 use sip::transaction::{Event, Target, Transport, TxKey};
 use sip::{Method, Request, Response, StatusCode};
-use store::{Disposition, HangupBy};
+use store::{Disposition, HangupBy, TenantId};
 
 use super::cdr::CallRecord;
 use super::dialog::{Tokens, tag_of};
@@ -37,6 +37,9 @@ pub struct CallEngine {
     /// Call deadlines, earliest first. Entries go stale when a deadline
     /// moves; a stale entry only causes a spurious wake-up.
     timers: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// Tenants whose calls just became outside calls (see
+    /// [`CallEngine::poll_outside_started`]).
+    pub(crate) outside_started: VecDeque<TenantId>,
     /// INVITEs cancelled before the driver handed them over.
     pub(crate) early_cancels: VecDeque<TxKey>,
 }
@@ -68,6 +71,7 @@ impl CallEngine {
             records: VecDeque::new(),
             timers: BinaryHeap::new(),
             early_cancels: VecDeque::new(),
+            outside_started: VecDeque::new(),
         }
     }
 
@@ -84,6 +88,14 @@ impl CallEngine {
     /// Next finished call's record, for the CDR writer.
     pub fn poll_record(&mut self) -> Option<CallRecord> {
         self.records.pop_front()
+    }
+
+    /// A call of this tenant started ringing out through a trunk (dialled,
+    /// or forwarded there), emergency calls excepted: count it as a live
+    /// outside call until its record (direction `outbound`) comes out of
+    /// [`poll_record`](Self::poll_record). Each call is reported once.
+    pub fn poll_outside_started(&mut self) -> Option<TenantId> {
+        self.outside_started.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
@@ -474,6 +486,7 @@ impl CallEngine {
             disposition,
             hangup_cause: cause.to_owned(),
             hangup_by: by,
+            counted_outside: call.outside_counted,
         });
     }
 }

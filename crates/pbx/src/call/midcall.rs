@@ -404,9 +404,16 @@ impl CallEngine {
     /// an answered one gets BYE on both legs. `cause` goes into the CDR.
     /// Unknown or already ended calls are ignored.
     pub fn hang_up(&mut self, call: u64, cause: &str, now: Instant) {
+        self.hang_up_with(call, 480, cause, now);
+    }
+
+    /// [`hang_up`](Self::hang_up), answering a still ringing call with
+    /// `status` instead of 480: 503 when the relay could not bind the
+    /// call's ports (the caller may retry; the server is at fault).
+    pub fn hang_up_with(&mut self, call: u64, status: u16, cause: &str, now: Instant) {
         self.with_call(call, |e, c| match c.phase {
             CallPhase::Ringing => {
-                e.fail(c, 480, Disposition::Failed, cause, now);
+                e.fail(c, status, Disposition::Failed, cause, now);
             }
             CallPhase::Answering | CallPhase::Connected => {
                 e.bye(c, Side::A, None);

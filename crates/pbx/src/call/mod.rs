@@ -80,7 +80,7 @@ use std::time::{Duration, Instant};
 
 use sip::transaction::{Target, TxKey};
 use sip::{Request, Response, Uri};
-use store::{ExtensionNumber, Forwarding, SipUsername, TenantId, TrunkId};
+use store::{ExtensionId, ExtensionNumber, Forwarding, SipUsername, TenantId, TrunkId};
 
 pub use cdr::CallRecord;
 pub use engine::CallEngine;
@@ -117,12 +117,14 @@ pub struct ContactTarget {
 /// The location service as the engine needs it.
 pub trait Locator {
     /// Every live contact of `extension`, in no particular order.
-    fn contacts(&self, tenant: TenantId, extension: &ExtensionNumber) -> Vec<ContactTarget>;
+    fn contacts(&self, tenant: TenantId, extension: &ExtensionProfile) -> Vec<ContactTarget>;
 }
 
 /// What the engine needs to know about an extension it rings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExtensionProfile {
+    /// The directory's id (the location service's key).
+    pub id: ExtensionId,
     pub number: ExtensionNumber,
     pub display_name: String,
     pub dnd: bool,
@@ -189,7 +191,10 @@ impl std::fmt::Debug for TrunkCredentials {
 /// The dial plan as the engine needs it.
 pub trait DialPlan {
     /// Resolves what a caller of `tenant` dialled (the Request-URI user).
-    fn resolve(&self, tenant: TenantId, dialled: &str) -> Destination;
+    /// `caller` is the calling extension when an extension calls (it picks
+    /// the presented caller ID of an outside call); `None` for calls from a
+    /// trunk and for looking up an extension's own profile.
+    fn resolve(&self, tenant: TenantId, caller: Option<&str>, dialled: &str) -> Destination;
 }
 
 /// Engine settings.

@@ -45,7 +45,7 @@ impl CallEngine {
         if profile.dnd {
             return self.busy(call, now);
         }
-        let contacts = self.locator.contacts(call.tenant, &profile.number);
+        let contacts = self.locator.contacts(call.tenant, &profile);
         if contacts.is_empty() {
             if let Some(t) = profile.forwarding.no_answer.clone() {
                 if self.divert(call, &t, Divert::NoAnswer, now) {
@@ -102,10 +102,14 @@ impl CallEngine {
             tracing::debug!(call = call.id, to = number, "forwarding chain cut");
             return false;
         }
-        let destination = match self.dial_plan.resolve(call.tenant, number) {
-            d @ (Destination::Extension(_) | Destination::Outside(_)) => d,
-            _ => return false,
-        };
+        let destination =
+            match self
+                .dial_plan
+                .resolve(call.tenant, call.calling_extension(), number)
+            {
+                d @ (Destination::Extension(_) | Destination::Outside(_)) => d,
+                _ => return false,
+            };
         call.route.hops += 1;
         call.route.max_forwards -= 1;
         let from = call

@@ -42,7 +42,7 @@ impl CallEngine {
         now: Instant,
     ) {
         let ext = caller.extension.to_string();
-        let name = match self.dial_plan.resolve(caller.tenant, &ext) {
+        let name = match self.dial_plan.resolve(caller.tenant, None, &ext) {
             Destination::Extension(p) if !p.display_name.is_empty() => p.display_name,
             _ => ext.clone(),
         };
@@ -178,6 +178,8 @@ impl CallEngine {
             client_keys: Vec::new(),
             tags: Vec::new(),
             routes: Default::default(),
+            from_extension: origin.direction == store::Direction::Internal,
+            outside_counted: false,
             direction: origin.direction,
             trunk: origin.trunk,
         };
@@ -191,7 +193,10 @@ impl CallEngine {
         );
         self.server_tx.insert(key, id);
         self.add_dialog(&mut call, local_tag, LegRef::A);
-        match self.dial_plan.resolve(call.tenant, &dialled) {
+        match self
+            .dial_plan
+            .resolve(call.tenant, call.calling_extension(), &dialled)
+        {
             Destination::Extension(profile) => self.ring(&mut call, profile, now),
             Destination::Outside(_) if call.direction == store::Direction::Inbound => self.fail(
                 &mut call,

@@ -143,6 +143,12 @@ pub(crate) struct Call {
     pub routes: std::collections::VecDeque<TrunkRoute>,
     /// CDR direction and the trunk used (last tried, or the answering one).
     pub direction: store::Direction,
+    /// Whether one of the tenant's extensions placed the call (`caller` is
+    /// then its number); false for calls from a trunk.
+    pub from_extension: bool,
+    /// Whether the call was counted as a live outside call
+    /// ([`super::CallEngine::poll_outside_started`]).
+    pub outside_counted: bool,
     pub trunk: Option<store::TrunkId>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
@@ -162,6 +168,11 @@ pub(crate) fn idx(side: Side) -> usize {
 }
 
 impl Call {
+    /// The calling extension, for the dial plan's caller ID choice.
+    pub fn calling_extension(&self) -> Option<&str> {
+        self.from_extension.then_some(self.caller.as_str())
+    }
+
     pub fn dialog(&self, side: Side) -> Option<&Dialog> {
         match side {
             Side::A => Some(&self.a.dialog),

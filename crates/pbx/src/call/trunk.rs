@@ -28,6 +28,10 @@ impl CallEngine {
         } else {
             Direction::Outbound
         };
+        if !outside.emergency && !call.outside_counted {
+            call.outside_counted = true;
+            self.outside_started.push_back(call.tenant);
+        }
         call.callee = outside.number;
         call.routes = outside.routes.into();
         let Some(first) = call.routes.pop_front() else {

@@ -38,26 +38,18 @@
 //! # The outside-call counter
 //!
 //! The driver owns the [`OutsideCalls`] shared with the plan. It counts a
-//! call as started right after the engine accepted an INVITE whose prepared
-//! destination was a non-emergency outside call (before its next input, so
-//! the check and the count cannot interleave: one task owns the engine), and
-//! as ended when that call's record (direction `outbound`) comes out of
-//! `poll_record`.
+//! call as started when the engine reports it
+//! ([`CallEngine::poll_outside_started`](crate::call::CallEngine::poll_outside_started):
+//! dialled out, or forwarded out mid-call) and as ended when that call's
+//! record, marked `counted_outside`, comes out of `poll_record`. One task
+//! owns the engine, so the limit check in [`PreparedPlan`] and the count
+//! cannot interleave.
 //!
-//! # Known limits of the engine's trait
+//! # Caller ID per caller
 //!
-//! A forward to an outside number mid-call also becomes an outside call, but
-//! the engine reports no event when a trunk leg starts, so the driver cannot
-//! count it; the engine would need to say so (e.g. a `direction` in
-//! `CallSummary`, or an output when `route_outside` runs).
-//!
-//! `DialPlan::resolve(tenant, dialled)` does not name the caller, so the
-//! prepared entry for an outside number is shared by every caller of the
-//! tenant for the TTL: two extensions dialling the same outside number at
-//! the same time present the caller ID of whichever was prepared last. The
-//! fix is a change in `call/`: `resolve(&self, tenant, caller: Option<&str>,
-//! dialled)` (the engine knows the calling extension in `Origin`), and the
-//! key of [`PreparedPlan`] grows the caller.
+//! An outside destination carries the caller ID chosen for the calling
+//! extension, so [`PreparedPlan`] keeps outside entries per caller; two
+//! extensions dialling the same number at once each present their own.
 
 mod classify;
 mod prepared;

@@ -116,7 +116,10 @@ struct Entry {
 /// call). The outside-call limit is checked here, on every resolve, against
 /// the live [`OutsideCalls`], so a cached answer never goes stale on it.
 pub struct PreparedPlan {
-    entries: Mutex<HashMap<(TenantId, String), Entry>>,
+    /// By (tenant, calling extension or "", dialled). Outside destinations
+    /// depend on the caller (the presented caller ID) and are kept per
+    /// caller; everything else under "".
+    entries: Mutex<HashMap<(TenantId, String, String), Entry>>,
     calls: Arc<OutsideCalls>,
     ttl: Duration,
     last_purge: Mutex<Option<Instant>>,
@@ -152,10 +155,26 @@ impl PreparedPlan {
         &self.calls
     }
 
-    /// Stores (or replaces) what `dialled` resolves to for `tenant`.
-    pub fn insert(&self, tenant: TenantId, dialled: &str, lookup: Lookup, now: Instant) {
+    /// Stores (or replaces) what `dialled` resolves to for `caller` (an
+    /// extension of `tenant`, or `None` for a trunk's call). An outside
+    /// destination is kept for that caller only; any other for every caller.
+    pub fn insert(
+        &self,
+        tenant: TenantId,
+        caller: Option<&str>,
+        dialled: &str,
+        lookup: Lookup,
+        now: Instant,
+    ) {
+        let caller = match (&lookup.destination, caller) {
+            (Destination::Outside(_), Some(c)) => c.to_owned(),
+            _ => String::new(),
+        };
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.insert((tenant, dialled.to_owned()), Entry { lookup, at: now });
+        entries.insert(
+            (tenant, caller, dialled.to_owned()),
+            Entry { lookup, at: now },
+        );
     }
 
     /// Drops entries older than the TTL; returns how many are left.
@@ -169,7 +188,7 @@ impl PreparedPlan {
     /// numbers changed).
     pub fn invalidate(&self, tenant: TenantId) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.retain(|(t, _), _| *t != tenant);
+        entries.retain(|(t, _, _), _| *t != tenant);
     }
 
     pub fn len(&self) -> usize {
@@ -182,11 +201,11 @@ impl PreparedPlan {
 }
 
 impl DialPlan for PreparedPlan {
-    fn resolve(&self, tenant: TenantId, dialled: &str) -> Destination {
+    fn resolve(&self, tenant: TenantId, caller: Option<&str>, dialled: &str) -> Destination {
         let lookup = {
             let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-            entries
-                .get(&(tenant, dialled.to_owned()))
+            let own = caller.and_then(|c| entries.get(&(tenant, c.to_owned(), dialled.to_owned())));
+            own.or_else(|| entries.get(&(tenant, String::new(), dialled.to_owned())))
                 .map(|e| e.lookup.clone())
         };
         match lookup {

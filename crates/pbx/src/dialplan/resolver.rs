@@ -47,6 +47,7 @@ fn not_yet(kind: &str) -> Destination {
 
 fn profile(ext: &Extension) -> ExtensionProfile {
     ExtensionProfile {
+        id: ext.id,
         number: ext.number.clone(),
         display_name: ext.settings.display_name.clone(),
         dnd: ext.settings.dnd,
@@ -100,10 +101,11 @@ impl Resolver {
         let now = Instant::now();
         plan.maybe_purge(now);
         let first = self.lookup(tenant, caller, dialled).await?;
-        plan.insert(tenant, dialled, first.clone(), now);
+        let caller_str = caller.map(ExtensionNumber::as_str);
+        plan.insert(tenant, caller_str, dialled, first.clone(), now);
         if let Some(c) = caller {
             let own = self.lookup(tenant, None, c.as_str()).await?;
-            plan.insert(tenant, c.as_str(), own, now);
+            plan.insert(tenant, None, c.as_str(), own, now);
         }
         self.prepare_forwards(plan, tenant, caller, &first.destination, now)
             .await?;
@@ -139,7 +141,7 @@ impl Resolver {
                     seen.push(key.clone());
                     let l = self.lookup(tenant, caller, &key).await?;
                     next.push(l.destination.clone());
-                    plan.insert(tenant, &key, l, now);
+                    plan.insert(tenant, caller.map(ExtensionNumber::as_str), &key, l, now);
                 }
             }
             if next.is_empty() {
@@ -162,7 +164,7 @@ impl Resolver {
                 destination: inbound.destination.clone(),
                 outside_limit: 0,
             };
-            plan.insert(t, dialled, lookup, now);
+            plan.insert(t, None, dialled, lookup, now);
             self.prepare_forwards(plan, t, None, &inbound.destination, now)
                 .await?;
         }

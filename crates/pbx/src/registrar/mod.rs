@@ -94,6 +94,34 @@ pub enum ChallengeAlgorithms {
     Md5Only,
 }
 
+impl ChallengeAlgorithms {
+    /// The challenge header values to send, most preferred first, sharing
+    /// one fresh nonce (`now` since the UNIX epoch).
+    pub fn header_values(
+        self,
+        verifier: &Verifier,
+        realm: &str,
+        stale: bool,
+        now: Duration,
+    ) -> Vec<String> {
+        match self {
+            ChallengeAlgorithms::Md5Only => vec![
+                verifier
+                    .challenge(realm, Algorithm::Md5, stale, now)
+                    .to_header_value(),
+            ],
+            order => {
+                let [sha256, md5] = verifier.challenge_headers(realm, stale, now);
+                if order == ChallengeAlgorithms::Md5ThenSha256 {
+                    vec![md5, sha256]
+                } else {
+                    vec![sha256, md5]
+                }
+            }
+        }
+    }
+}
+
 /// What to do with a REGISTER.
 pub(crate) enum Step {
     Reply(Response),
@@ -258,23 +286,12 @@ impl Registrar {
 
     fn challenge(&self, req: &Request, realm: &str, stale: bool, now: Now) -> Response {
         let mut r = req.response_tagged(StatusCode::UNAUTHORIZED);
-        match self.cfg.challenges {
-            ChallengeAlgorithms::Md5Only => {
-                let c = self
-                    .verifier
-                    .challenge(realm, Algorithm::Md5, stale, now.unix());
-                r.headers.push("WWW-Authenticate", &c.to_header_value());
-            }
-            order => {
-                let [sha256, md5] = self.verifier.challenge_headers(realm, stale, now.unix());
-                let (first, second) = if order == ChallengeAlgorithms::Md5ThenSha256 {
-                    (md5, sha256)
-                } else {
-                    (sha256, md5)
-                };
-                r.headers.push("WWW-Authenticate", &first);
-                r.headers.push("WWW-Authenticate", &second);
-            }
+        for value in self
+            .cfg
+            .challenges
+            .header_values(&self.verifier, realm, stale, now.unix())
+        {
+            r.headers.push("WWW-Authenticate", &value);
         }
         r
     }
@@ -394,7 +411,7 @@ impl Registrar {
 
 /// The realm of a REGISTER: request-URI host, or the To host when that is an IP address;
 /// lowercase, without a trailing dot.
-fn realm_of(req: &Request) -> Option<Cow<'_, str>> {
+pub(crate) fn realm_of(req: &Request) -> Option<Cow<'_, str>> {
     let mut host = req.uri.host();
     if is_ip_literal(host) {
         if let Ok(Some(to)) = req.to_addr() {

@@ -1,12 +1,14 @@
 //! Settings of the SIP service.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use sip::Limits;
 use sip::auth::VerifierConfig;
 use sip::guard::GuardConfig;
 
+use crate::cdr::CdrWriterConfig;
+use crate::media_driver::MediaDriverConfig;
 use crate::registrar::RegistrarConfig;
 use crate::registrar::persist::PersistConfig;
 use crate::transport::tcp::TcpConfig;
@@ -40,6 +42,34 @@ pub struct SipConfig {
     pub persist: PersistConfig,
     /// Expired-binding sweep period. Default 1 s.
     pub sweep_interval: Duration,
+    pub calls: CallsConfig,
+}
+
+/// Settings of the calls engine and its media relay.
+#[derive(Clone, Debug)]
+pub struct CallsConfig {
+    /// Relay ports (`SWITCHBOARD_RTP_PORTS`), even RTP + odd RTCP.
+    pub rtp_ports: media::PortRange,
+    /// The address written into anchored SDP. `None`: `public_addr` when it
+    /// is an IP address, else the listen address, else 127.0.0.1.
+    pub media_addr: Option<IpAddr>,
+    pub media: MediaDriverConfig,
+    pub cdr: CdrWriterConfig,
+    /// How long a call may ring out through a trunk.
+    pub outside_ring_timeout: Duration,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        CallsConfig {
+            rtp_ports: media::PortRange::new(20_000, 20_999)
+                .unwrap_or_else(|_| unreachable!("a valid constant range")),
+            media_addr: None,
+            media: MediaDriverConfig::default(),
+            cdr: CdrWriterConfig::default(),
+            outside_ring_timeout: Duration::from_secs(180),
+        }
+    }
 }
 
 impl SipConfig {
@@ -57,6 +87,7 @@ impl SipConfig {
             tcp: TcpConfig::default(),
             persist: PersistConfig::default(),
             sweep_interval: Duration::from_secs(1),
+            calls: CallsConfig::default(),
         }
     }
 }

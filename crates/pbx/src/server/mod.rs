@@ -4,17 +4,17 @@
 //! 1. [`Guard::check_request`] on the source IP: banned or over the rate → dropped silently
 //!    (counted in `sip_dropped_total`).
 //! 2. Parse. A request that fails but whose Via/From/To/Call-ID/CSeq can be read gets
-//!    `400` (or 505/513) with the reason; anything else is dropped. Responses are dropped (no
-//!    client transactions yet).
+//!    `400` (or 505/513) with the reason; anything else is dropped. Responses go to the calls
+//!    task.
 //! 3. Max-Forwards 0 → 483; a `Require` we do not support → 420.
-//! 4. REGISTER → registrar; OPTIONS → 200 with Allow/Accept/Supported; ACK → absorbed;
-//!    CANCEL → 481 (no INVITE transactions exist yet); every other method → 501 Not
-//!    Implemented with Allow. A phone treats 501 as "this server does not do that" and does
-//!    not retry; the calls engine will replace this for INVITE, BYE and friends.
+//! 4. REGISTER → registrar; OPTIONS outside a dialog → 200 with Allow/Accept/Supported;
+//!    everything else (INVITE, ACK, CANCEL, BYE, UPDATE, INFO, in-dialog requests, and every
+//!    response) → the calls task ([`calls`]): the transaction layer and the B2BUA engine.
 //!
 //! Responses get RFC 3581 `received`/`rport` and go back on the request's flow
 //! ([`crate::transport::apply_rport_received`]).
 
+mod calls;
 mod config;
 
 use std::future::Future;
@@ -32,7 +32,8 @@ use store::Directory;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 
-pub use config::SipConfig;
+pub use calls::CallsView;
+pub use config::{CallsConfig, SipConfig};
 
 use crate::location::LocationService;
 use crate::registrar::cache::CredCache;
@@ -45,8 +46,8 @@ use crate::transport::{
 /// REGISTERs waiting for a directory lookup slot at most.
 const LOOKUP_BACKLOG: usize = 10_000;
 
-/// Methods a 501 and OPTIONS advertise. INVITE etc. join when the calls engine lands.
-const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+/// Methods OPTIONS advertises.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
 
 /// Errors starting or stopping the service.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +79,7 @@ pub struct SipService;
 /// [`SipServiceHandle::join`] waits for the end (listeners stopped, bindings flushed).
 pub struct SipServiceHandle {
     addrs: LocalAddrs,
+    calls: CallsView,
     location: Arc<LocationService>,
     outbound: Outbound,
     supervisor: JoinHandle<()>,
@@ -99,6 +101,11 @@ impl SipServiceHandle {
     /// The location service, for the calls engine and the web app.
     pub fn location(&self) -> Arc<LocationService> {
         Arc::clone(&self.location)
+    }
+
+    /// The active calls (for the web app).
+    pub fn calls(&self) -> CallsView {
+        self.calls.clone()
     }
 
     /// Sends on flows (for the calls engine: requests to registered phones).
@@ -179,6 +186,7 @@ impl SipService {
             config.registrar.cache_ttl,
             config.registrar.cache_max_entries,
         ));
+        let registrar_cache = Arc::clone(&cache);
         let registrar = Registrar::new(
             config.registrar.clone(),
             cache,
@@ -188,6 +196,26 @@ impl SipService {
         );
         let conns = Arc::new(ConnTable::default());
         let outbound = Outbound::new(udp_socks.clone(), Arc::clone(&conns));
+        let epoch = Instant::now();
+        let (calls_tx, calls_rx) = mpsc::channel(calls::QUEUE);
+        let calls_view = calls::new_view();
+        let (calls_driver, cdr_writer) = build_calls(
+            &config,
+            udp_addr,
+            &secret,
+            CallsParts {
+                cache: registrar_cache.clone(),
+                guard: Arc::clone(&guard),
+                epoch,
+                directory: Arc::clone(&directory),
+                location: Arc::clone(&location),
+                outbound: outbound.clone(),
+                inputs: calls_rx,
+                self_tx: calls_tx.clone(),
+                view: calls_view.clone(),
+            },
+        )
+        .await;
         let (persist_tx, persist_rx) = mpsc::channel(config.persist.queue_capacity.max(1));
         let (stop_tx, stop_rx) = watch::channel(false);
         let core = Arc::new_cyclic(|me| Core {
@@ -199,8 +227,9 @@ impl SipService {
             persist: persist_tx,
             lookups: Arc::new(Semaphore::new(config.registrar.max_lookups.max(1))),
             lookups_waiting: AtomicUsize::new(0),
-            epoch: Instant::now(),
+            epoch,
             runtime: main_rt,
+            calls: calls_tx,
         });
 
         let persister = sip_handle.spawn(persist::run(
@@ -227,6 +256,7 @@ impl SipService {
             stop_rx.clone(),
         )));
         drop(sink);
+        let calls_task = tokio::spawn(calls_driver.run(stop_rx.clone()));
         let sweeper = tokio::spawn(sweep_loop(
             Arc::clone(&location),
             guard,
@@ -244,6 +274,16 @@ impl SipService {
                 let _ = l.await;
             }
             let _ = sweeper.await;
+            // every call hung up, its record queued: then flush the records
+            let _ = calls_task.await;
+            let report = cdr_writer.shutdown().await;
+            if !report.unwritten.is_empty() {
+                tracing::warn!(
+                    unwritten = report.unwritten.len(),
+                    spilled = report.spilled,
+                    "call records not yet written at shutdown"
+                );
+            }
             // lookups in flight hold the core; wait for them (bounded)
             let deadline = Instant::now() + Duration::from_secs(5);
             while Arc::strong_count(&core) > 1 && Instant::now() < deadline {
@@ -260,6 +300,7 @@ impl SipService {
             tracing::info!("SIP service stopped");
         });
         Ok(SipServiceHandle {
+            calls: calls_view,
             addrs: LocalAddrs {
                 udp: udp_addr,
                 tcp: tcp_addr,
@@ -399,6 +440,8 @@ struct Core {
     epoch: Instant,
     /// The caller's runtime: directory lookups run there, not on the dedicated SIP thread.
     runtime: tokio::runtime::Handle,
+    /// The calls task's queue.
+    calls: mpsc::Sender<calls::Input>,
 }
 
 impl Inbound for Core {
@@ -445,8 +488,8 @@ impl Core {
         };
         let req = match parsed {
             Ok(Message::Request(r)) => r,
-            Ok(Message::Response(_)) => {
-                metrics::counter!("sip_dropped_total", "reason" => "stray_response").increment(1);
+            Ok(message @ Message::Response(_)) => {
+                self.to_calls(message, flow);
                 return;
             }
             Err(e) => {
@@ -476,6 +519,7 @@ impl Core {
             return;
         }
         if req.method == Method::Ack {
+            self.to_calls(Message::Request(req), flow);
             return;
         }
         if req.max_forwards().ok().flatten() == Some(0) {
@@ -494,9 +538,8 @@ impl Core {
         }
         match req.method {
             Method::Register => self.on_register(req, flow, now),
-            Method::Options => {
-                // The calls engine may later forward OPTIONS for a user to the phone; today
-                // every OPTIONS is answered by the server itself.
+            Method::Options if !in_dialog(&req) => {
+                // Keep-alive pings and capability queries: answered by the server itself.
                 let mut r = req.response_tagged(StatusCode::OK);
                 r.headers.push("Allow", ALLOW);
                 r.headers.push("Accept", "application/sdp");
@@ -504,19 +547,19 @@ impl Core {
                 r.headers.push("Accept-Language", "en");
                 self.respond(&flow, r);
             }
-            Method::Cancel => {
-                self.respond(
-                    &flow,
-                    req.response_tagged(
-                        StatusCode::new(481).unwrap_or(StatusCode::NOT_IMPLEMENTED),
-                    ),
-                );
-            }
-            _ => {
-                let mut r = req.response_tagged(StatusCode::NOT_IMPLEMENTED);
-                r.headers.push("Allow", ALLOW);
-                self.respond(&flow, r);
-            }
+            _ => self.to_calls(Message::Request(req), flow),
+        }
+    }
+
+    /// Hands a message to the calls task; dropped when its queue is full (UDP peers
+    /// retransmit, and a full queue means the task is far behind).
+    fn to_calls(&self, message: Message, flow: Flow) {
+        if self
+            .calls
+            .try_send(calls::Input::Sip { message, flow })
+            .is_err()
+        {
+            metrics::counter!("sip_dropped_total", "reason" => "calls_busy").increment(1);
         }
     }
 
@@ -599,6 +642,108 @@ impl Core {
             tracing::debug!(remote = %target.remote, error = %e, "response not sent");
         }
     }
+}
+
+/// Whether a request belongs to a dialog (its To has a tag).
+fn in_dialog(req: &Request) -> bool {
+    req.to_addr()
+        .ok()
+        .flatten()
+        .is_some_and(|to| to.tag().is_some())
+}
+
+/// What [`build_calls`] takes from the service.
+struct CallsParts {
+    cache: Arc<CredCache>,
+    guard: Arc<Mutex<Guard>>,
+    epoch: Instant,
+    directory: Arc<dyn Directory>,
+    location: Arc<LocationService>,
+    outbound: Outbound,
+    inputs: mpsc::Receiver<calls::Input>,
+    self_tx: mpsc::Sender<calls::Input>,
+    view: CallsView,
+}
+
+/// The calls task and the CDR writer it feeds.
+async fn build_calls(
+    config: &SipConfig,
+    udp_addr: SocketAddr,
+    secret: &[u8],
+    parts: CallsParts,
+) -> (calls::CallsDriver, crate::cdr::CdrWriter) {
+    let c = &config.calls;
+    let public_ip = config
+        .public_addr
+        .as_deref()
+        .and_then(|p| p.parse::<IpAddr>().ok());
+    let listen_ip = Some(udp_addr.ip()).filter(|ip| !ip.is_unspecified());
+    let media_ip = c
+        .media_addr
+        .or(public_ip)
+        .or(listen_ip)
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    let sip_ip = public_ip.or(listen_ip).unwrap_or(media_ip);
+    let mut engine_config = calls_engine_config(SocketAddr::new(sip_ip, udp_addr.port()), media_ip);
+    engine_config.outside_ring_timeout = c.outside_ring_timeout;
+    let outside = crate::dialplan::OutsideCalls::new();
+    let plan = Arc::new(crate::dialplan::PreparedPlan::new(
+        outside,
+        crate::dialplan::PreparedPlan::DEFAULT_TTL,
+    ));
+    let engine = calls::engine(
+        engine_config,
+        Arc::clone(&plan),
+        parts.location,
+        media::PortPool::new(c.rtp_ports),
+    );
+    let mut media_config = c.media.clone();
+    if media_config.bind_ip.is_unspecified() {
+        if let Some(ip) = listen_ip {
+            media_config.bind_ip = ip;
+        }
+    }
+    let (media, media_events) = crate::media_driver::MediaDriver::new(media_config);
+    let writer = crate::cdr::CdrWriter::spawn(Arc::clone(&parts.directory), c.cdr.clone());
+    let auth = Arc::new(calls::AuthContext {
+        verifier: Verifier::new(secret, config.verifier.clone()),
+        challenges: config.registrar.challenges,
+        cache: parts.cache,
+        guard: parts.guard,
+        epoch: parts.epoch,
+        directory: Arc::clone(&parts.directory),
+        resolver: crate::dialplan::Resolver::new(Arc::clone(&parts.directory)),
+        plan,
+    });
+    // The trunk table is read before the first INVITE can arrive.
+    let trunks = match calls::load_trunk_sources(&*parts.directory).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading trunks failed; inbound calls wait for the next refresh");
+            Vec::new()
+        }
+    };
+    let driver = calls::CallsDriver {
+        layer: calls::layer(rand::random()),
+        engine,
+        media,
+        media_events,
+        cdr: writer.sender(),
+        outbound: parts.outbound,
+        local: udp_addr,
+        auth,
+        inputs: parts.inputs,
+        self_tx: parts.self_tx,
+        view: parts.view,
+        trunks,
+    };
+    (driver, writer)
+}
+
+fn calls_engine_config(sip_addr: SocketAddr, media_addr: IpAddr) -> crate::call::EngineConfig {
+    let mut c = crate::call::EngineConfig::new(sip_addr, media_addr);
+    c.seed = rand::random();
+    c
 }
 
 fn method_label(m: &Method) -> &'static str {

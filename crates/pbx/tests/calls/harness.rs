@@ -18,7 +18,7 @@ use pbx::call::{
 };
 use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
 use sip::{Limits, Message, Uri, parse_datagram};
-use store::{ExtensionNumber, Forwarding, TenantId, TrunkId};
+use store::{ExtensionId, ExtensionNumber, Forwarding, TenantId, TrunkId};
 
 use super::phone::{Behavior, Phone};
 use pbx::call::CallPhase;
@@ -63,6 +63,7 @@ pub struct Dir {
 impl Dir {
     pub fn add(&self, ext: &str) {
         let p = ExtensionProfile {
+            id: ExtensionId::new(),
             number: ext.parse::<ExtensionNumber>().unwrap(),
             display_name: format!("Ext {ext}"),
             dnd: false,
@@ -98,10 +99,10 @@ impl Dir {
 }
 
 impl DialPlan for Dir {
-    fn resolve(&self, _tenant: TenantId, dialled: &str) -> Destination {
+    fn resolve(&self, _tenant: TenantId, _caller: Option<&str>, dialled: &str) -> Destination {
         let routed = self.numbers.lock().unwrap().get(dialled).cloned();
         if let Some(ext) = routed {
-            return self.resolve(_tenant, &ext);
+            return self.resolve(_tenant, _caller, &ext);
         }
         match self.profiles.lock().unwrap().get(dialled) {
             Some(p) => Destination::Extension(p.clone()),
@@ -141,11 +142,11 @@ impl DialPlan for Dir {
 }
 
 impl Locator for Dir {
-    fn contacts(&self, _tenant: TenantId, ext: &ExtensionNumber) -> Vec<ContactTarget> {
+    fn contacts(&self, _tenant: TenantId, ext: &ExtensionProfile) -> Vec<ContactTarget> {
         self.contacts
             .lock()
             .unwrap()
-            .get(ext.as_str())
+            .get(ext.number.as_str())
             .cloned()
             .unwrap_or_default()
     }

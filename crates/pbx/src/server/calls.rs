@@ -1,0 +1,824 @@
+//! The calls driver: one task owning the transaction layer and the call
+//! engine (see [`crate::call`] for the protocol between them), fed by the
+//! SIP service's message path.
+//!
+//! * Every SIP message the registrar does not take (responses, INVITE, ACK,
+//!   CANCEL, BYE, UPDATE, in-dialog OPTIONS...) arrives on a bounded channel
+//!   as [`Input::Sip`] and goes into the [`TransactionLayer`].
+//! * A dialog-creating INVITE from a trunk's address is looked up
+//!   ([`Resolver::prepare_inbound`]) on a spawned task and handed to
+//!   [`CallEngine::on_inbound`]; one from a device is authenticated (407,
+//!   Proxy-Authorization, the HA1 from the registrar's credential cache,
+//!   failures counted by the brute-force guard), its dial plan prepared
+//!   ([`Resolver::prepare`]) on a spawned task, then handed to
+//!   [`CallEngine::on_invite`] with the tenant and extension of the
+//!   credential (never what the caller claims in From).
+//! * The engine's outputs go to the layer (SIP), the [`MediaDriver`] (relay
+//!   sockets; a bind failure ends the call with 503), and the CDR writer.
+//! * A read-only snapshot of the active calls is published for the web app
+//!   ([`CallsView`]).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use sip::auth::{Algorithm, Verifier};
+use sip::guard::{AuthGate, Guard};
+use sip::transaction::{Config as TxConfig, Event, Target, TransactionLayer, Transport, TxKey};
+use sip::{Message, Request, Response, StatusCode};
+use store::{CdrId, Directory, ExtensionNumber, StoreError, TenantId, TrunkId};
+use tokio::sync::{mpsc, watch};
+
+use crate::call::auth::{self, ChallengeAlgorithms, InviteAuth};
+use crate::call::{
+    CallEngine, CallSummary, CallerIdentity, ContactTarget, EngineConfig, ExtensionProfile,
+    InboundCall, Locator, SipOutput, is_initial_invite,
+};
+use crate::cdr::CdrSender;
+use crate::dialplan::{self, PreparedPlan, Resolver};
+use crate::location::LocationService;
+use crate::media_driver::{MediaDriver, MediaEvent};
+use crate::registrar::cache::{CredCache, Resolved};
+use crate::transport::{Flow, Outbound, TransportKind};
+
+/// Messages waiting for the calls task at most; beyond that new ones are
+/// dropped (UDP peers retransmit).
+pub(crate) const QUEUE: usize = 65_536;
+
+/// How often the trunk table (inbound sources) is reread.
+const TRUNK_REFRESH: Duration = Duration::from_secs(10);
+
+/// How often the active-calls snapshot is republished while calls change.
+const SNAPSHOT_EVERY: Duration = Duration::from_millis(250);
+
+/// What the calls task consumes.
+pub(crate) enum Input {
+    /// A parsed message and the flow it came on.
+    Sip { message: Message, flow: Flow },
+    /// An initial INVITE from a device, authenticated (or refused) and its
+    /// dial plan prepared.
+    Authed {
+        key: TxKey,
+        request: Request,
+        source: Target,
+        outcome: AuthOutcome,
+    },
+    /// An initial INVITE from a trunk, its number looked up.
+    Inbound {
+        key: TxKey,
+        request: Request,
+        source: Target,
+        trunk: TrunkId,
+        result: Result<dialplan::Inbound, StoreError>,
+    },
+    /// The trunks' inbound sources, reread.
+    Trunks(Vec<TrunkSource>),
+}
+
+pub(crate) enum AuthOutcome {
+    Caller(CallerIdentity),
+    Reply(Response),
+    /// Say nothing (banned source).
+    Drop,
+}
+
+/// Where a trunk's INVITEs come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TrunkSource {
+    pub trunk: TrunkId,
+    pub net: IpAddr,
+    pub prefix: u8,
+    /// Without `inbound_source`, the trunk's own address: exact port too.
+    pub port: Option<u16>,
+}
+
+impl TrunkSource {
+    fn matches(&self, addr: SocketAddr) -> bool {
+        if self.port.is_some_and(|p| p != addr.port()) {
+            return false;
+        }
+        in_net(addr.ip(), self.net, self.prefix)
+    }
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let bits = u32::from(prefix.min(32));
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let bits = u32::from(prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Parses a trunk's `inbound_source`: an address or a CIDR block.
+pub(crate) fn parse_source(s: &str) -> Option<(IpAddr, u8)> {
+    let s = s.trim();
+    match s.split_once('/') {
+        Some((ip, len)) => {
+            let ip: IpAddr = ip.trim().parse().ok()?;
+            let len: u8 = len.trim().parse().ok()?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            (len <= max).then_some((ip, len))
+        }
+        None => {
+            let ip: IpAddr = s.parse().ok()?;
+            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
+        }
+    }
+}
+
+/// Reads the enabled trunks and where their INVITEs come from.
+pub(crate) async fn load_trunk_sources(
+    dir: &dyn Directory,
+) -> Result<Vec<TrunkSource>, StoreError> {
+    let mut out = Vec::new();
+    for t in dir.list_trunks().await? {
+        let s = &t.settings;
+        if !s.enabled {
+            continue;
+        }
+        match s.inbound_source.as_deref().and_then(parse_source) {
+            Some((net, prefix)) => out.push(TrunkSource {
+                trunk: t.id,
+                net,
+                prefix,
+                port: None,
+            }),
+            None => {
+                // Resolved here so a name in `host` works; a failure skips
+                // the trunk until the next refresh.
+                if let Ok(addrs) = tokio::net::lookup_host((s.host.as_str(), s.port)).await {
+                    for a in addrs {
+                        out.push(TrunkSource {
+                            trunk: t.id,
+                            net: a.ip(),
+                            prefix: if a.is_ipv4() { 32 } else { 128 },
+                            port: Some(a.port()),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The active calls, as last published by the calls task.
+#[derive(Clone)]
+pub struct CallsView {
+    inner: Arc<Mutex<Arc<Vec<CallSummary>>>>,
+    /// A monotonic instant and the wall time it corresponds to.
+    anchor: (Instant, SystemTime),
+}
+
+impl std::fmt::Debug for CallsView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallsView")
+            .field("calls", &self.snapshot().len())
+            .finish()
+    }
+}
+
+impl CallsView {
+    fn new() -> Self {
+        CallsView {
+            inner: Arc::new(Mutex::new(Arc::new(Vec::new()))),
+            anchor: (Instant::now(), SystemTime::now()),
+        }
+    }
+
+    /// Every call not yet over (at most a quarter of a second old).
+    pub fn snapshot(&self) -> Arc<Vec<CallSummary>> {
+        Arc::clone(&self.inner.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The wall-clock time of an instant in a [`CallSummary`].
+    pub fn wall_time(&self, at: Instant) -> SystemTime {
+        let (mono, wall) = self.anchor;
+        if at >= mono {
+            wall + (at - mono)
+        } else {
+            wall - (mono - at)
+        }
+    }
+
+    fn publish(&self, calls: Vec<CallSummary>) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(calls);
+    }
+}
+
+/// The location service as the engine's [`Locator`].
+struct Contacts {
+    location: Arc<LocationService>,
+}
+
+impl Locator for Contacts {
+    fn contacts(&self, tenant: TenantId, extension: &ExtensionProfile) -> Vec<ContactTarget> {
+        self.location
+            .lookup(tenant, extension.id)
+            .into_iter()
+            .filter_map(|b| {
+                let uri = sip::Uri::parse(&b.contact).ok()?;
+                let transport = match b.flow.kind {
+                    TransportKind::Udp => Transport::Udp,
+                    TransportKind::Tcp => Transport::Tcp,
+                    TransportKind::Tls => Transport::Tls,
+                    TransportKind::Ws => Transport::Ws,
+                    TransportKind::Wss => Transport::Wss,
+                };
+                Some(ContactTarget {
+                    uri,
+                    flow: Target::new(transport, b.flow.remote),
+                })
+            })
+            .collect()
+    }
+}
+
+/// What authentication needs, shared with its spawned tasks.
+pub(crate) struct AuthContext {
+    pub verifier: Verifier,
+    pub challenges: ChallengeAlgorithms,
+    pub cache: Arc<CredCache>,
+    pub guard: Arc<Mutex<Guard>>,
+    /// The guard's clock origin (the SIP service's).
+    pub epoch: Instant,
+    pub directory: Arc<dyn Directory>,
+    pub resolver: Resolver,
+    pub plan: Arc<PreparedPlan>,
+}
+
+fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+impl AuthContext {
+    fn guard(&self) -> std::sync::MutexGuard<'_, Guard> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The whole check of a device's INVITE with credentials: guard, HA1,
+    /// digest, the calling extension, then the dial plan.
+    async fn authenticate(
+        &self,
+        request: &Request,
+        creds: sip::auth::Credentials,
+        realm: &str,
+        ip: IpAddr,
+    ) -> AuthOutcome {
+        let guard_now = self.epoch.elapsed();
+        match self
+            .guard()
+            .check_auth(ip, &creds.username, realm, guard_now)
+        {
+            AuthGate::Allow => {}
+            AuthGate::IpBanned { .. } => return AuthOutcome::Drop,
+            AuthGate::UserLocked { .. } => {
+                return AuthOutcome::Reply(request.response_tagged(StatusCode::FORBIDDEN));
+            }
+        }
+        let resolved = match self.cache.get(realm, &creds.username, Instant::now()) {
+            Some((r, stale)) => {
+                if stale {
+                    self.cache.refresh(realm, &creds.username);
+                }
+                r
+            }
+            None => match self.cache.fetch(realm, &creds.username).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "credential lookup failed for an INVITE");
+                    return AuthOutcome::Reply(unavailable(request));
+                }
+            },
+        };
+        let (stored, known) = match &resolved {
+            Resolved::Known { tenant, cred, .. } => {
+                let ha1 = match creds.algorithm.base() {
+                    Algorithm::Md5 => cred.ha1_md5.clone(),
+                    _ => cred.ha1_sha256.clone(),
+                };
+                (Some(ha1), Some((*tenant, cred.extension_id)))
+            }
+            Resolved::Unknown { .. } => (None, None),
+        };
+        let verdict = auth::verify_invite(
+            &self.verifier,
+            self.challenges,
+            request,
+            &creds,
+            realm,
+            stored.as_deref(),
+            unix_now(),
+        );
+        if let Err(resp) = verdict {
+            if resp.status == StatusCode::FORBIDDEN {
+                tracing::info!(%ip, realm, "INVITE authentication failed");
+                metrics::counter!("sip_auth_failures_total", "method" => "INVITE").increment(1);
+                let events =
+                    self.guard()
+                        .record_failure(ip, &creds.username, realm, self.epoch.elapsed());
+                for ev in events {
+                    tracing::warn!(?ev, "brute-force guard");
+                }
+            }
+            return AuthOutcome::Reply(resp);
+        }
+        let Some((tenant, extension_id)) = known else {
+            return AuthOutcome::Reply(request.response_tagged(StatusCode::FORBIDDEN));
+        };
+        self.guard()
+            .record_success(ip, &creds.username, realm, self.epoch.elapsed());
+        let extension = match self.directory.get_extension(tenant, extension_id).await {
+            Ok(e) => e.number,
+            Err(e) => {
+                tracing::warn!(error = %e, "calling extension lookup failed");
+                return AuthOutcome::Reply(unavailable(request));
+            }
+        };
+        let Ok(credential) = creds.username.parse() else {
+            return AuthOutcome::Reply(request.response_tagged(StatusCode::FORBIDDEN));
+        };
+        if let Err(resp) = self.prepare(request, tenant, Some(&extension)).await {
+            return AuthOutcome::Reply(resp);
+        }
+        AuthOutcome::Caller(CallerIdentity {
+            tenant,
+            extension,
+            credential,
+        })
+    }
+
+    /// Prepares the dial plan for what `request` dialled.
+    async fn prepare(
+        &self,
+        request: &Request,
+        tenant: TenantId,
+        caller: Option<&ExtensionNumber>,
+    ) -> Result<(), Response> {
+        let Some(dialled) = dialplan::dialled_of(request) else {
+            let mut r = request.response_tagged(StatusCode::NOT_FOUND);
+            r.reason = "Not Found (no number in the Request-URI)".to_owned();
+            return Err(r);
+        };
+        match self
+            .resolver
+            .prepare(&self.plan, tenant, caller, &dialled)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "dial plan lookup failed");
+                Err(unavailable(request))
+            }
+        }
+    }
+}
+
+fn unavailable(request: &Request) -> Response {
+    let mut r = request.response_tagged(StatusCode::SERVICE_UNAVAILABLE);
+    r.headers.push("Retry-After", "5");
+    r
+}
+
+/// The calls task's parts, built by the SIP service.
+pub(crate) struct CallsDriver {
+    pub layer: TransactionLayer,
+    pub engine: CallEngine,
+    pub media: MediaDriver,
+    pub media_events: mpsc::UnboundedReceiver<MediaEvent>,
+    pub cdr: CdrSender,
+    pub outbound: Outbound,
+    /// The UDP listener's address (the local side of flows we send on).
+    pub local: SocketAddr,
+    pub auth: Arc<AuthContext>,
+    pub inputs: mpsc::Receiver<Input>,
+    /// For spawned tasks to post their results back.
+    pub self_tx: mpsc::Sender<Input>,
+    pub view: CallsView,
+    pub trunks: Vec<TrunkSource>,
+}
+
+/// Builds the engine half of the driver.
+pub(crate) fn engine(
+    config: EngineConfig,
+    plan: Arc<PreparedPlan>,
+    location: Arc<LocationService>,
+    ports: media::PortPool,
+) -> CallEngine {
+    CallEngine::new(config, plan, Arc::new(Contacts { location }), ports)
+}
+
+pub(crate) fn new_view() -> CallsView {
+    CallsView::new()
+}
+
+/// The transaction layer's settings for the calls side.
+pub(crate) fn layer(seed: u64) -> TransactionLayer {
+    TransactionLayer::new(TxConfig::default(), seed)
+}
+
+impl CallsDriver {
+    /// Runs until `stop` turns true; then hangs up every call, lets the
+    /// BYEs go out and returns.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut refresh = tokio::time::interval(TRUNK_REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut snapshot = tokio::time::interval(SNAPSHOT_EVERY);
+        snapshot.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = false;
+        loop {
+            let deadline = self.next_deadline();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                input = self.inputs.recv() => {
+                    let Some(input) = input else { break };
+                    self.on_input(input);
+                    // take whatever else is queued before publishing
+                    while let Ok(input) = self.inputs.try_recv() {
+                        self.on_input(input);
+                    }
+                    dirty = true;
+                }
+                Some(ev) = self.media_events.recv() => {
+                    let MediaEvent::TimedOut { call } = ev;
+                    tracing::info!(call, "no media: hanging up");
+                    self.engine.hang_up(call, "media timeout", Instant::now());
+                    self.pump();
+                    dirty = true;
+                }
+                () = sleep => {
+                    let now = Instant::now();
+                    self.layer.handle_timeout(now);
+                    self.engine.handle_timeout(now);
+                    self.pump();
+                    dirty = true;
+                }
+                _ = refresh.tick() => self.spawn_trunk_refresh(),
+                _ = snapshot.tick(), if dirty => {
+                    dirty = false;
+                    self.view.publish(self.engine.calls());
+                }
+                _ = stop.changed() => break,
+            }
+        }
+        self.shutdown().await;
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        match (self.layer.poll_timeout(), self.engine.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let now = Instant::now();
+        let live: Vec<u64> = self.engine.calls().iter().map(|c| c.id).collect();
+        if !live.is_empty() {
+            tracing::info!(calls = live.len(), "hanging up active calls");
+        }
+        for id in live {
+            self.engine.hang_up_with(id, 503, "server shutdown", now);
+        }
+        self.pump();
+        // Give the BYEs and CANCELs a moment to be answered (or retransmitted).
+        let until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < until {
+            let at = self.next_deadline().map_or(until, |d| d.min(until));
+            tokio::select! {
+                Some(Input::Sip { message, flow }) = self.inputs.recv() => {
+                    self.on_sip(message, flow);
+                }
+                () = tokio::time::sleep_until(at.into()) => {
+                    let now = Instant::now();
+                    self.layer.handle_timeout(now);
+                    self.engine.handle_timeout(now);
+                    self.pump();
+                }
+            }
+        }
+        self.view.publish(Vec::new());
+    }
+
+    fn on_input(&mut self, input: Input) {
+        let now = Instant::now();
+        match input {
+            Input::Sip { message, flow } => self.on_sip(message, flow),
+            Input::Authed {
+                key,
+                request,
+                source,
+                outcome,
+            } => match outcome {
+                AuthOutcome::Caller(identity) => {
+                    self.engine.on_invite(key, request, source, identity, now);
+                    self.pump();
+                }
+                AuthOutcome::Reply(resp) => self.respond(&key, resp),
+                AuthOutcome::Drop => {}
+            },
+            Input::Inbound {
+                key,
+                request,
+                source,
+                trunk,
+                result,
+            } => match result {
+                Ok(dialplan::Inbound {
+                    tenant: Some(tenant),
+                    ..
+                }) => {
+                    self.engine.on_inbound(
+                        key,
+                        request,
+                        source,
+                        InboundCall { tenant, trunk },
+                        now,
+                    );
+                    self.pump();
+                }
+                Ok(_) => {
+                    let mut r = request.response_tagged(StatusCode::NOT_FOUND);
+                    r.reason = "Not Found (number not in service)".to_owned();
+                    self.respond(&key, r);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "inbound number lookup failed");
+                    self.respond(&key, unavailable(&request));
+                }
+            },
+            Input::Trunks(t) => self.trunks = t,
+        }
+    }
+
+    fn respond(&mut self, key: &TxKey, response: Response) {
+        // An error means the transaction is gone (cancelled meanwhile).
+        let _ = self.layer.send_response(key, response, Instant::now());
+        self.pump();
+    }
+
+    fn on_sip(&mut self, message: Message, flow: Flow) {
+        let transport = match flow.kind {
+            TransportKind::Udp => Transport::Udp,
+            TransportKind::Tcp => Transport::Tcp,
+            TransportKind::Tls => Transport::Tls,
+            TransportKind::Ws => Transport::Ws,
+            TransportKind::Wss => Transport::Wss,
+        };
+        let source = Target::new(transport, flow.remote);
+        if let Err(e) = self.layer.receive(message, source, Instant::now()) {
+            tracing::debug!(remote = %flow.remote, error = %e, "message not matched to a transaction");
+            metrics::counter!("sip_dropped_total", "reason" => "transaction").increment(1);
+        }
+        self.pump();
+    }
+
+    /// Drains every queue until nothing moves: layer events into the engine,
+    /// engine outputs into the layer, media and CDRs out, bytes onto the wire.
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(ev) = self.layer.poll_event() {
+                moved = true;
+                self.on_event(ev);
+            }
+            while let Some(out) = self.engine.poll_sip() {
+                moved = true;
+                self.on_output(out);
+            }
+            while let Some(cmd) = self.engine.poll_media() {
+                moved = true;
+                if let Err(e) = self.media.execute(cmd) {
+                    tracing::error!(error = %e, "relay ports could not be bound");
+                    self.engine.hang_up_with(
+                        e.call,
+                        503,
+                        "relay ports unavailable",
+                        Instant::now(),
+                    );
+                }
+            }
+            while let Some(tenant) = self.engine.poll_outside_started() {
+                moved = true;
+                self.auth.plan.outside_calls().started(tenant);
+            }
+            while let Some(rec) = self.engine.poll_record() {
+                moved = true;
+                self.on_record(&rec);
+            }
+            while let Some(t) = self.layer.poll_transmit() {
+                moved = true;
+                self.transmit(t);
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn on_record(&mut self, rec: &crate::call::CallRecord) {
+        if rec.counted_outside {
+            self.auth.plan.outside_calls().ended(rec.tenant);
+        }
+        metrics::counter!("calls_total", "disposition" => rec.disposition.as_str()).increment(1);
+        let (mono, wall) = (Instant::now(), SystemTime::now());
+        let row = rec.to_new_cdr(CdrId::new(), |i| {
+            if i <= mono {
+                wall - (mono - i)
+            } else {
+                wall + (i - mono)
+            }
+        });
+        if self.cdr.send(row).is_err() {
+            tracing::error!(call = rec.call, "CDR writer stopped; record lost");
+        }
+    }
+
+    fn transmit(&mut self, t: sip::transaction::Transmit) {
+        let kind = match t.dest.transport {
+            Transport::Udp => TransportKind::Udp,
+            Transport::Tcp => TransportKind::Tcp,
+            Transport::Tls => TransportKind::Tls,
+            Transport::Ws => TransportKind::Ws,
+            Transport::Wss => TransportKind::Wss,
+        };
+        let flow = Flow {
+            kind,
+            local: self.local,
+            remote: t.dest.addr,
+            conn: None,
+        };
+        if let Err(e) = self.outbound.send(&flow, Bytes::copy_from_slice(&t.bytes)) {
+            tracing::debug!(remote = %t.dest.addr, error = %e, "SIP message not sent");
+            if let Some(key) = t.key {
+                self.layer.transport_error(&key, Instant::now());
+            }
+        }
+    }
+
+    fn on_output(&mut self, out: SipOutput) {
+        let now = Instant::now();
+        match out {
+            SipOutput::Request { request, dest } => {
+                if let Err(e) = self.layer.send_request(request.clone(), dest, now) {
+                    tracing::debug!(error = %e, "request refused by the transaction layer");
+                    self.engine.send_failed(&request, now);
+                }
+            }
+            SipOutput::Response { key, response } => {
+                let _ = self.layer.send_response(&key, response, now);
+            }
+            SipOutput::Ack { request, dest } => {
+                self.layer.send_stateless(&Message::Request(request), dest);
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: Event) {
+        let now = Instant::now();
+        match ev {
+            Event::Request {
+                key,
+                request,
+                source,
+                ..
+            } if is_initial_invite(&request) => self.on_initial_invite(key, request, source),
+            ev => self.engine.handle_event(ev, now),
+        }
+    }
+
+    fn on_initial_invite(&mut self, key: TxKey, request: Request, source: Target) {
+        metrics::counter!("call_attempts_total").increment(1);
+        if let Some(trunk) = self
+            .trunks
+            .iter()
+            .find(|t| t.matches(source.addr))
+            .map(|t| t.trunk)
+        {
+            let Some(dialled) = dialplan::dialled_of(&request) else {
+                self.respond(&key, request.response_tagged(StatusCode::NOT_FOUND));
+                return;
+            };
+            let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+            tokio::spawn(async move {
+                let result = ctx.resolver.prepare_inbound(&ctx.plan, &dialled).await;
+                let _ = tx
+                    .send(Input::Inbound {
+                        key,
+                        request,
+                        source,
+                        trunk,
+                        result,
+                    })
+                    .await;
+            });
+            return;
+        }
+        let Some(realm) = crate::registrar::realm_of(&request).map(|r| r.into_owned()) else {
+            self.respond(&key, request.response_tagged(StatusCode::BAD_REQUEST));
+            return;
+        };
+        let creds = match auth::inspect_invite(
+            &self.auth.verifier,
+            self.auth.challenges,
+            &request,
+            &realm,
+            unix_now(),
+        ) {
+            InviteAuth::Challenge(resp) => {
+                self.respond(&key, resp);
+                return;
+            }
+            InviteAuth::Verify(creds) => creds,
+        };
+        let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+        tokio::spawn(async move {
+            let outcome = ctx
+                .authenticate(&request, creds, &realm, source.addr.ip())
+                .await;
+            let _ = tx
+                .send(Input::Authed {
+                    key,
+                    request,
+                    source,
+                    outcome,
+                })
+                .await;
+        });
+    }
+
+    fn spawn_trunk_refresh(&self) {
+        let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+        tokio::spawn(async move {
+            match load_trunk_sources(&*ctx.directory).await {
+                Ok(t) => {
+                    let _ = tx.send(Input::Trunks(t)).await;
+                }
+                Err(e) => tracing::warn!(error = %e, "reading trunks failed"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse_and_match() {
+        assert_eq!(
+            parse_source("192.0.2.0/24"),
+            Some(("192.0.2.0".parse().unwrap(), 24))
+        );
+        assert_eq!(
+            parse_source(" 2001:db8::1 "),
+            Some(("2001:db8::1".parse().unwrap(), 128))
+        );
+        assert_eq!(parse_source("192.0.2.0/33"), None);
+        assert_eq!(parse_source("carrier.example"), None);
+        let block = TrunkSource {
+            trunk: TrunkId::new(),
+            net: "192.0.2.0".parse().unwrap(),
+            prefix: 24,
+            port: None,
+        };
+        assert!(block.matches("192.0.2.77:5060".parse().unwrap()));
+        assert!(block.matches("[::ffff:192.0.2.9]:5060".parse().unwrap()));
+        assert!(!block.matches("192.0.3.1:5060".parse().unwrap()));
+        let exact = TrunkSource {
+            trunk: TrunkId::new(),
+            net: "127.0.0.1".parse().unwrap(),
+            prefix: 32,
+            port: Some(5080),
+        };
+        assert!(exact.matches("127.0.0.1:5080".parse().unwrap()));
+        assert!(!exact.matches("127.0.0.1:5081".parse().unwrap()));
+        let all = TrunkSource {
+            trunk: TrunkId::new(),
+            net: "0.0.0.0".parse().unwrap(),
+            prefix: 0,
+            port: None,
+        };
+        assert!(all.matches("198.51.100.1:1".parse().unwrap()));
+    }
+}
