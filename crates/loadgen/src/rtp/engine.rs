@@ -132,8 +132,9 @@ fn run(sockets: Vec<Socket>, rx: mpsc::Receiver<Msg>) -> RtpStats {
                 }
             }
         }
-        // sending: how late this wake-up is against the millisecond it serves
-        let lag = now.duration_since(start + Duration::from_millis(now_ms));
+        // how late this wake-up is against the first millisecond still unsent
+        let due = media.next_due_ms().unwrap_or(now_ms);
+        let lag = now.saturating_duration_since(start + Duration::from_millis(due));
         media.stats.max_send_lag_us = media.stats.max_send_lag_us.max(lag.as_micros() as u64);
         send_due(&mut media, &sockets, &mut batches, now_ms);
         for (i, s) in sockets.iter().enumerate() {
@@ -278,5 +279,70 @@ mod tests {
         assert_eq!(s.latency.count(), s.sent);
         assert!(s.latency.quantile(0.99).unwrap() < 100_000, "{s:?}");
         assert_eq!(s.user_timestamps, 0);
+    }
+}
+
+/// The media thread's own capacity, without a relay: `SB_RTP_CALLS` calls
+/// (default 3000) whose two sides send straight to each other's socket for
+/// `SB_RTP_SECONDS` (default 10). Run it in release mode:
+/// `cargo test --release -p loadgen -- --ignored --nocapture media_thread_capacity`.
+#[cfg(test)]
+mod capacity {
+    use super::*;
+    use crate::rtp::StreamSpec;
+
+    fn env(name: &str, default: u64) -> u64 {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    #[test]
+    #[ignore = "a measurement, not a test: minutes of CPU"]
+    fn media_thread_capacity() {
+        let calls = env("SB_RTP_CALLS", 3000) as u32;
+        let secs = env("SB_RTP_SECONDS", 10);
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let socks = MediaSockets::bind(lo, 8, 4 << 20).unwrap();
+        let local = socks.local.clone();
+        let cpu0 = crate::cpu::own().unwrap();
+        let h = socks.spawn().unwrap();
+        for c in 0..calls {
+            let (a, b) = (2 * c, 2 * c + 1);
+            let (sa, sb) = (a as usize % 8, b as usize % 8);
+            for (id, socket, peer) in [(a, sa, sb), (b, sb, sa)] {
+                h.send(MediaCmd::Start(StreamSpec {
+                    id,
+                    epoch: 1,
+                    socket,
+                    dest: local[peer],
+                    pt: 0,
+                    ssrc: id,
+                    partner: id ^ 1,
+                }));
+            }
+            if c % 200 == 199 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        std::thread::sleep(Duration::from_secs(secs));
+        let s = h.finish(Duration::from_millis(200)).unwrap();
+        let cpu = crate::cpu::own().unwrap().since(&cpu0);
+        println!(
+            "{calls} calls, {secs} s: sent {} received {} lost {} skipped {} local drops {} \
+             max send lag {:.1} ms; latency p50 {:?} p99 {:?} µs; cpu {:.2} s user + {:.2} s sys",
+            s.sent,
+            s.received,
+            s.lost(),
+            s.skipped,
+            s.local_drops,
+            s.max_send_lag_us as f64 / 1000.0,
+            s.latency.quantile(0.5),
+            s.latency.quantile(0.99),
+            cpu.user.as_secs_f64(),
+            cpu.system.as_secs_f64()
+        );
+        assert_eq!(s.misrouted, 0);
     }
 }

@@ -274,6 +274,11 @@ impl Media {
         self.done_ms = Some(now_ms);
     }
 
+    /// The first millisecond whose slot has not been sent yet.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.done_ms.map(|d| d + 1)
+    }
+
     /// A send the OS refused.
     pub fn send_failed(&mut self, n: u64) {
         self.stats.send_errors += n;
