@@ -40,6 +40,7 @@ pub struct CallsPlan {
     pub sources: Vec<IpAddr>,
     pub rtp_ip: Option<IpAddr>,
     pub rtp_sockets: usize,
+    pub rtp_threads: usize,
     pub grace: Duration,
     pub server_pid: Option<u32>,
     pub call: CallConfig,
@@ -84,6 +85,7 @@ impl CallsPlan {
             sources,
             rtp_ip: args.rtp_ip,
             rtp_sockets: args.rtp_sockets.max(1),
+            rtp_threads: args.rtp_threads.max(1),
             grace: args.grace,
             server_pid: args.server_pid,
             call: CallConfig {
@@ -125,7 +127,11 @@ pub async fn run_calls(plan: CallsPlan) -> anyhow::Result<CallReport> {
         MediaSockets::bind(rtp_ip, n_rtp, RTP_SOCKET_BUFFER).context("binding the RTP sockets")?;
     let rtp_local = media_sockets.local.clone();
     let media = if plan.call.rtp {
-        Some(media_sockets.spawn().context("starting the media thread")?)
+        Some(
+            media_sockets
+                .spawn(plan.rtp_threads)
+                .context("starting the media threads")?,
+        )
     } else {
         None
     };

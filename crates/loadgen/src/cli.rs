@@ -80,6 +80,11 @@ pub struct CallsArgs {
     /// UDP sockets shared by all call sides for RTP.
     #[arg(long, default_value_t = 8)]
     pub rtp_sockets: usize,
+    /// Media threads sharing the RTP sockets (socket k on thread k mod N).
+    /// One keeps the generator's share of a small machine small; more let
+    /// one process drive thousands of calls on a bigger one.
+    #[arg(long, default_value_t = 1)]
+    pub rtp_threads: usize,
     /// IP the RTP sockets bind and SDP announces. Default: the first SIP
     /// source's address.
     #[arg(long)]

@@ -22,41 +22,72 @@ enum Msg {
     Shutdown(Duration),
 }
 
-/// The scenario's handle on the media thread.
-pub struct MediaHandle {
-    tx: mpsc::Sender<Msg>,
-    thread: Option<JoinHandle<RtpStats>>,
+/// Where a command goes: socket `k` belongs to thread `k % threads`, as
+/// its local socket `k / threads` (both sides of a call may be on
+/// different threads: each side is accounted where it receives).
+fn route(cmd: MediaCmd, threads: usize) -> (usize, MediaCmd) {
+    let t = threads.max(1);
+    match cmd {
+        MediaCmd::Start(mut spec) => {
+            let thread = spec.socket % t;
+            spec.socket /= t;
+            (thread, MediaCmd::Start(spec))
+        }
+        MediaCmd::Stop { id, epoch, socket } => (
+            socket % t,
+            MediaCmd::Stop {
+                id,
+                epoch,
+                socket: socket / t,
+            },
+        ),
+    }
 }
 
-/// A second way to send commands to the media thread (the scenario's),
-/// while the [`MediaHandle`] stays with the driver that ends the thread.
-pub struct MediaSender(mpsc::Sender<Msg>);
+/// Sends commands to the media threads (the scenario holds one).
+#[derive(Clone)]
+pub struct MediaSender(Vec<mpsc::Sender<Msg>>);
 
 impl MediaSender {
     pub fn send(&self, cmd: MediaCmd) {
-        let _ = self.0.send(Msg::Cmd(cmd));
+        let (thread, cmd) = route(cmd, self.0.len());
+        if let Some(tx) = self.0.get(thread) {
+            // a thread only ends after Shutdown: a failed send means it
+            // panicked, which `finish` reports
+            let _ = tx.send(Msg::Cmd(cmd));
+        }
     }
+}
+
+/// The driver's handle on the media threads.
+pub struct MediaHandle {
+    tx: MediaSender,
+    threads: Vec<JoinHandle<RtpStats>>,
 }
 
 impl MediaHandle {
     pub fn clone_sender(&self) -> MediaSender {
-        MediaSender(self.tx.clone())
+        self.tx.clone()
     }
 
     pub fn send(&self, cmd: MediaCmd) {
-        // the thread only ends after Shutdown: a failed send means it
-        // panicked, which join reports
-        let _ = self.tx.send(Msg::Cmd(cmd));
+        self.tx.send(cmd);
     }
 
-    /// Ends the thread after `linger` (packets in flight still count) and
-    /// returns its counters.
-    pub fn finish(mut self, linger: Duration) -> io::Result<RtpStats> {
-        let _ = self.tx.send(Msg::Shutdown(linger));
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(stats)) => Ok(stats),
-            _ => Err(io::Error::other("the media thread panicked")),
+    /// Ends the threads after `linger` (packets in flight still count) and
+    /// returns their counters, added up.
+    pub fn finish(self, linger: Duration) -> io::Result<RtpStats> {
+        for tx in &self.tx.0 {
+            let _ = tx.send(Msg::Shutdown(linger));
         }
+        let mut total = RtpStats::default();
+        for t in self.threads {
+            let s = t
+                .join()
+                .map_err(|_| io::Error::other("a media thread panicked"))?;
+            total.merge(&s);
+        }
+        Ok(total)
     }
 }
 
@@ -91,15 +122,28 @@ impl MediaSockets {
         Ok(MediaSockets { sockets, local })
     }
 
-    /// Starts the media thread.
-    pub fn spawn(self) -> io::Result<MediaHandle> {
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::Builder::new()
-            .name("sb-loadgen-rtp".into())
-            .spawn(move || run(self.sockets, rx))?;
+    /// Starts `threads` media threads (at most one per socket); socket `k`
+    /// goes to thread `k % threads`.
+    pub fn spawn(self, threads: usize) -> io::Result<MediaHandle> {
+        let t = threads.clamp(1, self.sockets.len().max(1));
+        let mut parts: Vec<Vec<Socket>> = (0..t).map(|_| Vec::new()).collect();
+        for (k, s) in self.sockets.into_iter().enumerate() {
+            parts[k % t].push(s);
+        }
+        let mut txs = Vec::with_capacity(t);
+        let mut handles = Vec::with_capacity(t);
+        for (i, socks) in parts.into_iter().enumerate() {
+            let (tx, rx) = mpsc::channel();
+            txs.push(tx);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("sb-loadgen-rtp{i}"))
+                    .spawn(move || run(socks, rx))?,
+            );
+        }
         Ok(MediaHandle {
-            tx,
-            thread: Some(thread),
+            tx: MediaSender(txs),
+            threads: handles,
         })
     }
 }
@@ -154,15 +198,15 @@ fn run(sockets: Vec<Socket>, rx: mpsc::Receiver<Msg>) -> RtpStats {
 }
 
 fn stop_all(media: &mut Media) {
-    let live: Vec<(u32, u32)> = media
+    let live: Vec<(u32, u32, usize)> = media
         .streams
         .iter()
         .enumerate()
         .filter(|(_, s)| s.sending)
-        .map(|(i, s)| (i as u32, s.epoch))
+        .map(|(i, s)| (i as u32, s.epoch, s.socket))
         .collect();
-    for (id, epoch) in live {
-        media.command(MediaCmd::Stop { id, epoch }, 0);
+    for (id, epoch, socket) in live {
+        media.command(MediaCmd::Stop { id, epoch, socket }, 0);
     }
 }
 
@@ -223,6 +267,41 @@ mod tests {
     use super::*;
     use crate::rtp::StreamSpec;
 
+    #[test]
+    fn commands_go_to_the_thread_owning_the_socket() {
+        let spec = StreamSpec {
+            id: 7,
+            epoch: 1,
+            socket: 5,
+            dest: "127.0.0.1:9".parse().unwrap(),
+            pt: 0,
+            ssrc: 1,
+        };
+        let (t, cmd) = route(MediaCmd::Start(spec), 2);
+        assert_eq!(
+            (t, cmd),
+            (1, MediaCmd::Start(StreamSpec { socket: 2, ..spec }))
+        );
+        let stop = MediaCmd::Stop {
+            id: 7,
+            epoch: 1,
+            socket: 5,
+        };
+        assert_eq!(
+            route(stop, 3),
+            (
+                2,
+                MediaCmd::Stop {
+                    id: 7,
+                    epoch: 1,
+                    socket: 1
+                }
+            )
+        );
+        assert_eq!(route(stop, 1), (0, stop));
+        assert_eq!(route(stop, 0), (0, stop));
+    }
+
     /// Two call sides on two sockets talking through a trivial relay
     /// (two more sockets forwarding to each other's latched peer).
     #[test]
@@ -253,7 +332,8 @@ mod tests {
                 }
             });
         }
-        let h = socks.spawn().unwrap();
+        // one thread per socket: the two sides are accounted on different threads
+        let h = socks.spawn(2).unwrap();
         let spec = |id, socket, dest| StreamSpec {
             id,
             epoch: 1,
@@ -261,13 +341,20 @@ mod tests {
             dest,
             pt: 0,
             ssrc: id,
-            partner: id ^ 1,
         };
         h.send(MediaCmd::Start(spec(0, 0, ra_addr)));
         h.send(MediaCmd::Start(spec(1, 1, rb_addr)));
         std::thread::sleep(Duration::from_millis(210));
-        h.send(MediaCmd::Stop { id: 0, epoch: 1 });
-        h.send(MediaCmd::Stop { id: 1, epoch: 1 });
+        h.send(MediaCmd::Stop {
+            id: 0,
+            epoch: 1,
+            socket: 0,
+        });
+        h.send(MediaCmd::Stop {
+            id: 1,
+            epoch: 1,
+            socket: 1,
+        });
         let s = h.finish(Duration::from_millis(100)).unwrap();
         assert!(s.sent >= 18 && s.sent <= 26, "{s:?}");
         assert_eq!(
@@ -306,8 +393,9 @@ mod capacity {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let socks = MediaSockets::bind(lo, 8, 4 << 20).unwrap();
         let local = socks.local.clone();
+        let threads = env("SB_RTP_THREADS", 1) as usize;
         let cpu0 = crate::cpu::own().unwrap();
-        let h = socks.spawn().unwrap();
+        let h = socks.spawn(threads).unwrap();
         for c in 0..calls {
             let (a, b) = (2 * c, 2 * c + 1);
             let (sa, sb) = (a as usize % 8, b as usize % 8);
@@ -319,7 +407,6 @@ mod capacity {
                     dest: local[peer],
                     pt: 0,
                     ssrc: id,
-                    partner: id ^ 1,
                 }));
             }
             if c % 200 == 199 {

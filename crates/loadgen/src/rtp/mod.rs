@@ -41,8 +41,12 @@ pub struct StreamSpec {
     pub dest: SocketAddr,
     pub pt: u8,
     pub ssrc: u32,
-    /// The stream of the other side of the call, whose packets arrive here.
-    pub partner: u32,
+}
+
+/// The other direction of a call: streams come in pairs `2n` and `2n + 1`,
+/// and each side receives its partner's packets.
+pub fn partner(id: u32) -> u32 {
+    id ^ 1
 }
 
 /// What the call scenario tells the media thread.
@@ -51,7 +55,8 @@ pub enum MediaCmd {
     /// Start sending (and expecting the partner's packets on `socket`).
     Start(StreamSpec),
     /// Stop sending; packets still in flight are counted when they arrive.
-    Stop { id: u32, epoch: u32 },
+    /// `socket` is the one the stream was started on.
+    Stop { id: u32, epoch: u32, socket: usize },
 }
 
 /// Counters of a run, from the media thread.
@@ -90,6 +95,25 @@ pub struct RtpStats {
 }
 
 impl RtpStats {
+    /// Adds another media thread's counters.
+    pub fn merge(&mut self, o: &RtpStats) {
+        self.streams += o.streams;
+        self.sent += o.sent;
+        self.received += o.received;
+        self.duplicates += o.duplicates;
+        self.misrouted += o.misrouted;
+        self.reordered_late += o.reordered_late;
+        self.foreign += o.foreign;
+        self.send_errors += o.send_errors;
+        self.local_drops += o.local_drops;
+        self.latency.merge(&o.latency);
+        self.user_timestamps += o.user_timestamps;
+        self.max_send_lag_us = self.max_send_lag_us.max(o.max_send_lag_us);
+        self.skipped += o.skipped;
+        self.rcvbuf = self.rcvbuf.max(o.rcvbuf);
+        self.sockets += o.sockets;
+    }
+
     /// Packets sent and never received.
     pub fn lost(&self) -> u64 {
         self.sent.saturating_sub(self.received)
@@ -111,15 +135,14 @@ pub(crate) struct Stream {
     pub(crate) sending: bool,
     /// In a wheel slot (a stopped stream leaves it lazily).
     wheeled: bool,
-    socket: usize,
+    pub(crate) socket: usize,
     dest: SocketAddr,
     pt: u8,
     ssrc: u32,
-    partner: u32,
     /// Index of the next packet to send.
     next: u32,
-    /// Receive side, for packets from this stream of this generation:
-    /// one past the highest index seen and a bitmap of the 64 below it.
+    /// Receive side, for the partner's packets of this epoch arriving
+    /// here: one past the highest index seen and a bitmap of the 64 below.
     rx_top: u32,
     rx_window: u64,
 }
@@ -134,7 +157,6 @@ impl Stream {
             dest: SocketAddr::from(([0, 0, 0, 0], 0)),
             pt: 0,
             ssrc: 0,
-            partner: 0,
             next: 0,
             rx_top: 0,
             rx_window: 0,
@@ -208,7 +230,6 @@ impl Media {
                     dest: spec.dest,
                     pt: spec.pt,
                     ssrc: spec.ssrc,
-                    partner: spec.partner,
                     next: 0,
                     rx_top: 0,
                     rx_window: 0,
@@ -220,7 +241,7 @@ impl Media {
                     self.wheel[(from % PTIME_MS) as usize].push(spec.id);
                 }
             }
-            MediaCmd::Stop { id, epoch } => {
+            MediaCmd::Stop { id, epoch, .. } => {
                 if let Some(s) = self.streams.get_mut(id as usize) {
                     if s.epoch == epoch {
                         s.sending = false;
@@ -290,43 +311,34 @@ impl Media {
     }
 
     /// One datagram received on `socket` from `from` at `rx_ns` (epoch ns).
+    /// It is accounted to the receiving side (the sender's partner), which
+    /// lives on this socket, so a media thread needs only its own streams.
     pub fn on_packet(&mut self, socket: usize, from: Option<SocketAddr>, pkt: &[u8], rx_ns: u64) {
         let Some((_, probe)) = packet::parse(pkt) else {
             self.stats.foreign += 1;
             return;
         };
-        let Some(s) = self.streams.get(probe.stream as usize) else {
-            self.stats.foreign += 1;
-            return;
-        };
-        if probe.epoch > s.epoch {
-            self.stats.foreign += 1;
-            return;
-        }
-        if probe.epoch == s.epoch {
-            // the partner receives it: on the partner's socket, from the
-            // relay port the partner sends to (once the partner has started:
-            // the callee starts at the ACK, the caller's first packets may
-            // come before)
-            let ok = match self.streams.get(s.partner as usize) {
-                Some(p) if p.epoch == probe.epoch => {
-                    p.socket == socket && from.is_none_or(|f| f == p.dest)
-                }
-                _ => true,
-            };
-            if !ok {
-                self.stats.misrouted += 1;
-                return;
-            }
-            let s = &mut self.streams[probe.stream as usize];
-            match window_accept(&mut s.rx_top, &mut s.rx_window, probe.index) {
-                Some(false) => {
-                    self.stats.duplicates += 1;
+        let rx = partner(probe.stream) as usize;
+        match self.streams.get_mut(rx) {
+            Some(r) if r.epoch == probe.epoch => {
+                // on the receiver's socket, from the relay port it sends to
+                if r.socket != socket || from.is_some_and(|f| f != r.dest) {
+                    self.stats.misrouted += 1;
                     return;
                 }
-                None => self.stats.reordered_late += 1,
-                Some(true) => {}
+                match window_accept(&mut r.rx_top, &mut r.rx_window, probe.index) {
+                    Some(false) => {
+                        self.stats.duplicates += 1;
+                        return;
+                    }
+                    None => self.stats.reordered_late += 1,
+                    Some(true) => {}
+                }
             }
+            // before the receiving side started (the callee starts at the
+            // ACK, the caller's first packets may come before), or a late
+            // packet of an earlier call on these slots: counted, unchecked
+            _ => {}
         }
         self.stats.received += 1;
         let us = rx_ns.saturating_sub(probe.sent_ns) / 1000;

@@ -12,7 +12,6 @@ fn spec(id: u32, epoch: u32, socket: usize, dest: &str) -> StreamSpec {
         dest: sa(dest),
         pt: 0,
         ssrc: 100 + id,
-        partner: id ^ 1,
     }
 }
 
@@ -132,10 +131,31 @@ fn stop_ends_sending_and_reuse_tells_generations_apart() {
     }
     m.sent(out.len() as u64);
     assert_eq!(m.sending(), 2);
-    m.command(MediaCmd::Stop { id: 0, epoch: 1 }, 20);
-    m.command(MediaCmd::Stop { id: 1, epoch: 7 }, 20); // stale: ignored
+    m.command(
+        MediaCmd::Stop {
+            id: 0,
+            epoch: 1,
+            socket: 0,
+        },
+        20,
+    );
+    m.command(
+        MediaCmd::Stop {
+            id: 1,
+            epoch: 7,
+            socket: 1,
+        },
+        20,
+    ); // stale: ignored
     assert_eq!(m.sending(), 1);
-    m.command(MediaCmd::Stop { id: 1, epoch: 1 }, 20);
+    m.command(
+        MediaCmd::Stop {
+            id: 1,
+            epoch: 1,
+            socket: 1,
+        },
+        20,
+    );
     let before = out.len();
     for ms in 20..60 {
         run(&mut m, ms, &mut out);
@@ -147,7 +167,7 @@ fn stop_ends_sending_and_reuse_tells_generations_apart() {
     let old = &out[0].2;
     m.on_packet(5, None, old, 0);
     assert_eq!((m.stats.received, m.stats.misrouted), (1, 0));
-    // a generation from the future is not ours
+    // a packet of the current call is checked: the right socket and port
     let mut b = vec![0u8; packet::PACKET];
     packet::write(
         &mut b,
@@ -155,13 +175,14 @@ fn stop_ends_sending_and_reuse_tells_generations_apart() {
         1,
         &Probe {
             stream: 0,
-            epoch: 9,
+            epoch: 2,
             index: 0,
             sent_ns: 0,
         },
     );
     m.on_packet(1, Some(sa("127.0.0.1:20002")), &b, 0);
-    assert_eq!(m.stats.foreign, 1);
+    m.on_packet(0, Some(sa("127.0.0.1:20002")), &b, 0);
+    assert_eq!((m.stats.received, m.stats.misrouted), (2, 1));
     // a restarted stream is wheeled once, not twice
     for ms in 60..80 {
         run(&mut m, ms, &mut out);

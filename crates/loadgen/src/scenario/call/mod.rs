@@ -248,7 +248,6 @@ impl Calls {
             dest: m.addr,
             pt,
             ssrc: self.rng.next_u64() as u32,
-            partner: id ^ 1,
         };
         match side {
             Side::A => self.calls[slot as usize].a_streaming = true,
@@ -264,15 +263,19 @@ impl Calls {
         c.a_streaming = false;
         c.b_streaming = false;
         if a {
+            let socket = self.rtp_socket(slot, Side::A);
             self.media_cmd(MediaCmd::Stop {
                 id: 2 * slot,
                 epoch,
+                socket,
             });
         }
         if b {
+            let socket = self.rtp_socket(slot, Side::B);
             self.media_cmd(MediaCmd::Stop {
                 id: 2 * slot + 1,
                 epoch,
+                socket,
             });
         }
     }
