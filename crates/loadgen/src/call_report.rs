@@ -171,7 +171,7 @@ impl CallReport {
              \"setup_latency_ms\":{},\"teardown_latency_ms\":{},\"invite_relay_ms\":{},\
              \"bye_relay_ms\":{},\"retransmissions\":{},\"stray\":{},\"malformed\":{},\
              \"send_errors\":{},\"unmatched_requests\":{},\"caller_id_mismatch\":{},\
-             \"reacks\":{},\"max_pacing_lag_ms\":{},\"rtp\":{},\"generator_cpu\":{},\
+             \"reacks\":{},\"bye_repeats\":{},\"max_pacing_lag_ms\":{},\"rtp\":{},\"generator_cpu\":{},\
              \"server_cpu\":{},\"server_us_per_call\":{},\"server_rss_bytes\":{},\
              \"timeline\":[{}]}}",
             json_str(self.mode),
@@ -207,6 +207,7 @@ impl CallReport {
             s.unmatched_requests,
             s.caller_id_mismatch,
             s.reacks,
+            s.bye_repeats,
             json_num(self.max_pacing_lag.as_secs_f64() * 1000.0),
             rtp,
             cpu(self.generator_cpu, self.generator_core_percent()),
@@ -290,8 +291,14 @@ impl CallReport {
         );
         let _ = writeln!(
             o,
-            "  sip       retransmissions {}  stray {}  malformed {}  send errors {}  unmatched requests {}  re-ACKs {}",
-            m.retransmissions, m.stray, m.malformed, m.send_errors, s.unmatched_requests, s.reacks
+            "  sip       retransmissions {}  stray {}  malformed {}  send errors {}  unmatched requests {}  re-ACKs {}  repeated BYEs {}",
+            m.retransmissions,
+            m.stray,
+            m.malformed,
+            m.send_errors,
+            s.unmatched_requests,
+            s.reacks,
+            s.bye_repeats
         );
         if s.caller_id_mismatch > 0 {
             let _ = writeln!(

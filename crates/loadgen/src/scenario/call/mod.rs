@@ -476,6 +476,17 @@ impl Calls {
             (Method::Options, _) => {
                 respond(out, source, req, 200, None, None, None);
             }
+            // the previous call of a slot: a BYE whose 200 the server has
+            // not seen yet (its retransmission) gets the 200 again
+            (Method::Bye, Some((_, slot, epoch)))
+                if self
+                    .calls
+                    .get(slot as usize)
+                    .is_some_and(|c| c.epoch == epoch.wrapping_add(1)) =>
+            {
+                self.stats.bye_repeats += 1;
+                respond(out, source, req, 200, None, None, None);
+            }
             (Method::Bye, _) => {
                 self.stats.unmatched_requests += 1;
                 respond(out, source, req, 481, None, None, None);

@@ -85,6 +85,8 @@ pub struct CallStats {
     pub unmatched_requests: u64,
     /// 2xx retransmissions re-ACKed.
     pub reacks: u64,
+    /// BYEs repeated after their call ended (answered 200 again).
+    pub bye_repeats: u64,
 }
 
 // timer kinds

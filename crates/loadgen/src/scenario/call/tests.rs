@@ -216,6 +216,20 @@ fn a_call_with_rtp_sets_up_holds_and_tears_down() {
     assert_eq!(w.calls.stats.bye_relay.count(), 1);
     assert_eq!(w.calls.in_flight(), 0);
     assert_eq!(w.pbx.live_calls(), 0);
+    // the server's BYE again (it missed our 200): 200 again, not 481
+    let bye = w
+        .delivered
+        .iter()
+        .find(|m| m.starts_with("BYE sip:b"))
+        .unwrap()
+        .clone();
+    w.calls.on_message(1, bye.as_bytes(), w.at(1041), &w.wire);
+    let sent = std::mem::take(&mut *w.wire.sent.borrow_mut());
+    assert!(String::from_utf8_lossy(&sent[0].1).starts_with("SIP/2.0 200"));
+    assert_eq!(
+        (w.calls.stats.bye_repeats, w.calls.stats.unmatched_requests),
+        (1, 0)
+    );
     // responses mirror the request: the callee's 200 carries its To tag
     let ok = w
         .delivered
