@@ -77,10 +77,14 @@ fn calls_with_rtp_through_a_b2bua_complete_without_loss() {
             "--duration",
             "1s",
             "--hold",
-            "500ms",
+            "800ms",
             "--rtp",
             "--rtp-sockets",
             "2",
+            // a generous drain: on a loaded machine the fake relay may lag,
+            // and what it still holds when the BYE closes it would count as lost
+            "--media-drain",
+            "300ms",
             "--grace",
             "5s",
             "--json",
@@ -98,10 +102,12 @@ fn calls_with_rtp_through_a_b2bua_complete_without_loss() {
     assert_eq!(field(&json, "completed"), "20", "{json}");
     assert_eq!(field(&json, "failed"), "0", "{json}");
     assert_eq!(field(&json, "answered"), "20", "{json}");
-    // 20 calls x 2 streams, 25 packets each in 500 ms less the media drain
+    // 20 calls x 2 streams, 40 packets each in the 800 ms hold (the BYE
+    // follows 300 ms after the media stops); fewer if the machine is so
+    // busy that the sender skips
     assert_eq!(field(&json, "streams"), "40", "{json}");
     let sent: u64 = field(&json, "sent").parse().unwrap();
-    assert!((600..=1100).contains(&sent), "{json}");
+    assert!((200..=1700).contains(&sent), "{json}");
     assert_eq!(field(&json, "received"), sent.to_string(), "{json}");
     assert_eq!(field(&json, "lost"), "0", "{json}");
     assert_eq!(field(&json, "misrouted"), "0", "{json}");
