@@ -525,3 +525,182 @@ fn rand_u64() -> u64 {
     );
     h.finish()
 }
+
+// ------------------------------------------------------------ baresip calls
+
+/// How a call-making baresip behaves.
+#[derive(Debug, Clone)]
+pub struct PhoneOpts {
+    /// Local address (127.0.0.x: another "machine").
+    pub ip: &'static str,
+    /// The sine its microphone sends, in Hz.
+    pub tone: u32,
+    /// Answer incoming calls at once.
+    pub auto_answer: bool,
+    /// A number to dial at start-up (`/dial`), e.g. `102`.
+    pub dial: Option<String>,
+    /// baresip quits (hanging up its calls) after this many seconds.
+    pub quit_after: u32,
+    /// Accept commands (`hold`, `resume`, ...) over baresip's ctrl_tcp
+    /// module on this loopback port: [`Phone::command`].
+    pub control_port: Option<u16>,
+}
+
+/// A baresip softphone with a tone generator as microphone and its audio
+/// recorded by the sndfile module (`*-dec.wav`: what it heard).
+pub struct Phone {
+    pub proc: Proc,
+    pub rec: PathBuf,
+    control: Option<u16>,
+}
+
+pub fn baresip_phone(account: &Account, registrar: SocketAddr, opts: &PhoneOpts) -> Phone {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rec = dir.path().join("rec");
+    std::fs::create_dir_all(&rec).expect("recordings dir");
+    let modules = baresip_module_path().expect("baresip modules directory (account.so)");
+    // ausine only produces 48 kHz stereo; baresip resamples to G.711.
+    let mut config = format!(
+        "poll_method\tepoll\n\
+         sip_listen\t{ip}:0\n\
+         net_interface\t{ip}\n\
+         sip_trans_def\tudp\n\
+         audio_player\taubridge,nil\n\
+         audio_source\tausine,{tone}\n\
+         audio_alert\taubridge,nil\n\
+         ausrc_srate\t48000\n\
+         auplay_srate\t48000\n\
+         ausrc_channels\t2\n\
+         snd_path\t{rec}\n\
+         module_path\t{modules}\n",
+        ip = opts.ip,
+        tone = opts.tone,
+        rec = rec.display(),
+    );
+    for m in ["g711.so", "ausine.so", "aubridge.so", "sndfile.so"] {
+        config.push_str(&format!("module\t\t{m}\n"));
+    }
+    if let Some(port) = opts.control_port {
+        config.push_str(&format!(
+            "module\t\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{port}\n"
+        ));
+    }
+    config.push_str("module_app\taccount.so\nmodule_app\tmenu.so\n");
+    std::fs::write(dir.path().join("config"), config).expect("write baresip config");
+    let answer = if opts.auto_answer {
+        ";answermode=auto"
+    } else {
+        ""
+    };
+    let accounts = format!(
+        "<sip:{user}@{domain};transport=udp>;auth_pass={password};outbound=\"sip:{registrar};transport=udp\";regint=600{answer}\n",
+        user = account.user,
+        domain = account.domain,
+        password = account.password,
+    );
+    std::fs::write(dir.path().join("accounts"), accounts).expect("write baresip accounts");
+    let mut cmd = Command::new("baresip");
+    cmd.arg("-f")
+        .arg(dir.path())
+        .args(["-t", &opts.quit_after.to_string()]);
+    if let Some(n) = &opts.dial {
+        cmd.args(["-e", &format!("/dial sip:{n}@{}", account.domain)]);
+    }
+    cmd.env("HOME", dir.path());
+    Phone {
+        proc: Proc::spawn("baresip", cmd, Some(dir)),
+        rec,
+        control: opts.control_port,
+    }
+}
+
+/// A free TCP port on loopback (for baresip's ctrl_tcp).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port")
+        .port()
+}
+
+impl Phone {
+    /// Waits (bounded) for this phone's registration.
+    pub fn wait_registered(&mut self) {
+        let line = self
+            .proc
+            .wait_for_line(Duration::from_secs(15), is_registered_line);
+        assert!(
+            line.is_some(),
+            "baresip did not register:\n{}",
+            self.proc.log()
+        );
+    }
+
+    /// Runs a baresip command (e.g. `hold`, `resume`) over ctrl_tcp (a
+    /// netstring of JSON) and returns whether baresip said it succeeded.
+    pub fn command(&self, command: &str) -> bool {
+        self.command_with(command, "")
+    }
+
+    /// [`Phone::command`] with a parameter (e.g. `transfer` and a URI).
+    pub fn command_with(&self, command: &str, params: &str) -> bool {
+        use std::io::{Read as _, Write as _};
+        let port = self.control.expect("phone started with a control_port");
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
+        let _ = s.write_all(format!("{}:{body},", body.len()).as_bytes());
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut reply = [0u8; 512];
+        let n = s.read(&mut reply).unwrap_or(0);
+        String::from_utf8_lossy(&reply[..n]).contains(r#""ok":true"#)
+    }
+
+    /// Waits until baresip has exited (its `-t` ran out).
+    pub fn wait_exit(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.proc.child.try_wait() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!("baresip did not exit in {timeout:?}:\n{}", self.proc.log());
+    }
+
+    /// The audio this phone heard (16-bit mono samples and their rate), from
+    /// the sndfile module's decode dump.
+    pub fn heard(&self) -> (Vec<i16>, u32) {
+        let file = std::fs::read_dir(&self.rec)
+            .expect("recordings dir")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .unwrap_or_else(|| panic!("no decode recording in {}", self.rec.display()));
+        read_wav(&file)
+    }
+}
+
+/// Reads a 16-bit PCM WAV file into mono samples (first channel).
+pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
+    let bytes = std::fs::read(path).expect("read wav");
+    assert!(bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WAVE");
+    let (mut rate, mut channels, mut at) = (8000u32, 1usize, 12usize);
+    let mut samples = Vec::new();
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = &bytes[at + 8..(at + 8 + len).min(bytes.len())];
+        if id == b"fmt " && body.len() >= 16 {
+            channels = usize::from(u16::from_le_bytes([body[2], body[3]])).max(1);
+            rate = u32::from_le_bytes(body[4..8].try_into().unwrap());
+        } else if id == b"data" {
+            samples = body
+                .chunks_exact(2 * channels)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+        }
+        at += 8 + len + (len & 1);
+    }
+    (samples, rate)
+}

@@ -420,11 +420,17 @@ async fn prepared_plan_answers_the_engine_synchronously() {
     assert_eq!(fwd.routes.len(), 3);
     // An outside destination carries the caller's own caller ID: it is kept
     // for the caller it was prepared for, never handed to another.
-    assert_eq!(refused(&plan.resolve(t, Some("1003"), "+447400123456")), 503);
+    assert_eq!(
+        refused(&plan.resolve(t, Some("1003"), "+447400123456")),
+        503
+    );
     // The limit is applied when the engine asks, not when prepared.
     let _g1 = env.calls.guard(t);
     let _g2 = env.calls.guard(t);
-    assert_eq!(refused(&plan.resolve(t, Some("1001"), "+447400123456")), 503);
+    assert_eq!(
+        refused(&plan.resolve(t, Some("1001"), "+447400123456")),
+        503
+    );
     // Inbound: stored under the dialled string as the trunk sent it.
     let i = env
         .resolver

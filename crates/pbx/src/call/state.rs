@@ -30,7 +30,7 @@ pub(crate) enum ForkState {
 }
 
 /// One B-leg (one contact rung).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Fork {
     pub dialog: Dialog,
     pub invite: Request,
@@ -50,7 +50,7 @@ pub(crate) struct Fork {
 }
 
 /// Trunk specifics of a B-leg.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TrunkLeg {
     pub route: TrunkRoute,
     /// Credentials were sent once already (a second challenge fails).
@@ -143,6 +143,9 @@ pub(crate) struct Call {
     pub routes: std::collections::VecDeque<TrunkRoute>,
     /// CDR direction and the trunk used (last tried, or the answering one).
     pub direction: store::Direction,
+    /// Per side (A, B): it has put the call on hold (music plays to the
+    /// other side).
+    pub held: [bool; 2],
     /// Whether one of the tenant's extensions placed the call (`caller` is
     /// then its number); false for calls from a trunk.
     pub from_extension: bool,
@@ -150,6 +153,14 @@ pub(crate) struct Call {
     /// ([`super::CallEngine::poll_outside_started`]).
     pub outside_counted: bool,
     pub trunk: Option<store::TrunkId>,
+    /// A blind transfer ringing its target.
+    pub transfer: Option<super::transfer::Transfer>,
+    /// Who transferred the call, and to whom (for the record).
+    pub transferred: Option<(String, String)>,
+    /// Re-INVITEs the engine sent on its own, by branch.
+    pub own_reinvites: HashMap<String, Side>,
+    /// The caller's Call-ID, kept for the record when sides were swapped.
+    pub cdr_call_id: Option<String>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
     pub tags: Vec<String>,
@@ -200,7 +211,8 @@ impl Call {
             .iter()
             .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
             .min();
-        [self.no_answer_at, self.linger_until, retx, setup]
+        let transfer = self.transfer.as_ref().and_then(|t| t.deadline);
+        [self.no_answer_at, self.linger_until, retx, setup, transfer]
             .into_iter()
             .flatten()
             .min()
