@@ -1,6 +1,6 @@
 //! `sb-loadgen`: Switchboard's own SIP load generator (sipp is not packaged
 //! here). Shared pieces (pacing, metrics, transports, users) sit beside one
-//! module per scenario; `register` is the first scenario.
+//! module per scenario: `register`, and `calls` (with RTP in `rtp`).
 
 pub mod call_report;
 pub mod calls_cmd;
