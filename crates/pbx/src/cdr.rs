@@ -12,6 +12,10 @@
 //!   idempotent by CDR id, so a retry after an ambiguous failure (written but
 //!   not acknowledged) cannot duplicate a record. Every failure counts in
 //!   `cdr_write_failures_total`.
+//! * When records pile up (a burst of calls, a slow database), the head of
+//!   the queue goes in batches of up to 200 in one transaction
+//!   ([`store::Directory::insert_cdrs`]); a batch refused as invalid is
+//!   retried record by record.
 //! * A record the directory refuses as invalid (`Invalid`, `Conflict`,
 //!   `NotFound`, `Row`: e.g. its tenant was deleted) can never be written; it
 //!   is logged in full at error level and dropped, so it does not block the
@@ -202,7 +206,12 @@ struct State {
     warned_at: usize,
     /// Records from the spill file not yet done with.
     from_file: usize,
+    /// The last batch was refused as invalid: write the next record alone.
+    single: bool,
 }
+
+/// Records per insert transaction when a backlog builds up.
+const BATCH: usize = 200;
 
 impl State {
     fn done_with_head(&mut self) {
@@ -235,6 +244,32 @@ impl State {
 
     /// Tries the head once. `true`: move on at once; `false`: back off.
     async fn write_head(&mut self) -> bool {
+        // A backlog goes in batches (one transaction each); a batch the
+        // directory refuses as invalid is retried record by record, so
+        // only the bad record is dropped.
+        if self.queue.len() > 1 && !self.single {
+            let n = self.queue.len().min(BATCH);
+            let batch: Vec<NewCdr> = self.queue.iter().take(n).cloned().collect();
+            match self.dir.insert_cdrs(&batch).await {
+                Ok(_) => {
+                    self.report.written += n as u64;
+                    for _ in 0..n {
+                        self.done_with_head();
+                    }
+                    return true;
+                }
+                Err(e) if is_permanent(&e) => {
+                    self.single = true;
+                    return true;
+                }
+                Err(e) => {
+                    metrics::counter!("cdr_write_failures_total").increment(1);
+                    tracing::warn!(error = %e, queued = self.queue.len(), retry_in = ?self.backoff, "CDR write failed; will retry");
+                    return false;
+                }
+            }
+        }
+        self.single = false;
         let Some(cdr) = self.queue.front() else {
             return true;
         };
@@ -304,6 +339,7 @@ async fn run(
         report: ShutdownReport::default(),
         warned_at: 0,
         from_file,
+        single: false,
     };
     // Until shutdown (or every sender is gone).
     let mut retry_at: Option<Instant> = None;

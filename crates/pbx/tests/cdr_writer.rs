@@ -287,3 +287,30 @@ async fn shutdown_of_a_slow_drain_is_bounded_by_the_grace_period() {
     // What is left is the tail, in order.
     assert_eq!(report.unwritten[..], sent[report.written as usize..]);
 }
+
+/// A backlog is written in batches; a batch holding a record the directory
+/// refuses is retried record by record, so only that record is dropped.
+#[tokio::test]
+async fn a_backlog_is_batched_and_one_bad_record_costs_only_itself() {
+    let env = env(0).await;
+    let dir: Arc<dyn Directory> = Arc::clone(&env.flaky.inner);
+    let writer = CdrWriter::spawn(Arc::clone(&dir), fast());
+    let tx = writer.sender();
+    for i in 0..450 {
+        let mut c = cdr(env.tenant, i);
+        if i == 230 {
+            c.tenant_id = TenantId::new(); // refused: no such tenant
+        }
+        tx.send(c).unwrap();
+    }
+    drop(tx);
+    let report = writer.shutdown().await;
+    assert_eq!((report.written, report.rejected), (449, 1));
+    assert!(report.unwritten.is_empty());
+    let total = dir
+        .list_cdrs(env.tenant, &CdrQuery::default())
+        .await
+        .unwrap()
+        .total;
+    assert_eq!(total, 449);
+}

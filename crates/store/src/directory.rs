@@ -311,6 +311,15 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
 
     /// Idempotent by `cdr.id`: returns `true` if written now, `false` if it was already there.
     async fn insert_cdr(&self, cdr: &NewCdr) -> Result<bool>;
+    /// Several records at once, all or none (one transaction where the
+    /// backend has them); idempotent by id. Returns how many were new.
+    async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<u64> {
+        let mut fresh = 0;
+        for c in cdrs {
+            fresh += u64::from(self.insert_cdr(c).await?);
+        }
+        Ok(fresh)
+    }
     /// Newest first.
     async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>>;
 }

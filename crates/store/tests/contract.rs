@@ -103,6 +103,7 @@ contract_tests!(
     registrations,
     registration_batches,
     cdrs,
+    cdr_batches,
     web_sessions,
     web_api_tokens,
     web_setup_tokens,

@@ -424,6 +424,9 @@ macro_rules! directory_impl {
             async fn insert_cdr(&self, cdr: &NewCdr) -> Result<bool> {
                 insert_cdr(&self.pool, cdr).await
             }
+            async fn insert_cdrs(&self, cdrs: &[NewCdr]) -> Result<u64> {
+                insert_cdrs(&self.pool, cdrs).await
+            }
             async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
                 list_cdrs(&self.pool, tenant, query).await
             }

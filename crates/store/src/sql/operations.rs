@@ -398,6 +398,22 @@ macro_rules! operations_impl {
         }
 
         async fn insert_cdr(pool: &Pool, c: &NewCdr) -> Result<bool> {
+            let mut conn = pool.acquire().await.map_err(db_err)?;
+            insert_cdr_on(&mut conn, c).await
+        }
+
+        /// Several records in one transaction; how many were new.
+        async fn insert_cdrs(pool: &Pool, cdrs: &[NewCdr]) -> Result<u64> {
+            let mut tx = begin(pool).await?;
+            let mut fresh = 0;
+            for c in cdrs {
+                fresh += u64::from(insert_cdr_on(&mut tx, c).await?);
+            }
+            tx.commit().await.map_err(db_err)?;
+            Ok(fresh)
+        }
+
+        async fn insert_cdr_on(conn: &mut Conn, c: &NewCdr) -> Result<bool> {
             let done = sqlx::query(concat!(
                 "INSERT INTO cdrs (", cdr_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
                  ON CONFLICT (id) DO NOTHING"
@@ -420,7 +436,7 @@ macro_rules! operations_impl {
             .bind(c.transferred_by.as_deref())
             .bind(c.transferred_to.as_deref())
             .bind(ts(now()))
-            .execute(pool)
+            .execute(&mut *conn)
             .await
             .map_err(db_err)
             .map_err(|e| on_fk(e, "tenant_id", "no such tenant or trunk"))?;

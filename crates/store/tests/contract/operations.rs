@@ -359,3 +359,37 @@ pub async fn registration_batches(b: Backend) {
         ["sip:201@10.0.0.2"]
     );
 }
+
+pub async fn cdr_batches(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let t0 = OffsetDateTime::now_utc() - Duration::days(1);
+    let batch: Vec<NewCdr> = (0..50)
+        .map(|i| cdr(a.id, "201", "202", t0 + Duration::seconds(i), true))
+        .collect();
+    assert_eq!(d.insert_cdrs(&batch).await.unwrap(), 50);
+    assert_eq!(
+        d.insert_cdrs(&batch[40..]).await.unwrap(),
+        0,
+        "a retried batch is a no-op"
+    );
+    // All or none: one invalid record keeps the whole batch out.
+    let mut mixed: Vec<NewCdr> = (0..3)
+        .map(|i| cdr(a.id, "301", "302", t0 + Duration::seconds(i), true))
+        .collect();
+    mixed[1].tenant_id = TenantId::new();
+    assert_eq!(
+        field(d.insert_cdrs(&mixed).await),
+        ("invalid", Some("tenant_id"))
+    );
+    let q = CdrQuery {
+        party: Some("301".into()),
+        ..Default::default()
+    };
+    assert_eq!(d.list_cdrs(a.id, &q).await.unwrap().total, 0);
+    assert_eq!(
+        d.list_cdrs(a.id, &CdrQuery::default()).await.unwrap().total,
+        50
+    );
+}
