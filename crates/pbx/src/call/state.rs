@@ -9,6 +9,7 @@ use sip::{Method, Request, Response, StatusCode};
 use store::TenantId;
 
 use super::dialog::Dialog;
+use super::group::GroupState;
 use super::media::CallMedia;
 use super::{CallPhase, ExtensionProfile, TrunkRoute};
 
@@ -47,6 +48,8 @@ pub(crate) struct Fork {
     pub ack: Option<Request>,
     /// Set for a B-leg towards a trunk.
     pub trunk: Option<TrunkLeg>,
+    /// The ring group member (index into the group's members) this leg rings.
+    pub member: Option<usize>,
 }
 
 /// Trunk specifics of a B-leg.
@@ -150,6 +153,8 @@ pub(crate) struct Call {
     /// ([`super::CallEngine::poll_outside_started`]).
     pub outside_counted: bool,
     pub trunk: Option<store::TrunkId>,
+    /// The ring group being rung, while it rings.
+    pub group: Option<GroupState>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
     pub tags: Vec<String>,
@@ -200,7 +205,8 @@ impl Call {
             .iter()
             .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
             .min();
-        [self.no_answer_at, self.linger_until, retx, setup]
+        let member = self.group.as_ref().and_then(|g| g.member_deadline);
+        [self.no_answer_at, self.linger_until, retx, setup, member]
             .into_iter()
             .flatten()
             .min()
