@@ -1,43 +1,70 @@
-// Headless Chromium walks the main admin flows against the real web app (the `dev_server`
-// example of the web crate: the real router, a fresh SQLite directory, the first-run setup link
-// on stdout). Screenshots of every page go to $ARTIFACTS (default ../../test-artifacts/browser).
+// Headless Chromium walks the main admin flows against the real `switchboard serve` binary: a
+// fresh SQLite file in a temp directory, HTTP and SIP on ephemeral loopback ports, and the
+// first-run setup link from its log. A small SIP phone (sip_register.mjs) registers with the
+// credentials the UI showed, so the registrations page must pick it up by itself.
+// Screenshots of every page, and the server's log, go to $ARTIFACTS
+// (default ../../test-artifacts/browser).
 //
-//   DEV_SERVER=/path/to/dev_server node web_flow.mjs
+//   SWITCHBOARD_BIN=/path/to/switchboard node web_flow.mjs
 //
 // Fails on any page error or console error (a CSP violation shows up as one).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { strict as assert } from 'node:assert';
 import { chromium } from 'playwright-core';
+import { register } from './sip_register.mjs';
 
-const server = process.env.DEV_SERVER;
-if (!server) throw new Error('set DEV_SERVER to the dev_server example binary');
+const bin = process.env.SWITCHBOARD_BIN;
+if (!bin) throw new Error('set SWITCHBOARD_BIN to the switchboard binary');
 const artifacts = process.env.ARTIFACTS ?? new URL('../../test-artifacts/browser/', import.meta.url).pathname;
 mkdirSync(artifacts, { recursive: true });
+const started = Date.now();
+
+const dataDir = mkdtempSync(join(tmpdir(), 'sb-browser-'));
+let serverLog = '';
 
 function startServer() {
-  const child = spawn(server, [], { stdio: ['pipe', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), 30000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const base = out.match(/^LISTENING (\S+)$/m);
-      const link = out.match(/^SETUP_LINK (\S+)$/m);
-      if (base && link) {
+  const child = spawn(bin, ['serve'], {
+    env: {
+      ...process.env,
+      SWITCHBOARD_DATABASE_URL: `sqlite://${join(dataDir, 'switchboard.db')}`,
+      SWITCHBOARD_HTTP_ADDR: '127.0.0.1:0',
+      SWITCHBOARD_SIP_ADDR: '127.0.0.1:0',
+      RUST_LOG: 'info',
+      NO_COLOR: '1',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  const ready = new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${serverLog}`)), 30000);
+    child.stderr.on('data', (d) => {
+      serverLog += d;
+      const http = serverLog.match(/http listening addr=(\S+)/);
+      const sip = serverLog.match(/sip listening on udp addr=(\S+)/);
+      const link = serverLog.match(/link=(http\S+)/);
+      if (http && sip && link) {
         clearTimeout(timer);
-        resolve({ child, base: base[1], link: link[1] });
+        resolve({ base: `http://${http[1]}`, sip: sip[1], link: link[1] });
       }
     });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+    exited.then(({ code }) => reject(new Error(`server exited with ${code}:\n${serverLog}`)));
   });
+  return { child, exited, ready };
 }
 
-const { child, base, link } = await startServer();
+const server = startServer();
+const { base, sip, link } = await server.ready;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  // No network but loopback here: keep Chromium from reaching out at all.
+  args: [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
+    '--no-first-run', '--disable-component-update', '--disable-sync',
+  ],
 });
 const problems = [];
 let shot = 0;
@@ -54,6 +81,24 @@ async function newPage() {
 async function snap(page, name) {
   shot += 1;
   await page.screenshot({ path: `${artifacts}/${String(shot).padStart(2, '0')}-${name}.png`, fullPage: true });
+}
+
+async function signIn(page, email, password, landing) {
+  await page.goto('/login');
+  await page.fill('#f-email', email);
+  await page.fill('#f-password', password);
+  await page.click('button[type=submit]');
+  await page.waitForURL(landing);
+}
+
+/** The page's live list polls `path` by itself (htmx, `HX-Request`) and stays a list. */
+async function polls(page, path) {
+  const req = await page.waitForRequest(
+    (r) => new URL(r.url()).pathname === path && r.headers()['hx-request'] === 'true',
+    { timeout: 5000 },
+  );
+  assert.equal((await req.response()).status(), 200);
+  await page.locator('#live-calls').waitFor();
 }
 
 let failed = 0;
@@ -88,27 +133,38 @@ try {
   assert.ok(adminPassword.length >= 20, 'one-time password shown');
   await snap(op, 'admin-created');
 
+  // A range of +44 numbers given to the business in one go, then a range into the inventory
+  // and one of those assigned from its row.
   await op.goto('/operator/numbers');
-  await op.fill('#f-first', '0113 496 0000');
-  await op.fill('#f-last', '0113 496 0099');
+  await op.fill('#f-first', '+44 113 496 0000');
+  await op.fill('#f-last', '+44 113 496 0009');
+  await op.selectOption('#f-tenant', { label: 'Acme Plumbing' });
+  await op.click('button:has-text("Add")');
+  await op.getByText('Added 10 numbers.').waitFor();
+  await op.fill('#f-first', '020 7946 0000');
+  await op.fill('#f-last', '020 7946 0099');
   await op.click('button:has-text("Add")');
   await op.getByText('Added 100 numbers.').waitFor();
+  await op.goto('/operator/numbers?unassigned=1');
   const firstRow = op.locator('tbody tr').first();
+  const assigned = (await firstRow.locator('td').first().textContent()).trim();
   await firstRow.locator('input[name=tenant]').fill('acme.pbx.test');
   await firstRow.locator('button:has-text("Assign")').click();
-  await op.waitForURL('**/operator/numbers');
-  assert.equal((await op.locator('tbody tr').first().textContent()).includes('Acme Plumbing'), true);
+  await op.waitForURL('**/operator/numbers**');
+  await op.goto(`/operator/numbers?find=${encodeURIComponent(assigned)}`);
+  assert.ok((await op.textContent('tbody')).includes('Acme Plumbing'));
   await snap(op, 'numbers-assigned');
+
+  await op.goto('/operator/active-calls');
+  await op.getByText('No calls in progress.').waitFor();
+  await polls(op, '/operator/active-calls');
+  await snap(op, 'operator-active-calls');
   await op.click('button:has-text("Sign out")');
   await op.waitForURL('**/login');
 
   // ---------------------------------------------------------------- business admin
   const adm = await newPage();
-  await adm.goto('/login');
-  await adm.fill('#f-email', 'ann@acme.test');
-  await adm.fill('#f-password', adminPassword);
-  await adm.click('button[type=submit]');
-  await adm.waitForURL(`**/t/${tenantId}/extensions`);
+  await signIn(adm, 'ann@acme.test', adminPassword, `**/t/${tenantId}/extensions`);
   await snap(adm, 'extensions-empty');
 
   await adm.click('text=Create an extension');
@@ -142,15 +198,30 @@ try {
   assert.ok(adm.url().includes('q=recep'), 'no page load for the DND switch');
 
   await adm.goto(`/t/${tenantId}/numbers`);
+  assert.equal(await adm.locator('tbody tr').count(), 11, 'the business sees its eleven numbers');
+  assert.ok((await adm.textContent('tbody')).includes(assigned), 'the number assigned from its row');
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');
   await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
   await adm.getByText('extension 201 (Reception)').waitFor();
   await snap(adm, 'number-routed');
 
+  // A phone registers with the credentials shown; the open page lists it by itself.
   await adm.goto(`/t/${tenantId}/registrations`);
   await adm.getByText('Nothing is registered.').waitFor();
-  await adm.waitForTimeout(5500); // one htmx refresh
-  await snap(adm, 'registrations');
+  await adm.evaluate(() => { window.sbNoReload = true; });
+  const code = await register({
+    server: sip, user: '201', domain: 'acme.pbx.test', password: sipPassword, userAgent: 'BrowserWalkPhone/1.0',
+  });
+  assert.equal(code, 200, 'REGISTER accepted');
+  await adm.locator('#regs', { hasText: 'BrowserWalkPhone/1.0' }).waitFor({ timeout: 8000 });
+  assert.equal(await adm.evaluate(() => window.sbNoReload), true, 'updated without a page load');
+  await snap(adm, 'registrations-live');
+
+  await adm.click('nav a:has-text("Active calls")');
+  await adm.waitForURL(`**/t/${tenantId}/active-calls`);
+  await adm.getByText('No calls in progress.').waitFor();
+  await polls(adm, `/t/${tenantId}/active-calls`);
+  await snap(adm, 'active-calls');
   await adm.goto(`/t/${tenantId}/calls`);
   await snap(adm, 'call-history');
 
@@ -182,11 +253,15 @@ try {
   await adm.click('button:has-text("Create token")');
   const apiToken = (await adm.textContent('#api-token')).trim();
   assert.ok(apiToken.startsWith('sbt_'));
-  const res = await adm.request.get(`/api/v1/tenants/${tenantId}/extensions`, {
-    headers: { Authorization: `Bearer ${apiToken}` },
-  });
+  const auth = { headers: { Authorization: `Bearer ${apiToken}` } };
+  let res = await adm.request.get(`/api/v1/tenants/${tenantId}/extensions`, auth);
   assert.equal(res.status(), 200);
   assert.equal((await res.json()).total, 2);
+  res = await adm.request.get(`/api/v1/tenants/${tenantId}/registrations`, auth);
+  assert.equal((await res.json()).items[0].user_agent, 'BrowserWalkPhone/1.0');
+  res = await adm.request.get('/api/v1/calls', auth);
+  assert.equal(res.status(), 200);
+  assert.deepEqual(await res.json(), { items: [] });
   await snap(adm, 'token-created');
 
   for (const [path, name] of [
@@ -196,12 +271,9 @@ try {
     ['/operator/tokens', 'operator-tokens'],
   ]) {
     const page = await newPage();
-    await page.goto('/login');
-    await page.fill('#f-email', 'olga@example.test');
-    await page.fill('#f-password', 'a strong passphrase');
-    await page.click('button[type=submit]');
-    await page.waitForURL('**/operator/tenants');
+    await signIn(page, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
     await page.goto(path);
+    if (name === 'all-registrations') await page.getByText('BrowserWalkPhone/1.0').waitFor();
     await snap(page, name);
     await page.context().close();
   }
@@ -210,12 +282,19 @@ try {
   console.error(e);
 } finally {
   await browser.close();
-  child.stdin.end();
-  child.kill();
+  server.child.kill('SIGTERM');
+  const { code } = await server.exited;
+  if (code !== 0) {
+    failed = 1;
+    console.error(`switchboard exited with ${code} after SIGTERM`);
+  }
+  writeFileSync(join(artifacts, 'server.log'), serverLog);
+  rmSync(dataDir, { recursive: true, force: true });
 }
 if (problems.length) {
   failed = 1;
   console.error(problems.join('\n'));
 }
+console.log(`browser walk: ${shot} screenshots, ${((Date.now() - started) / 1000).toFixed(1)} s`);
 console.log(`browser: ${1 - failed} passed, ${failed} failed`);
 process.exit(failed);

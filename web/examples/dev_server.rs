@@ -1,4 +1,4 @@
-//! The web app alone, for development and browser tests: a fresh SQLite directory (or the one in
+//! The web app alone, for development: a fresh SQLite directory (or the one in
 //! `SWITCHBOARD_DATABASE_URL`), an ephemeral port, and the first-run setup link on stdout.
 //!
 //! ```text

@@ -2,13 +2,16 @@
 //! - security headers: a strict Content-Security-Policy (no inline script, no framing), no MIME
 //!   sniffing, no referrer leaving the site (setup links carry their token in the path), and
 //!   `Cache-Control: no-store` on everything but static assets (pages show one-time secrets);
+//! - an htmx request answered with a redirect (a session that ran out: to the sign-in page) gets
+//!   `204` with `HX-Redirect` instead, so the whole page goes there; a plain redirect would be
+//!   followed inside the XHR and the next page swapped into a list;
 //! - a tracing span per request with the matched route (not the raw path, which holds ids), and
 //!   the `web_http_requests_total` / `web_http_request_duration_seconds` metrics.
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument as _;
@@ -25,6 +28,7 @@ pub async fn layer(req: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = req.method().clone();
     let is_static = route.starts_with("/static/");
+    let htmx = req.headers().contains_key("hx-request");
     let span = tracing::info_span!("http", %method, route = %route);
     let started = Instant::now();
     let mut res = next.run(req).instrument(span.clone()).await;
@@ -42,6 +46,13 @@ pub async fn layer(req: Request, next: Next) -> Response {
     metrics::histogram!("web_http_request_duration_seconds", &labels[..2])
         .record(elapsed.as_secs_f64());
 
+    if htmx && res.status().is_redirection() {
+        if let Some(to) = res.headers_mut().remove(header::LOCATION) {
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            res.headers_mut()
+                .insert(HeaderName::from_static("hx-redirect"), to);
+        }
+    }
     let h = res.headers_mut();
     let mut set = |name: HeaderName, value: &'static str| {
         h.entry(name).or_insert(HeaderValue::from_static(value));

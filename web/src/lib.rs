@@ -18,13 +18,16 @@
 //!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
 //!     ..web::WebConfig::default()
 //! };
-//! web::serve(listener, web::AppState::with_config(directory, config), shutdown).await?;
+//! // Calls in progress: the binary bridges the call engine into `web::LiveCalls`.
+//! let state = web::AppState::with_config(directory, config).with_live_calls(engine_view);
+//! web::serve(listener, state, shutdown).await?;
 //! ```
 //!
 //! # Layout
 //! - [`error`]: `PageError` (HTML) and `ApiError` (JSON) over one `AppError`.
 //! - [`session`]: DB-backed sessions, cookies, CSRF; [`auth`]: the extractors every handler
 //!   takes (`Authed`, `OperatorUser`, `AdminOf`, `ApiCaller`, `ApiOperator`, `ApiAdminOf`).
+//! - [`live`]: calls in progress ([`LiveCalls`], fed by the binary).
 //! - `pages::*`: HTML handlers; [`views`]: one askama struct per page; `api::*`: REST handlers.
 
 mod api;
@@ -34,6 +37,7 @@ pub mod crypto;
 pub mod error;
 mod headers;
 mod health;
+pub mod live;
 mod pages;
 pub mod session;
 mod static_files;
@@ -51,6 +55,7 @@ use store::Directory;
 use tokio::net::TcpListener;
 
 pub use config::{CookieSecure, WebConfig};
+pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -58,6 +63,8 @@ pub struct AppState {
     pub directory: Arc<dyn Directory>,
     pub config: Arc<WebConfig>,
     pub throttle: Arc<throttle::LoginThrottle>,
+    /// Calls in progress; none unless the binary attaches the call engine.
+    pub live_calls: Arc<dyn LiveCalls>,
 }
 
 impl AppState {
@@ -71,7 +78,14 @@ impl AppState {
             directory,
             config: Arc::new(config),
             throttle: Arc::new(throttle::LoginThrottle::default()),
+            live_calls: Arc::new(NoLiveCalls),
         }
+    }
+
+    /// Shows the calls `live` reports on the active-calls pages and `GET /api/v1/calls`.
+    pub fn with_live_calls(mut self, live: Arc<dyn LiveCalls>) -> Self {
+        self.live_calls = live;
+        self
     }
 }
 
@@ -107,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::biz_numbers::routes())
         .merge(pages::tokens::routes())
         .merge(pages::activity::routes())
+        .merge(pages::live_calls::routes())
         .merge(pages::users::routes())
         .merge(pages::member::routes())
         .merge(pages::trunks::routes())

@@ -463,6 +463,12 @@ async fn tenant_isolation_api(b: Backend) {
         .await
         .unwrap();
     let tok_b = token(&app, Some(bt.id)).await;
+    // A call of A's in progress, and a bridge that hands out every call whatever it is asked.
+    app.live.set(vec![
+        support::active_call(1, a.id, "Alpha Secret Caller", "+442079460018", Some(30)),
+        support::active_call(2, bt.id, "201", "202", None),
+    ]);
+    app.live.set_leaky(true);
     let secrets = [
         a.id.to_string(),
         ext.id.to_string(),
@@ -487,6 +493,7 @@ async fn tenant_isolation_api(b: Backend) {
             (Method::GET, format!("{t}/numbers"), None),
             (Method::GET, format!("{t}/registrations"), None),
             (Method::GET, format!("{t}/calls"), None),
+            (Method::GET, format!("/api/v1/calls?tenant={tenant}"), None),
             (
                 Method::PUT,
                 format!("{t}/numbers/{}/route", num.id),
@@ -518,6 +525,13 @@ async fn tenant_isolation_api(b: Backend) {
                 );
             }
         }
+    }
+    // Calls in progress without naming a business: B's own only.
+    let r = call(&app, Some(&tok_b), Method::GET, "/api/v1/calls", None).await;
+    r.assert(StatusCode::OK);
+    assert_eq!(r.json()["items"].as_array().unwrap().len(), 1, "{}", r.body);
+    for s in &secrets {
+        assert!(!r.body.contains(s.as_str()), "/api/v1/calls leaks {s}");
     }
     // Operator endpoints with A's ids: refused as a business token.
     let r = call(

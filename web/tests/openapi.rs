@@ -69,6 +69,7 @@ async fn openapi_matches_the_router(b: Backend) {
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}",
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}/devices/{device}",
         "DELETE /api/v1/trunks/{trunk}",
+        "GET /api/v1/calls",
         "GET /api/v1/numbers",
         "GET /api/v1/tenants",
         "GET /api/v1/tenants/{tenant}",

@@ -288,6 +288,12 @@ async fn tenant_isolation_pages(b: Backend) {
         )
         .await
         .unwrap();
+    // A call of A's in progress, and a bridge that hands out every call whatever it is asked.
+    app.live.set(vec![
+        support::active_call(1, a.id, "Alpha Secret Caller", "+442079460018", Some(30)),
+        support::active_call(2, bt.id, "201", "202", None),
+    ]);
+    app.live.set_leaky(true);
     let mut br: Browser<'_> = app
         .signed_in(Some(bt.id), Role::Admin, "bob@bravo.test")
         .await;
@@ -301,6 +307,7 @@ async fn tenant_isolation_pages(b: Backend) {
         "Alpha Secret".into(),
         "alpha".into(),
         "020 7946 0018".into(),
+        "+442079460018".into(),
     ];
     for tenant in [a.id, bt.id] {
         let t = format!("/t/{tenant}");
@@ -311,6 +318,9 @@ async fn tenant_isolation_pages(b: Backend) {
             format!("{t}/extensions/new"),
             format!("{t}/numbers"),
             format!("{t}/tokens"),
+            format!("{t}/active-calls"),
+            format!("{t}/registrations"),
+            format!("{t}/calls"),
             e.clone(),
             format!("{e}/credentials/{}/regenerate", cred.id),
             format!("{t}/tokens/{}/revoke", tok.id),
@@ -378,6 +388,8 @@ async fn tenant_isolation_pages(b: Backend) {
     for url in [
         format!("/operator/tenants/{}", a.id),
         format!("/operator/tenants/{}/suspend", a.id),
+        "/operator/active-calls".into(),
+        "/operator/registrations".into(),
     ] {
         assert_eq!(br.get(&url).await.status, StatusCode::FORBIDDEN);
     }

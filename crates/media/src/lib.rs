@@ -38,6 +38,7 @@
 mod anchor;
 pub mod codec;
 pub mod g711;
+pub mod music;
 mod negotiate;
 pub mod ports;
 pub mod relay;
@@ -47,6 +48,7 @@ pub mod tone;
 
 pub use anchor::{AnchorError, LegOrigin, anchor};
 pub use codec::{Codec, PtMap, codecs_of};
+pub use music::Music;
 pub use negotiate::{
     Answer, Capabilities, NegotiationError, Stream, answer, answer_direction, negotiated,
 };

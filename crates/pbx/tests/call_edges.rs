@@ -11,7 +11,7 @@ use harness::*;
 use std::time::Duration;
 
 use media::Side;
-use pbx::call::CallPhase;
+use pbx::call::{CallPhase, MediaCommand};
 use phone::Behavior;
 use sip::Method;
 use store::{Disposition, HangupBy};
@@ -347,23 +347,110 @@ fn decline_on_one_contact_stops_the_others() {
     assert_eq!(sim.records[0].disposition, Disposition::Rejected);
 }
 
-/// Hold (the next issue) rides on re-INVITE: the direction attribute
-/// crosses the bridge intact.
-#[test]
-fn hold_direction_crosses_the_bridge() {
-    let (mut sim, a, b) = connected(28, NetConfig::perfect());
+/// The last 2xx to a re-INVITE that `phone` received, as SDP.
+fn last_reinvite_answer(sim: &Sim, phone: usize) -> media::Sdp {
+    let ok = sim.phones[phone]
+        .responses
+        .iter()
+        .rev()
+        .find(|r| {
+            r.status.is_success()
+                && r.cseq()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.method == Method::Invite && c.seq > 1)
+        })
+        .expect("a 2xx to the re-INVITE");
+    std::str::from_utf8(&ok.body).unwrap().parse().unwrap()
+}
+
+fn music(sim: &Sim) -> Vec<(media::Side, bool)> {
+    sim.media
+        .iter()
+        .filter_map(|m| match m {
+            MediaCommand::Music { to, on, .. } => Some((*to, *on)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn reinvite(sim: &mut Sim, phone: usize, sdp_edit: impl Fn(String) -> String) {
     let now = sim.now;
-    let body = String::from_utf8(phone::sdp(&sim.phones[a].ip(), 40000))
-        .unwrap()
-        .replace("a=sendrecv", "a=sendonly");
-    sim.phones[a].send_in_dialog_with(sip::Method::Invite, body.into_bytes(), now);
+    let body = sdp_edit(String::from_utf8(phone::sdp(&sim.phones[phone].ip(), 40000)).unwrap());
+    sim.phones[phone].send_in_dialog_with(sip::Method::Invite, body.into_bytes(), now);
     sim.run_for(secs(5));
+}
+
+/// Hold is answered by Switchboard itself: the holder gets `recvonly` from
+/// the relay, the other party keeps its session (no re-INVITE reaches it)
+/// and hears music; resume restores two-way media. Legacy `c=0.0.0.0`,
+/// both parties holding at once, and a codec change on resume work too.
+#[test]
+fn hold_is_answered_here_with_music_until_resume() {
+    let (mut sim, a, b) = connected(28, NetConfig::perfect());
+    reinvite(&mut sim, a, |s| s.replace("a=sendrecv", "a=sendonly"));
+    assert_eq!(
+        sim.phones[b].received(Method::Invite).len(),
+        1,
+        "B untouched"
+    );
+    let ans = last_reinvite_answer(&sim, a);
+    assert_eq!(
+        ans.media[0].direction_attr(),
+        Some(media::Direction::RecvOnly)
+    );
+    assert_eq!(ans.connection.unwrap().address, "203.0.113.7");
+    assert_eq!(music(&sim), vec![(media::Side::B, true)]);
+
+    // B holds too (legacy style): music both ways.
+    let ip = sim.phones[b].ip();
+    reinvite(&mut sim, b, |s| {
+        s.replace(&format!("c=IN IP4 {ip}"), "c=IN IP4 0.0.0.0")
+    });
+    assert_eq!(
+        sim.phones[a].received(Method::Invite).len(),
+        0,
+        "A untouched"
+    );
+    assert_eq!(
+        music(&sim),
+        vec![(media::Side::B, true), (media::Side::A, true)]
+    );
+
+    // A resumes offering PCMA only, while B was set up with PCMU first:
+    // answered with PCMA, and the relay converts toward A.
+    reinvite(&mut sim, a, |s| {
+        s.replace("RTP/AVP 0 8 101", "RTP/AVP 8 101")
+    });
+    let ans = last_reinvite_answer(&sim, a);
+    assert_eq!(
+        ans.media[0].direction_attr(),
+        Some(media::Direction::SendRecv)
+    );
+    assert_eq!(ans.media[0].formats, vec!["8".to_owned(), "101".to_owned()]);
+    assert_eq!(music(&sim).last(), Some(&(media::Side::B, false)));
+    let to_a = sim.leg_configs(media::Side::A);
+    assert_eq!(
+        to_a.last().unwrap().transcode,
+        Some(media::Transcode::UlawToAlaw)
+    );
+
+    // B resumes: no music left, still no re-INVITE crossed the bridge.
+    reinvite(&mut sim, b, |s| s);
+    assert_eq!(music(&sim).last(), Some(&(media::Side::A, false)));
+    assert_eq!(sim.phones[a].received(Method::Invite).len(), 0);
+    assert_eq!(sim.phones[b].received(Method::Invite).len(), 1);
+}
+
+/// A re-INVITE that is not a hold (a codec or address change) still
+/// crosses the bridge.
+#[test]
+fn other_reinvites_cross_the_bridge() {
+    let (mut sim, a, b) = connected(29, NetConfig::perfect());
+    reinvite(&mut sim, a, |s| s.replace("40000", "40010"));
     let re = sim.phones[b].received(Method::Invite);
     assert_eq!(re.len(), 2);
     let sdp: media::Sdp = std::str::from_utf8(&re[1].body).unwrap().parse().unwrap();
-    assert_eq!(
-        sdp.media[0].direction_attr(),
-        Some(media::Direction::SendOnly)
-    );
     assert_eq!(sdp.connection.unwrap().address, "203.0.113.7");
+    assert!(music(&sim).is_empty());
 }

@@ -165,14 +165,6 @@ pub async fn spawn_services(
         .local_addr()
         .context("HTTP listener has no local address")?;
     info!(addr = %http_addr, "http listening");
-    let token = services.shutdown_token();
-    let config = web::WebConfig {
-        sip_registrar: Some(match &settings.public_addr {
-            Some(public) => format!("{public}:{}", settings.sip_addr.port()),
-            None => settings.sip_addr.to_string(),
-        }),
-        ..Default::default()
-    };
     // First run: no operator yet, so hand out a one-time setup link (never a
     // default password).
     let base_url = match (&settings.public_addr, http_addr.ip().is_unspecified()) {
@@ -188,12 +180,6 @@ pub async fn spawn_services(
         Ok(None) => {}
         Err(e) => warn!(error = %e, "cannot create the first-run setup link"),
     }
-    let state = web::AppState::with_config(Arc::clone(&directory), config);
-    services.spawn("web", async move {
-        web::serve(listener, state, token.cancelled_owned())
-            .await
-            .context("HTTP server error")
-    });
 
     if settings.rtp_ports.low() % 2 == 1 {
         warn!(
@@ -241,17 +227,68 @@ pub async fn spawn_services(
     sip_config.calls.media.media_timeout = Duration::from_secs(settings.media_timeout);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
     let token = services.shutdown_token();
-    let sip = pbx::SipService::start(sip_config, directory, token.cancelled_owned())
+    let sip = pbx::SipService::start(sip_config, Arc::clone(&directory), token.cancelled_owned())
         .await
         .with_context(|| format!("cannot start SIP on {}", settings.sip_addr))?;
     let addrs = sip.local_addrs();
     info!(addr = %addrs.udp, "sip listening on udp");
     info!(addr = %addrs.tcp, "sip listening on tcp");
+    let calls = sip.calls();
     services.spawn("sip", async move {
         sip.join().await.context("SIP service error")
     });
 
+    // The web app, told where phones register (the bound port, also when
+    // the settings said 0) and reading the live calls from the engine.
+    let config = web::WebConfig {
+        sip_registrar: Some(match &settings.public_addr {
+            Some(public) => format!("{public}:{}", addrs.udp.port()),
+            None => addrs.udp.to_string(),
+        }),
+        ..Default::default()
+    };
+    let state = web::AppState::with_config(Arc::clone(&directory), config)
+        .with_live_calls(Arc::new(EngineCalls(calls)));
+    let token = services.shutdown_token();
+    services.spawn("web", async move {
+        web::serve(listener, state, token.cancelled_owned())
+            .await
+            .context("HTTP server error")
+    });
+
     Ok(services)
+}
+
+/// The engine's active calls as the web app reads them.
+struct EngineCalls(pbx::CallsView);
+
+impl web::LiveCalls for EngineCalls {
+    fn active_calls(&self, tenant: Option<store::TenantId>) -> Vec<web::ActiveCall> {
+        let wall = |at| time::OffsetDateTime::from(self.0.wall_time(at));
+        self.0
+            .snapshot()
+            .iter()
+            .filter(|c| tenant.is_none_or(|t| c.tenant == t))
+            .filter_map(|c| {
+                let state = match c.phase {
+                    pbx::call::CallPhase::Ringing => web::CallState::Ringing,
+                    pbx::call::CallPhase::Answering => web::CallState::Answering,
+                    pbx::call::CallPhase::Connected => web::CallState::Connected,
+                    pbx::call::CallPhase::Ended => return None,
+                };
+                Some(web::ActiveCall {
+                    id: c.id,
+                    tenant: c.tenant,
+                    caller: c.caller.clone(),
+                    dialled: c.dialled.clone(),
+                    callee: c.callee.clone(),
+                    state,
+                    started_at: wall(c.started),
+                    answered_at: c.answered.map(wall),
+                })
+            })
+            .collect()
+    }
 }
 
 /// Where unwritten call records wait for the next start.

@@ -317,6 +317,40 @@ pub struct CallList {
     pub total: u64,
 }
 
+// ------------------------------------------------------------------ calls in progress
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ActiveCallParams {
+    /// Business id: only that business's calls. A business token may name only its own.
+    pub tenant: Option<String>,
+}
+
+/// A call going on right now.
+#[derive(Serialize, ToSchema)]
+pub struct ActiveCallOut {
+    /// The engine's call number, unique while the server runs.
+    pub id: u64,
+    pub tenant_id: String,
+    /// An extension number, or the outside caller's number.
+    pub caller: String,
+    pub dialled: String,
+    /// The extension or number being rung or talked to (after forwarding).
+    pub callee: String,
+    /// ringing, answering, connected
+    pub state: String,
+    pub started_at: String,
+    pub answered_at: Option<String>,
+    /// Seconds since the answer; null while ringing.
+    pub duration_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ActiveCallList {
+    /// Oldest first.
+    pub items: Vec<ActiveCallOut>,
+}
+
 // ------------------------------------------------------------------ users and devices
 
 #[derive(Serialize, ToSchema)]

@@ -6,6 +6,7 @@
 mod activity;
 pub mod dto;
 mod extensions;
+mod live;
 mod numbers;
 mod tenants;
 mod trunks;
@@ -31,7 +32,8 @@ use crate::error::{ApiError, AppError};
     info(
         title = "Switchboard API",
         version = "1",
-        description = "Provision businesses, +44 numbers and extensions. Authenticate with \
+        description = "Provision businesses, +44 numbers and extensions, and see registrations and \
+                       calls. Authenticate with \
                        `Authorization: Bearer <token>`; tokens are created in the web admin. A \
                        business token reaches only its own business (anything else answers 404); \
                        an operator token reaches the whole platform."
@@ -72,6 +74,7 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(extensions::new_password))
         .routes(routes!(activity::registrations))
         .routes(routes!(activity::calls))
+        .routes(routes!(live::active))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::patch))
         .routes(routes!(users::reset_password))

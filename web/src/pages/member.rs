@@ -1,7 +1,7 @@
 //! A business user's own extension (the one an admin linked to them): DND and forwarding.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
@@ -9,7 +9,7 @@ use store::{CdrQuery, Extension, Forwarding, Page};
 
 use super::activity::{duration, stamp};
 use super::business::{edit_form, parse_forward};
-use super::ticked;
+use super::{live_calls, ticked};
 use crate::AppState;
 use crate::error::{AppError, PageError};
 use crate::session::Authed;
@@ -65,7 +65,11 @@ async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, P
         .collect())
 }
 
+/// The page's own address: its calls-in-progress list polls it.
+const HREF: &str = "/account/extension";
+
 fn page(
+    state: &AppState,
     a: &Authed,
     e: &Extension,
     form: ExtEditForm,
@@ -75,7 +79,8 @@ fn page(
 ) -> MyExtensionPage {
     MyExtensionPage {
         calls,
-        layout: Layout::new("My extension", a, "/account/extension"),
+        table: live_calls::extension_table(state, e, HREF),
+        layout: Layout::new("My extension", a, HREF),
         number: e.number.to_string(),
         name: e.settings.display_name.clone(),
         form,
@@ -84,22 +89,31 @@ fn page(
     }
 }
 
-async fn show(State(state): State<AppState>, a: Authed) -> Result<Response, PageError> {
+async fn show(
+    State(state): State<AppState>,
+    a: Authed,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
     let e = match mine(&state, &a).await {
         Ok(e) => e,
         // Nothing linked yet: the account page is all they have.
         Err(PageError(AppError::NotFound)) => return Ok(super::see_other("/account/password")),
         Err(e) => return Err(e),
     };
+    if live_calls::is_poll(&headers) {
+        return live_calls::list(live_calls::extension_table(&state, &e, HREF));
+    }
     let calls = recent_calls(&state, &e).await?;
-    render(&page(
+    let p = page(
+        &state,
         &a,
         &e,
         edit_form(&e),
         FormErrors::default(),
         false,
         calls,
-    ))
+    );
+    Ok(live_calls::vary(render(&p)?))
 }
 
 async fn update(
@@ -119,7 +133,7 @@ async fn update(
         let calls = recent_calls(&state, &e).await?;
         return render_status(
             StatusCode::UNPROCESSABLE_ENTITY,
-            &page(&a, &e, form, errors, false, calls),
+            &page(&state, &a, &e, form, errors, false, calls),
         );
     }
     // Only DND and forwarding are theirs to change; everything else stays as the admin set it.
@@ -134,6 +148,7 @@ async fn update(
         Ok(updated) => {
             let calls = recent_calls(&state, &updated).await?;
             let p = page(
+                &state,
                 &a,
                 &updated,
                 edit_form(&updated),
@@ -148,7 +163,7 @@ async fn update(
             let calls = recent_calls(&state, &e).await?;
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(&a, &e, form, errors, false, calls),
+                &page(&state, &a, &e, form, errors, false, calls),
             )
         }
     }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod biz_numbers;
 pub mod business;
 pub mod devices;
+pub mod live_calls;
 pub mod member;
 pub mod op_numbers;
 pub mod operator;

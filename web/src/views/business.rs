@@ -140,6 +140,8 @@ pub struct MyExtensionPage {
     pub saved: bool,
     /// Their recent calls, newest first.
     pub calls: Vec<super::activity::CallRow>,
+    /// Their calls in progress (refreshed by htmx).
+    pub table: super::live::LiveTable,
 }
 
 #[derive(Clone, Debug)]

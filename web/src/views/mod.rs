@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod auth;
 pub mod business;
+pub mod live;
 pub mod operator;
 pub mod trunks;
 
@@ -62,6 +63,7 @@ impl Layout {
                 link("/operator/numbers".into(), "Numbers");
                 link("/operator/trunks".into(), "Trunks");
                 link("/operator/registrations".into(), "Registrations");
+                link("/operator/active-calls".into(), "Active calls");
                 link("/operator/users".into(), "Operators");
                 link("/operator/tokens".into(), "API tokens");
             }
@@ -69,6 +71,7 @@ impl Layout {
                 link(format!("/t/{t}/extensions"), "Extensions");
                 link(format!("/t/{t}/numbers"), "Numbers");
                 link(format!("/t/{t}/registrations"), "Registrations");
+                link(format!("/t/{t}/active-calls"), "Active calls");
                 link(format!("/t/{t}/calls"), "Call history");
                 link(format!("/t/{t}/users"), "Users");
                 link(format!("/t/{t}/settings"), "Settings");
@@ -101,6 +104,7 @@ impl Layout {
                 (format!("/t/{t}/extensions"), "Extensions"),
                 (format!("/t/{t}/numbers"), "Numbers"),
                 (format!("/t/{t}/registrations"), "Registrations"),
+                (format!("/t/{t}/active-calls"), "Active calls"),
                 (format!("/t/{t}/calls"), "Call history"),
                 (format!("/t/{t}/users"), "Users"),
                 (format!("/t/{t}/settings"), "Settings"),

@@ -6,7 +6,8 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::{Body, to_bytes};
@@ -41,9 +42,66 @@ fn with_database(url: &str, name: &str) -> String {
     out
 }
 
+/// The call engine as the web app sees it, with calls a test puts in. It answers the tenant
+/// filter honestly unless `leaky` is set, when it returns every call whatever it is asked (the
+/// worst a bridge could do: the web side must still show each business only its own).
+#[derive(Default)]
+pub struct FakeCalls {
+    calls: Mutex<Vec<web::ActiveCall>>,
+    pub leaky: AtomicBool,
+}
+
+impl FakeCalls {
+    pub fn set(&self, calls: Vec<web::ActiveCall>) {
+        *self.calls.lock().unwrap() = calls;
+    }
+
+    pub fn set_leaky(&self, leaky: bool) {
+        self.leaky.store(leaky, Ordering::Relaxed);
+    }
+}
+
+impl web::LiveCalls for FakeCalls {
+    fn active_calls(&self, tenant: Option<TenantId>) -> Vec<web::ActiveCall> {
+        let leaky = self.leaky.load(Ordering::Relaxed);
+        let mut calls = self.calls.lock().unwrap().clone();
+        if let (Some(t), false) = (tenant, leaky) {
+            calls.retain(|c| c.tenant == t);
+        }
+        calls
+    }
+}
+
+/// A call of `tenant` from `caller` to `callee`; answered `talking` seconds ago, or ringing.
+pub fn active_call(
+    id: u64,
+    tenant: TenantId,
+    caller: &str,
+    callee: &str,
+    talking: Option<i64>,
+) -> web::ActiveCall {
+    let now = time::OffsetDateTime::now_utc();
+    web::ActiveCall {
+        id,
+        tenant,
+        caller: caller.into(),
+        dialled: callee.into(),
+        callee: callee.into(),
+        state: if talking.is_some() {
+            web::CallState::Connected
+        } else {
+            web::CallState::Ringing
+        },
+        started_at: now - time::Duration::seconds(talking.unwrap_or(0) + 10),
+        answered_at: talking.map(|s| now - time::Duration::seconds(s)),
+    }
+}
+
 pub struct App {
     pub router: Router,
     pub dir: Arc<dyn Directory>,
+    /// Calls in progress, as the pages and the API see them.
+    pub live: Arc<FakeCalls>,
     pg_name: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -72,16 +130,19 @@ impl App {
             }
         };
         dir.migrate().await.unwrap();
+        let live = Arc::new(FakeCalls::default());
         let state = web::AppState::with_config(
             dir.clone(),
             web::WebConfig {
                 sip_registrar: Some("sip.switchboard.test:5060".into()),
                 ..web::WebConfig::default()
             },
-        );
+        )
+        .with_live_calls(live.clone());
         App {
             router: web::router(state),
             dir,
+            live,
             pg_name,
             _tmp: tmp,
         }
@@ -252,6 +313,18 @@ impl Browser<'_> {
 
     pub async fn get(&mut self, path: &str) -> Resp {
         let req = self.request(Method::GET, path).body(Body::empty()).unwrap();
+        let resp = self.app.send(req).await;
+        self.remember(&resp);
+        resp
+    }
+
+    /// A GET as htmx sends it (`HX-Request: true`), e.g. a live list's poll.
+    pub async fn htmx_get(&mut self, path: &str) -> Resp {
+        let req = self
+            .request(Method::GET, path)
+            .header("hx-request", "true")
+            .body(Body::empty())
+            .unwrap();
         let resp = self.app.send(req).await;
         self.remember(&resp);
         resp

@@ -4,7 +4,9 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-use media::{LegConfig, LegOrigin, PortPair, PortPool, Sdp, Side, anchor};
+use media::{
+    LegConfig, LegOrigin, PortPair, PortPool, PtMap, Sdp, Side, Transcode, anchor, codecs_of,
+};
 
 /// The relay ports of one m-line: `a` is where the caller's phone sends
 /// (advertised on the A-leg), `b` where the callee's phone sends.
@@ -34,6 +36,10 @@ pub enum MediaCommand {
     },
     /// The call was answered: arm the media timeout.
     Connected { call: u64 },
+    /// Music on hold toward side `to` on or off (the other side put the
+    /// call on hold, or took it off). Media from the holding side is not
+    /// passed on meanwhile.
+    Music { call: u64, to: Side, on: bool },
     /// The call is over: close its sockets and drop its port pairs.
     Close { call: u64 },
 }
@@ -70,6 +76,8 @@ pub(crate) struct CallMedia {
     open: bool,
     /// The last description sent to each side (A, B).
     last: [Vec<u8>; 2],
+    /// The last description each side sent (what it accepts), A then B.
+    declared: [Option<Sdp>; 2],
 }
 
 pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> {
@@ -112,6 +120,7 @@ impl CallMedia {
             origin_b: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1001)),
             open: false,
             last: [Vec::new(), Vec::new()],
+            declared: [None, None],
         })
     }
 
@@ -180,18 +189,58 @@ impl CallMedia {
         &self.last[usize::from(side == Side::B)]
     }
 
-    /// Queues the leg configuration of `side` from the SDP it sent.
-    pub fn configure(&self, side: Side, sdp: &Sdp, out: &mut VecDeque<MediaCommand>) {
+    /// Queues the leg configuration of `side` from the SDP it sent, and
+    /// refreshes the other side's: payload numbers and G.711 law are mapped
+    /// toward each leg from what its peer was told to send with (the two
+    /// legs may disagree after a hold or resume answered locally).
+    pub fn configure(&mut self, side: Side, sdp: &Sdp, out: &mut VecDeque<MediaCommand>) {
         if !self.open {
             return;
         }
+        self.declared[usize::from(side == Side::B)] = Some(sdp.clone());
+        for s in [side, side.other()] {
+            self.configure_leg(s, out);
+        }
+    }
+
+    fn configure_leg(&self, side: Side, out: &mut VecDeque<MediaCommand>) {
+        let Some(sdp) = &self.declared[usize::from(side == Side::B)] else {
+            return;
+        };
+        // The peer sends with the numbers of the description it received.
+        let peer_told = Sdp::parse(self.last_sent(side.other())).ok();
         for index in 0..sdp.media.len().min(self.streams()) {
+            let mut config = LegConfig::from_sdp(sdp, index);
+            let receiver = sdp.media.get(index).map(codecs_of).unwrap_or_default();
+            let sender = peer_told
+                .as_ref()
+                .and_then(|p| p.media.get(index))
+                .map(codecs_of)
+                .unwrap_or_default();
+            config.pt_map = PtMap::between(&sender, &receiver);
+            config.transcode = Transcode::between(&sender, &receiver);
             out.push_back(MediaCommand::Leg {
                 call: self.call,
                 side,
                 index,
-                config: LegConfig::from_sdp(sdp, index),
+                config,
             });
         }
+    }
+
+    /// Answers an offer from `side` here, without asking the other side
+    /// (a hold or a resume): the codecs `side` offered that it was already
+    /// told it may receive, or PCMU/PCMA (the relay converts between the
+    /// two laws). `None` when nothing fits: relay the offer instead.
+    pub fn local_answer(&mut self, side: Side, offer: &Sdp) -> Option<Vec<u8>> {
+        let told = Sdp::parse(self.last_sent(side)).ok()?;
+        if offer.media.len() != self.streams() {
+            return None;
+        }
+        let caps = media::Capabilities::from_sdp(&told);
+        let mut answer = media::answer(offer, &caps, media::Direction::SendRecv).ok()?;
+        // Our own address, not the offer's (a legacy `c=0.0.0.0` hold).
+        answer.sdp.connection = Some(media::sdp::Connection::new(self.addr));
+        self.sdp_for(side, &answer.sdp).ok()
     }
 }

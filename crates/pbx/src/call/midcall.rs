@@ -11,7 +11,7 @@ use store::{Disposition, HangupBy};
 
 use super::dialog::{contact_uri, tag_of};
 use super::engine::{Call, CallEngine, LegRef, Relay, Retransmit, idx, status};
-use super::media::parse_sdp;
+use super::media::{MediaCommand, parse_sdp};
 use super::{CallPhase, SipOutput};
 
 /// Dialog identifiers of a received request: Call-ID, From tag, To tag.
@@ -152,6 +152,16 @@ impl CallEngine {
             // the 2xx and ACK stays on this leg.
             return self.answer_offerless(call, from, key, &req, now);
         }
+        if let (Some(sdp), true) = (&offer, req.method != Method::Info) {
+            // A hold (or the resume after one) is answered here: the other
+            // party keeps its session and hears music meanwhile.
+            let holds = is_hold_offer(sdp);
+            if holds || call.held[idx(from)] {
+                if let Some(body) = call.media.local_answer(from, sdp) {
+                    return self.answer_hold(call, from, key, &req, sdp, body, holds, now);
+                }
+            }
+        }
         let body = match &offer {
             Some(sdp) => match call.media.sdp_for(to, sdp) {
                 Ok(b) => Some(b),
@@ -270,6 +280,52 @@ impl CallEngine {
             });
         }
         self.respond(&relay.server_key, out);
+    }
+
+    /// Answers a hold or resume offer from `from` with `body` (our local
+    /// answer), reconfigures its leg and turns music toward the other side
+    /// on or off.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_hold(
+        &mut self,
+        call: &mut Call,
+        from: Side,
+        key: TxKey,
+        req: &Request,
+        offer: &media::Sdp,
+        body: Vec<u8>,
+        holds: bool,
+        now: Instant,
+    ) {
+        let Some(d) = call.dialog(from) else { return };
+        let ok = req
+            .response(StatusCode::OK)
+            .with_header("Contact", &d.local_contact)
+            .with_body("application/sdp", body);
+        self.respond(&key, ok.clone());
+        if req.method == Method::Invite {
+            let cseq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
+            call.retransmits.push(Retransmit {
+                side: from,
+                key,
+                response: ok,
+                cseq,
+                next: now + self.config.t1,
+                interval: self.config.t1,
+                give_up: now + self.config.t1 * 64,
+                initial: false,
+            });
+        }
+        call.media.configure(from, offer, &mut self.media_out);
+        if call.held[idx(from)] != holds {
+            call.held[idx(from)] = holds;
+            tracing::info!(call = call.id, side = ?from, holds, "hold");
+            self.media_out.push_back(MediaCommand::Music {
+                call: call.id,
+                to: from.other(),
+                on: holds,
+            });
+        }
     }
 
     fn answer_offerless(
@@ -395,6 +451,14 @@ impl CallEngine {
             );
         }
     }
+}
+
+/// Whether an offer puts the call on hold: an RTP stream whose author no
+/// longer wants to receive (`sendonly`, `inactive`, or `c=0.0.0.0`).
+fn is_hold_offer(sdp: &media::Sdp) -> bool {
+    sdp.media
+        .iter()
+        .any(|m| m.is_rtp() && !m.is_rejected() && media::direction_of(sdp, m).is_hold())
 }
 
 impl CallEngine {

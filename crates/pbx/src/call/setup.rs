@@ -178,6 +178,7 @@ impl CallEngine {
             client_keys: Vec::new(),
             tags: Vec::new(),
             routes: Default::default(),
+            held: [false; 2],
             from_extension: origin.direction == store::Direction::Internal,
             outside_counted: false,
             direction: origin.direction,

@@ -146,6 +146,9 @@ pub(crate) struct Call {
     pub routes: std::collections::VecDeque<TrunkRoute>,
     /// CDR direction and the trunk used (last tried, or the answering one).
     pub direction: store::Direction,
+    /// Per side (A, B): it has put the call on hold (music plays to the
+    /// other side).
+    pub held: [bool; 2],
     /// Whether one of the tenant's extensions placed the call (`caller` is
     /// then its number); false for calls from a trunk.
     pub from_extension: bool,

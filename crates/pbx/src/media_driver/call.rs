@@ -28,6 +28,11 @@ pub(crate) enum CallCmd {
         config: LegConfig,
     },
     Connected,
+    /// Music on hold toward `to` on or off (the other side holds).
+    Music {
+        to: Side,
+        on: bool,
+    },
     Close,
 }
 
@@ -68,6 +73,11 @@ struct Relay {
     send_errors: u64,
     oversized: u64,
     before_leg: u64,
+    /// Music on hold toward A, toward B (while the other side holds).
+    music_to: [bool; 2],
+    music: media::Music,
+    music_seq: u16,
+    music_ts: u32,
 }
 
 pub(crate) struct CallTask {
@@ -86,6 +96,7 @@ enum Wake {
     Readable(usize),
     MediaTimer,
     PublishTimer,
+    MusicTick,
 }
 
 impl CallTask {
@@ -116,6 +127,10 @@ impl CallTask {
             send_errors: 0,
             oversized: 0,
             before_leg: 0,
+            music_to: [false; 2],
+            music: media::Music::new(),
+            music_seq: 0,
+            music_ts: 0,
         };
         CallTask {
             relay,
@@ -155,12 +170,16 @@ impl CallTask {
         let mut media_armed = false;
         let mut dirty = false;
         let mut next = 0usize;
+        let mut music_tick = tokio::time::interval(MUSIC_FRAME);
+        music_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         loop {
+            let playing = relay.music_to.iter().any(|m| *m);
             let wake = tokio::select! {
                 cmd = rx.recv() => Wake::Cmd(cmd),
                 i = poll_fn(|cx| poll_readable(&sockets, next, cx)) => Wake::Readable(i),
                 _ = &mut media_timer, if media_armed => Wake::MediaTimer,
                 _ = &mut publish_timer, if dirty => Wake::PublishTimer,
+                _ = music_tick.tick(), if playing => Wake::MusicTick,
             };
             match wake {
                 Wake::Cmd(None | Some(CallCmd::Close)) => break,
@@ -194,6 +213,7 @@ impl CallTask {
                     relay.publish(&stats);
                     dirty = false;
                 }
+                Wake::MusicTick => relay.play_music(&sockets, Instant::now()),
             }
         }
         stats.remove(relay.call);
@@ -236,8 +256,28 @@ impl Relay {
             }
             CallCmd::Connected => {
                 self.connected = true;
+                if !self.music_to.iter().any(|m| *m) {
+                    for b in &mut self.bridges {
+                        b.arm_media_timeout(now);
+                    }
+                }
+            }
+            CallCmd::Music { to, on } => {
+                let i = usize::from(to == Side::B);
+                self.music_to[i] = on;
                 for b in &mut self.bridges {
-                    b.arm_media_timeout(now);
+                    // what the holding side sends is not passed on meanwhile
+                    b.set_forwarding(to.other(), !on);
+                }
+                // A held call may be silent both ways: no media timeout
+                // until both parties are back.
+                let holding = self.music_to.iter().any(|m| *m);
+                for b in &mut self.bridges {
+                    if holding {
+                        b.disarm_media_timeout();
+                    } else if self.connected {
+                        b.arm_media_timeout(now);
+                    }
                 }
             }
             CallCmd::Close => {}
@@ -291,6 +331,50 @@ impl Relay {
         }
     }
 
+    /// One 20 ms frame of music to every side that is held, on each m-line
+    /// whose leg takes PCMU or PCMA (video and other codecs get nothing).
+    fn play_music(&mut self, sockets: &[UdpSocket], now: Instant) {
+        self.music_seq = self.music_seq.wrapping_add(1);
+        self.music_ts = self.music_ts.wrapping_add(media::music::FRAME as u32);
+        let mut frames: [Option<(u8, [u8; media::music::FRAME])>; 2] = [None, None];
+        for (stream, bridge) in self.bridges.iter_mut().enumerate() {
+            for side in [Side::A, Side::B] {
+                let i = usize::from(side == Side::B);
+                if !self.music_to[i] {
+                    continue;
+                }
+                let Some(pt) = bridge.leg(side).and_then(|l| g711_pt(l.config())) else {
+                    continue;
+                };
+                // one frame per side per tick, shared by its m-lines
+                let payload = match frames[i] {
+                    Some((p, f)) if p == pt => f,
+                    _ => {
+                        let Some(f) = self.music.next_payload(pt) else {
+                            continue;
+                        };
+                        frames[i] = Some((pt, f));
+                        f
+                    }
+                };
+                let mut pkt = media::rtp::build_rtp(
+                    pt,
+                    self.music_seq,
+                    self.music_ts,
+                    MUSIC_SSRC,
+                    false,
+                    &payload,
+                );
+                if let Action::Forward(f) = bridge.inject(side, MUSIC_SSRC, &mut pkt, now) {
+                    let out = &sockets[socket_index(stream, f.via, f.component)];
+                    if out.try_send_to(&pkt[..f.len], f.to).is_err() {
+                        self.send_errors += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Points the media timer at the latest deadline of the armed bridges;
     /// false when none is armed (or the timeout already fired).
     fn rearm(&self, timer: &mut std::pin::Pin<&mut tokio::time::Sleep>) -> bool {
@@ -339,6 +423,23 @@ impl Relay {
 
     fn publish(&self, stats: &MediaStats) {
         stats.update(self.call, |s| self.fill(s));
+    }
+}
+
+/// Music frames every 20 ms.
+const MUSIC_FRAME: Duration = Duration::from_millis(20);
+/// The source tag of music packets (the leg renumbers them onto its stream).
+const MUSIC_SSRC: u32 = 0x6d75_7369;
+
+/// The G.711 payload type a leg receives, PCMU first.
+fn g711_pt(config: &media::LegConfig) -> Option<u8> {
+    let takes = |pt: u8| config.clock_rates.iter().any(|(p, _)| *p == pt);
+    if config.clock_rates.is_empty() || takes(0) {
+        Some(0)
+    } else if takes(8) {
+        Some(8)
+    } else {
+        None
     }
 }
 
