@@ -44,7 +44,8 @@ fn pbx(numbers: &[&str], rtp: &str) -> Pbx {
 }
 
 /// Provisions `numbers`, runs `setup` on the directory, then starts the
-/// server with relay ports `rtp` (each test its own: tests run in parallel).
+/// server with relay ports `rtp` (each test its own: tests run in parallel;
+/// all below 32768, where Linux starts handing out ephemeral ports).
 fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, TenantId)) -> Pbx {
     let db = Db::sqlite();
     let accounts = provision(&db, DOMAIN, numbers);
@@ -125,6 +126,7 @@ fn opts(ip: &'static str, tone: u32) -> PhoneOpts {
         auto_answer: true,
         dial: None,
         quit_after: 40,
+        control_port: None,
     }
 }
 
@@ -135,6 +137,7 @@ fn dialling(ip: &'static str, tone: u32, number: &str, quit_after: u32) -> Phone
         auto_answer: false,
         dial: Some(number.to_owned()),
         quit_after,
+        control_port: None,
     }
 }
 
@@ -628,4 +631,432 @@ fn trunk_failover_emergency_at_limit_and_inbound_numbers() {
     assert_eq!(inbound.direction, Direction::Inbound);
     assert_eq!(inbound.callee, "102");
     assert_eq!(inbound.disposition, Disposition::Answered);
+}
+
+/// Share of half-second windows of `samples[from_s..to_s]` whose dominant
+/// frequency among `candidates` is in `expected`.
+fn share_of(samples: &[i16], rate: u32, span: (f64, f64), expected: &[f64]) -> f64 {
+    let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
+    candidates.extend([440.0, 660.0, 880.0]);
+    candidates.sort_by(f64::total_cmp);
+    candidates.dedup();
+    let half = rate as usize / 2;
+    let (from, to) = (
+        (span.0 * f64::from(rate)) as usize,
+        ((span.1 * f64::from(rate)) as usize).min(samples.len()),
+    );
+    let windows: Vec<&[i16]> = samples[from..to].chunks_exact(half).collect();
+    let hits = windows
+        .iter()
+        .filter(|w| {
+            // the strongest candidate, whatever its share
+            let best = candidates
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    media::tone::goertzel_power(w, *a, rate)
+                        .total_cmp(&media::tone::goertzel_power(w, *b, rate))
+                })
+                .unwrap();
+            expected.contains(&best)
+        })
+        .count();
+    hits as f64 / windows.len().max(1) as f64
+}
+
+/// Each half second: RMS and the strongest of the candidate frequencies.
+fn describe(samples: &[i16], rate: u32) -> String {
+    let mut candidates: Vec<f64> = media::music::MELODY.to_vec();
+    candidates.extend([440.0, 660.0, 880.0]);
+    samples
+        .chunks_exact(rate as usize / 2)
+        .map(|w| {
+            let rms =
+                (w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+            let best = candidates
+                .iter()
+                .copied()
+                .max_by(|a, b| {
+                    media::tone::goertzel_power(w, *a, rate)
+                        .total_cmp(&media::tone::goertzel_power(w, *b, rate))
+                })
+                .unwrap();
+            format!("{rms:.0}:{best:.0}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn hold_plays_music_to_the_other_party_and_resume_restores_audio() {
+    if !clients_available("hold_music", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102"], "32000-32199");
+    let bob = pbx.phone("102", opts(clients::OTHER_IP, 880));
+    let mut alice_opts = dialling(clients::PHONE_IP, 440, "102", 14);
+    alice_opts.control_port = Some(clients::free_tcp_port());
+    let mut alice = baresip_phone(pbx.account("101"), pbx.sip, &alice_opts);
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    let established = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    assert!(alice.command("hold"), "hold refused: {}", alice.proc.log());
+    let held_at = established.elapsed().as_secs_f64();
+    thread::sleep(Duration::from_secs(4));
+    assert!(alice.command("resume"), "resume refused");
+    let resumed_at = established.elapsed().as_secs_f64();
+    alice.wait_exit(Duration::from_secs(20));
+
+    let (heard, rate) = bob.heard();
+    let notes = media::music::MELODY;
+    let before = share_of(&heard, rate, (0.5, held_at - 0.5), &[440.0]);
+    let during = share_of(&heard, rate, (held_at + 1.0, resumed_at - 0.5), &notes);
+    let after = share_of(&heard, rate, (resumed_at + 1.0, resumed_at + 4.0), &[440.0]);
+    assert!(
+        before >= 0.8,
+        "before hold, 440 Hz in {before:.2} of the windows"
+    );
+    assert!(
+        during >= 0.8,
+        "while held, music in {during:.2} of the windows"
+    );
+    assert!(
+        after >= 0.8,
+        "after resume, 440 Hz in {after:.2} of the windows (held {held_at:.1} s, resumed {resumed_at:.1} s; heard {:.1} s: {})",
+        heard.len() as f64 / f64::from(rate),
+        describe(&heard, rate)
+    );
+    assert!(
+        pbx.server.log().contains("holds=true") && pbx.server.log().contains("holds=false"),
+        "{}",
+        pbx.server.log()
+    );
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+#[test]
+fn blind_transfer_by_the_callee_connects_the_caller_to_the_target() {
+    if !clients_available("blind_transfer", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32200-32399");
+    let mut bob_opts = opts(clients::OTHER_IP, 880);
+    bob_opts.control_port = Some(clients::free_tcp_port());
+    let mut bob = pbx.phone("102", bob_opts);
+    let carol = pbx.phone("103", opts("127.0.0.4", 660));
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 12),
+    );
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    let established = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    assert!(
+        bob.command_with("transfer", &format!("sip:103@{DOMAIN}")),
+        "transfer refused: {}",
+        bob.proc.log()
+    );
+    let transferred_at = established.elapsed().as_secs_f64();
+    // Bob is released once Carol answers.
+    assert!(
+        bob.proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("terminated"))
+            .is_some(),
+        "{}",
+        bob.proc.log()
+    );
+    alice.wait_exit(Duration::from_secs(20));
+    let (heard, rate) = alice.heard();
+    let before = share_of(&heard, rate, (0.5, transferred_at - 0.5), &[880.0]);
+    let after = share_of(
+        &heard,
+        rate,
+        (
+            transferred_at + 1.5,
+            heard.len() as f64 / f64::from(rate) - 0.5,
+        ),
+        &[660.0],
+    );
+    assert!(
+        before >= 0.8,
+        "before: Bob's 880 Hz in {before:.2}: {}",
+        describe(&heard, rate)
+    );
+    assert!(
+        after >= 0.8,
+        "after: Carol's 660 Hz in {after:.2}: {}",
+        describe(&heard, rate)
+    );
+    assert_heard(&carol, 440.0, "the target");
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!(cdr.caller, "101");
+    assert_eq!(cdr.callee, "103");
+    assert_eq!(cdr.transferred_by.as_deref(), Some("102"));
+    assert_eq!(cdr.transferred_to.as_deref(), Some("103"));
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+/// The share of half seconds of `samples` (8 kHz) in `span` where `freq`
+/// is the strongest of the test tones and the melody.
+fn heard_share(samples: &[i16], span: (f64, f64), freq: f64) -> f64 {
+    share_of(samples, 8000, span, &[freq])
+}
+
+/// What `samples` (8 kHz) carry, half second by half second, as runs of
+/// at least two windows: "440", "660", "880" or "music" (the melody).
+fn sound_runs(samples: &[i16]) -> Vec<&'static str> {
+    let labels: Vec<&'static str> = samples
+        .chunks_exact(4000)
+        .map(|w| {
+            let loud = w.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / w.len() as f64;
+            if loud.sqrt() < 300.0 {
+                return "silence";
+            }
+            let tones = [(440.0, "440"), (660.0, "660"), (880.0, "880")];
+            let best_tone = tones
+                .iter()
+                .map(|(f, l)| (media::tone::goertzel_power(w, *f, 8000), *l))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .unwrap();
+            let best_note = media::music::MELODY
+                .iter()
+                .map(|f| media::tone::goertzel_power(w, *f, 8000))
+                .fold(0.0, f64::max);
+            if best_note > best_tone.0 {
+                "music"
+            } else {
+                best_tone.1
+            }
+        })
+        .collect();
+    let mut runs: Vec<(&'static str, usize)> = Vec::new();
+    for l in labels {
+        match runs.last_mut() {
+            Some((last, n)) if *last == l => *n += 1,
+            _ => runs.push((l, 1)),
+        }
+    }
+    runs.into_iter()
+        .filter(|(l, n)| *n >= 2 && *l != "silence")
+        .map(|(l, _)| l)
+        .collect()
+}
+
+fn escape_replaces(r: &str) -> String {
+    r.replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D")
+}
+
+/// Attended transfer with a scripted transferor (Bob): Alice (baresip)
+/// calls Bob; Bob holds her, calls Carol (baresip), then REFERs Alice's
+/// call with Replaces naming his call with Carol. Alice ends up hearing
+/// Carol, Bob leaves both calls, and the records say so.
+#[test]
+fn attended_transfer_with_real_phones() {
+    if !clients_available("attended_transfer", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32400-32599");
+    let acct = pbx.account("102");
+    let mut bob = clients::sipua::SipUa::new(
+        "127.0.0.5",
+        pbx.sip,
+        &acct.user,
+        &acct.password,
+        DOMAIN,
+        880.0,
+    );
+    bob.register();
+    let carol = pbx.phone("103", opts("127.0.0.4", 660));
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 14),
+    );
+    let mut d1 = bob.answer(&[]);
+    let started = Instant::now();
+    bob.run(Duration::from_secs(2), &[&d1]);
+    assert_eq!(bob.hold(&mut d1), 200);
+    let held_at = started.elapsed().as_secs_f64();
+    let d2 = bob.call("103", "", &[]).expect("Carol answers");
+    bob.run(Duration::from_secs(2), &[&d2]);
+    let refer_to = format!(
+        "Refer-To: <sip:103@{DOMAIN}?Replaces={}>\r\n",
+        escape_replaces(&clients::sipua::SipUa::replaces(&d2))
+    );
+    assert_eq!(bob.request(&mut d1, "REFER", &refer_to, "", &[&d2]), 202);
+    let transferred_at = started.elapsed().as_secs_f64();
+    bob.run(Duration::from_secs(2), &[]);
+    assert_eq!(bob.notifies, ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert_eq!(bob.byes.len(), 2, "Bob leaves both calls: {:?}", bob.byes);
+    alice.wait_exit(Duration::from_secs(20));
+    let (heard, rate) = alice.heard();
+    assert_eq!(rate, 8000);
+    // baresip records what it decodes, so the file's timeline is not the
+    // wall clock: check the order of what Alice heard instead.
+    let picture = describe(&heard, 8000);
+    assert_eq!(
+        sound_runs(&heard),
+        ["880", "music", "660"],
+        "Alice should hear Bob, music while held, then Carol: {picture}"
+    );
+    let _ = (held_at, transferred_at);
+    let (c_heard, _) = carol.heard();
+    let c_end = c_heard.len() as f64 / 8000.0;
+    let alice_share = heard_share(&c_heard, (c_end - 4.0, c_end - 0.5), 440.0);
+    assert!(
+        alice_share >= 0.7,
+        "Carol heard Alice in {alice_share:.2}: {}",
+        describe(&c_heard, 8000)
+    );
+    let rows = pbx.cdrs(2);
+    let consult = rows
+        .iter()
+        .find(|c| c.record.hangup_cause == "attended transfer")
+        .expect("the consultation call's record");
+    assert_eq!(consult.record.caller, "102");
+    let main = rows.iter().find(|c| c.record.caller == "101").unwrap();
+    assert_eq!(main.record.callee, "103");
+    assert_eq!(main.record.transferred_by.as_deref(), Some("102"));
+    assert_eq!(main.record.transferred_to.as_deref(), Some("103"));
+}
+
+/// Directed pickup: Alice (baresip) calls 102, whose phone rings; Dave's
+/// phone (scripted) sends INVITE with Replaces naming that ringing dialog
+/// and takes the call. The ringing phone is cancelled.
+#[test]
+fn directed_pickup_with_replaces() {
+    if !clients_available("pickup", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "32600-32799");
+    let b = pbx.account("102");
+    let mut bob =
+        clients::sipua::SipUa::new("127.0.0.5", pbx.sip, &b.user, &b.password, DOMAIN, 880.0);
+    bob.register();
+    let d = pbx.account("103");
+    let mut dave =
+        clients::sipua::SipUa::new("127.0.0.6", pbx.sip, &d.user, &d.password, DOMAIN, 660.0);
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 10),
+    );
+    let early = bob.ring();
+    bob.run(Duration::from_millis(500), &[]);
+    let replaces = format!(
+        "Replaces: {}\r\nRequire: replaces\r\n",
+        clients::sipua::SipUa::replaces(&early)
+    );
+    let call = dave
+        .call("102", &replaces, &[])
+        .expect("the pickup is answered");
+    dave.run(Duration::from_secs(4), &[&call]);
+    bob.run(Duration::from_millis(200), &[]);
+    // (CANCEL retransmissions arrive while Bob is not reading)
+    let mut cancels = bob.cancels.clone();
+    cancels.dedup();
+    assert_eq!(
+        cancels,
+        std::slice::from_ref(&early.call_id),
+        "the ringing phone stops"
+    );
+    assert!(
+        alice.proc.log().contains("Call established"),
+        "{}",
+        alice.proc.log()
+    );
+    let heard = std::mem::take(&mut dave.heard);
+    let end = heard.len() as f64 / 8000.0;
+    let share = heard_share(&heard, (0.5, end), 440.0);
+    assert!(
+        share >= 0.7,
+        "Dave heard Alice in {share:.2}: {}",
+        describe(&heard, 8000)
+    );
+    alice.wait_exit(Duration::from_secs(15));
+    let (a_heard, _) = alice.heard();
+    let a_end = a_heard.len() as f64 / 8000.0;
+    let share = heard_share(&a_heard, (0.5, a_end - 0.5), 660.0);
+    assert!(
+        share >= 0.7,
+        "Alice heard Dave in {share:.2}: {}",
+        describe(&a_heard, 8000)
+    );
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
+    assert_eq!(cdr.disposition, Disposition::Answered);
+}
+
+/// Stopping the server mid-call hangs the call up cleanly (BYE to both
+/// phones) and its record is written before the process exits.
+#[test]
+fn a_call_in_progress_at_shutdown_is_ended_and_recorded() {
+    if !clients_available("shutdown_call", &["baresip"]) {
+        return;
+    }
+    let Pbx {
+        _db: db,
+        server,
+        sip,
+        dir,
+        tenant,
+        accounts,
+    } = pbx(&["101", "102"], "30400-30599");
+    let account = |n: &str| accounts.iter().find(|a| a.user == n).unwrap();
+    let mut bob = baresip_phone(account("102"), sip, &opts(clients::OTHER_IP, 880));
+    bob.wait_registered();
+    let mut alice = baresip_phone(
+        account("101"),
+        sip,
+        &dialling(clients::PHONE_IP, 440, "102", 30),
+    );
+    assert!(
+        alice
+            .proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}",
+        alice.proc.log()
+    );
+    thread::sleep(Duration::from_secs(2));
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    // Both phones were told.
+    for (who, p) in [("caller", &mut alice), ("callee", &mut bob)] {
+        assert!(
+            p.proc
+                .wait_for_line(Duration::from_secs(5), |l| l.contains("terminated"))
+                .is_some(),
+            "the {who} was not hung up: {}",
+            p.proc.log()
+        );
+    }
+    let rows = block_on(dir.list_cdrs(tenant, &CdrQuery::default()))
+        .unwrap()
+        .items;
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    let cdr = &rows[0].record;
+    assert_eq!(cdr.disposition, Disposition::Answered);
+    assert_eq!(cdr.hangup_cause, "server shutdown");
+    assert_eq!(cdr.hangup_by, store::HangupBy::System);
+    assert!(cdr.duration_secs >= 1);
+    drop(db);
 }

@@ -120,6 +120,7 @@ impl Pbx {
                 auto_answer: false,
                 dial: Some(number.to_owned()),
                 quit_after: secs,
+                control_port: None,
             },
         );
         p.wait_exit(Duration::from_secs(u64::from(secs) + 15));
@@ -149,6 +150,7 @@ fn answering(ip: &'static str, tone: u32) -> PhoneOpts {
         auto_answer: true,
         dial: None,
         quit_after: 90,
+        control_port: None,
     }
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Walks the admin UI in headless Chromium against the real `switchboard serve` (temp SQLite
-# file, ephemeral loopback ports). Needs Debian's chromium (apt-get install chromium) and node
+# file, ephemeral loopback ports), with two baresip phones calling each other on 127.0.0.2 and
+# 127.0.0.3. Needs Debian's chromium and baresip (apt-get install chromium baresip) and node
 # 20 with npm; installs playwright-core from package-lock.json (no browser download).
-# Screenshots and the server log: test-artifacts/browser/.
+# Screenshots, the server log and the phones' logs: test-artifacts/browser/.
 #
 # SWITCHBOARD_BIN names a binary already built from this tree (CI passes the one the tests just
 # built); otherwise it is built here.
@@ -19,6 +20,10 @@ fi
 [ -x "$bin" ] || { echo "no switchboard binary at $bin" >&2; exit 1; }
 command -v "${CHROMIUM:-/usr/bin/chromium}" >/dev/null || {
     echo "chromium not found: apt-get install chromium (or set CHROMIUM)" >&2
+    exit 1
+}
+command -v baresip >/dev/null || {
+    echo "baresip not found: apt-get install baresip (the walk calls between two baresip phones; .ci/run installs it)" >&2
     exit 1
 }
 cd "$here"

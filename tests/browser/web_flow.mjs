@@ -1,7 +1,10 @@
 // Headless Chromium walks the main admin flows against the real `switchboard serve` binary: a
 // fresh SQLite file in a temp directory, HTTP and SIP on ephemeral loopback ports, and the
 // first-run setup link from its log. A small SIP phone (sip_register.mjs) registers with the
-// credentials the UI showed, so the registrations page must pick it up by itself.
+// credentials the UI showed, so the registrations page must pick it up by itself. Then two
+// baresip phones (baresip.mjs) call each other, by extension and by the business's own +44
+// number routed in the UI: the active-calls pages must list the call while it is up, and the
+// call history and its CSV export must hold it afterwards.
 // Screenshots of every page, and the server's log, go to $ARTIFACTS
 // (default ../../test-artifacts/browser).
 //
@@ -10,18 +13,21 @@
 // Fails on any page error or console error (a CSP violation shows up as one).
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { strict as assert } from 'node:assert';
 import { chromium } from 'playwright-core';
 import { register } from './sip_register.mjs';
+import { REGISTERED, phoneLogs, requireBaresip, startPhone, stopAll } from './baresip.mjs';
 
 const bin = process.env.SWITCHBOARD_BIN;
 if (!bin) throw new Error('set SWITCHBOARD_BIN to the switchboard binary');
 const artifacts = process.env.ARTIFACTS ?? new URL('../../test-artifacts/browser/', import.meta.url).pathname;
 mkdirSync(artifacts, { recursive: true });
 const started = Date.now();
+// Fail at once, not half-way through, when the phones cannot be run.
+requireBaresip();
 
 const dataDir = mkdtempSync(join(tmpdir(), 'sb-browser-'));
 let serverLog = '';
@@ -33,6 +39,8 @@ function startServer() {
       SWITCHBOARD_DATABASE_URL: `sqlite://${join(dataDir, 'switchboard.db')}`,
       SWITCHBOARD_HTTP_ADDR: '127.0.0.1:0',
       SWITCHBOARD_SIP_ADDR: '127.0.0.1:0',
+      // Relay ports of its own: the Rust e2e tests use 30000-31999, possibly at the same time.
+      SWITCHBOARD_RTP_PORTS: '33000-33199',
       RUST_LOG: 'info',
       NO_COLOR: '1',
     },
@@ -67,6 +75,8 @@ const browser = await chromium.launch({
   ],
 });
 const problems = [];
+// Requests that got no answer (aborted polls included): printed only when the walk fails.
+const failedRequests = [];
 let shot = 0;
 
 async function newPage() {
@@ -75,6 +85,7 @@ async function newPage() {
   const page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => failedRequests.push(`${r.method()} ${r.url()}: ${r.failure()?.errorText}`));
   return page;
 }
 
@@ -186,6 +197,7 @@ try {
   await adm.fill('#f-number', '202');
   await adm.fill('#f-display_name', 'Workshop');
   await adm.click('button:has-text("Create extension")');
+  const workshopPassword = (await adm.textContent('#sip-password')).trim();
   await adm.goto(`/t/${tenantId}/extensions`);
   await adm.fill('#q', 'recep');
   await adm.waitForFunction(() => !document.querySelector('#ext-list').textContent.includes('Workshop'));
@@ -196,13 +208,20 @@ try {
   await adm.click('#ext-list tbody tr button[aria-label^="Do not disturb for 201"]');
   await adm.locator('#ext-list tbody tr .badge.bad').waitFor();
   assert.ok(adm.url().includes('q=recep'), 'no page load for the DND switch');
+  // And off again: 201 takes the calls below.
+  await adm.click('#ext-list tbody tr button[aria-label="Do not disturb for 201: on, turn off"]');
+  await adm.locator('#ext-list tbody tr .badge.bad').waitFor({ state: 'detached' });
 
   await adm.goto(`/t/${tenantId}/numbers`);
   assert.equal(await adm.locator('tbody tr').count(), 11, 'the business sees its eleven numbers');
   assert.ok((await adm.textContent('tbody')).includes(assigned), 'the number assigned from its row');
+  // The first number (national form, "0113 496 0000") rings Reception.
+  const routed = (await adm.locator('tbody tr').first().locator('td').first().textContent()).trim();
+  assert.match(routed, /^0113 496 00\d\d$/);
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');
   await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
   await adm.getByText('extension 201 (Reception)').waitFor();
+  assert.equal((await adm.locator('tbody tr', { hasText: 'extension 201' }).locator('td').first().textContent()).trim(), routed);
   await snap(adm, 'number-routed');
 
   // A phone registers with the credentials shown; the open page lists it by itself.
@@ -222,8 +241,114 @@ try {
   await adm.getByText('No calls in progress.').waitFor();
   await polls(adm, `/t/${tenantId}/active-calls`);
   await snap(adm, 'active-calls');
-  await adm.goto(`/t/${tenantId}/calls`);
+
+  // ---------------------------------------------------------------- a call between two phones
+  // Two baresip softphones with the credentials the UI showed, each from a loopback address of
+  // its own: Reception (201) answers by itself; Workshop (202) dials 201 and hangs up when its
+  // -t runs out, 9 s after it started. Both open active-calls pages (the business's, and an
+  // operator's across the platform) must list the call by themselves while it is up.
+  const phone = (name, ip, user, password, opts) =>
+    startPhone({ name, ip, user, password, domain: 'acme.pbx.test', registrar: sip, ...opts });
+  const reception = phone('reception', '127.0.0.2', '201', sipPassword, { tone: 880, autoAnswer: true, quitAfter: 45 });
+  const opLive = await newPage();
+  await signIn(opLive, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
+  await opLive.goto('/operator/active-calls');
+  await opLive.getByText('No calls in progress.').waitFor();
+  await reception.waitFor(REGISTERED, 10000, 'registration');
+  for (const page of [adm, opLive]) await page.evaluate(() => { window.sbNoReload = true; });
+
+  const callStart = Date.now();
+  const workshop = phone('workshop', '127.0.0.3', '202', workshopPassword, { tone: 440, dial: '201', quitAfter: 9 });
+  const connected = (page) => page.locator('#live-calls tbody tr', { hasText: 'Connected' });
+  const cells = async (row) => (await row.locator('td').allTextContents()).map((t) => t.trim());
+  await Promise.all([
+    connected(adm).waitFor({ timeout: 10000 }),
+    connected(opLive).waitFor({ timeout: 10000 }),
+  ]);
+  // Started, From, Dialled, To, State, Duration (the operator's list adds the business first).
+  const live = await cells(connected(adm));
+  assert.deepEqual(live.slice(1, 5), ['202', '201', '201', 'Connected'], `business list: ${live}`);
+  assert.match(live[5], /^\d+:\d\d$/, 'talk time');
+  assert.equal((await adm.textContent('#live-calls caption')).trim(), '1 call in progress, 1 connected');
+  const opRow = await cells(connected(opLive));
+  assert.deepEqual(
+    [opRow[0], ...opRow.slice(2, 6)], ['Acme Plumbing', '202', '201', '201', 'Connected'], `operator list: ${opRow}`,
+  );
+  for (const page of [adm, opLive]) {
+    assert.equal(await page.evaluate(() => window.sbNoReload), true, 'the call appeared without a page load');
+  }
+  // The list keeps refreshing while the call is up: the talk time moves on.
+  await adm.waitForFunction((before) => {
+    const td = document.querySelector('#live-calls tbody tr td:last-child');
+    return td && /^\d+:\d\d$/.test(td.textContent.trim()) && td.textContent.trim() !== before;
+  }, live[5], { timeout: 5000 });
+  await snap(adm, 'active-call');
+  await snap(opLive, 'operator-active-call');
+  await opLive.context().close();
+
+  // The caller hangs up; the list empties by itself.
+  await workshop.waitExit(15000);
+  assert.match(workshop.log(), /Call established/, 'the caller saw the answer');
+  await adm.getByText('No calls in progress.').waitFor({ timeout: 5000 });
+  assert.equal(await adm.evaluate(() => window.sbNoReload), true);
+  const talked = (Date.now() - callStart) / 1000;
+
+  // Call history: the record is written at the hang-up, so reload (bounded) until it shows.
+  await adm.click('main a:has-text("Call history")');
+  await adm.waitForURL(`**/t/${tenantId}/calls`);
+  const historyRows = async (n) => {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const rows = adm.locator('tbody tr', { hasNotText: 'No calls.' });
+      if ((await rows.count()) >= n || Date.now() > deadline) {
+        assert.equal(await rows.count(), n, `history rows: ${await adm.textContent('tbody')}`);
+        return Promise.all(Array.from({ length: n }, (_, i) => cells(rows.nth(i))));
+      }
+      await adm.waitForTimeout(250);
+      await adm.reload();
+    }
+  };
+  const [call] = await historyRows(1);
+  // Started, Direction, From, To, Result, Duration.
+  assert.deepEqual(call.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${call}`);
+  const secs = (d) => { const [m, s] = d.split(':').map(Number); return m * 60 + s; };
+  assert.ok(secs(call[5]) >= 4 && secs(call[5]) <= Math.ceil(talked), `talk time ${call[5]} (the call lasted ${talked} s at most)`);
+
+  // The same record in the CSV export the page links to.
+  const csvRows = async () => {
+    const [download] = await Promise.all([adm.waitForEvent('download'), adm.click('text=Download as CSV')]);
+    assert.match(download.suggestedFilename(), /^calls-acme\.csv$/);
+    const [head, ...lines] = readFileSync(await download.path(), 'utf8').trim().split(/\r?\n/);
+    const keys = head.split(',');
+    return lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [keys[i], v])));
+  };
+  let csv = await csvRows();
+  assert.equal(csv.length, 1, `CSV: ${JSON.stringify(csv)}`);
+  assert.deepEqual(
+    [csv[0].direction, csv[0].caller, csv[0].callee, csv[0].dialled, csv[0].disposition, csv[0].hangup_by],
+    ['internal', '202', '201', '201', 'answered', 'caller'],
+  );
+  assert.equal(Number(csv[0].duration_secs), secs(call[5]));
+  assert.ok(csv[0].answered_at && csv[0].call_id, 'answered_at and call_id filled in');
+
+  // The business's own +44 number dialled in national form rings its route target directly.
+  const national = routed.replace(/\s/g, '');
+  const again = phone('workshop-national', '127.0.0.3', '202', workshopPassword, { dial: national, quitAfter: 4 });
+  await again.waitFor(/Call established/, 8000, 'answer to the national dial');
+  await again.waitExit(10000);
+  await adm.reload();
+  const [latest, first] = await historyRows(2);
+  assert.deepEqual(first, call, 'the first call is unchanged');
+  assert.deepEqual(latest.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${latest}`);
+  assert.ok(secs(latest[5]) >= 2, `talk time ${latest[5]}`);
   await snap(adm, 'call-history');
+  csv = await csvRows();
+  assert.equal(csv.length, 2);
+  assert.deepEqual(
+    [csv[0].caller, csv[0].callee, csv[0].dialled, csv[0].disposition],
+    ['202', '201', national, 'answered'],
+  );
+  assert.equal((reception.log().match(/Call established/g) ?? []).length, 2, 'Reception answered twice');
 
   // Every other page renders without console errors.
   for (const [path, name] of [
@@ -280,15 +405,24 @@ try {
 } catch (e) {
   failed = 1;
   console.error(e);
+  if (failedRequests.length) console.error(`requests that failed:\n${failedRequests.join('\n')}`);
 } finally {
+  await stopAll();
   await browser.close();
   server.child.kill('SIGTERM');
-  const { code } = await server.exited;
+  let stopTimer;
+  const { code } = await Promise.race([
+    server.exited,
+    new Promise((resolve) => { stopTimer = setTimeout(() => resolve({ code: 'nothing within 10 s' }), 10000); }),
+  ]);
+  clearTimeout(stopTimer);
   if (code !== 0) {
     failed = 1;
     console.error(`switchboard exited with ${code} after SIGTERM`);
+    server.child.kill('SIGKILL');
   }
   writeFileSync(join(artifacts, 'server.log'), serverLog);
+  for (const { name, log } of phoneLogs()) writeFileSync(join(artifacts, `baresip-${name}.log`), log);
   rmSync(dataDir, { recursive: true, force: true });
 }
 if (problems.length) {

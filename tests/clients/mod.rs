@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Db, Output, Server, cli, run_bounded};
 
+pub mod sipua;
+
 /// A second and a third loopback address: "another machine" for tests that
 /// need two sources (Linux routes all of 127/8 to `lo`).
 pub const PHONE_IP: &str = "127.0.0.2";
@@ -541,6 +543,9 @@ pub struct PhoneOpts {
     pub dial: Option<String>,
     /// baresip quits (hanging up its calls) after this many seconds.
     pub quit_after: u32,
+    /// Accept commands (`hold`, `resume`, ...) over baresip's ctrl_tcp
+    /// module on this loopback port: [`Phone::command`].
+    pub control_port: Option<u16>,
 }
 
 /// A baresip softphone with a tone generator as microphone and its audio
@@ -548,6 +553,7 @@ pub struct PhoneOpts {
 pub struct Phone {
     pub proc: Proc,
     pub rec: PathBuf,
+    control: Option<u16>,
 }
 
 pub fn baresip_phone(account: &Account, registrar: SocketAddr, opts: &PhoneOpts) -> Phone {
@@ -576,6 +582,11 @@ pub fn baresip_phone(account: &Account, registrar: SocketAddr, opts: &PhoneOpts)
     for m in ["g711.so", "ausine.so", "aubridge.so", "sndfile.so"] {
         config.push_str(&format!("module\t\t{m}\n"));
     }
+    if let Some(port) = opts.control_port {
+        config.push_str(&format!(
+            "module\t\tctrl_tcp.so\nctrl_tcp_listen\t127.0.0.1:{port}\n"
+        ));
+    }
     config.push_str("module_app\taccount.so\nmodule_app\tmenu.so\n");
     std::fs::write(dir.path().join("config"), config).expect("write baresip config");
     let answer = if opts.auto_answer {
@@ -601,7 +612,16 @@ pub fn baresip_phone(account: &Account, registrar: SocketAddr, opts: &PhoneOpts)
     Phone {
         proc: Proc::spawn("baresip", cmd, Some(dir)),
         rec,
+        control: opts.control_port,
     }
+}
+
+/// A free TCP port on loopback (for baresip's ctrl_tcp).
+pub fn free_tcp_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free TCP port")
+        .port()
 }
 
 impl Phone {
@@ -615,6 +635,27 @@ impl Phone {
             "baresip did not register:\n{}",
             self.proc.log()
         );
+    }
+
+    /// Runs a baresip command (e.g. `hold`, `resume`) over ctrl_tcp (a
+    /// netstring of JSON) and returns whether baresip said it succeeded.
+    pub fn command(&self, command: &str) -> bool {
+        self.command_with(command, "")
+    }
+
+    /// [`Phone::command`] with a parameter (e.g. `transfer` and a URI).
+    pub fn command_with(&self, command: &str, params: &str) -> bool {
+        use std::io::{Read as _, Write as _};
+        let port = self.control.expect("phone started with a control_port");
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let body = format!(r#"{{"command":"{command}","params":"{params}","token":"t"}}"#);
+        let _ = s.write_all(format!("{}:{body},", body.len()).as_bytes());
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut reply = [0u8; 512];
+        let n = s.read(&mut reply).unwrap_or(0);
+        String::from_utf8_lossy(&reply[..n]).contains(r#""ok":true"#)
     }
 
     /// Waits until baresip has exited (its `-t` ran out).

@@ -30,6 +30,105 @@ pub enum Command {
     /// A minimal in-memory registrar (challenge + verify, no bindings) to
     /// measure the generator itself.
     FakeRegistrar(FakeArgs),
+    /// Calls through a B2BUA: half the users register and answer, the
+    /// other half call them at a target rate (or up to `--concurrent`
+    /// calls held for `--duration`), optionally with RTP both ways.
+    /// Exits 1 if any call failed.
+    Calls(CallsArgs),
+    /// A tiny in-memory B2BUA (registrar, 407 challenge, second leg, RTP
+    /// relay) to try `calls` against without a Switchboard.
+    FakePbx(FakePbxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// Server address, IP:PORT.
+    #[arg(long, default_value = "127.0.0.1:5060")]
+    pub server: SocketAddr,
+    /// Users CSV (as for `register`); the first half call, the second half
+    /// answer. All in one domain.
+    #[arg(long)]
+    pub users: PathBuf,
+    /// Domain for a CSV without a domain column.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Calls started per second (in `--concurrent` mode: the ramp-up rate).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Sending window; in `--concurrent` mode, how long all calls are held
+    /// once the ramp-up is over.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// Talk time of each call from its 200 to the BYE (0: BYE right after
+    /// the ACK). Ignored with `--concurrent`.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub hold: Duration,
+    /// Ramp up to N calls at `--rate`, hold them all for `--duration`,
+    /// then hang them all up at once.
+    #[arg(long)]
+    pub concurrent: Option<usize>,
+    /// How long callees ring (180) before they answer (200).
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub answer_delay: Duration,
+    /// Who sends the BYE: caller or callee.
+    #[arg(long, default_value = "caller")]
+    pub hangup: crate::scenario::call::Hangup,
+    /// Send RTP both ways on every answered call (50 packets/s, 160-byte
+    /// G.711 payloads) and report loss and latency through the relay.
+    #[arg(long)]
+    pub rtp: bool,
+    /// UDP sockets shared by all call sides for RTP.
+    #[arg(long, default_value_t = 8)]
+    pub rtp_sockets: usize,
+    /// Media threads sharing the RTP sockets (socket k on thread k mod N).
+    /// One keeps the generator's share of a small machine small; more let
+    /// one process drive thousands of calls on a bigger one.
+    #[arg(long, default_value_t = 1)]
+    pub rtp_threads: usize,
+    /// IP the RTP sockets bind and SDP announces. Default: the first SIP
+    /// source's address.
+    #[arg(long)]
+    pub rtp_ip: Option<std::net::IpAddr>,
+    /// With --rtp: media stops this long before the BYE, so packets in
+    /// flight reach a relay that is still open.
+    #[arg(long, default_value = "60ms", value_parser = parse_duration)]
+    pub media_drain: Duration,
+    /// Calls in flight at once; a start above it fails
+    /// (`concurrency_limit`). Default: as many as there are caller/callee pairs.
+    #[arg(long)]
+    pub max_concurrent: Option<usize>,
+    /// Callee registrations per second before the calls start.
+    #[arg(long, default_value_t = 500.0)]
+    pub register_rate: f64,
+    #[arg(long, default_value = "udp")]
+    pub transport: Transport,
+    /// Source IPs (as for `register`). Default: loopback addresses enough
+    /// for at most 100 SIP messages/s each.
+    #[arg(long)]
+    pub sources: Option<String>,
+    /// After the last call's hold, how long to wait for calls to end.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Also measure this process's (the server's) CPU and memory over the calls.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long)]
+    pub timeline: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FakePbxArgs {
+    #[arg(long, default_value = "127.0.0.1:5070")]
+    pub listen: SocketAddr,
+    #[arg(long)]
+    pub users: PathBuf,
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Exit after this long (default: run until interrupted).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +253,67 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn calls_parse_the_documented_lines() {
+        let cli = Cli::try_parse_from([
+            "sb-loadgen",
+            "calls",
+            "--server",
+            "127.0.0.1:5060",
+            "--users",
+            "u.csv",
+            "--rate",
+            "2000",
+            "--duration",
+            "30s",
+            "--hold",
+            "0",
+            "--server-pid",
+            "42",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Calls(a) = cli.command else {
+            panic!("calls expected");
+        };
+        assert_eq!(
+            (a.rate, a.hold, a.concurrent),
+            (2000.0, Duration::ZERO, None)
+        );
+        assert_eq!(a.hangup, crate::scenario::call::Hangup::Caller);
+        assert!(!a.rtp && a.json);
+        let cli = Cli::try_parse_from([
+            "sb-loadgen",
+            "calls",
+            "--users",
+            "u.csv",
+            "--concurrent",
+            "3000",
+            "--rate",
+            "200",
+            "--duration",
+            "60s",
+            "--rtp",
+            "--rtp-sockets",
+            "16",
+            "--hangup",
+            "callee",
+            "--answer-delay",
+            "100ms",
+        ])
+        .unwrap();
+        let Command::Calls(a) = cli.command else {
+            panic!("calls expected");
+        };
+        assert_eq!((a.concurrent, a.rtp_sockets), (Some(3000), 16));
+        assert_eq!(a.answer_delay, Duration::from_millis(100));
+        assert!(a.rtp);
+        assert!(
+            Cli::try_parse_from(["sb-loadgen", "calls", "--users", "u", "--hangup", "both"])
+                .is_err()
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use loadgen::cli::{Cli, Command};
-use loadgen::commands;
+use loadgen::{calls_cmd, commands};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,6 +22,8 @@ fn main() -> ExitCode {
             Command::Register(args) => commands::register(args).await,
             Command::Users(args) => commands::users(args).map(|()| true),
             Command::FakeRegistrar(args) => commands::fake_registrar(args).await.map(|()| true),
+            Command::Calls(args) => calls_cmd::calls(args).await,
+            Command::FakePbx(args) => calls_cmd::fake_pbx(args).await.map(|()| true),
         }
     });
     match result {

@@ -25,6 +25,11 @@ pub enum Failure {
     BadChallenge,
     /// The connection broke or a send failed on a reliable transport.
     Transport,
+    /// A call failed for a reason named by the call scenario
+    /// (`invite_timeout`, `no_ack`, `peer_bye_missing`, ...).
+    Call(&'static str),
+    /// A call's BYE got this final non-2xx response.
+    ByeStatus(u16),
 }
 
 impl Failure {
@@ -37,6 +42,8 @@ impl Failure {
             Failure::Status(c) => c.to_string(),
             Failure::BadChallenge => "bad_challenge".into(),
             Failure::Transport => "transport".into(),
+            Failure::Call(why) => (*why).into(),
+            Failure::ByeStatus(c) => format!("bye_{c}"),
         }
     }
 }
@@ -142,11 +149,11 @@ pub struct Report {
     pub server_rss: Option<(u64, u64)>,
 }
 
-fn ms(us: Option<u64>) -> f64 {
+pub(crate) fn ms(us: Option<u64>) -> f64 {
     us.map_or(0.0, |u| u as f64 / 1000.0)
 }
 
-fn json_str(s: &str) -> String {
+pub(crate) fn json_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -163,7 +170,7 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn json_num(x: f64) -> String {
+pub(crate) fn json_num(x: f64) -> String {
     if x.is_finite() {
         format!("{}", (x * 1000.0).round() / 1000.0)
     } else {

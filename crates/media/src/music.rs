@@ -2,7 +2,7 @@
 //!
 //! A slow arpeggio over four chords (C, A minor, F, G), each note a soft
 //! sine with its octave, shaped by an attack/decay envelope so nothing
-//! clicks, at a comfortable level (about −16 dBFS). No file to ship or
+//! clicks, at a comfortable level (peaks about −10 dBFS, well below the clipping of G.711). No file to ship or
 //! license; the same for every call, so it loops seamlessly every 9.6 s.
 
 use crate::g711;
@@ -12,14 +12,14 @@ pub const FRAME: usize = 160;
 const RATE: f64 = 8000.0;
 /// Each note lasts 0.6 s.
 const NOTE: usize = 4800;
-/// The notes, in Hz: C major, A minor, F major, G major arpeggios.
-const MELODY: [f64; 16] = [
+/// The notes, in Hz (each 0.6 s, looping): C major, A minor, F major, G major arpeggios.
+pub const MELODY: [f64; 16] = [
     261.63, 329.63, 392.00, 329.63, // C E G E
     220.00, 261.63, 329.63, 261.63, // A C E C
     174.61, 220.00, 261.63, 220.00, // F A C A
     196.00, 246.94, 293.66, 246.94, // G B D B
 ];
-const LEVEL: f64 = 5200.0;
+const LEVEL: f64 = 8000.0;
 
 /// The music generator: call [`Music::next_frame`] every 20 ms.
 #[derive(Debug, Clone, Default)]

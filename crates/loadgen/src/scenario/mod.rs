@@ -1,8 +1,9 @@
 //! Scenarios: what one paced operation is. Each is a state machine fed with
 //! events and `now` (no sockets, no clock), so the runner can drive any of
-//! them over any transport and tests can drive them by hand. `register`
-//! exists today; call scenarios (`sb-loadgen call ...`) slot in beside it.
+//! them over any transport and tests can drive them by hand: `register`,
+//! and `call` (registration of the callees, then calls).
 
+pub mod call;
 pub mod register;
 pub mod scan;
 

@@ -107,6 +107,8 @@ pub struct Register {
     metrics: Metrics,
     /// The latest `now` seen, for failures noticed without one.
     last_now: Instant,
+    /// Whether each user's latest registration succeeded.
+    registered: Vec<bool>,
 }
 
 /// `z9hG4bK` + this prefix, then `RUN.USER.TXN` in hex.
@@ -127,6 +129,7 @@ impl Register {
             "user count fits the branch encoding"
         );
         let now = Instant::now();
+        let n_users = users.len();
         let slots = users
             .iter()
             .map(|_| Slot {
@@ -156,7 +159,14 @@ impl Register {
             rng,
             metrics: Metrics::default(),
             last_now: now,
+            registered: vec![false; n_users],
         }
+    }
+
+    /// Whether `user`'s latest registration succeeded (call scenarios only
+    /// call users that are registered).
+    pub fn registered(&self, user: usize) -> bool {
+        self.registered.get(user).copied().unwrap_or(false)
     }
 
     pub fn source_of(&self, user: usize) -> usize {
@@ -241,6 +251,7 @@ impl Register {
 
     fn release(&mut self, user: usize, failure: Failure) {
         self.metrics.fail(failure, self.last_now);
+        self.registered[user] = false;
         self.idle(user);
     }
 
@@ -316,6 +327,7 @@ impl Register {
             (_, 200..=299) => {
                 let latency = now.saturating_duration_since(slot.started);
                 self.metrics.complete(latency, now);
+                self.registered[user] = true;
                 self.idle(user);
             }
             (Phase::Challenge, 401 | 407) => match self.answer(user, reply) {

@@ -32,6 +32,8 @@ pub struct CallRecord {
     /// [`CallEngine::poll_outside_started`](super::CallEngine::poll_outside_started):
     /// it no longer counts as a live outside call.
     pub counted_outside: bool,
+    /// Who transferred the call, and to whom.
+    pub transferred: Option<(String, String)>,
 }
 
 impl CallRecord {
@@ -63,8 +65,8 @@ impl CallRecord {
             disposition: self.disposition,
             hangup_cause: self.hangup_cause.clone(),
             hangup_by: self.hangup_by,
-            transferred_by: None,
-            transferred_to: None,
+            transferred_by: self.transferred.as_ref().map(|t| t.0.clone()),
+            transferred_to: self.transferred.as_ref().map(|t| t.1.clone()),
         }
     }
 }
@@ -94,6 +96,7 @@ mod tests {
             hangup_cause: "caller hung up".into(),
             hangup_by: HangupBy::Caller,
             counted_outside: false,
+            transferred: None,
         };
         assert_eq!(rec.duration_secs(), 62);
         let row = rec.to_new_cdr(CdrId::new(), |i| w0 + i.duration_since(t0));

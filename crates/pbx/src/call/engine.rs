@@ -360,6 +360,7 @@ impl CallEngine {
                     }
                     e.group_timers(c, now);
                     e.trunk_timeouts(c, now);
+                    e.transfer_timeouts(c, now);
                     e.run_retransmits(c, now);
                     c.linger_until.is_some_and(|t| t <= now)
                 })
@@ -494,7 +495,10 @@ impl CallEngine {
         self.records.push_back(CallRecord {
             call: call.id,
             tenant: call.tenant,
-            call_id: call.a.dialog.call_id.clone(),
+            call_id: call
+                .cdr_call_id
+                .clone()
+                .unwrap_or_else(|| call.a.dialog.call_id.clone()),
             caller: call.caller.clone(),
             callee: call.callee.clone(),
             dialled: call.dialled.clone(),
@@ -507,6 +511,7 @@ impl CallEngine {
             hangup_cause: cause.to_owned(),
             hangup_by: by,
             counted_outside: call.outside_counted,
+            transferred: call.transferred.clone(),
         });
     }
 }

@@ -36,6 +36,9 @@ pub enum MediaCommand {
     },
     /// The call was answered: arm the media timeout.
     Connected { call: u64 },
+    /// The call's sides were exchanged (a transfer by the caller): what
+    /// was side A is side B now, sockets included.
+    Swap { call: u64 },
     /// Music on hold toward side `to` on or off (the other side put the
     /// call on hold, or took it off). Media from the holding side is not
     /// passed on meanwhile.
@@ -225,6 +228,23 @@ impl CallMedia {
                 index,
                 config,
             });
+        }
+    }
+
+    /// The last description `side` sent (what it accepts).
+    pub fn declared(&self, side: Side) -> Option<&Sdp> {
+        self.declared[usize::from(side == Side::B)].as_ref()
+    }
+
+    /// Exchanges sides A and B (ports, descriptions, origins) and tells the
+    /// relay to do the same.
+    pub fn swap_sides(&mut self, out: &mut VecDeque<MediaCommand>) {
+        std::mem::swap(&mut self.a_ports, &mut self.b_ports);
+        std::mem::swap(&mut self.origin_a, &mut self.origin_b);
+        self.last.swap(0, 1);
+        self.declared.swap(0, 1);
+        if self.open {
+            out.push_back(MediaCommand::Swap { call: self.call });
         }
     }
 

@@ -25,7 +25,7 @@ fn ids(req: &Request) -> (String, Option<String>, Option<String>) {
 
 impl CallEngine {
     /// Finds the call and side a request belongs to.
-    fn locate(&self, req: &Request) -> Option<(u64, LegRef)> {
+    pub(crate) fn locate(&self, req: &Request) -> Option<(u64, LegRef)> {
         let (call_id, from, to) = ids(req);
         let &(id, leg) = self.dialogs.get(to.as_deref()?)?;
         let call = self.calls.get(&id)?;
@@ -95,6 +95,7 @@ impl CallEngine {
                 self.relay_request(call, side, key, req, now);
             }
             Method::Options => self.respond(&key, req.response(StatusCode::OK)),
+            Method::Refer => self.on_refer(call, side, key, req, now),
             _ => self.respond(&key, req.response(StatusCode::NOT_IMPLEMENTED)),
         }
     }
@@ -224,6 +225,9 @@ impl CallEngine {
     ) {
         let code = response.as_ref().map_or(408, |r| r.status.as_u16());
         if code < 200 {
+            return;
+        }
+        if self.own_reinvite_response(call, branch, response.as_ref()) {
             return;
         }
         let Some(relay) = call.relays.remove(branch) else {

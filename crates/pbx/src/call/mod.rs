@@ -81,6 +81,7 @@ mod outcome;
 mod select;
 mod setup;
 mod state;
+mod transfer;
 mod trunk;
 
 use std::net::{IpAddr, SocketAddr};
@@ -346,7 +347,7 @@ pub struct CallSummary {
 }
 
 /// Methods the engine handles, for Allow headers.
-pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
+pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER";
 
 /// Whether an INVITE creates a dialog (no To tag): such INVITEs are
 /// authenticated by the driver and handed to [`CallEngine::on_invite`].

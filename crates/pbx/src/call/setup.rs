@@ -17,18 +17,18 @@ use super::engine::{
 use super::media::{CallMedia, parse_sdp};
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, InboundCall, SipOutput};
 
-const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
+pub(crate) const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
 const DECLINED: &str = "SIP;cause=603;text=\"Declined\"";
 const BUSY_EVERYWHERE: &str = "SIP;cause=600;text=\"Busy Everywhere\"";
 use super::ALLOW;
 
 /// Who a new call comes from.
-struct Origin {
-    tenant: store::TenantId,
-    caller: String,
-    name: String,
-    direction: store::Direction,
-    trunk: Option<store::TrunkId>,
+pub(crate) struct Origin {
+    pub tenant: store::TenantId,
+    pub caller: String,
+    pub name: String,
+    pub direction: store::Direction,
+    pub trunk: Option<store::TrunkId>,
 }
 
 impl CallEngine {
@@ -111,8 +111,11 @@ impl CallEngine {
             Ok(mf) => mf.unwrap_or(70),
             Err(_) => return reject(self, 400),
         };
-        // No SIP extension is supported yet (100rel, timer...): RFC 3261 §8.2.2.3.
-        let required: Vec<&str> = request.require().collect();
+        // Only Replaces is supported (no 100rel, timer...): RFC 3261 §8.2.2.3.
+        let required: Vec<&str> = request
+            .require()
+            .filter(|t| !t.eq_ignore_ascii_case("replaces"))
+            .collect();
         if !required.is_empty() {
             let r = request
                 .response_tagged(StatusCode::BAD_EXTENSION)
@@ -124,6 +127,13 @@ impl CallEngine {
             // Offerless INVITEs (offer in the 2xx) are not supported yet.
             return reject(self, 488);
         };
+        if let Some(value) = request.headers.get("Replaces") {
+            // RFC 3891: pick up a ringing call, or take over a connected leg.
+            let Some(replaces) = super::transfer::Replaces::parse(value) else {
+                return reject(self, 400);
+            };
+            return self.on_replaces(key, request, source, origin, replaces, offer, now);
+        }
         let dialled = request
             .uri
             .user()
@@ -179,6 +189,10 @@ impl CallEngine {
             tags: Vec::new(),
             routes: Default::default(),
             held: [false; 2],
+            transfer: None,
+            transferred: None,
+            own_reinvites: Default::default(),
+            cdr_call_id: None,
             from_extension: origin.direction == store::Direction::Internal,
             outside_counted: false,
             direction: origin.direction,
@@ -311,6 +325,9 @@ impl CallEngine {
         now: Instant,
     ) {
         let code = response.as_ref().map_or(408, |r| r.status.as_u16());
+        if code >= 200 && self.transfer_fork_response(call, i, response.as_ref(), now) {
+            return;
+        }
         if code < 200 {
             let Some(resp) = response else { return };
             self.fork_provisional(call, i, &resp);
@@ -511,7 +528,7 @@ impl CallEngine {
 
 /// Escapes a display name for a quoted-string (RFC 3261 §25.1): backslash
 /// and double quote escaped, control characters dropped.
-fn quote_display(name: &str) -> String {
+pub(crate) fn quote_display(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars().take(64) {
         match c {

@@ -31,7 +31,7 @@ pub(crate) enum ForkState {
 }
 
 /// One B-leg (one contact rung).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Fork {
     pub dialog: Dialog,
     pub invite: Request,
@@ -53,7 +53,7 @@ pub(crate) struct Fork {
 }
 
 /// Trunk specifics of a B-leg.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct TrunkLeg {
     pub route: TrunkRoute,
     /// Credentials were sent once already (a second challenge fails).
@@ -158,6 +158,14 @@ pub(crate) struct Call {
     pub trunk: Option<store::TrunkId>,
     /// The ring group being rung, while it rings.
     pub group: Option<GroupState>,
+    /// A blind transfer ringing its target.
+    pub transfer: Option<super::transfer::Transfer>,
+    /// Who transferred the call, and to whom (for the record).
+    pub transferred: Option<(String, String)>,
+    /// Re-INVITEs the engine sent on its own, by branch.
+    pub own_reinvites: HashMap<String, Side>,
+    /// The caller's Call-ID, kept for the record when sides were swapped.
+    pub cdr_call_id: Option<String>,
     /// Index entries to remove when the call is reaped.
     pub client_keys: Vec<(String, Method)>,
     pub tags: Vec<String>,
@@ -209,9 +217,17 @@ impl Call {
             .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
             .min();
         let member = self.group.as_ref().and_then(|g| g.member_deadline);
-        [self.no_answer_at, self.linger_until, retx, setup, member]
-            .into_iter()
-            .flatten()
-            .min()
+        let transfer = self.transfer.as_ref().and_then(|t| t.deadline);
+        [
+            self.no_answer_at,
+            self.linger_until,
+            retx,
+            setup,
+            member,
+            transfer,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

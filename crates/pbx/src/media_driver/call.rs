@@ -28,6 +28,8 @@ pub(crate) enum CallCmd {
         config: LegConfig,
     },
     Connected,
+    /// Sides A and B exchange roles (a transfer by the caller).
+    Swap,
     /// Music on hold toward `to` on or off (the other side holds).
     Music {
         to: Side,
@@ -156,7 +158,7 @@ impl CallTask {
     pub(crate) async fn run(self) {
         let CallTask {
             mut relay,
-            sockets,
+            mut sockets,
             port_pairs,
             mut rx,
             events,
@@ -171,7 +173,9 @@ impl CallTask {
         let mut dirty = false;
         let mut next = 0usize;
         let mut music_tick = tokio::time::interval(MUSIC_FRAME);
-        music_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        // A late frame is sent at once, then the cadence continues (Delay):
+        // the phone's jitter buffer absorbs one late packet, not a burst.
+        music_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let playing = relay.music_to.iter().any(|m| *m);
             let wake = tokio::select! {
@@ -183,8 +187,20 @@ impl CallTask {
             };
             match wake {
                 Wake::Cmd(None | Some(CallCmd::Close)) => break,
+                Wake::Cmd(Some(CallCmd::Swap)) => {
+                    // socket i serves stream i / 4, side (i / 2) % 2
+                    for s in 0..sockets.len() / 4 {
+                        sockets.swap(4 * s, 4 * s + 2);
+                        sockets.swap(4 * s + 1, 4 * s + 3);
+                    }
+                    relay.swap_sides();
+                }
                 Wake::Cmd(Some(cmd)) => {
                     relay.on_cmd(cmd, Instant::now());
+                    if !playing && relay.music_to.iter().any(|m| *m) {
+                        // the interval was not polled while silent: start afresh
+                        music_tick.reset();
+                    }
                     relay.publish(&stats);
                     dirty = false;
                     media_armed = relay.rearm(&mut media_timer);
@@ -280,7 +296,7 @@ impl Relay {
                     }
                 }
             }
-            CallCmd::Close => {}
+            CallCmd::Close | CallCmd::Swap => {}
         }
     }
 
@@ -328,6 +344,26 @@ impl Relay {
             Action::Drop(DropReason::NoLeg) => self.before_leg += 1,
             // Counted by the bridge on the leg.
             Action::Drop(_) => {}
+        }
+    }
+
+    /// Sides A and B exchange roles (the sockets were swapped by the caller).
+    fn swap_sides(&mut self) {
+        self.music_to.swap(0, 1);
+        for (bridge, ports) in self.bridges.iter_mut().zip(&mut self.ports) {
+            let a = bridge.take_leg(Side::A);
+            let b = bridge.take_leg(Side::B);
+            if let Some(b) = b {
+                bridge.set_leg(Side::A, b);
+            }
+            if let Some(a) = a {
+                bridge.set_leg(Side::B, a);
+            }
+            for side in [Side::A, Side::B] {
+                let music_toward_other = self.music_to[usize::from(side.other() == Side::B)];
+                bridge.set_forwarding(side, !music_toward_other);
+            }
+            *ports = (ports.1, ports.0);
         }
     }
 

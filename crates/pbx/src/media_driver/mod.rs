@@ -186,6 +186,10 @@ impl MediaDriver {
                 self.send(call, CallCmd::Connected);
                 Ok(())
             }
+            MediaCommand::Swap { call } => {
+                self.send(call, CallCmd::Swap);
+                Ok(())
+            }
             MediaCommand::Music { call, to, on } => {
                 self.send(call, CallCmd::Music { to, on });
                 Ok(())

@@ -74,6 +74,8 @@ pub(crate) enum Input {
     },
     /// The trunks' inbound sources, reread.
     Trunks(Vec<TrunkSource>),
+    /// A layer event held back while its dial plan was prepared (REFER).
+    Event(Event),
 }
 
 pub(crate) enum AuthOutcome {
@@ -215,6 +217,12 @@ impl CallsView {
     }
 
     fn publish(&self, calls: Vec<CallSummary>) {
+        let connected = calls
+            .iter()
+            .filter(|c| c.phase == crate::call::CallPhase::Connected)
+            .count();
+        metrics::gauge!("calls_active").set(calls.len() as f64);
+        metrics::gauge!("calls_connected").set(connected as f64);
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(calls);
     }
 }
@@ -593,6 +601,10 @@ impl CallsDriver {
                 }
             },
             Input::Trunks(t) => self.trunks = t,
+            Input::Event(ev) => {
+                self.engine.handle_event(ev, now);
+                self.pump();
+            }
         }
     }
 
@@ -732,6 +744,12 @@ impl CallsDriver {
                 source,
                 ..
             } if is_initial_invite(&request) => self.on_initial_invite(key, request, source),
+            Event::Request { ref request, .. } if request.method == sip::Method::Refer => {
+                match self.engine.refer_context(request) {
+                    Some((tenant, by, target)) => self.prepare_then(ev, tenant, by, target),
+                    None => self.engine.handle_event(ev, now),
+                }
+            }
             ev => self.engine.handle_event(ev, now),
         }
     }
@@ -793,6 +811,23 @@ impl CallsDriver {
                     outcome,
                 })
                 .await;
+        });
+    }
+
+    /// Prepares the dial plan for `target` (a transfer's), then hands
+    /// `ev` to the engine.
+    fn prepare_then(&self, ev: Event, tenant: TenantId, by: Option<String>, target: String) {
+        let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+        tokio::spawn(async move {
+            let by: Option<ExtensionNumber> = by.and_then(|b| b.parse().ok());
+            if let Err(e) = ctx
+                .resolver
+                .prepare(&ctx.plan, tenant, by.as_ref(), &target)
+                .await
+            {
+                tracing::warn!(error = %e, "transfer target lookup failed");
+            }
+            let _ = tx.send(Input::Event(ev)).await;
         });
     }
 

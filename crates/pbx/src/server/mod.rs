@@ -528,7 +528,10 @@ impl Core {
         }
         let unsupported: Vec<&str> = req
             .require()
-            .filter(|t| !t.eq_ignore_ascii_case("path"))
+            .filter(|t| {
+                let replaces = req.method == Method::Invite && t.eq_ignore_ascii_case("replaces");
+                !(t.eq_ignore_ascii_case("path") || replaces)
+            })
             .collect();
         if !unsupported.is_empty() {
             let mut r = req.response_tagged(StatusCode::BAD_EXTENSION);

@@ -67,6 +67,8 @@ pub struct Phone {
     /// 2xx to re-INVITEs awaiting their ACK: (key, response, CSeq, next send).
     pub reinvite_oks: Vec<(TxKey, Response, u32, Instant)>,
     pub ended: bool,
+    /// Headers added to the next in-dialog request.
+    pub extra_headers: Vec<(&'static str, String)>,
     server: Target,
     counter: u32,
 }
@@ -113,6 +115,7 @@ impl Phone {
             challenge: None,
             reinvite_oks: Vec::new(),
             ended: false,
+            extra_headers: Vec::new(),
             server: Target::new(Transport::Udp, server),
             counter: 0,
         }
@@ -148,6 +151,9 @@ impl Phone {
             .push("Contact", &format!("<sip:{}@{}>", self.ext, self.addr));
         if let Some(req) = self.require {
             r.headers.push("Require", req);
+        }
+        for (name, value) in &self.extra_headers {
+            r.headers.push(name, value);
         }
         if self.send_sdp {
             r.headers.push("Content-Type", "application/sdp");
@@ -192,6 +198,14 @@ impl Phone {
         self.send_in_dialog_with_body(method, Some(body), now)
     }
 
+    /// REFER in the current dialog (a blind transfer to `refer_to`).
+    pub fn refer(&mut self, refer_to: &str, now: Instant) -> Option<TxKey> {
+        self.extra_headers = vec![("Refer-To", refer_to.to_owned())];
+        let key = self.send_in_dialog_with_body(Method::Refer, None, now);
+        self.extra_headers.clear();
+        key
+    }
+
     fn send_in_dialog_with_body(
         &mut self,
         method: Method,
@@ -211,6 +225,9 @@ impl Phone {
             .push("CSeq", &format!("{} {}", d.cseq, method.as_str()));
         if method == Method::Invite {
             r.headers.push("Contact", &format!("<sip:x@{addr}>"));
+        }
+        for (name, value) in &self.extra_headers {
+            r.headers.push(name, value);
         }
         if let Some(b) = sdp_body {
             r.headers.push("Content-Type", "application/sdp");
