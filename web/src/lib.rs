@@ -119,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::op_numbers::routes())
         .merge(biz::routes())
         .merge(pages::biz_numbers::routes())
+        .merge(pages::ring_groups::routes())
         .merge(pages::tokens::routes())
         .merge(pages::activity::routes())
         .merge(pages::live_calls::routes())

@@ -462,6 +462,19 @@ async fn tenant_isolation_api(b: Backend) {
         )
         .await
         .unwrap();
+    let group = app
+        .dir
+        .create_ring_group(
+            a.id,
+            &"30".parse().unwrap(),
+            &RingGroupSettings::new("Alpha Secret Group", RingStrategy::Sequential),
+        )
+        .await
+        .unwrap();
+    app.dir
+        .set_ring_group_members(a.id, group.id, &[RingGroupMember::Extension(ext.id)])
+        .await
+        .unwrap();
     let tok_b = token(&app, Some(bt.id)).await;
     // A call of A's in progress, and a bridge that hands out every call whatever it is asked.
     app.live.set(vec![
@@ -473,6 +486,7 @@ async fn tenant_isolation_api(b: Backend) {
         a.id.to_string(),
         ext.id.to_string(),
         num.id.to_string(),
+        group.id.to_string(),
         "Alpha Secret".into(),
         "alpha".into(),
         "+442079460018".into(),
@@ -481,6 +495,7 @@ async fn tenant_isolation_api(b: Backend) {
     for tenant in [a.id, bt.id] {
         let t = format!("/api/v1/tenants/{tenant}");
         let e = format!("{t}/extensions/{}", ext.id);
+        let g = format!("{t}/ring-groups/{}", group.id);
         let calls: Vec<(Method, String, Option<Value>)> = vec![
             (Method::GET, t.clone(), None),
             (Method::PATCH, t.clone(), Some(json!({"name": "Hacked"}))),
@@ -507,12 +522,33 @@ async fn tenant_isolation_api(b: Backend) {
             ),
             (Method::DELETE, e.clone(), None),
             (Method::POST, format!("{e}/password"), None),
+            (Method::GET, format!("{t}/ring-groups"), None),
+            (
+                Method::POST,
+                format!("{t}/ring-groups"),
+                Some(
+                    json!({"number": "31", "name": "Intruder", "members": ["201"], "fallback": "30"}),
+                ),
+            ),
+            (Method::GET, g.clone(), None),
+            (
+                Method::PATCH,
+                g.clone(),
+                Some(json!({"name": "Hacked", "members": ["201"]})),
+            ),
+            (Method::DELETE, g.clone(), None),
+            (
+                Method::PUT,
+                format!("{t}/numbers/{}/route", num.id),
+                Some(json!({"ring_group": "30"})),
+            ),
         ];
         for (m, url, body) in calls {
             let r = call(&app, Some(&tok_b), m.clone(), &url, body).await;
             let own = tenant == bt.id
                 && !url.contains(&ext.id.to_string())
-                && !url.contains(&num.id.to_string());
+                && !url.contains(&num.id.to_string())
+                && !url.contains(&group.id.to_string());
             if !own {
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "{m} {url}: {}", r.body);
                 assert_eq!(r.json()["error"]["code"], "not_found");
@@ -558,6 +594,10 @@ async fn tenant_isolation_api(b: Backend) {
     );
     let n = app.dir.get_number_by_e164(&num.e164).await.unwrap();
     assert_eq!((n.tenant_id, n.route), (Some(a.id), RouteTarget::None));
+    let g = app.dir.get_ring_group(a.id, group.id).await.unwrap();
+    assert_eq!(g.settings.name, "Alpha Secret Group");
+    assert_eq!(g.members, [RingGroupMember::Extension(ext.id)]);
+    assert!(app.dir.list_ring_groups(bt.id).await.unwrap().is_empty());
     assert_eq!(
         app.dir.get_tenant(a.id).await.unwrap().settings.name,
         "alpha Ltd"

@@ -50,7 +50,8 @@ async fn openapi_matches_the_router(b: Backend) {
                 .replace("{number}", &NumberId::new().to_string())
                 .replace("{user}", &UserId::new().to_string())
                 .replace("{device}", &CredentialId::new().to_string())
-                .replace("{trunk}", &TrunkId::new().to_string());
+                .replace("{trunk}", &TrunkId::new().to_string())
+                .replace("{group}", &RingGroupId::new().to_string());
             assert!(!url.contains('{'), "unfilled parameter in {path}");
             let body = matches!(m, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}));
             let r = call(&app, None, m.clone(), &url, body).await;
@@ -68,6 +69,7 @@ async fn openapi_matches_the_router(b: Backend) {
     let expected = [
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}",
         "DELETE /api/v1/tenants/{tenant}/extensions/{ext}/devices/{device}",
+        "DELETE /api/v1/tenants/{tenant}/ring-groups/{group}",
         "DELETE /api/v1/trunks/{trunk}",
         "GET /api/v1/calls",
         "GET /api/v1/numbers",
@@ -79,11 +81,14 @@ async fn openapi_matches_the_router(b: Backend) {
         "GET /api/v1/tenants/{tenant}/extensions/{ext}/devices",
         "GET /api/v1/tenants/{tenant}/numbers",
         "GET /api/v1/tenants/{tenant}/registrations",
+        "GET /api/v1/tenants/{tenant}/ring-groups",
+        "GET /api/v1/tenants/{tenant}/ring-groups/{group}",
         "GET /api/v1/tenants/{tenant}/users",
         "GET /api/v1/trunks",
         "GET /api/v1/trunks/{trunk}",
         "PATCH /api/v1/tenants/{tenant}",
         "PATCH /api/v1/tenants/{tenant}/extensions/{ext}",
+        "PATCH /api/v1/tenants/{tenant}/ring-groups/{group}",
         "PATCH /api/v1/tenants/{tenant}/users/{user}",
         "PATCH /api/v1/trunks/{trunk}",
         "POST /api/v1/numbers",
@@ -92,6 +97,7 @@ async fn openapi_matches_the_router(b: Backend) {
         "POST /api/v1/tenants/{tenant}/extensions",
         "POST /api/v1/tenants/{tenant}/extensions/{ext}/devices",
         "POST /api/v1/tenants/{tenant}/extensions/{ext}/password",
+        "POST /api/v1/tenants/{tenant}/ring-groups",
         "POST /api/v1/tenants/{tenant}/users",
         "POST /api/v1/tenants/{tenant}/users/{user}/password",
         "POST /api/v1/trunks",

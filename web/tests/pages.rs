@@ -187,7 +187,10 @@ async fn admin_flow(b: Backend) {
     let route = format!("{base}/numbers/{}/route", n.id);
     let r = adm.post(&route, &[("extension", "555")]).await;
     r.assert(StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("There is no extension 555.") && r.body.contains(r#"value="555""#));
+    assert!(
+        r.body.contains("There is no extension or ring group 555.")
+            && r.body.contains(r#"value="555""#)
+    );
     adm.post(&route, &[("extension", "201")])
         .await
         .assert(StatusCode::SEE_OTHER);
@@ -276,6 +279,20 @@ async fn tenant_isolation_pages(b: Backend) {
         })
         .await
         .unwrap();
+    // A ring group of A's, ringing A's extension.
+    let group = app
+        .dir
+        .create_ring_group(
+            a.id,
+            &"30".parse().unwrap(),
+            &RingGroupSettings::new("Alpha Secret Group", RingStrategy::Sequential),
+        )
+        .await
+        .unwrap();
+    app.dir
+        .set_ring_group_members(a.id, group.id, &[RingGroupMember::Extension(ext.id)])
+        .await
+        .unwrap();
     // B has an extension of its own with the same number, to catch id/number mix-ups.
     app.dir
         .create_extension(
@@ -304,6 +321,7 @@ async fn tenant_isolation_pages(b: Backend) {
         cred.id.to_string(),
         num.id.to_string(),
         tok.id.to_string(),
+        group.id.to_string(),
         "Alpha Secret".into(),
         "alpha".into(),
         "020 7946 0018".into(),
@@ -312,6 +330,7 @@ async fn tenant_isolation_pages(b: Backend) {
     for tenant in [a.id, bt.id] {
         let t = format!("/t/{tenant}");
         let e = format!("{t}/extensions/{}", ext.id);
+        let g = format!("{t}/ring-groups/{}", group.id);
         let gets = [
             t.clone(),
             format!("{t}/extensions"),
@@ -324,8 +343,21 @@ async fn tenant_isolation_pages(b: Backend) {
             e.clone(),
             format!("{e}/credentials/{}/regenerate", cred.id),
             format!("{t}/tokens/{}/revoke", tok.id),
+            format!("{t}/ring-groups"),
+            format!("{t}/ring-groups/new"),
+            g.clone(),
+            format!("{g}/delete"),
         ];
-        let posts: [(String, Vec<(&str, &str)>); 7] = [
+        let group_form = vec![
+            ("number", "31"),
+            ("name", "Intruder"),
+            ("strategy", "simultaneous"),
+            ("ring_timeout_secs", "30"),
+            ("member_timeout_secs", "15"),
+            ("members", "201"),
+            ("fallback", "30"),
+        ];
+        let posts: [(String, Vec<(&str, &str)>); 11] = [
             (format!("{e}/dnd"), vec![("dnd", "on")]),
             (
                 format!("{t}/extensions"),
@@ -352,12 +384,20 @@ async fn tenant_isolation_pages(b: Backend) {
                 vec![("confirm", "yes")],
             ),
             (format!("{t}/tokens"), vec![("name", "Intruder")]),
+            (format!("{t}/ring-groups"), group_form.clone()),
+            (g.clone(), group_form.clone()),
+            (format!("{g}/delete"), vec![("confirm", "yes")]),
+            (
+                format!("{t}/numbers/{}/route", num.id),
+                vec![("extension", "30")],
+            ),
         ];
         for url in gets {
             let r = br.get(&url).await;
             if tenant == bt.id
                 && !url.contains(&ext.id.to_string())
                 && !url.contains(&tok.id.to_string())
+                && !url.contains(&group.id.to_string())
             {
                 // B's own pages answer, but show nothing of A.
                 assert!(
@@ -374,8 +414,10 @@ async fn tenant_isolation_pages(b: Backend) {
         }
         for (url, fields) in posts {
             let r = br.post(&url, &fields).await;
-            let own_collection =
-                tenant == bt.id && (url.ends_with("/extensions") || url.ends_with("/tokens"));
+            let own_collection = tenant == bt.id
+                && (url.ends_with("/extensions")
+                    || url.ends_with("/tokens")
+                    || url.ends_with("/ring-groups"));
             if !own_collection {
                 assert_eq!(r.status, StatusCode::NOT_FOUND, "POST {url}: {}", r.body);
             }
@@ -410,6 +452,11 @@ async fn tenant_isolation_pages(b: Backend) {
     );
     let n = app.dir.get_number_by_e164(&num.e164).await.unwrap();
     assert_eq!((n.tenant_id, n.route), (Some(a.id), RouteTarget::None));
+    let g = app.dir.get_ring_group(a.id, group.id).await.unwrap();
+    assert_eq!(g.settings.name, "Alpha Secret Group");
+    assert_eq!(g.members, [RingGroupMember::Extension(ext.id)]);
+    // B's own group was refused: A's group number means nothing in B.
+    assert!(app.dir.list_ring_groups(bt.id).await.unwrap().is_empty());
     assert!(
         app.dir
             .get_api_token_by_hash(&tok.token_hash)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pbx::call::{Destination, DialPlan, OutsideCall};
+use pbx::call::{Destination, DialPlan, MemberTarget, OutsideCall};
 use pbx::dialplan::{OutsideCalls, PreparedPlan, Resolver};
 use store::*;
 
@@ -313,11 +313,10 @@ async fn short_numbers_resolve_inside_the_tenant() {
         p.forwarding.no_answer,
         Some(ForwardTarget::Extension(n("1001")))
     );
-    assert_eq!(
-        refused(&env.dial(Some("1001"), "20").await),
-        480,
-        "ring groups not yet"
-    );
+    let Destination::RingGroup(g) = env.dial(Some("1001"), "20").await else {
+        panic!("a ring group")
+    };
+    assert_eq!((g.number.as_str(), g.name.as_str()), ("20", "Sales"));
     assert_eq!(env.dial(Some("1001"), "4444").await, Destination::Unknown);
     assert_eq!(env.dial(Some("1001"), "alice").await, Destination::Unknown);
     // Dialling one of the tenant's own numbers rings its target, no trunk.
@@ -375,7 +374,7 @@ async fn inbound_numbers_find_their_tenant_and_target() {
         assert_eq!(i.destination, Destination::Unknown, "{number}");
         assert_eq!(i.tenant, tenant, "{number}");
     }
-    // A number routed to a ring group: not yet.
+    // A number routed to a ring group rings the group.
     let rg = env
         .dir
         .list_ring_groups(env.tenant.id)
@@ -391,7 +390,104 @@ async fn inbound_numbers_find_their_tenant_and_target() {
         .await
         .unwrap();
     let i = env.resolver.resolve_inbound("+442079460060").await.unwrap();
-    assert_eq!(refused(&i.destination), 480);
+    let Destination::RingGroup(g) = i.destination else {
+        panic!("{:?}", i.destination)
+    };
+    assert_eq!(g.id, rg.id);
+}
+
+#[tokio::test]
+async fn ring_groups_resolve_with_members_in_order_and_their_fallback() {
+    let env = env().await;
+    let t = env.tenant.id;
+    let alice = env
+        .dir
+        .get_extension_by_number(t, &n("1001"))
+        .await
+        .unwrap();
+    let bob = env
+        .dir
+        .get_extension_by_number(t, &n("1002"))
+        .await
+        .unwrap();
+    let sales = env.dir.list_ring_groups(t).await.unwrap().remove(0);
+    let mut settings = RingGroupSettings::new("Support", RingStrategy::RoundRobin);
+    settings.ring_timeout_secs = 45;
+    settings.member_timeout_secs = 12;
+    settings.fallback = RouteTarget::RingGroup(sales.id);
+    let support = env
+        .dir
+        .create_ring_group(t, &n("21"), &settings)
+        .await
+        .unwrap();
+    env.dir
+        .set_ring_group_members(
+            t,
+            support.id,
+            &[
+                RingGroupMember::Extension(bob.id),
+                RingGroupMember::External(e("07400123456")),
+                RingGroupMember::Extension(alice.id),
+            ],
+        )
+        .await
+        .unwrap();
+    env.dir
+        .set_ring_group_last_answered(t, support.id, Some(2))
+        .await
+        .unwrap();
+    let mut s = sales.settings.clone();
+    s.fallback = RouteTarget::Extension(alice.id);
+    env.dir.update_ring_group(t, sales.id, &s).await.unwrap();
+
+    let plan = PreparedPlan::new(env.calls.clone(), PreparedPlan::DEFAULT_TTL);
+    let d = env
+        .resolver
+        .prepare(&plan, t, Some(&n("1001")), "21")
+        .await
+        .unwrap();
+    let Destination::RingGroup(g) = d else {
+        panic!("{d:?}")
+    };
+    assert_eq!(g.strategy, RingStrategy::RoundRobin);
+    assert_eq!(g.ring_timeout, Duration::from_secs(45));
+    assert_eq!(g.member_timeout, Duration::from_secs(12));
+    assert_eq!(g.last_answered, Some(2));
+    assert_eq!(g.fallback.as_deref(), Some("20"));
+    let members: Vec<(u32, String)> = g
+        .members
+        .iter()
+        .map(|m| {
+            let who = match &m.target {
+                MemberTarget::Extension(p) => {
+                    assert_eq!(p.dnd, p.number == n("1002"), "the profile comes along");
+                    p.number.to_string()
+                }
+                MemberTarget::External(x) => x.clone(),
+            };
+            (m.position, who)
+        })
+        .collect();
+    assert_eq!(
+        members,
+        [
+            (0, "1002".to_owned()),
+            (1, "+447400123456".to_owned()),
+            (2, "1001".to_owned())
+        ]
+    );
+    // Prepared for the engine: the external member as this caller's outside
+    // call, the fallback group and, one hop further, its own fallback.
+    let out = outside(plan.resolve(t, Some("1001"), "+447400123456"));
+    assert_eq!(out.routes.len(), 3);
+    let Destination::RingGroup(fb) = plan.resolve(t, Some("1001"), "20") else {
+        panic!()
+    };
+    assert_eq!(fb.fallback.as_deref(), Some("1001"));
+    assert!(matches!(
+        plan.resolve(t, None, "1001"),
+        Destination::Extension(_)
+    ));
 }
 
 #[tokio::test]

@@ -179,11 +179,86 @@ pub struct AssignIn {
     pub tenant_id: Option<String>,
 }
 
-/// Where calls to the number go: `{"extension": "201"}` or `{"extension": null}` for nowhere.
+/// Where calls to the number go: `{"extension": "201"}`, `{"ring_group": "20"}`, or
+/// `{"extension": null}` for nowhere.
 #[derive(Deserialize, ToSchema)]
 pub struct RouteIn {
     /// An extension number of the business.
     pub extension: Option<String>,
+    /// A ring group number of the business (instead of `extension`).
+    pub ring_group: Option<String>,
+}
+
+// ------------------------------------------------------------------ ring groups
+
+/// One member of a ring group, in ring order.
+#[derive(Serialize, ToSchema)]
+pub struct RingMemberOut {
+    /// extension or external
+    pub kind: String,
+    /// The extension's number, or the phone number in E.164.
+    pub number: String,
+    /// The extension's id and name (extensions only).
+    pub extension_id: Option<String>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RingGroupOut {
+    pub id: String,
+    pub number: String,
+    pub name: String,
+    /// simultaneous, sequential or round_robin
+    pub strategy: String,
+    /// How long the whole group rings before the fallback.
+    pub ring_timeout_secs: u32,
+    /// How long each member rings (sequential, round_robin).
+    pub member_timeout_secs: u32,
+    pub members: Vec<RingMemberOut>,
+    /// Where unanswered calls go; kind `none`: the caller hears busy or unavailable.
+    pub fallback: RouteOut,
+    /// The fallback's extension or ring group number.
+    pub fallback_number: Option<String>,
+    /// Position in `members` of whoever answered last (round robin starts after it).
+    pub last_answered_member: Option<u32>,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RingGroupList {
+    pub items: Vec<RingGroupOut>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RingGroupIn {
+    /// 2 to 6 digits, not used by another extension or group of the business.
+    pub number: String,
+    pub name: String,
+    /// simultaneous (default), sequential or round_robin
+    pub strategy: Option<String>,
+    /// 5 to 600, default 30.
+    pub ring_timeout_secs: Option<u32>,
+    /// 5 to 300, default 15.
+    pub member_timeout_secs: Option<u32>,
+    /// An extension or ring group number of the business; absent or "" for none.
+    pub fallback: Option<String>,
+    /// Extension numbers or phone numbers, in ring order.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// Absent fields are left as they are.
+#[derive(Deserialize, ToSchema)]
+pub struct RingGroupPatch {
+    pub name: Option<String>,
+    pub strategy: Option<String>,
+    pub ring_timeout_secs: Option<u32>,
+    pub member_timeout_secs: Option<u32>,
+    /// An extension or ring group number; "" for none.
+    pub fallback: Option<String>,
+    /// The whole member list in its new order (restarts the round-robin rotation if it
+    /// changes).
+    pub members: Option<Vec<String>>,
 }
 
 // ------------------------------------------------------------------ extensions

@@ -8,6 +8,7 @@ pub mod dto;
 mod extensions;
 mod live;
 mod numbers;
+mod ring_groups;
 mod tenants;
 mod trunks;
 mod users;
@@ -32,8 +33,8 @@ use crate::error::{ApiError, AppError};
     info(
         title = "Switchboard API",
         version = "1",
-        description = "Provision businesses, +44 numbers and extensions, and see registrations and \
-                       calls. Authenticate with \
+        description = "Provision businesses, +44 numbers, extensions and ring groups, and see \
+                       registrations and calls. Authenticate with \
                        `Authorization: Bearer <token>`; tokens are created in the web admin. A \
                        business token reaches only its own business (anything else answers 404); \
                        an operator token reaches the whole platform."
@@ -72,6 +73,12 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
             extensions::delete
         ))
         .routes(routes!(extensions::new_password))
+        .routes(routes!(ring_groups::list, ring_groups::create))
+        .routes(routes!(
+            ring_groups::get_one,
+            ring_groups::patch,
+            ring_groups::delete
+        ))
         .routes(routes!(activity::registrations))
         .routes(routes!(activity::calls))
         .routes(routes!(live::active))

@@ -120,9 +120,47 @@ pub async fn route(
     ApiJson(b): ApiJson<RouteIn>,
 ) -> Result<Json<NumberOut>, ApiError> {
     let id: NumberId = parse_id(&p.number)?;
-    let target = match b.extension.as_deref().map(str::trim) {
-        None | Some("") => RouteTarget::None,
-        Some(n) => {
+    // Another business's number is not found, whatever the body says.
+    state
+        .directory
+        .get_number(NumberScope::Tenant(a.tenant.id), id)
+        .await?;
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let target = match (given(&b.extension), given(&b.ring_group)) {
+        (None, None) => RouteTarget::None,
+        (Some(_), Some(_)) => {
+            return Err(ApiError(AppError::invalid(
+                "ring_group",
+                "give an extension or a ring group, not both",
+            )));
+        }
+        (None, Some(n)) => {
+            let n: ExtensionNumber = n
+                .parse()
+                .map_err(|e: ParseError| ApiError(AppError::invalid("ring_group", e.message)))?;
+            match state.directory.resolve_dialable(a.tenant.id, &n).await {
+                Ok(t @ RouteTarget::RingGroup(_)) => t,
+                Ok(_) => {
+                    return Err(ApiError(AppError::invalid(
+                        "ring_group",
+                        format!("{n} is not a ring group"),
+                    )));
+                }
+                Err(e) if e.is_not_found() => {
+                    return Err(ApiError(AppError::invalid(
+                        "ring_group",
+                        format!("there is no ring group {n}"),
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        (Some(n), None) => {
             let n: ExtensionNumber = n
                 .parse()
                 .map_err(|e: ParseError| ApiError(AppError::invalid("extension", e.message)))?;

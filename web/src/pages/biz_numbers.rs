@@ -1,5 +1,5 @@
 //! A business's numbers (`/t/{tenant}/numbers`): list with type and route, and the
-//! route-to-extension form.
+//! route form (to an extension or a ring group).
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,6 +10,7 @@ use serde::Deserialize;
 use store::*;
 
 use super::business::{ListQuery, PER_PAGE, base};
+use super::ring_groups::{dialable_target, target_label};
 use super::{page_number, see_other};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
@@ -24,17 +25,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn route_label(state: &AppState, t: TenantId, r: RouteTarget) -> Result<String, PageError> {
-    Ok(match r {
-        RouteTarget::None => "not routed".into(),
-        RouteTarget::Extension(id) => match state.directory.get_extension(t, id).await {
-            Ok(e) => format!("extension {} ({})", e.number, e.settings.display_name),
-            Err(e) if e.is_not_found() => "extension (deleted)".into(),
-            Err(e) => return Err(e.into()),
-        },
-        RouteTarget::RingGroup(_) => "a ring group".into(),
-        RouteTarget::Ivr(_) => "an IVR menu".into(),
-        RouteTarget::Conference(_) => "a conference room".into(),
-    })
+    Ok(target_label(&*state.directory, t, r).await?)
 }
 
 async fn numbers_page(
@@ -93,6 +84,7 @@ pub struct NumberPath {
 
 #[derive(Deserialize)]
 pub struct RouteForm {
+    /// An extension or ring group number of the business ("" to stop routing).
     #[serde(default)]
     extension: String,
 }
@@ -110,21 +102,10 @@ async fn route_number(
         .get_number(NumberScope::Tenant(a.tenant.id), id)
         .await?;
     let typed = form.extension.trim();
-    let target = if typed.is_empty() {
-        Ok(RouteTarget::None)
-    } else {
-        match typed.parse::<ExtensionNumber>() {
-            Err(e) => Err(e.message),
-            Ok(n) => match state
-                .directory
-                .get_extension_by_number(a.tenant.id, &n)
-                .await
-            {
-                Ok(e) => Ok(RouteTarget::Extension(e.id)),
-                Err(e) if e.is_not_found() => Err(format!("There is no extension {n}.")),
-                Err(e) => return Err(e.into()),
-            },
-        }
+    let target = match dialable_target(&*state.directory, a.tenant.id, typed, "extension").await {
+        Ok(t) => Ok(t),
+        Err(e) if e.field().is_some() => Err(e.public_message()),
+        Err(e) => return Err(e.into()),
     };
     let error = match target {
         Ok(route) => match state

@@ -9,6 +9,7 @@ pub mod live_calls;
 pub mod member;
 pub mod op_numbers;
 pub mod operator;
+pub mod ring_groups;
 pub mod settings;
 pub mod tokens;
 pub mod trunks;

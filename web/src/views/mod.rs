@@ -6,6 +6,7 @@ pub mod auth;
 pub mod business;
 pub mod live;
 pub mod operator;
+pub mod ring_groups;
 pub mod trunks;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,6 +70,7 @@ impl Layout {
             }
             (Role::Admin, Some(t)) => {
                 link(format!("/t/{t}/extensions"), "Extensions");
+                link(format!("/t/{t}/ring-groups"), "Ring groups");
                 link(format!("/t/{t}/numbers"), "Numbers");
                 link(format!("/t/{t}/registrations"), "Registrations");
                 link(format!("/t/{t}/active-calls"), "Active calls");
@@ -102,6 +104,7 @@ impl Layout {
             let t = tenant.id;
             for (href, label) in [
                 (format!("/t/{t}/extensions"), "Extensions"),
+                (format!("/t/{t}/ring-groups"), "Ring groups"),
                 (format!("/t/{t}/numbers"), "Numbers"),
                 (format!("/t/{t}/registrations"), "Registrations"),
                 (format!("/t/{t}/active-calls"), "Active calls"),

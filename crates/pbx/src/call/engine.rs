@@ -12,9 +12,12 @@ use store::{Disposition, HangupBy, TenantId};
 
 use super::cdr::CallRecord;
 use super::dialog::{Tokens, tag_of};
+use super::group::MemberKey;
 use super::media::MediaCommand;
 pub(crate) use super::state::*;
-use super::{CallPhase, CallSummary, DialPlan, EngineConfig, Locator, SipOutput};
+use super::{
+    CallPhase, CallSummary, DialPlan, EngineConfig, Locator, RingGroupAnswered, SipOutput,
+};
 
 /// The B2BUA core. See the [module documentation](super).
 pub struct CallEngine {
@@ -42,6 +45,12 @@ pub struct CallEngine {
     pub(crate) outside_started: VecDeque<TenantId>,
     /// INVITEs cancelled before the driver handed them over.
     pub(crate) early_cancels: VecDeque<TxKey>,
+    /// Round-robin answers for the directory (see
+    /// [`CallEngine::poll_ring_group_answered`]).
+    pub(crate) group_answers: VecDeque<RingGroupAnswered>,
+    /// Who answered each round-robin group last, as this engine saw it:
+    /// newer than the directory's copy until the driver has written it.
+    pub(crate) last_answered: HashMap<store::RingGroupId, MemberKey>,
 }
 
 /// Bound on remembered early cancels (oldest forgotten first).
@@ -72,6 +81,8 @@ impl CallEngine {
             timers: BinaryHeap::new(),
             early_cancels: VecDeque::new(),
             outside_started: VecDeque::new(),
+            group_answers: VecDeque::new(),
+            last_answered: HashMap::new(),
         }
     }
 
@@ -96,6 +107,13 @@ impl CallEngine {
     /// [`poll_record`](Self::poll_record). Each call is reported once.
     pub fn poll_outside_started(&mut self) -> Option<TenantId> {
         self.outside_started.pop_front()
+    }
+
+    /// A round-robin ring group's call was answered: write the member's
+    /// position to the directory (`set_ring_group_last_answered`), in the
+    /// order given, so the rotation survives a restart.
+    pub fn poll_ring_group_answered(&mut self) -> Option<RingGroupAnswered> {
+        self.group_answers.pop_front()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
@@ -340,6 +358,7 @@ impl CallEngine {
                         c.no_answer_at = None;
                         e.no_answer(c, now);
                     }
+                    e.group_timers(c, now);
                     e.trunk_timeouts(c, now);
                     e.transfer_timeouts(c, now);
                     e.run_retransmits(c, now);
@@ -461,6 +480,7 @@ impl CallEngine {
         }
         call.phase = CallPhase::Ended;
         call.no_answer_at = None;
+        call.group = None;
         call.retransmits.clear();
         call.linger_until = Some(now + self.config.linger);
         call.media.close(&mut self.media_out);

@@ -17,14 +17,20 @@
 //!   as client transactions, responses for server transactions, ACKs to send
 //!   statelessly), [`CallEngine::poll_media`] ([`MediaCommand`]: bind relay
 //!   ports, configure bridge legs, arm the media timeout, close),
-//!   [`CallEngine::poll_record`] ([`CallRecord`], one per call) and
-//!   [`CallEngine::poll_timeout`].
+//!   [`CallEngine::poll_record`] ([`CallRecord`], one per call),
+//!   [`CallEngine::poll_ring_group_answered`] ([`RingGroupAnswered`], for
+//!   the directory) and [`CallEngine::poll_timeout`].
 //! * **Directory** — the dial plan ([`DialPlan`]) and the location service
 //!   ([`Locator`]) are synchronous traits: the driver implements them over
 //!   its caches (the registrar's location service, the directory).
 //!
 //! Topology hiding: a B-leg gets its own Call-ID, tags, CSeq space and
 //! Contact; nothing of the A-leg's headers but the (anchored) SDP crosses.
+//!
+//! Ring groups ([`Destination::RingGroup`]) are rung by the same machinery:
+//! every member's contacts are B-legs tagged with the member, and a small
+//! per-call hunt state (in `group.rs`) decides who rings next, skips members
+//! who are unregistered, busy or on DND, and falls back when nobody answers.
 //!
 //! # Driving it
 //!
@@ -49,6 +55,7 @@
 //!                                    timeout, Close drops sockets and ports); a media timeout
 //!                                    comes back as engine.hang_up(call, "media timeout", now)
 //! for rec in engine.poll_record() -> CDR writer (rec.to_new_cdr(id, wall) with a retry queue)
+//! for a in engine.poll_ring_group_answered() -> directory.set_ring_group_last_answered (in order)
 //! drain layer.poll_transmit() into the sockets, then sleep until
 //! min(layer.poll_timeout(), engine.poll_timeout()) and call both handle_timeout(now).
 //! ```
@@ -67,6 +74,7 @@ pub mod auth;
 mod cdr;
 mod dialog;
 mod engine;
+mod group;
 mod media;
 mod midcall;
 mod outcome;
@@ -81,7 +89,10 @@ use std::time::{Duration, Instant};
 
 use sip::transaction::{Target, TxKey};
 use sip::{Request, Response, Uri};
-use store::{ExtensionId, ExtensionNumber, Forwarding, SipUsername, TenantId, TrunkId};
+use store::{
+    ExtensionId, ExtensionNumber, Forwarding, RingGroupId, RingStrategy, SipUsername, TenantId,
+    TrunkId,
+};
 
 pub use cdr::CallRecord;
 pub use engine::CallEngine;
@@ -137,6 +148,8 @@ pub struct ExtensionProfile {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
     Extension(ExtensionProfile),
+    /// A ring group of the tenant, its members resolved.
+    RingGroup(RingGroupPlan),
     /// An outside number, with the trunks to try in order.
     Outside(OutsideCall),
     /// The dial plan refuses the call (premium rate not allowed, outside
@@ -146,6 +159,58 @@ pub enum Destination {
         reason: String,
     },
     Unknown,
+}
+
+/// A ring group as the dial plan prepared it (see `group.rs` for how the
+/// engine rings it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingGroupPlan {
+    pub id: RingGroupId,
+    pub number: ExtensionNumber,
+    /// Shown to the members after the caller's name: "Alice (Sales)".
+    pub name: String,
+    pub strategy: RingStrategy,
+    /// How long the whole group may ring before the fallback.
+    pub ring_timeout: Duration,
+    /// Each member's turn (sequential and round robin).
+    pub member_timeout: Duration,
+    /// In ring order. Members the directory no longer knows are left out,
+    /// so positions may have gaps.
+    pub members: Vec<GroupMember>,
+    /// Position of the member who answered last (round robin starts after
+    /// it), as the directory last recorded it.
+    pub last_answered: Option<u32>,
+    /// Where an unanswered call goes: a number of the tenant (extension or
+    /// ring group) the dial plan resolves. `None`: the caller hears busy
+    /// (every member busy) or temporarily unavailable.
+    pub fallback: Option<String>,
+}
+
+/// One member of a ring group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Its position in the directory's member list.
+    pub position: u32,
+    pub target: MemberTarget,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberTarget {
+    /// Rung on its registered contacts; its own forwarding is not followed.
+    Extension(ExtensionProfile),
+    /// An outside number (E.164), rung through the trunks as the dial plan
+    /// resolves it.
+    External(String),
+}
+
+/// A round-robin group's call was answered by the member at `position`:
+/// the driver persists it (`set_ring_group_last_answered`) so the rotation
+/// survives a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RingGroupAnswered {
+    pub tenant: TenantId,
+    pub group: RingGroupId,
+    pub position: u32,
 }
 
 /// An outside call as the dial plan prepared it: the number normalised to

@@ -14,7 +14,7 @@ use super::{CallPhase, Destination, ExtensionProfile};
 
 /// Why a call is being diverted (RFC 5806 `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Divert {
+pub(crate) enum Divert {
     Unconditional,
     Busy,
     NoAnswer,
@@ -94,6 +94,26 @@ impl CallEngine {
             ForwardTarget::Extension(ext) => (ext.as_str(), true),
             ForwardTarget::External(e164) => (e164.as_str(), false),
         };
+        let from = call
+            .route
+            .profile
+            .as_ref()
+            .map_or_else(|| call.dialled.clone(), |p| p.number.to_string());
+        self.divert_to(call, number, internal, why, &from, now)
+    }
+
+    /// Diverts the call from `from` to `number` (an extension or ring group
+    /// of the tenant when `internal`, else an outside number); false when
+    /// the chain is cut or the number leads nowhere ringable.
+    pub(crate) fn divert_to(
+        &mut self,
+        call: &mut Call,
+        number: &str,
+        internal: bool,
+        why: Divert,
+        from: &str,
+        now: Instant,
+    ) -> bool {
         let visited = internal && call.route.visited.iter().any(|v| v == number);
         if visited
             || call.route.hops >= self.config.max_forward_hops
@@ -107,16 +127,13 @@ impl CallEngine {
                 .dial_plan
                 .resolve(call.tenant, call.calling_extension(), number)
             {
-                d @ (Destination::Extension(_) | Destination::Outside(_)) => d,
+                d @ (Destination::Extension(_)
+                | Destination::RingGroup(_)
+                | Destination::Outside(_)) => d,
                 _ => return false,
             };
         call.route.hops += 1;
         call.route.max_forwards -= 1;
-        let from = call
-            .route
-            .profile
-            .as_ref()
-            .map_or_else(|| call.dialled.clone(), |p| p.number.to_string());
         let value = format!(
             "<sip:{}@{}>;reason={};counter=1",
             from,
@@ -126,6 +143,7 @@ impl CallEngine {
         call.route.diversions.insert(0, value);
         match destination {
             Destination::Extension(profile) => self.ring(call, profile, now),
+            Destination::RingGroup(group) => self.ring_group(call, group, now),
             Destination::Outside(outside) => self.route_outside(call, outside, now),
             _ => {}
         }
@@ -154,6 +172,10 @@ impl CallEngine {
     pub(crate) fn no_answer(&mut self, call: &mut Call, now: Instant) {
         if call.phase != CallPhase::Ringing || call.a.finalized {
             return;
+        }
+        if call.group.is_some() {
+            // The group's own ring timeout.
+            return self.group_exhausted(call, now);
         }
         self.cancel_all(call, None);
         if let Some(t) = call
@@ -186,6 +208,9 @@ impl CallEngine {
     pub(crate) fn check_all_failed(&mut self, call: &mut Call, now: Instant) {
         if call.winner.is_some() || call.a.finalized || call.phase != CallPhase::Ringing {
             return;
+        }
+        if call.group.is_some() {
+            return self.group_check(call, now);
         }
         let live = call.forks.iter().any(|f| {
             f.round == call.round && matches!(f.state, ForkState::Calling | ForkState::Proceeding)

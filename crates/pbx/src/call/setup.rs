@@ -197,6 +197,7 @@ impl CallEngine {
             outside_counted: false,
             direction: origin.direction,
             trunk: origin.trunk,
+            group: None,
         };
         tracing::info!(
             call = id,
@@ -213,6 +214,7 @@ impl CallEngine {
             .resolve(call.tenant, call.calling_extension(), &dialled)
         {
             Destination::Extension(profile) => self.ring(&mut call, profile, now),
+            Destination::RingGroup(group) => self.ring_group(&mut call, group, now),
             Destination::Outside(_) if call.direction == store::Direction::Inbound => self.fail(
                 &mut call,
                 404,
@@ -233,16 +235,29 @@ impl CallEngine {
     }
 
     pub(crate) fn start_fork(&mut self, call: &mut Call, contact: ContactTarget) {
+        let (display, to) = (call.caller_name.clone(), call.callee.clone());
+        self.start_fork_as(call, contact, &display, &to);
+    }
+
+    /// A B-leg to `contact` showing the caller as `display` (From display
+    /// name) and addressed to `to` (To user). Returns the fork's index.
+    pub(crate) fn start_fork_as(
+        &mut self,
+        call: &mut Call,
+        contact: ContactTarget,
+        display: &str,
+        to: &str,
+    ) -> usize {
         let call_id = format!("{}@switchboard", self.tokens.next());
         let tag = self.tokens.next();
         let host = self.config.sip_addr.ip();
         let local_uri = format!(
             "\"{}\" <sip:{}@{}>",
-            quote_display(&call.caller_name),
+            quote_display(display),
             call.caller,
             host
         );
-        let remote_uri = format!("<sip:{}@{}>", call.callee, host);
+        let remote_uri = format!("<sip:{}@{}>", to, host);
         let contact_hdr = self.contact(contact.flow.transport);
         let dialog = Dialog::uac(
             call_id,
@@ -254,6 +269,7 @@ impl CallEngine {
             contact_hdr,
         );
         self.launch_fork(call, dialog, tag, None);
+        call.forks.len() - 1
     }
 
     /// Sends the INVITE of a new B-leg and records it.
@@ -279,6 +295,7 @@ impl CallEngine {
             round: call.round,
             ack: None,
             trunk,
+            member: None,
         });
         self.add_dialog(call, tag, LegRef::Fork(i));
         self.send_request(call, invite, dest);
@@ -338,6 +355,10 @@ impl CallEngine {
                 401 | 407 => 480,
                 c => c,
             };
+            if fork.member.is_some() && fork.round == call.round && call.group.is_some() {
+                // A ring group member's leg: the group decides what follows.
+                return self.member_failed(call, i, code, now);
+            }
             let counts = fork.round == call.round && !fork.cancelled;
             if counts {
                 call.failures.push(code);
@@ -435,6 +456,7 @@ impl CallEngine {
             call.trunk = Some(t.route.trunk);
         }
         call.no_answer_at = None;
+        self.group_answered(call, i);
         for j in 0..call.forks.len() {
             if j != i {
                 self.cancel_fork(call, j, Some(COMPLETED_ELSEWHERE));

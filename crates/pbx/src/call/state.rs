@@ -9,6 +9,7 @@ use sip::{Method, Request, Response, StatusCode};
 use store::TenantId;
 
 use super::dialog::Dialog;
+use super::group::GroupState;
 use super::media::CallMedia;
 use super::{CallPhase, ExtensionProfile, TrunkRoute};
 
@@ -47,6 +48,8 @@ pub(crate) struct Fork {
     pub ack: Option<Request>,
     /// Set for a B-leg towards a trunk.
     pub trunk: Option<TrunkLeg>,
+    /// The ring group member (index into the group's members) this leg rings.
+    pub member: Option<usize>,
 }
 
 /// Trunk specifics of a B-leg.
@@ -153,6 +156,8 @@ pub(crate) struct Call {
     /// ([`super::CallEngine::poll_outside_started`]).
     pub outside_counted: bool,
     pub trunk: Option<store::TrunkId>,
+    /// The ring group being rung, while it rings.
+    pub group: Option<GroupState>,
     /// A blind transfer ringing its target.
     pub transfer: Option<super::transfer::Transfer>,
     /// Who transferred the call, and to whom (for the record).
@@ -211,10 +216,18 @@ impl Call {
             .iter()
             .filter_map(|f| f.trunk.as_ref().and_then(|t| t.setup_deadline))
             .min();
+        let member = self.group.as_ref().and_then(|g| g.member_deadline);
         let transfer = self.transfer.as_ref().and_then(|t| t.deadline);
-        [self.no_answer_at, self.linger_until, retx, setup, transfer]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.no_answer_at,
+            self.linger_until,
+            retx,
+            setup,
+            member,
+            transfer,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }

@@ -163,7 +163,9 @@ impl CallEngine {
             Destination::Refused { status: s, .. } => {
                 return self.notify(call, transferor, &sipfrag_status(s), true);
             }
-            Destination::Outside(_) => {
+            // Blind transfer rings one extension's contacts; a ring group
+            // (its hunt and fallback) is not a transfer target yet.
+            Destination::Outside(_) | Destination::RingGroup(_) => {
                 return self.notify(call, transferor, "488 Not Acceptable Here", true);
             }
             Destination::Unknown => {
@@ -664,6 +666,7 @@ impl CallEngine {
             round: call.round,
             ack: None,
             trunk: None,
+            member: None,
         });
         self.add_dialog(call, tag.clone(), LegRef::Fork(i));
         let mut ok = request

@@ -52,6 +52,17 @@ impl CallEngine {
     }
 
     fn start_trunk_fork(&mut self, call: &mut Call, route: TrunkRoute, now: Instant) {
+        call.trunk = Some(route.trunk);
+        self.launch_trunk_leg(call, route, now);
+    }
+
+    /// Sends the INVITE of a B-leg through `route`; returns the fork's index.
+    pub(crate) fn launch_trunk_leg(
+        &mut self,
+        call: &mut Call,
+        route: TrunkRoute,
+        now: Instant,
+    ) -> usize {
         let call_id = format!("{}@switchboard", self.tokens.next());
         let tag = self.tokens.next();
         let dialog = Dialog::uac(
@@ -63,7 +74,6 @@ impl CallEngine {
             route.dest,
             self.contact(route.dest.transport),
         );
-        call.trunk = Some(route.trunk);
         tracing::debug!(call = call.id, trunk = %route.trunk, "trying trunk");
         let leg = TrunkLeg {
             route,
@@ -71,6 +81,7 @@ impl CallEngine {
             setup_deadline: Some(now + self.config.trunk_setup_timeout),
         };
         self.launch_fork(call, dialog, tag, Some(leg));
+        call.forks.len() - 1
     }
 
     /// Every B-leg of the round failed: the next trunk, if the failure was
@@ -155,6 +166,10 @@ impl CallEngine {
             self.cancel_fork(call, i, None);
             let fork = &mut call.forks[i];
             fork.state = ForkState::Done;
+            if fork.member.is_some() && fork.round == call.round && call.group.is_some() {
+                self.member_failed(call, i, 408, now);
+                continue;
+            }
             if fork.round == call.round {
                 call.failures.push(408);
             }

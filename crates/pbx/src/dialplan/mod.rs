@@ -15,13 +15,14 @@
 //!   from what `prepare` stored — the dialled string, the caller's own
 //!   extension, and the forwarding targets reachable from the callee (so a
 //!   forward on busy or no answer in the middle of a call resolves without
-//!   I/O) — and applies the outside-call limit at that moment from the live
+//!   I/O; for a ring group, its external members and its fallback chain) — and applies the outside-call limit at that moment from the live
 //!   [`OutsideCalls`] counter.
 //!
 //! # Rules
 //!
 //! * 2–6 digits: `resolve_dialable` → an extension (its DND, forwarding and
-//!   no-answer timeout); ring groups, IVR menus and conference rooms are
+//!   no-answer timeout) or a ring group (its settings, its members' profiles
+//!   in order, its fallback's number); IVR menus and conference rooms are
 //!   refused with 480 until they exist; nothing → [`Destination::Unknown`].
 //! * `999` / `112`: always routed through the emergency trunk order, no
 //!   limit or restriction, even for a suspended tenant.

@@ -8,12 +8,15 @@ use sip::Uri;
 use sip::transaction::{Target, Transport as SipTransport};
 use store::{
     Directory, E164, Extension, ExtensionNumber, ForwardTarget, Number, NumberScope, NumberType,
-    Page, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
+    Page, RingGroup, RingGroupMember, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
 };
 
 use super::classify::{Dialled, classify};
 use super::prepared::{Lookup, OutsideCalls, PreparedPlan};
-use crate::call::{Destination, ExtensionProfile, OutsideCall, TrunkCredentials, TrunkRoute};
+use crate::call::{
+    Destination, ExtensionProfile, GroupMember, MemberTarget, OutsideCall, RingGroupPlan,
+    TrunkCredentials, TrunkRoute,
+};
 
 type Result<T> = std::result::Result<T, StoreError>;
 
@@ -112,7 +115,8 @@ impl Resolver {
         Ok(first.decide(plan.outside_calls().live(tenant)))
     }
 
-    /// Follows forwarding targets breadth-first, up to `max_forward_hops`.
+    /// Follows forwarding targets, ring groups' external members and
+    /// fallbacks breadth-first, up to `max_forward_hops`.
     async fn prepare_forwards(
         &self,
         plan: &PreparedPlan,
@@ -126,15 +130,32 @@ impl Resolver {
         for _ in 0..self.max_forward_hops {
             let mut next = Vec::new();
             for dest in &frontier {
-                let Destination::Extension(p) = dest else {
-                    continue;
+                let keys: Vec<String> = match dest {
+                    Destination::Extension(p) => {
+                        let f = &p.forwarding;
+                        [&f.always, &f.busy, &f.no_answer]
+                            .into_iter()
+                            .flatten()
+                            .map(|target| match target {
+                                ForwardTarget::Extension(e) => e.as_str().to_owned(),
+                                ForwardTarget::External(n) => n.as_str().to_owned(),
+                            })
+                            .collect()
+                    }
+                    // External members are dialled through the plan (caller
+                    // ID, limit); the fallback is a number of the tenant.
+                    Destination::RingGroup(g) => g
+                        .members
+                        .iter()
+                        .filter_map(|m| match &m.target {
+                            MemberTarget::External(n) => Some(n.clone()),
+                            MemberTarget::Extension(_) => None,
+                        })
+                        .chain(g.fallback.clone())
+                        .collect(),
+                    _ => continue,
                 };
-                let f = &p.forwarding;
-                for target in [&f.always, &f.busy, &f.no_answer].into_iter().flatten() {
-                    let key = match target {
-                        ForwardTarget::Extension(e) => e.as_str().to_owned(),
-                        ForwardTarget::External(n) => n.as_str().to_owned(),
-                    };
+                for key in keys {
                     if seen.contains(&key) {
                         continue;
                     }
@@ -216,9 +237,58 @@ impl Resolver {
                 Err(e) if e.is_not_found() => Destination::Unknown,
                 Err(e) => return Err(e),
             },
-            RouteTarget::RingGroup(_) => not_yet("ring group"),
+            RouteTarget::RingGroup(id) => match self.dir.get_ring_group(tenant, id).await {
+                Ok(g) => Destination::RingGroup(self.group_plan(tenant, g).await?),
+                Err(e) if e.is_not_found() => Destination::Unknown,
+                Err(e) => return Err(e),
+            },
             RouteTarget::Ivr(_) => not_yet("IVR"),
             RouteTarget::Conference(_) => not_yet("conference"),
+        })
+    }
+
+    /// A ring group with its members' profiles and its fallback's number.
+    async fn group_plan(&self, tenant: TenantId, g: RingGroup) -> Result<RingGroupPlan> {
+        let mut members = Vec::with_capacity(g.members.len());
+        for (i, m) in g.members.iter().enumerate() {
+            let position = u32::try_from(i).unwrap_or(u32::MAX);
+            let target = match m {
+                RingGroupMember::Extension(id) => match self.dir.get_extension(tenant, *id).await {
+                    Ok(ext) => MemberTarget::Extension(profile(&ext)),
+                    // Deleted meanwhile (deleting removes it from groups).
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(e),
+                },
+                RingGroupMember::External(n) => MemberTarget::External(n.as_str().to_owned()),
+            };
+            members.push(GroupMember { position, target });
+        }
+        let fallback = match g.settings.fallback {
+            RouteTarget::None => None,
+            RouteTarget::Extension(id) => match self.dir.get_extension(tenant, id).await {
+                Ok(ext) => Some(ext.number.to_string()),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+            RouteTarget::RingGroup(id) => match self.dir.get_ring_group(tenant, id).await {
+                Ok(other) => Some(other.number.to_string()),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            },
+            // Not callable yet: the caller gets the group's own answer.
+            RouteTarget::Ivr(_) | RouteTarget::Conference(_) => None,
+        };
+        let secs = |s: u32| Duration::from_secs(u64::from(s));
+        Ok(RingGroupPlan {
+            id: g.id,
+            number: g.number,
+            name: g.settings.name,
+            strategy: g.settings.strategy,
+            ring_timeout: secs(g.settings.ring_timeout_secs),
+            member_timeout: secs(g.settings.member_timeout_secs),
+            members,
+            last_answered: g.last_answered_member,
+            fallback,
         })
     }
 

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, watch};
 use crate::call::auth::{self, ChallengeAlgorithms, InviteAuth};
 use crate::call::{
     CallEngine, CallSummary, CallerIdentity, ContactTarget, EngineConfig, ExtensionProfile,
-    InboundCall, Locator, SipOutput, is_initial_invite,
+    InboundCall, Locator, RingGroupAnswered, SipOutput, is_initial_invite,
 };
 use crate::cdr::CdrSender;
 use crate::dialplan::{self, PreparedPlan, Resolver};
@@ -419,6 +419,31 @@ pub(crate) struct CallsDriver {
     pub self_tx: mpsc::Sender<Input>,
     pub view: CallsView,
     pub trunks: Vec<TrunkSource>,
+    /// Round-robin answers, written to the directory in order
+    /// ([`spawn_group_writer`]).
+    pub group_answers: mpsc::UnboundedSender<RingGroupAnswered>,
+}
+
+/// Writes each round-robin group's last answering member to the directory,
+/// one at a time and in the order the engine reported them (so the newest
+/// answer is the one that stays). Ends when the sender is dropped.
+pub(crate) fn spawn_group_writer(
+    dir: Arc<dyn Directory>,
+) -> mpsc::UnboundedSender<RingGroupAnswered> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<RingGroupAnswered>();
+    tokio::spawn(async move {
+        while let Some(a) = rx.recv().await {
+            if let Err(e) = dir
+                .set_ring_group_last_answered(a.tenant, a.group, Some(a.position))
+                .await
+            {
+                // A group deleted meanwhile, or the database away: the
+                // engine still remembers it until restart.
+                tracing::warn!(error = %e, tenant = %a.tenant, "round-robin position not saved");
+            }
+        }
+    });
+    tx
 }
 
 /// Builds the engine half of the driver.
@@ -637,6 +662,10 @@ impl CallsDriver {
             while let Some(rec) = self.engine.poll_record() {
                 moved = true;
                 self.on_record(&rec);
+            }
+            while let Some(a) = self.engine.poll_ring_group_answered() {
+                moved = true;
+                let _ = self.group_answers.send(a);
             }
             while let Some(t) = self.layer.poll_transmit() {
                 moved = true;

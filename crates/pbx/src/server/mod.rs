@@ -739,6 +739,7 @@ async fn build_calls(
         self_tx: parts.self_tx,
         view: parts.view,
         trunks,
+        group_answers: calls::spawn_group_writer(Arc::clone(&parts.directory)),
     };
     (driver, writer)
 }

@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 use media::{PortPool, Side};
 use pbx::call::{
     CallEngine, CallRecord, CallerIdentity, ContactTarget, Destination, DialPlan, EngineConfig,
-    ExtensionProfile, InboundCall, Locator, MediaCommand, OutsideCall, SipOutput, StreamPorts,
-    TrunkCredentials, TrunkRoute, is_initial_invite,
+    ExtensionProfile, GroupMember, InboundCall, Locator, MediaCommand, MemberTarget, OutsideCall,
+    RingGroupAnswered, RingGroupPlan, SipOutput, StreamPorts, TrunkCredentials, TrunkRoute,
+    is_initial_invite,
 };
 use sip::transaction::{Config, Event, Target, TransactionLayer, Transport};
 use sip::{Limits, Message, Uri, parse_datagram};
-use store::{ExtensionId, ExtensionNumber, Forwarding, TenantId, TrunkId};
+use store::{
+    ExtensionId, ExtensionNumber, Forwarding, RingGroupId, RingStrategy, TenantId, TrunkId,
+};
 
 use super::phone::{Behavior, Phone};
 use pbx::call::CallPhase;
@@ -58,6 +61,22 @@ pub struct Dir {
     pub numbers: Mutex<HashMap<String, String>>,
     /// A refusal for outside numbers (premium rate, limit reached...).
     pub refuse: Mutex<Option<(u16, String)>>,
+    /// Ring groups by number.
+    pub groups: Mutex<HashMap<String, GroupSpec>>,
+}
+
+/// A ring group as the directory holds it: members by number (`+...` for
+/// an outside number), resolved into profiles on every lookup.
+#[derive(Clone, Debug)]
+pub struct GroupSpec {
+    pub id: RingGroupId,
+    pub name: String,
+    pub strategy: RingStrategy,
+    pub ring_timeout: Duration,
+    pub member_timeout: Duration,
+    pub members: Vec<String>,
+    pub last_answered: Option<u32>,
+    pub fallback: Option<String>,
 }
 
 impl Dir {
@@ -84,6 +103,62 @@ impl Dir {
         self.trunks.lock().unwrap().push((id, addr, creds));
         id
     }
+    /// Adds ring group `number` ("Sales", 60 s ring timeout, 10 s turns).
+    pub fn add_group(&self, number: &str, strategy: RingStrategy, members: &[&str]) {
+        let spec = GroupSpec {
+            id: RingGroupId::new(),
+            name: "Sales".into(),
+            strategy,
+            ring_timeout: Duration::from_secs(60),
+            member_timeout: Duration::from_secs(10),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            last_answered: None,
+            fallback: None,
+        };
+        self.groups.lock().unwrap().insert(number.into(), spec);
+    }
+    pub fn edit_group(&self, number: &str, f: impl FnOnce(&mut GroupSpec)) {
+        f(self.groups.lock().unwrap().get_mut(number).unwrap());
+    }
+    /// What the driver does with the engine's round-robin reports.
+    pub fn record_answer(&self, a: &RingGroupAnswered) {
+        for g in self.groups.lock().unwrap().values_mut() {
+            if g.id == a.group {
+                g.last_answered = Some(a.position);
+            }
+        }
+    }
+    fn group_plan(&self, number: &str) -> Option<RingGroupPlan> {
+        let spec = self.groups.lock().unwrap().get(number).cloned()?;
+        let profiles = self.profiles.lock().unwrap();
+        let members = spec
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let target = if m.starts_with('+') {
+                    MemberTarget::External(m.clone())
+                } else {
+                    MemberTarget::Extension(profiles.get(m)?.clone())
+                };
+                Some(GroupMember {
+                    position: i as u32,
+                    target,
+                })
+            })
+            .collect();
+        Some(RingGroupPlan {
+            id: spec.id,
+            number: number.parse().unwrap(),
+            name: spec.name,
+            strategy: spec.strategy,
+            ring_timeout: spec.ring_timeout,
+            member_timeout: spec.member_timeout,
+            members,
+            last_answered: spec.last_answered,
+            fallback: spec.fallback,
+        })
+    }
     pub fn register(&self, ext: &str, addr: SocketAddr) {
         let c = ContactTarget {
             uri: Uri::parse(&format!("sip:{ext}@{addr}")).unwrap(),
@@ -103,6 +178,9 @@ impl DialPlan for Dir {
         let routed = self.numbers.lock().unwrap().get(dialled).cloned();
         if let Some(ext) = routed {
             return self.resolve(_tenant, _caller, &ext);
+        }
+        if let Some(g) = self.group_plan(dialled) {
+            return Destination::RingGroup(g);
         }
         match self.profiles.lock().unwrap().get(dialled) {
             Some(p) => Destination::Extension(p.clone()),
@@ -190,6 +268,8 @@ pub struct Sim {
     pub pool: PortPool,
     pub tenant: TenantId,
     pub records: Vec<CallRecord>,
+    /// Round-robin answers the engine reported (also written to `dir`).
+    pub group_answers: Vec<RingGroupAnswered>,
     pub media: Vec<MediaCommand>,
     pub open_ports: HashMap<u64, Vec<StreamPorts>>,
     pub opened: Vec<u64>,
@@ -229,6 +309,7 @@ impl Sim {
             pool,
             tenant: TenantId::new(),
             records: Vec::new(),
+            group_answers: Vec::new(),
             media: Vec::new(),
             open_ports: HashMap::new(),
             opened: Vec::new(),
@@ -241,6 +322,14 @@ impl Sim {
             queue: BTreeMap::new(),
             seq: 0,
         }
+    }
+
+    /// A fresh engine over the same directory and relay ports, as after a
+    /// restart between calls (what the engine remembered is gone).
+    pub fn restart_engine(&mut self, seed: u64) {
+        let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
+        cfg.seed = seed;
+        self.engine = CallEngine::new(cfg, self.dir.clone(), self.dir.clone(), self.pool.clone());
     }
 
     /// Adds a phone for `ext` (registered unless `registered` is false).
@@ -369,6 +458,10 @@ impl Sim {
             }
             while let Some(r) = self.engine.poll_record() {
                 self.records.push(r);
+            }
+            while let Some(a) = self.engine.poll_ring_group_answered() {
+                self.dir.record_answer(&a);
+                self.group_answers.push(a);
             }
             while let Some(t) = self.layer.poll_transmit() {
                 progress = true;
