@@ -537,3 +537,43 @@ async fn prepared_plan_answers_the_engine_synchronously() {
     plan.invalidate(t);
     assert!(plan.is_empty());
 }
+
+/// A preparation is reused for a second (bursts, retried INVITEs); a change
+/// in the directory is seen once it is older.
+#[tokio::test]
+async fn a_preparation_is_reused_for_a_second_then_refreshed() {
+    let env = env().await;
+    let plan = PreparedPlan::new(env.calls.clone(), PreparedPlan::DEFAULT_TTL);
+    let t = env.tenant.id;
+    let dnd = |d: &Destination| match d {
+        Destination::Extension(p) => p.dnd,
+        other => panic!("expected an extension, got {other:?}"),
+    };
+    let first = env
+        .resolver
+        .prepare(&plan, t, Some(&n("1001")), "1002")
+        .await
+        .unwrap();
+    assert!(dnd(&first), "Bob starts on do-not-disturb");
+    let bob = env
+        .dir
+        .get_extension_by_number(t, &n("1002"))
+        .await
+        .unwrap();
+    let mut s = bob.settings.clone();
+    s.dnd = false;
+    env.dir.update_extension(t, bob.id, &s).await.unwrap();
+    let again = env
+        .resolver
+        .prepare(&plan, t, Some(&n("1001")), "1002")
+        .await
+        .unwrap();
+    assert!(dnd(&again), "within a second: the same preparation");
+    tokio::time::sleep(PreparedPlan::FRESH + std::time::Duration::from_millis(50)).await;
+    let later = env
+        .resolver
+        .prepare(&plan, t, Some(&n("1001")), "1002")
+        .await
+        .unwrap();
+    assert!(!dnd(&later), "a second later: read again");
+}

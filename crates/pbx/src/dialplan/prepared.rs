@@ -120,6 +120,8 @@ pub struct PreparedPlan {
     /// depend on the caller (the presented caller ID) and are kept per
     /// caller; everything else under "".
     entries: Mutex<HashMap<(TenantId, String, String), Entry>>,
+    /// When `prepare` last completed for (tenant, caller or "", dialled).
+    prepared: Mutex<HashMap<(TenantId, String, String), Instant>>,
     calls: Arc<OutsideCalls>,
     ttl: Duration,
     last_purge: Mutex<Option<Instant>>,
@@ -132,6 +134,7 @@ impl PreparedPlan {
     pub fn new(calls: Arc<OutsideCalls>, ttl: Duration) -> Self {
         Self {
             entries: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
             calls,
             ttl,
             last_purge: Mutex::new(None),
@@ -177,6 +180,47 @@ impl PreparedPlan {
         );
     }
 
+    /// How long a completed preparation is reused without asking the
+    /// directory again.
+    pub const FRESH: Duration = Duration::from_secs(1);
+
+    /// Records that [`super::Resolver::prepare`] completed for this key.
+    pub fn mark_prepared(
+        &self,
+        tenant: TenantId,
+        caller: Option<&str>,
+        dialled: &str,
+        now: Instant,
+    ) {
+        let mut p = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() > 100_000 {
+            p.retain(|_, at| now.saturating_duration_since(*at) < Self::FRESH);
+        }
+        p.insert(
+            (tenant, caller.unwrap_or("").to_owned(), dialled.to_owned()),
+            now,
+        );
+    }
+
+    /// What `dialled` resolves to now, if a preparation for this caller
+    /// completed less than [`PreparedPlan::FRESH`] ago.
+    pub fn recently_prepared(
+        &self,
+        tenant: TenantId,
+        caller: Option<&str>,
+        dialled: &str,
+        now: Instant,
+    ) -> Option<Destination> {
+        let key = (tenant, caller.unwrap_or("").to_owned(), dialled.to_owned());
+        let at = *self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)?;
+        (now.saturating_duration_since(at) < Self::FRESH)
+            .then(|| self.resolve(tenant, caller, dialled))
+    }
+
     /// Drops entries older than the TTL; returns how many are left.
     pub fn purge(&self, now: Instant) -> usize {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -187,6 +231,10 @@ impl PreparedPlan {
     /// Forgets everything about `tenant` (after its settings, extensions or
     /// numbers changed).
     pub fn invalidate(&self, tenant: TenantId) {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(t, _, _), _| *t != tenant);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|(t, _, _), _| *t != tenant);
     }

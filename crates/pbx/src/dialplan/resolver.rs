@@ -103,8 +103,13 @@ impl Resolver {
     ) -> Result<Destination> {
         let now = Instant::now();
         plan.maybe_purge(now);
-        let first = self.lookup(tenant, caller, dialled).await?;
         let caller_str = caller.map(ExtensionNumber::as_str);
+        // The same caller dialling the same thing within a second (a burst
+        // of calls, a retried INVITE): what was prepared is still current.
+        if let Some(d) = plan.recently_prepared(tenant, caller_str, dialled, now) {
+            return Ok(d);
+        }
+        let first = self.lookup(tenant, caller, dialled).await?;
         plan.insert(tenant, caller_str, dialled, first.clone(), now);
         if let Some(c) = caller {
             let own = self.lookup(tenant, None, c.as_str()).await?;
@@ -112,6 +117,7 @@ impl Resolver {
         }
         self.prepare_forwards(plan, tenant, caller, &first.destination, now)
             .await?;
+        plan.mark_prepared(tenant, caller_str, dialled, now);
         Ok(first.decide(plan.outside_calls().live(tenant)))
     }
 

@@ -27,7 +27,9 @@ use sip::auth::{Algorithm, Verifier};
 use sip::guard::{AuthGate, Guard};
 use sip::transaction::{Config as TxConfig, Event, Target, TransactionLayer, Transport, TxKey};
 use sip::{Message, Request, Response, StatusCode};
-use store::{CdrId, Directory, ExtensionNumber, StoreError, TenantId, TrunkId};
+use std::collections::HashMap;
+
+use store::{CdrId, Directory, ExtensionId, ExtensionNumber, StoreError, TenantId, TrunkId};
 use tokio::sync::{mpsc, watch};
 
 use crate::call::auth::{self, ChallengeAlgorithms, InviteAuth};
@@ -266,7 +268,12 @@ pub(crate) struct AuthContext {
     pub directory: Arc<dyn Directory>,
     pub resolver: Resolver,
     pub plan: Arc<PreparedPlan>,
+    /// Extension numbers by id (a credential names the id), kept briefly.
+    pub numbers: Mutex<HashMap<(TenantId, ExtensionId), (ExtensionNumber, Instant)>>,
 }
+
+/// How long a calling extension's number is reused without a lookup.
+const NUMBER_TTL: Duration = Duration::from_secs(30);
 
 fn unix_now() -> Duration {
     SystemTime::now()
@@ -351,8 +358,8 @@ impl AuthContext {
         };
         self.guard()
             .record_success(ip, &creds.username, realm, self.epoch.elapsed());
-        let extension = match self.directory.get_extension(tenant, extension_id).await {
-            Ok(e) => e.number,
+        let extension = match self.extension_number(tenant, extension_id).await {
+            Ok(n) => n,
             Err(e) => {
                 tracing::warn!(error = %e, "calling extension lookup failed");
                 return AuthOutcome::Reply(unavailable(request));
@@ -369,6 +376,32 @@ impl AuthContext {
             extension,
             credential,
         })
+    }
+
+    /// The number of the extension a credential belongs to.
+    async fn extension_number(
+        &self,
+        tenant: TenantId,
+        id: ExtensionId,
+    ) -> Result<ExtensionNumber, StoreError> {
+        let now = Instant::now();
+        if let Some((n, at)) = self
+            .numbers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(tenant, id))
+        {
+            if now.saturating_duration_since(*at) < NUMBER_TTL {
+                return Ok(n.clone());
+            }
+        }
+        let number = self.directory.get_extension(tenant, id).await?.number;
+        let mut map = self.numbers.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (_, at)| now.saturating_duration_since(*at) < NUMBER_TTL);
+        }
+        map.insert((tenant, id), (number.clone(), now));
+        Ok(number)
     }
 
     /// Prepares the dial plan for what `request` dialled.

@@ -717,6 +717,7 @@ async fn build_calls(
         directory: Arc::clone(&parts.directory),
         resolver: crate::dialplan::Resolver::new(Arc::clone(&parts.directory)),
         plan,
+        numbers: Default::default(),
     });
     // The trunk table is read before the first INVITE can arrive.
     let trunks = match calls::load_trunk_sources(&*parts.directory).await {
