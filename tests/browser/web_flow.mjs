@@ -40,7 +40,7 @@ function startServer() {
       SWITCHBOARD_HTTP_ADDR: '127.0.0.1:0',
       SWITCHBOARD_SIP_ADDR: '127.0.0.1:0',
       // Relay ports of its own: the Rust e2e tests use 30000-31999, possibly at the same time.
-      SWITCHBOARD_RTP_PORTS: '33000-33199',
+      SWITCHBOARD_RTP_PORTS: '30800-30999',
       RUST_LOG: 'info',
       NO_COLOR: '1',
     },
