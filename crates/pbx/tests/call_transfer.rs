@@ -309,3 +309,37 @@ fn invite_with_replaces_takes_over_a_connected_leg() {
     sim.run_for(secs(5));
     assert_eq!(sim.phones[e].invite_finals(), [481]);
 }
+
+/// A blind transfer to a mobile number leaves through the trunks, failing
+/// over from a trunk that answers 503 to one that answers.
+#[test]
+fn blind_transfer_to_an_outside_number_fails_over_between_trunks() {
+    let (mut sim, a, b) = connected(47, NetConfig::perfect());
+    let c1 = sim.phone("carrier1", "9901", false);
+    let c2 = sim.phone("carrier2", "9902", false);
+    sim.phones[c1].behavior = Behavior::Reject(503);
+    sim.phones[c2].behavior = ring(Some(1));
+    sim.dir.add_trunk(sim.phones[c1].addr, None);
+    sim.dir.add_trunk(sim.phones[c2].addr, None);
+    let now = sim.now;
+    sim.phones[b].refer("<sip:07400123456@pbx.example>", now);
+    sim.run_for(secs(6));
+    assert_eq!(notified(&sim, b), ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert_eq!(sim.phones[c1].received(Method::Invite).len(), 1);
+    let inv = sim.phones[c2].received(Method::Invite);
+    assert_eq!(inv[0].uri.user(), Some("+447400123456"));
+    assert!(pai_of_last_reinvite(&sim, a).contains("+447400123456"));
+    let calls = sim.engine.calls();
+    assert_eq!(calls[0].callee, "+447400123456");
+    let now = sim.now;
+    sim.phones[a].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    assert!(sim.phones[c2].ended);
+    let rec = sim.records.last().unwrap();
+    assert_eq!(rec.direction, store::Direction::Outbound);
+    assert!(rec.trunk.is_some());
+    assert_eq!(
+        rec.transferred,
+        Some(("1001".to_owned(), "+447400123456".to_owned()))
+    );
+}

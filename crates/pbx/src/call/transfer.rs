@@ -163,9 +163,12 @@ impl CallEngine {
             Destination::Refused { status: s, .. } => {
                 return self.notify(call, transferor, &sipfrag_status(s), true);
             }
-            // Blind transfer rings one extension's contacts; a ring group
-            // (its hunt and fallback) is not a transfer target yet.
-            Destination::Outside(_) | Destination::RingGroup(_) => {
+            Destination::Outside(o) => {
+                return self.transfer_outside(call, transferor, by, o, now);
+            }
+            // Blind transfer rings one extension's contacts or a trunk; a
+            // ring group (its hunt and fallback) is not a transfer target yet.
+            Destination::RingGroup(_) => {
                 return self.notify(call, transferor, "488 Not Acceptable Here", true);
             }
             Destination::Unknown => {
@@ -180,12 +183,7 @@ impl CallEngine {
             return self.notify(call, transferor, "480 Temporarily Unavailable", true);
         }
         // The target gets what the transferee accepts, on the relay's B side.
-        let Some(offer) = call
-            .media
-            .declared(Side::A)
-            .cloned()
-            .and_then(|sdp| call.media.sdp_for(Side::B, &sdp).ok())
-        else {
+        let Some(offer) = self.transfer_offer(call) else {
             return self.notify(call, transferor, "488 Not Acceptable Here", true);
         };
         tracing::info!(call = call.id, by = %by, to = %profile.number, "blind transfer");
@@ -350,6 +348,86 @@ impl CallEngine {
         }
     }
 
+    /// The target's offer: what the transferee accepts, on side B.
+    fn transfer_offer(&mut self, call: &mut Call) -> Option<Vec<u8>> {
+        call.media
+            .declared(Side::A)
+            .cloned()
+            .and_then(|sdp| call.media.sdp_for(Side::B, &sdp).ok())
+    }
+
+    /// A blind transfer to an outside number: through the trunks in order,
+    /// failing over like any outside call; the call counts as an outside
+    /// call from then on.
+    fn transfer_outside(
+        &mut self,
+        call: &mut Call,
+        transferor: usize,
+        by: String,
+        outside: super::OutsideCall,
+        now: Instant,
+    ) {
+        let mut routes: std::collections::VecDeque<_> = outside.routes.into();
+        let Some(first) = routes.pop_front() else {
+            return self.notify(call, transferor, "503 Service Unavailable", true);
+        };
+        let Some(offer) = self.transfer_offer(call) else {
+            return self.notify(call, transferor, "488 Not Acceptable Here", true);
+        };
+        tracing::info!(call = call.id, by = %by, to = %outside.number, "blind transfer out");
+        call.offer_b = offer;
+        call.route.diversions.clear();
+        call.round += 1;
+        call.routes = routes;
+        call.direction = if outside.emergency {
+            store::Direction::Emergency
+        } else {
+            store::Direction::Outbound
+        };
+        if !outside.emergency && !call.outside_counted {
+            call.outside_counted = true;
+            self.outside_started.push_back(call.tenant);
+        }
+        call.transfer = Some(Transfer {
+            transferor,
+            first_fork: call.forks.len(),
+            target: outside.number.clone(),
+            by,
+            previous_callee: std::mem::replace(&mut call.callee, outside.number),
+            deadline: (!outside.emergency).then(|| now + self.config.outside_ring_timeout),
+        });
+        call.trunk = Some(first.trunk);
+        self.launch_trunk_leg(call, first, now);
+    }
+
+    /// A transfer target's leg failed with `code`: the next trunk if the
+    /// trunk is at fault, else (nothing left ringing) the transfer fails.
+    pub(crate) fn transfer_leg_failed(
+        &mut self,
+        call: &mut Call,
+        i: usize,
+        frag: &str,
+        now: Instant,
+    ) {
+        let code: u16 = frag.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500);
+        if call.forks[i].trunk.is_some() && super::trunk::is_failover(code) {
+            if let Some(next) = call.routes.pop_front() {
+                call.trunk = Some(next.trunk);
+                self.launch_trunk_leg(call, next, now);
+                return;
+            }
+        }
+        let Some(first) = call.transfer.as_ref().map(|t| t.first_fork) else {
+            return;
+        };
+        let live = call.forks[first..]
+            .iter()
+            .any(|f| matches!(f.state, ForkState::Calling | ForkState::Proceeding));
+        if !live {
+            self.transfer_failed(call, frag);
+        }
+    }
+
     /// A response on a fork ringing a transfer target. Returns false when
     /// fork `i` is not one of those.
     pub(crate) fn transfer_fork_response(
@@ -370,19 +448,20 @@ impl CallEngine {
             let Some(resp) = response else { return true };
             self.transfer_answered(call, i, resp, now);
         } else if code >= 300 {
+            if matches!(code, 401 | 407) {
+                if let Some(resp) = response {
+                    if self.answer_trunk_challenge(call, i, resp) {
+                        return true;
+                    }
+                }
+            }
             let fork = &mut call.forks[i];
             if fork.state == ForkState::Done {
                 return true;
             }
             fork.state = ForkState::Done;
-            let first = t.first_fork;
-            let live = call.forks[first..]
-                .iter()
-                .any(|f| matches!(f.state, ForkState::Calling | ForkState::Proceeding));
-            if !live {
-                let reason = response.map_or("Request Timeout", |r| r.reason.as_str());
-                self.transfer_failed(call, &format!("{code} {reason}"));
-            }
+            let reason = response.map_or("Request Timeout", |r| r.reason.as_str());
+            self.transfer_leg_failed(call, i, &format!("{code} {reason}"), now);
         }
         true
     }

@@ -116,7 +116,8 @@ impl CallEngine {
         let Some(creds) = &leg.route.credentials else {
             return false;
         };
-        if leg.auth_tried || fork.cancelled || call.phase != super::CallPhase::Ringing {
+        let ringing = call.phase == super::CallPhase::Ringing || call.transfer.is_some();
+        if leg.auth_tried || fork.cancelled || !ringing {
             return false;
         }
         let Some(challenge) = resp
@@ -166,6 +167,11 @@ impl CallEngine {
             self.cancel_fork(call, i, None);
             let fork = &mut call.forks[i];
             fork.state = ForkState::Done;
+            if call.transfer.as_ref().is_some_and(|t| i >= t.first_fork) {
+                self.transfer_leg_failed(call, i, "408 Request Timeout", now);
+                continue;
+            }
+            let fork = &mut call.forks[i];
             if fork.member.is_some() && fork.round == call.round && call.group.is_some() {
                 self.member_failed(call, i, 408, now);
                 continue;
