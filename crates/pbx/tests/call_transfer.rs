@@ -343,3 +343,61 @@ fn blind_transfer_to_an_outside_number_fails_over_between_trunks() {
         Some(("1001".to_owned(), "+447400123456".to_owned()))
     );
 }
+
+/// A blind transfer to a ring group rings its members with the
+/// transferee's identity and the group's name; the first to answer gets the
+/// call and the others are told it was answered elsewhere.
+#[test]
+fn blind_transfer_to_a_ring_group() {
+    let (mut sim, a, b, c) = three(48);
+    let d = sim.phone("dave", "1003", true);
+    sim.phones[c].behavior = ring(None);
+    sim.phones[d].behavior = ring(Some(1));
+    sim.dir
+        .add_group("600", store::RingStrategy::Simultaneous, &["1002", "1003"]);
+    let now = sim.now;
+    sim.phones[b].refer("<sip:600@pbx.example>", now);
+    sim.run_for(secs(5));
+    assert_eq!(notified(&sim, b), ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    let inv = sim.phones[c].received(Method::Invite);
+    let from = inv[0].headers.get("From").unwrap();
+    assert!(
+        from.contains("(Sales)") && from.contains("sip:1000@"),
+        "{from}"
+    );
+    let cancel = cancels(&sim, c);
+    assert_eq!(cancel.len(), 1);
+    assert!(
+        cancel[0]
+            .headers
+            .get("Reason")
+            .unwrap()
+            .contains("cause=200")
+    );
+    assert!(pai_of_last_reinvite(&sim, a).contains("sip:1003@"));
+    assert_eq!(sim.engine.calls()[0].callee, "1003");
+    let now = sim.now;
+    sim.phones[a].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    let rec = sim.records.last().unwrap();
+    assert_eq!(
+        rec.transferred,
+        Some(("1001".to_owned(), "1003".to_owned()))
+    );
+}
+
+#[test]
+fn a_ring_group_nobody_can_answer_fails_the_transfer() {
+    let (mut sim, a, b, _c) = three(49);
+    sim.dir
+        .add_group("601", store::RingStrategy::Sequential, &["1005", "1006"]);
+    let now = sim.now;
+    sim.phones[b].refer("<sip:601@pbx.example>", now);
+    sim.run_for(secs(5));
+    assert_eq!(
+        notified(&sim, b),
+        ["SIP/2.0 100 Trying", "SIP/2.0 480 Temporarily Unavailable"]
+    );
+    assert!(!sim.phones[a].ended && !sim.phones[b].ended);
+    assert_eq!(sim.engine.calls()[0].callee, "1001");
+}

@@ -266,7 +266,7 @@ impl CallEngine {
             return Err(Skip::Unregistered);
         }
         let group = call.group.as_ref().map_or("", |g| g.name.as_str());
-        let display = format!("{} ({group})", call.caller_name);
+        let display = format!("{} ({group})", call.presented().0);
         for c in contacts {
             let i = self.start_fork_as(call, c, &display, p.number.as_str());
             call.forks[i].extension = p.number.to_string();
@@ -366,7 +366,7 @@ impl CallEngine {
     /// member (sequential, round robin) or, when nobody is left ringing,
     /// gives up on the group.
     pub(crate) fn group_check(&mut self, call: &mut Call, now: Instant) {
-        if call.winner.is_some() || call.a.finalized || call.phase != CallPhase::Ringing {
+        if !call.hunting() {
             return;
         }
         let round = call.round;
@@ -416,6 +416,7 @@ impl CallEngine {
 
     /// The current member's turn is over: cancel its legs, ring the next.
     pub(crate) fn group_timers(&mut self, call: &mut Call, now: Instant) {
+        let hunting = call.hunting();
         let Some(g) = call.group.as_mut() else {
             return;
         };
@@ -423,7 +424,7 @@ impl CallEngine {
             return;
         }
         g.member_deadline = None;
-        if call.winner.is_some() || call.a.finalized || call.phase != CallPhase::Ringing {
+        if !hunting {
             return;
         }
         if let Some(m) = g.current.take() {
@@ -445,6 +446,21 @@ impl CallEngine {
         let Some(g) = call.group.take() else {
             return;
         };
+        if call.transfer.is_some() {
+            // A transfer to the group: the transferor hears why; no fallback.
+            let busy = g.order.iter().all(|&m| {
+                matches!(
+                    g.members[m].state,
+                    MemberState::Skipped(Skip::Busy | Skip::Dnd) | MemberState::Failed(486 | 600)
+                )
+            }) && !g.order.is_empty();
+            let frag = if busy {
+                "486 Busy Here"
+            } else {
+                "480 Temporarily Unavailable"
+            };
+            return self.transfer_failed(call, frag);
+        }
         self.cancel_all(call, None);
         let all_busy = !g.order.is_empty()
             && g.order.iter().all(|&m| {

@@ -190,6 +190,7 @@ impl CallEngine {
             routes: Default::default(),
             held: [false; 2],
             transfer: None,
+            presented: None,
             transferred: None,
             own_reinvites: Default::default(),
             cdr_call_id: None,
@@ -254,7 +255,7 @@ impl CallEngine {
         let local_uri = format!(
             "\"{}\" <sip:{}@{}>",
             quote_display(display),
-            call.caller,
+            call.presented().1,
             host
         );
         let remote_uri = format!("<sip:{}@{}>", to, host);

@@ -160,6 +160,9 @@ pub(crate) struct Call {
     pub group: Option<GroupState>,
     /// A blind transfer ringing its target.
     pub transfer: Option<super::transfer::Transfer>,
+    /// Who new B-legs present as the caller (name, number) when it is not
+    /// `caller`: the transferee, while a transfer rings its target.
+    pub presented: Option<(String, String)>,
     /// Who transferred the call, and to whom (for the record).
     pub transferred: Option<(String, String)>,
     /// Re-INVITEs the engine sent on its own, by branch.
@@ -184,6 +187,21 @@ pub(crate) fn idx(side: Side) -> usize {
 }
 
 impl Call {
+    /// Whether B-legs may still be started and settled: the call rings, or
+    /// a transfer rings its target.
+    pub fn hunting(&self) -> bool {
+        (self.phase == super::CallPhase::Ringing && !self.a.finalized && self.winner.is_none())
+            || self.transfer.is_some()
+    }
+
+    /// The (name, number) new B-legs show as the caller.
+    pub fn presented(&self) -> (&str, &str) {
+        match &self.presented {
+            Some((name, number)) => (name, number),
+            None => (&self.caller_name, &self.caller),
+        }
+    }
+
     /// The calling extension, for the dial plan's caller ID choice.
     pub fn calling_extension(&self) -> Option<&str> {
         self.from_extension.then_some(self.caller.as_str())

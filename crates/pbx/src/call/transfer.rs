@@ -166,10 +166,9 @@ impl CallEngine {
             Destination::Outside(o) => {
                 return self.transfer_outside(call, transferor, by, o, now);
             }
-            // Blind transfer rings one extension's contacts or a trunk; a
-            // ring group (its hunt and fallback) is not a transfer target yet.
-            Destination::RingGroup(_) => {
-                return self.notify(call, transferor, "488 Not Acceptable Here", true);
+            Destination::RingGroup(plan) => {
+                let presented = (transferee_name, transferee_number);
+                return self.transfer_to_group(call, transferor, by, plan, presented, now);
             }
             Destination::Unknown => {
                 return self.notify(call, transferor, "404 Not Found", true);
@@ -356,6 +355,42 @@ impl CallEngine {
             .and_then(|sdp| call.media.sdp_for(Side::B, &sdp).ok())
     }
 
+    /// A blind transfer to a ring group: its members ring by its strategy
+    /// with the transferee's identity; nobody answering fails the transfer
+    /// (the group's fallback is for calls, not transfers).
+    fn transfer_to_group(
+        &mut self,
+        call: &mut Call,
+        transferor: usize,
+        by: String,
+        plan: super::RingGroupPlan,
+        presented: (String, String),
+        now: Instant,
+    ) {
+        let Some(offer) = self.transfer_offer(call) else {
+            return self.notify(call, transferor, "488 Not Acceptable Here", true);
+        };
+        tracing::info!(call = call.id, by = %by, to = %plan.number, "blind transfer to a group");
+        call.offer_b = offer;
+        call.route.diversions.clear();
+        call.presented = Some(presented);
+        call.transfer = Some(Transfer {
+            transferor,
+            first_fork: call.forks.len(),
+            target: plan.number.to_string(),
+            by,
+            previous_callee: call.callee.clone(),
+            deadline: None,
+        });
+        let before = call.no_answer_at;
+        self.ring_group(call, plan, now);
+        // The group's ring time bounds the transfer, not the call.
+        let ring_time = std::mem::replace(&mut call.no_answer_at, before);
+        if let Some(t) = call.transfer.as_mut() {
+            t.deadline = ring_time;
+        }
+    }
+
     /// A blind transfer to an outside number: through the trunks in order,
     /// failing over like any outside call; the call counts as an outside
     /// call from then on.
@@ -410,6 +445,10 @@ impl CallEngine {
         now: Instant,
     ) {
         let code: u16 = frag.get(..3).and_then(|c| c.parse().ok()).unwrap_or(500);
+        if call.forks[i].member.is_some() && call.group.is_some() {
+            // A ring group's member: the group decides what follows.
+            return self.member_failed(call, i, code, now);
+        }
         if call.forks[i].trunk.is_some() && super::trunk::is_failover(code) {
             if let Some(next) = call.routes.pop_front() {
                 call.trunk = Some(next.trunk);
@@ -467,6 +506,11 @@ impl CallEngine {
     }
 
     fn transfer_answered(&mut self, call: &mut Call, i: usize, resp: &Response, now: Instant) {
+        if call.group.is_some() {
+            self.group_answered(call, i);
+            call.group = None;
+        }
+        call.presented = None;
         let Some(t) = call.transfer.take() else {
             return;
         };
@@ -499,8 +543,14 @@ impl CallEngine {
         self.bye_fork(call, t.transferor, None);
         call.forks[t.transferor].state = ForkState::Done;
         call.winner = Some(i);
-        call.transferred = Some((t.by.clone(), t.target.clone()));
-        tracing::info!(call = call.id, to = %t.target, "transfer completed");
+        // Who answered: the target, or the ring group member who picked up.
+        let answered_by = match call.forks[i].extension.as_str() {
+            "" => t.target.clone(),
+            e => e.to_owned(),
+        };
+        call.callee = answered_by.clone();
+        call.transferred = Some((t.by.clone(), answered_by.clone()));
+        tracing::info!(call = call.id, to = %answered_by, "transfer completed");
         // Music for the transferee stops; the target's media takes side B.
         if call.held[idx(Side::B)] {
             call.held[idx(Side::B)] = false;
@@ -515,17 +565,19 @@ impl CallEngine {
         let Ok(body) = call.media.sdp_for(Side::A, &answer) else {
             return;
         };
-        let identity = format!("<sip:{}@{}>", t.target, self.config.sip_addr.ip());
+        let identity = format!("<sip:{answered_by}@{}>", self.config.sip_addr.ip());
         self.reinvite(call, Side::A, body, Some(&identity));
         let _ = now;
     }
 
     /// The target could not be reached: the transferor hears why; its call
     /// with the transferee goes on.
-    fn transfer_failed(&mut self, call: &mut Call, frag: &str) {
+    pub(crate) fn transfer_failed(&mut self, call: &mut Call, frag: &str) {
         let Some(t) = call.transfer.take() else {
             return;
         };
+        call.presented = None;
+        call.group = None;
         for j in t.first_fork..call.forks.len() {
             self.cancel_fork(call, j, None);
         }
