@@ -10,7 +10,7 @@ use sip::{Method, Request, Response, StatusCode};
 use store::{Disposition, HangupBy};
 
 use super::dialog::{contact_uri, tag_of};
-use super::engine::{Call, CallEngine, LegRef, Relay, Retransmit, idx, status};
+use super::engine::{Call, CallEngine, LegRef, Relay, idx, status};
 use super::media::{MediaCommand, parse_sdp};
 use super::{CallPhase, SipOutput};
 
@@ -272,16 +272,15 @@ impl CallEngine {
                 out.headers.push("Contact", &d.local_contact);
             }
             let cseq = relay.request.cseq().ok().flatten().map_or(0, |c| c.seq);
-            call.retransmits.push(Retransmit {
-                side: relay.from,
-                key: relay.server_key.clone(),
-                response: out.clone(),
+            call.retransmit_2xx(
+                relay.from,
+                relay.server_key.clone(),
+                out.clone(),
                 cseq,
-                next: now + self.config.t1,
-                interval: self.config.t1,
-                give_up: now + self.config.t1 * 64,
-                initial: false,
-            });
+                now,
+                false,
+                &self.config,
+            );
         }
         self.respond(&relay.server_key, out);
     }
@@ -309,16 +308,7 @@ impl CallEngine {
         self.respond(&key, ok.clone());
         if req.method == Method::Invite {
             let cseq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
-            call.retransmits.push(Retransmit {
-                side: from,
-                key,
-                response: ok,
-                cseq,
-                next: now + self.config.t1,
-                interval: self.config.t1,
-                give_up: now + self.config.t1 * 64,
-                initial: false,
-            });
+            call.retransmit_2xx(from, key, ok, cseq, now, false, &self.config);
         }
         call.media.configure(from, offer, &mut self.media_out);
         if call.held[idx(from)] != holds {
@@ -352,20 +342,11 @@ impl CallEngine {
             .with_body("application/sdp", body);
         let cseq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
         self.respond(&key, ok.clone());
-        call.retransmits.push(Retransmit {
-            side: from,
-            key,
-            response: ok,
-            cseq,
-            next: now + self.config.t1,
-            interval: self.config.t1,
-            give_up: now + self.config.t1 * 64,
-            initial: false,
-        });
+        call.retransmit_2xx(from, key, ok, cseq, now, false, &self.config);
     }
 
     /// ACKs a 2xx to a re-INVITE we sent on `side`.
-    fn ack_relayed(&mut self, call: &mut Call, side: Side, resp: &Response) {
+    pub(crate) fn ack_relayed(&mut self, call: &mut Call, side: Side, resp: &Response) {
         let seq = resp.cseq().ok().flatten().map_or(0, |c| c.seq);
         let branch = self.tokens.branch();
         let sent_by = self.config.sip_addr;

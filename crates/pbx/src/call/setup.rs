@@ -12,7 +12,7 @@ use store::Disposition;
 
 use super::dialog::Dialog;
 use super::engine::{
-    ALeg, Call, CallEngine, Fork, ForkState, LegRef, Retransmit, RouteState, TrunkLeg, status,
+    ALeg, Call, CallEngine, Fork, ForkState, LegRef, RouteState, TrunkLeg, status,
 };
 use super::media::{CallMedia, parse_sdp};
 use super::{CallPhase, CallerIdentity, ContactTarget, Destination, InboundCall, SipOutput};
@@ -477,16 +477,7 @@ impl CallEngine {
         tracing::info!(call = call.id, tenant = %call.tenant, callee = %call.callee, "answered");
         call.answered = Some(now);
         let cseq = call.a.invite.cseq().ok().flatten().map_or(1, |c| c.seq);
-        call.retransmits.push(Retransmit {
-            side: Side::A,
-            key,
-            response: ok,
-            cseq,
-            next: now + self.config.t1,
-            interval: self.config.t1,
-            give_up: now + self.config.t1 * 64,
-            initial: true,
-        });
+        call.retransmit_2xx(Side::A, key, ok, cseq, now, true, &self.config);
     }
 
     /// Cancels fork `j` if it is still ringing.

@@ -194,6 +194,31 @@ impl Call {
             || self.transfer.is_some()
     }
 
+    /// Keeps resending `response` (a 2xx to an INVITE on `side`) until its
+    /// ACK arrives: T1 doubling up to T2, for 64·T1 (RFC 6026).
+    #[allow(clippy::too_many_arguments)]
+    pub fn retransmit_2xx(
+        &mut self,
+        side: Side,
+        key: TxKey,
+        response: Response,
+        cseq: u32,
+        now: Instant,
+        initial: bool,
+        config: &super::EngineConfig,
+    ) {
+        self.retransmits.push(Retransmit {
+            side,
+            key,
+            response,
+            cseq,
+            next: now + config.t1,
+            interval: config.t1,
+            give_up: now + config.t1 * 64,
+            initial,
+        });
+    }
+
     /// The (name, number) new B-legs show as the caller.
     pub fn presented(&self) -> (&str, &str) {
         match &self.presented {

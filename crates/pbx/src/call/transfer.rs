@@ -197,28 +197,10 @@ impl CallEngine {
             previous_callee: std::mem::replace(&mut call.callee, profile.number.to_string()),
             deadline: Some(now + profile.no_answer_timeout),
         });
-        let host = self.config.sip_addr.ip();
+        // The target sees the transferee calling.
+        call.presented = Some((transferee_name.clone(), transferee_number));
         for contact in contacts {
-            let call_id = format!("{}@switchboard", self.tokens.next());
-            let tag = self.tokens.next();
-            let local_uri = format!(
-                "\"{}\" <sip:{}@{}>",
-                super::setup::quote_display(&transferee_name),
-                transferee_number,
-                host
-            );
-            let remote_uri = format!("<sip:{}@{}>", profile.number, host);
-            let contact_hdr = self.contact(contact.flow.transport);
-            let dialog = Dialog::uac(
-                call_id,
-                tag.clone(),
-                local_uri,
-                remote_uri,
-                contact.uri,
-                contact.flow,
-                contact_hdr,
-            );
-            self.launch_fork(call, dialog, tag, None);
+            self.start_fork_as(call, contact, &transferee_name, profile.number.as_str());
         }
     }
 
@@ -663,24 +645,12 @@ impl CallEngine {
         };
         call.uac_invite[idx(side)] = None;
         if let Some(resp) = response.filter(|r| r.status.is_success()) {
-            self.ack_own(call, side, resp);
+            self.ack_relayed(call, side, resp);
             if let Some(sdp) = parse_sdp(&resp.body, resp.content_type().ok().flatten()) {
                 call.media.configure(side, &sdp, &mut self.media_out);
             }
         }
         true
-    }
-
-    fn ack_own(&mut self, call: &mut Call, side: Side, resp: &Response) {
-        let seq = resp.cseq().ok().flatten().map_or(0, |c| c.seq);
-        let branch = self.tokens.branch();
-        let sent_by = self.config.sip_addr;
-        let Some(d) = call.dialog(side) else { return };
-        let ack = d.ack(seq, sent_by, &branch);
-        let dest = d.peer;
-        call.last_ack[idx(side)] = Some((seq, ack.clone()));
-        self.sip_out
-            .push_back(SipOutput::Ack { request: ack, dest });
     }
 
     /// Exchanges the call's sides: the caller's dialog becomes side B and
@@ -809,16 +779,7 @@ impl CallEngine {
             .push("Contact", &call.forks[i].dialog.local_contact);
         self.respond(key, ok.clone());
         let cseq = request.cseq().ok().flatten().map_or(1, |c| c.seq);
-        call.retransmits.push(super::state::Retransmit {
-            side: Side::B,
-            key: key.clone(),
-            response: ok,
-            cseq,
-            next: now + self.config.t1,
-            interval: self.config.t1,
-            give_up: now + self.config.t1 * 64,
-            initial: false,
-        });
+        call.retransmit_2xx(Side::B, key.clone(), ok, cseq, now, false, &self.config);
         i
     }
 
@@ -878,16 +839,7 @@ impl CallEngine {
         call.phase = CallPhase::Answering;
         call.answered = Some(now);
         let cseq = call.a.invite.cseq().ok().flatten().map_or(1, |c| c.seq);
-        call.retransmits.push(super::state::Retransmit {
-            side: Side::A,
-            key: a_key,
-            response: ok,
-            cseq,
-            next: now + self.config.t1,
-            interval: self.config.t1,
-            give_up: now + self.config.t1 * 64,
-            initial: true,
-        });
+        call.retransmit_2xx(Side::A, a_key, ok, cseq, now, true, &self.config);
     }
 
     /// The new phone takes over `side` of a connected call.
