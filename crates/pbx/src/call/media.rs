@@ -257,7 +257,13 @@ impl CallMedia {
         if offer.media.len() != self.streams() {
             return None;
         }
-        let caps = media::Capabilities::from_sdp(&told);
+        self.answer_with(side, offer, &told)
+    }
+
+    /// Answers `offer` from `side` with the codecs `other` describes (and
+    /// PCMU/PCMA), anchored on `side`'s relay ports; `None` if nothing fits.
+    pub fn answer_with(&mut self, side: Side, offer: &Sdp, other: &Sdp) -> Option<Vec<u8>> {
+        let caps = media::Capabilities::from_sdp(other);
         let mut answer = media::answer(offer, &caps, media::Direction::SendRecv).ok()?;
         // Our own address, not the offer's (a legacy `c=0.0.0.0` hold).
         answer.sdp.connection = Some(media::sdp::Connection::new(self.addr));

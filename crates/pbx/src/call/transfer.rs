@@ -797,26 +797,11 @@ impl CallEngine {
     ) {
         // Each side's offer answered with what the other offered.
         let offer_a = call.offer_a.clone();
-        let answer_a = media::answer(
-            &offer_a,
-            &media::Capabilities::from_sdp(offer),
-            media::Direction::SendRecv,
-        );
-        let answer_b = media::answer(
-            offer,
-            &media::Capabilities::from_sdp(&offer_a),
-            media::Direction::SendRecv,
-        );
-        let (Ok(mut answer_a), Ok(mut answer_b)) = (answer_a, answer_b) else {
-            return self.respond(&key, request.response_tagged(status(488)));
-        };
-        answer_a.sdp.connection = None;
-        answer_b.sdp.connection = None;
         let bodies = (
-            call.media.sdp_for(Side::A, &answer_a.sdp),
-            call.media.sdp_for(Side::B, &answer_b.sdp),
+            call.media.answer_with(Side::A, &offer_a, offer),
+            call.media.answer_with(Side::B, offer, &offer_a),
         );
-        let (Ok(body_a), Ok(body_b)) = bodies else {
+        let (Some(body_a), Some(body_b)) = bodies else {
             return self.respond(&key, request.response_tagged(status(488)));
         };
         tracing::info!(call = call.id, by = %origin.caller, "picked up");
@@ -864,15 +849,7 @@ impl CallEngine {
         let Some(peer) = call.media.declared(Side::A).cloned() else {
             return self.respond(&key, request.response_tagged(status(488)));
         };
-        let Ok(mut answer) = media::answer(
-            offer,
-            &media::Capabilities::from_sdp(&peer),
-            media::Direction::SendRecv,
-        ) else {
-            return self.respond(&key, request.response_tagged(status(488)));
-        };
-        answer.sdp.connection = None;
-        let Ok(body) = call.media.sdp_for(Side::B, &answer.sdp) else {
+        let Some(body) = call.media.answer_with(Side::B, offer, &peer) else {
             return self.respond(&key, request.response_tagged(status(488)));
         };
         tracing::info!(call = call.id, by = %origin.caller, "leg replaced");
