@@ -401,3 +401,42 @@ fn a_ring_group_nobody_can_answer_fails_the_transfer() {
     assert!(!sim.phones[a].ended && !sim.phones[b].ended);
     assert_eq!(sim.engine.calls()[0].callee, "1001");
 }
+
+/// Phones that hang up right after the 202: the transferee waits for the
+/// target and gets it; if the target never answers, the transferee's call
+/// ends cleanly with a recorded cause instead of lingering.
+#[test]
+fn the_transferor_may_hang_up_before_the_target_answers() {
+    let (mut sim, a, b, c) = three(50);
+    sim.phones[c].behavior = ring(Some(2));
+    let now = sim.now;
+    sim.phones[b].refer("<sip:1002@pbx.example>", now);
+    sim.run_for(secs(1));
+    let now = sim.now;
+    sim.phones[b].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    assert!(!sim.phones[a].ended, "the transferee stays");
+    assert_eq!(sim.engine.calls()[0].callee, "1002");
+    assert!(pai_of_last_reinvite(&sim, a).contains("sip:1002@"));
+
+    // Again, with a target that never answers.
+    let (mut sim, a, b, c) = three(51);
+    sim.phones[c].behavior = ring(None);
+    sim.dir.edit("1002", |p| p.no_answer_timeout = secs(5));
+    let now = sim.now;
+    sim.phones[b].refer("<sip:1002@pbx.example>", now);
+    sim.run_for(secs(1));
+    let now = sim.now;
+    sim.phones[b].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(10));
+    assert!(sim.phones[a].ended, "the transferee is hung up");
+    assert_eq!(cancels(&sim, c).len(), 1);
+    let rec = sim.records.last().unwrap();
+    assert!(
+        rec.hangup_cause.starts_with("transfer failed"),
+        "{}",
+        rec.hangup_cause
+    );
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}

@@ -459,7 +459,7 @@ impl CallEngine {
             } else {
                 "480 Temporarily Unavailable"
             };
-            return self.transfer_failed(call, frag);
+            return self.transfer_failed(call, frag, now);
         }
         self.cancel_all(call, None);
         let all_busy = !g.order.is_empty()

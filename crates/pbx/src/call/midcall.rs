@@ -108,8 +108,23 @@ impl CallEngine {
                     self.caller_cancelled(call, now);
                 }
             }
+            CallPhase::Connected if side == Side::B && call.transfer.is_some() => {
+                // The transferor hangs up while its transfer rings (many
+                // phones do after the 202): the transferee stays, waiting
+                // for the target.
+                if let Some(t) = call.transfer.as_mut() {
+                    t.transferor_gone = true;
+                }
+                if let Some(t) = call.transfer.as_ref() {
+                    call.forks[t.transferor].state = super::state::ForkState::Done;
+                }
+            }
             CallPhase::Answering | CallPhase::Connected => {
-                self.bye(call, side.other(), None);
+                // A transfer still ringing its target stops with the call.
+                let gone = self.abandon_transfer(call);
+                if !gone {
+                    self.bye(call, side.other(), None);
+                }
                 let (cause, by) = match side {
                     Side::A => ("caller hung up", HangupBy::Caller),
                     Side::B => ("callee hung up", HangupBy::Callee),

@@ -42,6 +42,8 @@ pub(crate) struct Transfer {
     pub previous_callee: String,
     /// The target's no-answer deadline.
     pub deadline: Option<Instant>,
+    /// The transferor hung up meanwhile: nobody to tell, nobody to recall.
+    pub transferor_gone: bool,
 }
 
 /// The user part of a `Refer-To` header value, and whether it asks for an
@@ -196,6 +198,7 @@ impl CallEngine {
             by,
             previous_callee: std::mem::replace(&mut call.callee, profile.number.to_string()),
             deadline: Some(now + profile.no_answer_timeout),
+            transferor_gone: false,
         });
         // The target sees the transferee calling.
         call.presented = Some((transferee_name.clone(), transferee_number));
@@ -363,6 +366,7 @@ impl CallEngine {
             by,
             previous_callee: call.callee.clone(),
             deadline: None,
+            transferor_gone: false,
         });
         let before = call.no_answer_at;
         self.ring_group(call, plan, now);
@@ -412,6 +416,7 @@ impl CallEngine {
             by,
             previous_callee: std::mem::replace(&mut call.callee, outside.number),
             deadline: (!outside.emergency).then(|| now + self.config.outside_ring_timeout),
+            transferor_gone: false,
         });
         call.trunk = Some(first.trunk);
         self.launch_trunk_leg(call, first, now);
@@ -445,7 +450,7 @@ impl CallEngine {
             .iter()
             .any(|f| matches!(f.state, ForkState::Calling | ForkState::Proceeding));
         if !live {
-            self.transfer_failed(call, frag);
+            self.transfer_failed(call, frag, now);
         }
     }
 
@@ -512,7 +517,7 @@ impl CallEngine {
             call.forks[i].state = ForkState::Done;
             call.callee = t.previous_callee.clone();
             call.transfer = Some(t);
-            self.transfer_failed(call, "488 Not Acceptable Here");
+            self.transfer_failed(call, "488 Not Acceptable Here", now);
             return;
         };
         for j in t.first_fork..call.forks.len() {
@@ -521,8 +526,10 @@ impl CallEngine {
             }
         }
         // The transferor is done: told, then released.
-        self.notify(call, t.transferor, "200 OK", true);
-        self.bye_fork(call, t.transferor, None);
+        if !t.transferor_gone {
+            self.notify(call, t.transferor, "200 OK", true);
+            self.bye_fork(call, t.transferor, None);
+        }
         call.forks[t.transferor].state = ForkState::Done;
         call.winner = Some(i);
         // Who answered: the target, or the ring group member who picked up.
@@ -554,7 +561,7 @@ impl CallEngine {
 
     /// The target could not be reached: the transferor hears why; its call
     /// with the transferee goes on.
-    pub(crate) fn transfer_failed(&mut self, call: &mut Call, frag: &str) {
+    pub(crate) fn transfer_failed(&mut self, call: &mut Call, frag: &str, now: Instant) {
         let Some(t) = call.transfer.take() else {
             return;
         };
@@ -565,7 +572,34 @@ impl CallEngine {
         }
         call.callee = t.previous_callee;
         tracing::info!(call = call.id, to = %t.target, outcome = frag, "transfer failed");
-        self.notify(call, t.transferor, frag, true);
+        if !t.transferor_gone {
+            self.notify(call, t.transferor, frag, true);
+            return;
+        }
+        // Nobody to go back to: the transferee's call ends, recorded why.
+        self.bye(call, Side::A, None);
+        call.transferred = Some((t.by, t.target));
+        self.end(
+            call,
+            now,
+            store::Disposition::Answered,
+            &format!("transfer failed: {frag}"),
+            store::HangupBy::System,
+        );
+    }
+
+    /// The call ends while its transfer rings: the target's legs are
+    /// cancelled. Returns whether the transferor had already hung up.
+    pub(crate) fn abandon_transfer(&mut self, call: &mut Call) -> bool {
+        let Some(t) = call.transfer.take() else {
+            return false;
+        };
+        for j in t.first_fork..call.forks.len() {
+            self.cancel_fork(call, j, None);
+        }
+        call.group = None;
+        call.presented = None;
+        t.transferor_gone
     }
 
     /// The target's no-answer timer.
@@ -576,7 +610,7 @@ impl CallEngine {
             .and_then(|t| t.deadline)
             .is_some_and(|d| d <= now)
         {
-            self.transfer_failed(call, "480 Temporarily Unavailable");
+            self.transfer_failed(call, "480 Temporarily Unavailable", now);
         }
     }
 
