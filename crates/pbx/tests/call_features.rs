@@ -200,6 +200,19 @@ fn reinvite_glare_gives_491() {
     finals.sort();
     assert_eq!(finals, [200, 491], "one re-INVITE wins, the other gets 491");
     assert_eq!(sim.engine.calls()[0].phase, CallPhase::Connected);
+    // RFC 3261 §14.1: the loser retries after a pause, and gets through.
+    let loser = if reinvite_finals(&sim, a).contains(&491) {
+        a
+    } else {
+        b
+    };
+    let now = sim.now;
+    sim.phones[loser]
+        .send_in_dialog(Method::Invite, true, now)
+        .unwrap();
+    sim.run_for(secs(10));
+    assert_eq!(reinvite_finals(&sim, loser), [491, 200]);
+    assert_eq!(sim.engine.calls()[0].phase, CallPhase::Connected);
 }
 
 #[test]
