@@ -1060,3 +1060,55 @@ fn a_call_in_progress_at_shutdown_is_ended_and_recorded() {
     assert!(cdr.duration_secs >= 1);
     drop(db);
 }
+
+/// A colleague dials `**102` on a plain softphone and takes the call
+/// ringing at 102.
+#[test]
+fn star_star_pickup_from_a_softphone() {
+    if !clients_available("star_pickup", &["baresip"]) {
+        return;
+    }
+    let pbx = pbx(&["101", "102", "103"], "30200-30399");
+    let mut ringing = opts(clients::OTHER_IP, 880);
+    ringing.auto_answer = false;
+    let bob = pbx.phone("102", ringing);
+    let mut alice = baresip_phone(
+        pbx.account("101"),
+        pbx.sip,
+        &dialling(clients::PHONE_IP, 440, "102", 12),
+    );
+    let mut bob = bob;
+    assert!(
+        bob.proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Incoming call")
+                || l.contains("ringing"))
+            .is_some(),
+        "{}",
+        bob.proc.log()
+    );
+    let mut dave = baresip_phone(
+        pbx.account("103"),
+        pbx.sip,
+        &dialling("127.0.0.4", 660, "**102", 6),
+    );
+    assert!(
+        dave.proc
+            .wait_for_line(Duration::from_secs(10), |l| l.contains("Call established"))
+            .is_some(),
+        "{}\n{}",
+        dave.proc.log(),
+        pbx.server.log()
+    );
+    alice.wait_exit(Duration::from_secs(20));
+    dave.wait_exit(Duration::from_secs(20));
+    assert!(alice.proc.log().contains("Call established"));
+    assert_heard(&dave, 440.0, "the picker");
+    let (heard, _) = alice.heard();
+    assert!(
+        sound_runs(&heard).contains(&"660"),
+        "Alice heard Dave: {}",
+        describe(&heard, 8000)
+    );
+    let cdr = &pbx.cdrs(1)[0].record;
+    assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
+}

@@ -440,3 +440,28 @@ fn the_transferor_may_hang_up_before_the_target_answers() {
     sim.run_for(secs(40));
     assert_ports_returned(&sim);
 }
+
+/// `**1001` from another phone picks up the call ringing at 1001; with
+/// nothing ringing there it is a clear 404.
+#[test]
+fn star_star_extension_picks_up_the_call_ringing_there() {
+    let (mut sim, a, b) = two_phones(52, NetConfig::perfect());
+    let d = sim.phone("dave", "1003", true);
+    sim.phones[b].behavior = ring(None);
+    let now = sim.now;
+    sim.phones[d].call("**1001", now);
+    sim.run_for(secs(2));
+    assert_eq!(sim.phones[d].invite_finals(), [404], "nothing ringing yet");
+    let now = sim.now;
+    sim.phones[a].call("1001", now);
+    sim.run_for(secs(2));
+    let now = sim.now;
+    sim.phones[d].call("**1001", now);
+    sim.run_for(secs(5));
+    assert_eq!(sim.phones[a].invite_finals(), [200]);
+    assert_eq!(cancels(&sim, b).len(), 1);
+    let calls = sim.engine.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].callee, "1003");
+    assert_eq!(calls[0].phase, CallPhase::Connected);
+}

@@ -134,6 +134,15 @@ impl CallEngine {
             };
             return self.on_replaces(key, request, source, origin, replaces, offer, now);
         }
+        let pickup = request
+            .uri
+            .user()
+            .and_then(|u| u.strip_prefix(super::transfer::PICKUP_PREFIX))
+            .filter(|ext| !ext.is_empty() && ext.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned);
+        if let (Some(ext), store::Direction::Internal) = (pickup, origin.direction) {
+            return self.pickup_by_code(key, request, source, origin, &ext, offer, now);
+        }
         let dialled = request
             .uri
             .user()

@@ -55,6 +55,10 @@ fn refer_target(value: &str) -> Option<(String, bool)> {
     Some((String::from_utf8_lossy(&user).into_owned(), attended))
 }
 
+/// Dialled before an extension number, picks up the call ringing there
+/// (directed pickup, as on FreePBX and Asterisk).
+pub(crate) const PICKUP_PREFIX: &str = "**";
+
 /// A dialog named by a Replaces value (RFC 3891): Call-ID and two tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Replaces {
@@ -773,6 +777,46 @@ impl CallEngine {
         self.insert_call(call);
     }
 
+    /// `**<extension>`: picks up the call ringing at that extension of the
+    /// caller's business (the oldest, if several), as a Replaces naming its
+    /// leg would. Nothing ringing there: 404.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn pickup_by_code(
+        &mut self,
+        key: TxKey,
+        request: Request,
+        source: sip::transaction::Target,
+        origin: super::setup::Origin,
+        extension: &str,
+        offer: media::Sdp,
+        now: Instant,
+    ) {
+        let ringing = |c: &Call| {
+            c.tenant == origin.tenant
+                && c.phase == CallPhase::Ringing
+                && !c.a.finalized
+                && c.winner.is_none()
+                && c.forks.iter().any(|f| {
+                    f.extension == extension
+                        && !f.cancelled
+                        && matches!(f.state, ForkState::Calling | ForkState::Proceeding)
+                })
+        };
+        let id = self
+            .calls
+            .values()
+            .filter(|c| ringing(c))
+            .min_by_key(|c| c.started)
+            .map(|c| c.id);
+        let Some(mut call) = id.and_then(|id| self.calls.remove(&id)) else {
+            let mut r = request.response_tagged(StatusCode::NOT_FOUND);
+            r.reason = format!("Not Found (no call ringing at {extension})");
+            return self.respond(&key, r);
+        };
+        self.pickup(&mut call, key, &request, source, &origin, &offer, now);
+        self.insert_call(call);
+    }
+
     /// The new phone's INVITE as the call's B side (a UAS dialog kept in
     /// a fork slot), answered with `body`.
     #[allow(clippy::too_many_arguments)]
@@ -840,6 +884,7 @@ impl CallEngine {
         };
         tracing::info!(call = call.id, by = %origin.caller, "picked up");
         self.cancel_all(call, Some(COMPLETED_ELSEWHERE));
+        call.group = None;
         let i = self.adopt_as_b(call, &key, request, source, &origin.caller, body_b, now);
         call.winner = Some(i);
         call.callee = origin.caller.clone();
