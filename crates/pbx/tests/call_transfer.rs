@@ -465,3 +465,78 @@ fn star_star_extension_picks_up_the_call_ringing_there() {
     assert_eq!(calls[0].callee, "1003");
     assert_eq!(calls[0].phase, CallPhase::Connected);
 }
+
+/// Bob's early dialog with the PBX for his (ringing) call to Carol, as a
+/// Replaces value escaped for a Refer-To URI.
+fn early_replaces(sim: &Sim, phone: usize) -> String {
+    let d = sim.phones[phone].dialog.clone().expect("an outgoing call");
+    let ringing = sim.phones[phone]
+        .responses
+        .iter()
+        .find(|r| r.status.as_u16() == 180 && r.headers.get("Call-ID") == Some(d.call_id.as_str()))
+        .expect("a 180 for the consultation");
+    let ours = tag(ringing.headers.get("To").unwrap());
+    format!("{};to-tag={ours};from-tag={}", d.call_id, tag(&d.local))
+        .replace('@', "%40")
+        .replace(';', "%3B")
+        .replace('=', "%3D")
+}
+
+/// Semi-attended: Bob REFERs while his consultation call to Carol still
+/// rings. When Carol answers, she is joined with Alice; Bob's consultation
+/// INVITE ends with 487 and he leaves Alice's call.
+#[test]
+fn semi_attended_transfer_joins_when_the_target_answers() {
+    let (mut sim, a, b, c) = three(53);
+    sim.phones[c].behavior = ring(Some(3));
+    let now = sim.now;
+    sim.phones[b].call("1002", now);
+    sim.run_for(secs(1));
+    let replaces = early_replaces(&sim, b);
+    let now = sim.now;
+    sim.phones[b].refer(&format!("<sip:1002@pbx.example?Replaces={replaces}>"), now);
+    sim.run_for(secs(1));
+    assert_eq!(
+        notified(&sim, b),
+        ["SIP/2.0 100 Trying"],
+        "waiting for Carol"
+    );
+    sim.run_for(secs(5));
+    assert_eq!(notified(&sim, b), ["SIP/2.0 100 Trying", "SIP/2.0 200 OK"]);
+    assert!(sim.phones[b].invite_finals().contains(&487));
+    assert!(sim.phones[b].ended, "Bob leaves Alice's call");
+    assert!(pai_of_last_reinvite(&sim, a).contains("sip:1002@"));
+    assert!(pai_of_last_reinvite(&sim, c).contains("sip:1000@"));
+    let calls = sim.engine.calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(
+        (calls[0].caller.as_str(), calls[0].callee.as_str()),
+        ("1000", "1002")
+    );
+    let now = sim.now;
+    sim.phones[c].send_in_dialog(Method::Bye, false, now);
+    sim.run_for(secs(5));
+    assert!(sim.phones[a].ended);
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}
+
+#[test]
+fn semi_attended_transfer_to_a_busy_target_stays_with_the_transferor() {
+    let (mut sim, a, b, c) = three(54);
+    sim.phones[c].behavior = ring(None);
+    sim.dir.edit("1002", |p| p.no_answer_timeout = secs(4));
+    let now = sim.now;
+    sim.phones[b].call("1002", now);
+    sim.run_for(secs(1));
+    let replaces = early_replaces(&sim, b);
+    let now = sim.now;
+    sim.phones[b].refer(&format!("<sip:1002@pbx.example?Replaces={replaces}>"), now);
+    sim.run_for(secs(6));
+    assert_eq!(
+        notified(&sim, b),
+        ["SIP/2.0 100 Trying", "SIP/2.0 480 Temporarily Unavailable"]
+    );
+    assert!(!sim.phones[a].ended);
+    assert_eq!(sim.engine.calls().len(), 1, "Alice and Bob still talk");
+}

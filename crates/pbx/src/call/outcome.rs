@@ -159,6 +159,7 @@ impl CallEngine {
         self.respond(&call.a.key.clone(), r);
         call.a.finalized = true;
         self.cancel_all(call, None);
+        self.join_failed(call, 487);
         self.end(
             call,
             now,
@@ -245,6 +246,7 @@ impl CallEngine {
         cause: &str,
         now: Instant,
     ) {
+        self.join_failed(call, code);
         if !call.a.finalized {
             let r = self.a_response(call, status(code));
             self.respond(&call.a.key.clone(), r);

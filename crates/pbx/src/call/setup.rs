@@ -199,6 +199,7 @@ impl CallEngine {
             routes: Default::default(),
             held: [false; 2],
             transfer: None,
+            join_into: None,
             presented: None,
             transferred: None,
             own_reinvites: Default::default(),
@@ -447,6 +448,13 @@ impl CallEngine {
         let sdp = parse_sdp(&resp.body, resp.content_type().ok().flatten());
         let can_win =
             call.winner.is_none() && !call.a.finalized && call.phase == CallPhase::Ringing;
+        if let (Some(answer), true, true) = (&sdp, can_win, call.join_into.is_some()) {
+            // A semi-attended transfer waits for this answer.
+            call.no_answer_at = None;
+            if self.join_on_answer(call, i, answer, now) {
+                return;
+            }
+        }
         let answer = sdp
             .filter(|_| can_win)
             .and_then(|s| call.media.sdp_for(Side::A, &s).ok().map(|b| (s, b)));

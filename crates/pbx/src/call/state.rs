@@ -158,6 +158,9 @@ pub(crate) struct Call {
     pub trunk: Option<store::TrunkId>,
     /// The ring group being rung, while it rings.
     pub group: Option<GroupState>,
+    /// A semi-attended transfer waits for this consultation call to be
+    /// answered: (the call to join it into, its transferor's fork, who).
+    pub join_into: Option<(u64, usize, String)>,
     /// A blind transfer ringing its target.
     pub transfer: Option<super::transfer::Transfer>,
     /// Who new B-legs present as the caller (name, number) when it is not

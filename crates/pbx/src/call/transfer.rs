@@ -251,13 +251,19 @@ impl CallEngine {
         let Some(mut consult) = self.calls.remove(&id2) else {
             return self.respond(&key, req.response(status(481)));
         };
-        let usable = consult.phase == CallPhase::Connected
-            && consult.tenant == call.tenant
-            && (leg2 == LegRef::A || consult.winner == leg_fork(leg2));
+        // Semi-attended: the transferor's consultation call still rings.
+        let ringing = consult.phase == CallPhase::Ringing
+            && leg2 == LegRef::A
+            && !consult.a.finalized
+            && call.transfer.is_none();
+        let usable = consult.tenant == call.tenant
+            && (ringing
+                || consult.phase == CallPhase::Connected
+                    && (leg2 == LegRef::A || consult.winner == leg_fork(leg2)));
         if !usable {
             self.insert_call(consult);
             let mut r = req.response(status(403));
-            r.reason = "Forbidden (the consultation call is not connected)".to_owned();
+            r.reason = "Forbidden (no consultation call to join)".to_owned();
             return self.respond(&key, r);
         }
         self.respond(&key, req.response(status(202)));
@@ -267,6 +273,18 @@ impl CallEngine {
         };
         if side == Side::A {
             self.swap_sides(call);
+        }
+        if ringing {
+            // Joined when the target answers (or the transferor hears why not).
+            let Some(transferor) = call.winner else {
+                self.insert_call(consult);
+                return;
+            };
+            self.notify(call, transferor, "100 Trying", false);
+            consult.join_into = Some((call.id, transferor, by.clone()));
+            tracing::info!(call = call.id, by = %by, to = %consult.callee, "semi-attended transfer");
+            self.insert_call(consult);
+            return;
         }
         // In the consultation call, the transferor on side A, the target on B.
         let target_number = if leg2 == LegRef::A {
@@ -281,32 +299,17 @@ impl CallEngine {
             return;
         };
         self.notify(call, transferor, "100 Trying", false);
-        // The target's leg moves into this call as its B side.
-        let mut fork = consult.forks[w2].clone();
-        fork.round = call.round;
-        consult.forks[w2].state = ForkState::Done;
-        consult.winner = None;
-        let tag = fork.dialog.local_tag.clone();
-        consult.tags.retain(|t| *t != tag);
         let target_sdp = consult.media.declared(Side::B).cloned();
-        let i = call.forks.len();
-        call.forks.push(fork);
-        self.add_dialog(call, tag, LegRef::Fork(i));
-        // The transferor leaves both calls.
-        self.notify(call, transferor, "200 OK", true);
-        self.bye_fork(call, transferor, None);
-        call.forks[transferor].state = ForkState::Done;
-        call.winner = Some(i);
-        call.transferred = Some((by.clone(), target_number.clone()));
-        call.callee = target_number.clone();
-        if call.held[idx(Side::B)] {
-            call.held[idx(Side::B)] = false;
-            self.media_out.push_back(MediaCommand::Music {
-                call: call.id,
-                to: Side::A,
-                on: false,
-            });
-        }
+        self.join_target(
+            call,
+            transferor,
+            &by,
+            &mut consult,
+            w2,
+            &target_number,
+            target_sdp,
+            now,
+        );
         self.bye(&mut consult, Side::A, None);
         consult.transferred = Some((by.clone(), call.caller.clone()));
         self.end(
@@ -317,6 +320,49 @@ impl CallEngine {
             store::HangupBy::Caller,
         );
         self.insert_call(consult);
+    }
+
+    /// The consultation call's answering leg `w2` moves into `call` as its
+    /// B side; the transferor leaves `call`; both remaining parties are
+    /// re-INVITEd with each other's identity and description.
+    #[allow(clippy::too_many_arguments)]
+    fn join_target(
+        &mut self,
+        call: &mut Call,
+        transferor: usize,
+        by: &str,
+        consult: &mut Call,
+        w2: usize,
+        target_number: &str,
+        target_sdp: Option<media::Sdp>,
+        now: Instant,
+    ) {
+        let _ = now;
+        // The target's leg moves into this call as its B side.
+        let mut fork = consult.forks[w2].clone();
+        fork.round = call.round;
+        consult.forks[w2].state = ForkState::Done;
+        consult.winner = None;
+        let tag = fork.dialog.local_tag.clone();
+        consult.tags.retain(|t| *t != tag);
+        let i = call.forks.len();
+        call.forks.push(fork);
+        self.add_dialog(call, tag, LegRef::Fork(i));
+        // The transferor leaves both calls.
+        self.notify(call, transferor, "200 OK", true);
+        self.bye_fork(call, transferor, None);
+        call.forks[transferor].state = ForkState::Done;
+        call.winner = Some(i);
+        call.transferred = Some((by.to_owned(), target_number.to_owned()));
+        call.callee = target_number.to_owned();
+        if call.held[idx(Side::B)] {
+            call.held[idx(Side::B)] = false;
+            self.media_out.push_back(MediaCommand::Music {
+                call: call.id,
+                to: Side::A,
+                on: false,
+            });
+        }
         tracing::info!(call = call.id, by = %by, to = %target_number, "attended transfer");
         // Both remaining parties learn who they talk to, and the media path:
         // the target now sends to this call's relay.
@@ -334,6 +380,75 @@ impl CallEngine {
             let identity = format!("<sip:{target_number}@{host}>");
             self.reinvite(call, Side::A, body, Some(&identity));
         }
+    }
+
+    /// The ringing consultation call `consult` was answered on fork `i`
+    /// (already ACKed) and is to be joined into the call waiting for it:
+    /// the transferor's INVITE ends with 487, the target moves over.
+    /// Returns false when that call is gone (answer normally then).
+    pub(crate) fn join_on_answer(
+        &mut self,
+        consult: &mut Call,
+        i: usize,
+        answer: &media::Sdp,
+        now: Instant,
+    ) -> bool {
+        let Some((id1, transferor, by)) = consult.join_into.take() else {
+            return false;
+        };
+        let Some(mut call) = self.calls.remove(&id1) else {
+            return false;
+        };
+        if call.phase != CallPhase::Connected || call.winner != Some(transferor) {
+            self.insert_call(call);
+            return false;
+        }
+        if !consult.a.finalized {
+            let r = self.a_response(consult, status(487));
+            let key = consult.a.key.clone();
+            self.respond(&key, r);
+            consult.a.finalized = true;
+        }
+        for j in 0..consult.forks.len() {
+            if j != i {
+                self.cancel_fork(consult, j, Some(COMPLETED_ELSEWHERE));
+            }
+        }
+        let target = consult.forks[i].extension.clone();
+        consult.winner = Some(i);
+        self.join_target(
+            &mut call,
+            transferor,
+            &by,
+            consult,
+            i,
+            &target,
+            Some(answer.clone()),
+            now,
+        );
+        consult.transferred = Some((by, call.caller.clone()));
+        self.insert_call(call);
+        self.end(
+            consult,
+            now,
+            store::Disposition::Answered,
+            "attended transfer",
+            store::HangupBy::Caller,
+        );
+        true
+    }
+
+    /// The ringing consultation call failed: the call waiting to be joined
+    /// hears why (NOTIFY) and stays with the transferor.
+    pub(crate) fn join_failed(&mut self, consult: &mut Call, code: u16) {
+        let Some((id1, transferor, _)) = consult.join_into.take() else {
+            return;
+        };
+        let Some(mut call) = self.calls.remove(&id1) else {
+            return;
+        };
+        self.notify(&mut call, transferor, &sipfrag_status(code), true);
+        self.insert_call(call);
     }
 
     /// The target's offer: what the transferee accepts, on side B.
@@ -965,6 +1080,9 @@ fn sipfrag_status(code: u16) -> String {
     let reason = match code {
         403 => "Forbidden",
         404 => "Not Found",
+        408 => "Request Timeout",
+        487 => "Request Terminated",
+        603 => "Decline",
         480 => "Temporarily Unavailable",
         486 => "Busy Here",
         503 => "Service Unavailable",
