@@ -21,103 +21,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clients::{Account, Phone, PhoneOpts, baresip_phone, clients_available, provision, sip_addrs};
-use common::{Db, Server, block_on};
-use store::{
-    CdrQuery, Direction, Directory, Disposition, ExtensionNumber, ForwardTarget, TenantId,
-    Transport, TrunkSettings,
-};
-
-const DOMAIN: &str = "acme.example";
-
-struct Pbx {
-    _db: Db,
-    server: Server,
-    sip: SocketAddr,
-    dir: Arc<dyn Directory>,
-    tenant: TenantId,
-    accounts: Vec<Account>,
-}
-
-fn pbx(numbers: &[&str], rtp: &str) -> Pbx {
-    pbx_with(numbers, rtp, |_, _| {})
-}
-
-/// Provisions `numbers`, runs `setup` on the directory, then starts the
-/// server with relay ports `rtp` (each test its own: tests run in parallel;
-/// all below 32768, where Linux starts handing out ephemeral ports).
-fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, TenantId)) -> Pbx {
-    let db = Db::sqlite();
-    let accounts = provision(&db, DOMAIN, numbers);
-    let dir = block_on(store::connect(&db.url)).expect("directory");
-    let tenant = block_on(dir.get_tenant_by_domain(&DOMAIN.parse().unwrap()))
-        .unwrap()
-        .id;
-    setup(&*dir, tenant);
-    let server = Server::start(
-        &db,
-        &[
-            ("SWITCHBOARD_RTP_PORTS", rtp),
-            ("RUST_LOG", "info,pbx=debug"),
-        ],
-    );
-    let sip = sip_addrs(&server).udp;
-    Pbx {
-        _db: db,
-        server,
-        sip,
-        dir,
-        tenant,
-        accounts,
-    }
-}
-
-impl Pbx {
-    fn account(&self, number: &str) -> &Account {
-        self.accounts
-            .iter()
-            .find(|a| a.user == number)
-            .expect("provisioned")
-    }
-
-    fn phone(&self, number: &str, opts: PhoneOpts) -> Phone {
-        let mut p = baresip_phone(self.account(number), self.sip, &opts);
-        p.wait_registered();
-        p
-    }
-
-    fn edit_extension(&self, number: &str, f: impl FnOnce(&mut store::ExtensionSettings)) {
-        let n: ExtensionNumber = number.parse().unwrap();
-        block_on(async {
-            let ext = self
-                .dir
-                .get_extension_by_number(self.tenant, &n)
-                .await
-                .unwrap();
-            let mut s = ext.settings.clone();
-            f(&mut s);
-            self.dir
-                .update_extension(self.tenant, ext.id, &s)
-                .await
-                .unwrap();
-        });
-    }
-
-    /// Waits (bounded) until the tenant has `n` CDRs; returns them, newest first.
-    fn cdrs(&self, n: usize) -> Vec<store::Cdr> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let rows = block_on(self.dir.list_cdrs(self.tenant, &CdrQuery::default()))
-                .unwrap()
-                .items;
-            if rows.len() >= n || Instant::now() > deadline {
-                assert_eq!(rows.len(), n, "CDRs: {rows:#?}\n{}", self.server.log());
-                return rows;
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
+use clients::pbx::{DOMAIN, Pbx, pbx, pbx_with};
+use clients::{Phone, PhoneOpts, baresip_phone, clients_available};
+use common::block_on;
+use store::{CdrQuery, Direction, Disposition, ForwardTarget, Transport, TrunkSettings};
 
 fn opts(ip: &'static str, tone: u32) -> PhoneOpts {
     PhoneOpts {
@@ -185,7 +92,7 @@ fn two_phones_call_by_extension_and_hear_each_other() {
     );
     assert_heard(&alice, 880.0, "the caller");
     assert_heard(&bob, 440.0, "the callee");
-    let cdr = &pbx.cdrs(1)[0].record;
+    let cdr = &pbx.cdr_rows(1)[0].record;
     assert_eq!(
         (
             cdr.caller.as_str(),
@@ -264,7 +171,7 @@ fn busy_no_answer_cancel_and_forwarding() {
         a.proc.log()
     );
 
-    let rows = pbx.cdrs(4);
+    let rows = pbx.cdr_rows(4);
     let got: Vec<(&str, Disposition, &str)> = rows
         .iter()
         .rev()
@@ -612,7 +519,7 @@ fn trunk_failover_emergency_at_limit_and_inbound_numbers() {
     thread::sleep(Duration::from_secs(2));
     sock.send_to(bye.as_bytes(), pbx.sip).unwrap();
 
-    let rows = pbx.cdrs(4);
+    let rows = pbx.cdr_rows(4);
     let find = |dialled: &str| {
         rows.iter()
             .find(|c| c.record.dialled == dialled)
@@ -738,7 +645,7 @@ fn hold_plays_music_to_the_other_party_and_resume_restores_audio() {
         "{}",
         pbx.server.log()
     );
-    let cdr = &pbx.cdrs(1)[0].record;
+    let cdr = &pbx.cdr_rows(1)[0].record;
     assert_eq!(cdr.disposition, Disposition::Answered);
 }
 
@@ -804,7 +711,7 @@ fn blind_transfer_by_the_callee_connects_the_caller_to_the_target() {
         describe(&heard, rate)
     );
     assert_heard(&carol, 440.0, "the target");
-    let cdr = &pbx.cdrs(1)[0].record;
+    let cdr = &pbx.cdr_rows(1)[0].record;
     assert_eq!(cdr.caller, "101");
     assert_eq!(cdr.callee, "103");
     assert_eq!(cdr.transferred_by.as_deref(), Some("102"));
@@ -926,7 +833,7 @@ fn attended_transfer_with_real_phones() {
         "Carol heard Alice in {alice_share:.2}: {}",
         describe(&c_heard, 8000)
     );
-    let rows = pbx.cdrs(2);
+    let rows = pbx.cdr_rows(2);
     let consult = rows
         .iter()
         .find(|c| c.record.hangup_cause == "attended transfer")
@@ -1000,7 +907,7 @@ fn directed_pickup_with_replaces() {
         "Alice heard Dave in {share:.2}: {}",
         describe(&a_heard, 8000)
     );
-    let cdr = &pbx.cdrs(1)[0].record;
+    let cdr = &pbx.cdr_rows(1)[0].record;
     assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
     assert_eq!(cdr.disposition, Disposition::Answered);
 }
@@ -1109,6 +1016,6 @@ fn star_star_pickup_from_a_softphone() {
         "Alice heard Dave: {}",
         describe(&heard, 8000)
     );
-    let cdr = &pbx.cdrs(1)[0].record;
+    let cdr = &pbx.cdr_rows(1)[0].record;
     assert_eq!((cdr.caller.as_str(), cdr.callee.as_str()), ("101", "103"));
 }

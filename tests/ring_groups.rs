@@ -13,57 +13,20 @@
 mod clients;
 mod common;
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use clients::{Account, Phone, PhoneOpts, baresip_phone, clients_available, provision, sip_addrs};
-use common::{Db, Server, block_on};
+use clients::pbx::{Pbx, pbx_with};
+use clients::{Phone, PhoneOpts, baresip_phone, clients_available};
+use common::block_on;
 use store::{
-    CdrQuery, Directory, Disposition, RingGroup, RingGroupMember, RingGroupSettings, RingStrategy,
+    Directory, Disposition, RingGroup, RingGroupMember, RingGroupSettings, RingStrategy,
     RouteTarget, TenantId, Transport, TrunkSettings,
 };
 
-const DOMAIN: &str = "acme.example";
 const COMPLETED_ELSEWHERE: &str = "SIP;cause=200;text=\"Call completed elsewhere\"";
-
-struct Pbx {
-    _db: Db,
-    server: Server,
-    sip: SocketAddr,
-    dir: Arc<dyn Directory>,
-    tenant: TenantId,
-    accounts: Vec<Account>,
-}
-
-/// Provisions `numbers` (named "Phone N"), runs `setup` on the directory,
-/// then starts the server with relay ports `rtp`.
-fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, TenantId)) -> Pbx {
-    let db = Db::sqlite();
-    let accounts = provision(&db, DOMAIN, numbers);
-    let dir = block_on(store::connect(&db.url)).expect("directory");
-    let tenant = block_on(dir.get_tenant_by_domain(&DOMAIN.parse().unwrap()))
-        .unwrap()
-        .id;
-    setup(&*dir, tenant);
-    let server = Server::start(
-        &db,
-        &[
-            ("SWITCHBOARD_RTP_PORTS", rtp),
-            ("RUST_LOG", "info,pbx=debug"),
-        ],
-    );
-    let sip = sip_addrs(&server).udp;
-    Pbx {
-        _db: db,
-        server,
-        sip,
-        dir,
-        tenant,
-        accounts,
-    }
-}
 
 /// Creates ring group `number` with `members` (extension numbers, or
 /// `+...` outside numbers) in the directory.
@@ -96,19 +59,6 @@ async fn group(
 }
 
 impl Pbx {
-    fn account(&self, number: &str) -> &Account {
-        self.accounts
-            .iter()
-            .find(|a| a.user == number)
-            .expect("provisioned")
-    }
-
-    fn phone(&self, number: &str, opts: PhoneOpts) -> Phone {
-        let mut p = baresip_phone(self.account(number), self.sip, &opts);
-        p.wait_registered();
-        p
-    }
-
     /// `caller` dials `number` and hangs up after `secs` seconds.
     fn call(&self, caller: &str, ip: &'static str, number: &str, secs: u32) -> Phone {
         let mut p = baresip_phone(
@@ -129,17 +79,11 @@ impl Pbx {
 
     /// Waits (bounded) until the tenant has `n` CDRs; returns them, oldest first.
     fn cdrs(&self, n: usize) -> Vec<store::NewCdr> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let rows = block_on(self.dir.list_cdrs(self.tenant, &CdrQuery::default()))
-                .unwrap()
-                .items;
-            if rows.len() >= n || Instant::now() > deadline {
-                assert_eq!(rows.len(), n, "CDRs: {rows:#?}\n{}", self.server.log());
-                return rows.into_iter().rev().map(|c| c.record).collect();
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
+        self.cdr_rows(n)
+            .into_iter()
+            .rev()
+            .map(|c| c.record)
+            .collect()
     }
 }
 

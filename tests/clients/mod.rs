@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Db, Output, Server, cli, run_bounded};
 
+pub mod pbx;
 pub mod sipua;
 
 /// A second and a third loopback address: "another machine" for tests that
