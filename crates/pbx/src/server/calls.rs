@@ -183,8 +183,6 @@ pub(crate) async fn load_trunk_sources(
 #[derive(Clone)]
 pub struct CallsView {
     inner: Arc<Mutex<Arc<Vec<CallSummary>>>>,
-    /// A monotonic instant and the wall time it corresponds to.
-    anchor: (Instant, SystemTime),
 }
 
 impl std::fmt::Debug for CallsView {
@@ -199,7 +197,6 @@ impl CallsView {
     fn new() -> Self {
         CallsView {
             inner: Arc::new(Mutex::new(Arc::new(Vec::new()))),
-            anchor: (Instant::now(), SystemTime::now()),
         }
     }
 
@@ -210,12 +207,7 @@ impl CallsView {
 
     /// The wall-clock time of an instant in a [`CallSummary`].
     pub fn wall_time(&self, at: Instant) -> SystemTime {
-        let (mono, wall) = self.anchor;
-        if at >= mono {
-            wall + (at - mono)
-        } else {
-            wall - (mono - at)
-        }
+        wall_of(at)
     }
 
     fn publish(&self, calls: Vec<CallSummary>) {
@@ -226,6 +218,17 @@ impl CallsView {
         metrics::gauge!("calls_active").set(calls.len() as f64);
         metrics::gauge!("calls_connected").set(connected as f64);
         *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(calls);
+    }
+}
+
+/// The wall-clock time of a monotonic instant, against the clocks as they
+/// read now (so a wall-clock step since start-up is followed).
+fn wall_of(at: Instant) -> SystemTime {
+    let (mono, wall) = (Instant::now(), SystemTime::now());
+    if at <= mono {
+        wall - (mono - at)
+    } else {
+        wall + (at - mono)
     }
 }
 
@@ -715,14 +718,7 @@ impl CallsDriver {
             self.auth.plan.outside_calls().ended(rec.tenant);
         }
         metrics::counter!("calls_total", "disposition" => rec.disposition.as_str()).increment(1);
-        let (mono, wall) = (Instant::now(), SystemTime::now());
-        let row = rec.to_new_cdr(CdrId::new(), |i| {
-            if i <= mono {
-                wall - (mono - i)
-            } else {
-                wall + (i - mono)
-            }
-        });
+        let row = rec.to_new_cdr(CdrId::new(), wall_of);
         if self.cdr.send(row).is_err() {
             tracing::error!(call = rec.call, "CDR writer stopped; record lost");
         }
