@@ -25,6 +25,35 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     /// Closes the pool (waits for connections to be returned).
     async fn close(&self);
 
+    // ------------------------------------------------------------ change events
+
+    /// Appends `change` to the change log for servers in other processes (PostgreSQL also
+    /// sends it with NOTIFY). `origin` names the writing process ([`crate::ChangeBus::origin`]).
+    /// A directory never shared between processes (a test double) may keep this default,
+    /// which records nothing.
+    async fn record_change(
+        &self,
+        origin: uuid::Uuid,
+        change: &crate::changes::Change,
+    ) -> Result<()> {
+        let _ = (origin, change);
+        Ok(())
+    }
+
+    /// Changes recorded by other processes from now on, in order, with a
+    /// [`crate::changes::Delivery::Resync`] wherever some may have been missed. PostgreSQL:
+    /// LISTEN (in place when this returns); SQLite: a poll of the change log every
+    /// `options.poll`. The default (test doubles) fails: there is nothing to watch.
+    async fn watch_changes(
+        &self,
+        options: crate::changes::WatchOptions,
+    ) -> Result<crate::changes::ChangeWatch> {
+        let _ = options;
+        Err(crate::error::StoreError::Internal(
+            "this directory does not deliver changes across processes".to_owned(),
+        ))
+    }
+
     // ------------------------------------------------------------ tenants
 
     async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant>;

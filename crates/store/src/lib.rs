@@ -32,6 +32,7 @@
 //!   (`ON CONFLICT (id) DO NOTHING`).
 
 mod backend;
+pub mod changes;
 mod directory;
 mod error;
 pub mod model;
@@ -41,6 +42,7 @@ mod web;
 
 use std::sync::Arc;
 
+pub use changes::{Change, ChangeBus};
 pub use directory::Directory;
 pub use error::{Result, StoreError};
 pub use model::*;

@@ -63,6 +63,8 @@ pub(crate) fn field(
     }
 }
 
+#[path = "contract/changes.rs"]
+mod changes;
 #[path = "contract/columns.rs"]
 mod columns;
 #[path = "contract/extensions.rs"]

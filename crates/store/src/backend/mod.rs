@@ -30,5 +30,7 @@ macro_rules! backend_prelude {
 }
 pub(crate) use backend_prelude;
 
+mod changes_pg;
+mod changes_sqlite;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;

@@ -72,4 +72,15 @@ fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+async fn record_change(pool: &Pool, origin: Uuid, change: &crate::changes::Change) -> Result<()> {
+    super::changes_pg::record_change(pool, origin, change, db_err, now()).await
+}
+
+async fn watch_changes(
+    pool: &Pool,
+    options: crate::changes::WatchOptions,
+) -> Result<crate::changes::ChangeWatch> {
+    super::changes_pg::watch_changes(pool, options, db_err).await
+}
+
 crate::sql::directory_impl::expand_backend!(PgDirectory);

@@ -143,6 +143,17 @@ fn db_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+async fn record_change(pool: &Pool, origin: Uuid, change: &crate::changes::Change) -> Result<()> {
+    super::changes_sqlite::record_change(pool, origin, change, db_err, ts(now())).await
+}
+
+async fn watch_changes(
+    pool: &Pool,
+    options: crate::changes::WatchOptions,
+) -> Result<crate::changes::ChangeWatch> {
+    super::changes_sqlite::watch_changes(pool, options, db_err).await
+}
+
 crate::sql::directory_impl::expand_backend!(SqliteDirectory);
 
 #[cfg(test)]

@@ -73,6 +73,19 @@ macro_rules! directory_impl {
             async fn close(&self) {
                 self.pool.close().await
             }
+            async fn record_change(
+                &self,
+                origin: Uuid,
+                change: &crate::changes::Change,
+            ) -> Result<()> {
+                record_change(&self.pool, origin, change).await
+            }
+            async fn watch_changes(
+                &self,
+                options: crate::changes::WatchOptions,
+            ) -> Result<crate::changes::ChangeWatch> {
+                watch_changes(&self.pool, options).await
+            }
 
             async fn create_tenant(&self, new: &NewTenant) -> Result<Tenant> {
                 create_tenant(&self.pool, new).await

@@ -1,0 +1,233 @@
+//! Change events: what an admin changed, for the running engine.
+//!
+//! Every mutation of the web app's service layer (pages, API and CLI alike) publishes one
+//! [`Change`]. Delivery:
+//! * inside one process, over a [`ChangeBus`] (a tokio broadcast channel);
+//! * across processes (the CLI, or another server on the same database), through
+//!   [`crate::Directory::record_change`]: a row in the `change_log` table, which PostgreSQL also
+//!   sends with `NOTIFY switchboard_changes` in the same transaction. A server reads them from
+//!   [`crate::Directory::watch_changes`]: `LISTEN` on PostgreSQL, a poll of the table on SQLite.
+//!
+//! A receiver that may have missed events (a lagging broadcast receiver, a lost `LISTEN`
+//! connection, a cursor older than the pruned log) gets [`Delivery::Resync`] and must drop what
+//! it caches wholesale: an event is never silently lost.
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc};
+use uuid::Uuid;
+
+use crate::model::{CredentialId, ExtensionId, NumberId, RingGroupId, TenantId, TrunkId};
+
+/// The NOTIFY channel (PostgreSQL).
+pub const NOTIFY_CHANNEL: &str = "switchboard_changes";
+
+/// Rows kept in `change_log`; older ones are pruned as new ones are written. A reader whose
+/// cursor falls behind them resynchronises.
+pub const LOG_KEEP: i64 = 10_000;
+
+/// What happened to the thing a [`Change`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Created,
+    /// Settings changed (forwarding, DND, members, route, addresses...).
+    Updated,
+    Deleted,
+    /// A credential's password was replaced.
+    Regenerated,
+    /// A tenant suspended: none of its phones may register or call.
+    Suspended,
+    /// A tenant resumed.
+    Resumed,
+}
+
+/// One admin change: which tenant, which object, what happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// An extension (its forwarding, DND, no-answer timeout, owner) or, when deleted, every
+    /// credential and binding under it.
+    Extension {
+        tenant: TenantId,
+        extension: ExtensionId,
+        action: Action,
+    },
+    /// One SIP credential (device) of an extension.
+    Credential {
+        tenant: TenantId,
+        extension: ExtensionId,
+        credential: CredentialId,
+        action: Action,
+    },
+    RingGroup {
+        tenant: TenantId,
+        group: RingGroupId,
+        action: Action,
+    },
+    /// A telephone number: assigned, unassigned, routed, added or deleted. `tenant` is the
+    /// tenant it belongs to after the change (`None`: the operator's inventory).
+    Number {
+        tenant: Option<TenantId>,
+        number: NumberId,
+        action: Action,
+    },
+    /// Tenant settings (limits, permissions, main number) or its suspension.
+    Tenant { tenant: TenantId, action: Action },
+    /// A trunk (platform-wide).
+    Trunk { trunk: TrunkId, action: Action },
+}
+
+impl Change {
+    /// The tenant the change belongs to (`None`: platform-wide or unassigned).
+    pub fn tenant(&self) -> Option<TenantId> {
+        match *self {
+            Change::Extension { tenant, .. }
+            | Change::Credential { tenant, .. }
+            | Change::RingGroup { tenant, .. }
+            | Change::Tenant { tenant, .. } => Some(tenant),
+            Change::Number { tenant, .. } => tenant,
+            Change::Trunk { .. } => None,
+        }
+    }
+
+    /// The JSON stored in `change_log` and sent with NOTIFY.
+    pub fn to_json(&self) -> String {
+        // A plain enum of ids and unit variants always serialises.
+        serde_json::to_string(self).unwrap_or_else(|_| String::from("{}"))
+    }
+
+    pub fn from_json(s: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(s)
+    }
+}
+
+/// What a change receiver gets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Change(Change),
+    /// Changes may have been missed (the reason says why): drop every cache.
+    Resync(String),
+}
+
+/// In-process delivery, and the identity of this process in the change log. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ChangeBus {
+    origin: Uuid,
+    tx: broadcast::Sender<Change>,
+}
+
+impl ChangeBus {
+    /// Room for this many events per receiver; a receiver further behind resynchronises.
+    pub const CAPACITY: usize = 1024;
+
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(Self::CAPACITY);
+        Self {
+            origin: Uuid::now_v7(),
+            tx,
+        }
+    }
+
+    /// This process: rows of the change log written with it are not read back.
+    pub fn origin(&self) -> Uuid {
+        self.origin
+    }
+
+    /// Sends to every receiver in this process (none: nothing happens).
+    pub fn send(&self, change: Change) {
+        let _ = self.tx.send(change);
+    }
+
+    pub fn subscribe(&self) -> ChangeReceiver {
+        ChangeReceiver {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+impl Default for ChangeBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A [`ChangeBus`] receiver that turns lag into [`Delivery::Resync`].
+#[derive(Debug)]
+pub struct ChangeReceiver {
+    rx: broadcast::Receiver<Change>,
+}
+
+impl ChangeReceiver {
+    /// The next delivery; `None` once every sender is gone.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        match self.rx.recv().await {
+            Ok(c) => Some(Delivery::Change(c)),
+            Err(broadcast::error::RecvError::Lagged(n)) => Some(Delivery::Resync(format!(
+                "{n} in-process change events were dropped while the receiver lagged"
+            ))),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+/// Settings of [`crate::Directory::watch_changes`].
+#[derive(Clone, Copy, Debug)]
+pub struct WatchOptions {
+    /// This process's origin: its own rows are skipped.
+    pub origin: Uuid,
+    /// SQLite: how often the change log is read (default 200 ms). PostgreSQL ignores it
+    /// (NOTIFY arrives at once).
+    pub poll: std::time::Duration,
+}
+
+impl WatchOptions {
+    pub const DEFAULT_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+    pub fn new(origin: Uuid) -> Self {
+        Self {
+            origin,
+            poll: Self::DEFAULT_POLL,
+        }
+    }
+}
+
+/// Deliveries from other processes; the watching task ends when this is dropped.
+pub type ChangeWatch = mpsc::Receiver<Delivery>;
+
+/// Queue between the watching task and its reader; when full the task waits (the database
+/// keeps the rows, or PostgreSQL buffers the notifications).
+pub(crate) const WATCH_QUEUE: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip_through_json() {
+        let c = Change::Credential {
+            tenant: TenantId::new(),
+            extension: ExtensionId::new(),
+            credential: CredentialId::new(),
+            action: Action::Regenerated,
+        };
+        let json = c.to_json();
+        assert!(json.contains("\"kind\":\"credential\""), "{json}");
+        assert!(json.contains("\"action\":\"regenerated\""), "{json}");
+        assert_eq!(Change::from_json(&json).unwrap(), c);
+    }
+
+    #[tokio::test]
+    async fn a_lagging_receiver_is_told_to_resync() {
+        let bus = ChangeBus::new();
+        let mut rx = bus.subscribe();
+        let c = Change::Trunk {
+            trunk: TrunkId::new(),
+            action: Action::Created,
+        };
+        for _ in 0..ChangeBus::CAPACITY + 5 {
+            bus.send(c);
+        }
+        assert!(matches!(rx.recv().await, Some(Delivery::Resync(_))));
+        assert_eq!(rx.recv().await, Some(Delivery::Change(c)));
+    }
+}
