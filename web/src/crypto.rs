@@ -7,12 +7,10 @@ use argon2::password_hash::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use md5::Md5;
-use rand::Rng as _;
 use rand::RngCore as _;
 use rand::rngs::OsRng;
 use sha2::{Digest as _, Sha256};
-use store::{Ha1Md5, Ha1Sha256, PasswordHash, TokenHash};
+use store::{PasswordHash, TokenHash};
 
 use crate::error::Internal;
 
@@ -112,28 +110,8 @@ pub fn decoy_hash() -> &'static PasswordHash {
     })
 }
 
-/// Length of generated SIP passwords: 20 characters from a 56-symbol alphabet, about 116 bits.
-pub const SIP_PASSWORD_LEN: usize = 20;
-
-/// A strong SIP password without look-alike characters (no 0/O, 1/l/I), easy to type into a
-/// phone's keypad menu if it has to be.
-pub fn generate_sip_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    (0..SIP_PASSWORD_LEN)
-        .map(|_| char::from(ALPHABET[OsRng.gen_range(0..ALPHABET.len())]))
-        .collect()
-}
-
-/// H(username:realm:password) for MD5 and SHA-256 digest authentication.
-pub fn sip_ha1(username: &str, realm: &str, password: &str) -> (Ha1Md5, Ha1Sha256) {
-    let input = format!("{username}:{realm}:{password}");
-    let md5 = hex::encode(Md5::digest(input.as_bytes()));
-    let sha = hex::encode(Sha256::digest(input.as_bytes()));
-    (
-        md5.parse().expect("MD5 hex is a valid HA1"),
-        sha.parse().expect("SHA-256 hex is a valid HA1"),
-    )
-}
+// SIP passwords and HA1s live with the rest of the credential rules.
+pub use crate::service::credentials::{SIP_PASSWORD_LEN, generate_sip_password, sip_ha1};
 
 #[cfg(test)]
 mod tests {
@@ -146,23 +124,6 @@ mod tests {
         assert_ne!(a, random_token());
         assert_eq!(token_hash(&a), token_hash(&a));
         assert_ne!(token_hash(&a), token_hash(&random_token()));
-    }
-
-    #[test]
-    fn ha1_known_vector() {
-        // RFC 2617 section 3.5.
-        let (md5, _) = sip_ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
-        assert_eq!(md5.as_str(), "939e7578ed9e3c518a452acee763bce9");
-    }
-
-    #[test]
-    fn sip_passwords_are_strong() {
-        let p = generate_sip_password();
-        assert_eq!(p.len(), SIP_PASSWORD_LEN);
-        assert!(
-            p.chars()
-                .all(|c| c.is_ascii_alphanumeric() && !"0O1lI".contains(c))
-        );
     }
 
     #[tokio::test]

@@ -39,6 +39,7 @@ mod headers;
 mod health;
 pub mod live;
 mod pages;
+pub mod service;
 pub mod session;
 mod static_files;
 pub mod throttle;
@@ -65,6 +66,8 @@ pub struct AppState {
     pub throttle: Arc<throttle::LoginThrottle>,
     /// Calls in progress; none unless the binary attaches the call engine.
     pub live_calls: Arc<dyn LiveCalls>,
+    /// Every admin mutation goes through it (and is announced to the engine).
+    pub service: service::Service,
 }
 
 impl AppState {
@@ -75,11 +78,18 @@ impl AppState {
 
     pub fn with_config(directory: Arc<dyn Directory>, config: WebConfig) -> Self {
         Self {
+            service: service::Service::new(Arc::clone(&directory), store::ChangeBus::new()),
             directory,
             config: Arc::new(config),
             throttle: Arc::new(throttle::LoginThrottle::default()),
             live_calls: Arc::new(NoLiveCalls),
         }
+    }
+
+    /// Publishes admin changes on `bus`, the one the SIP engine of this process subscribes to.
+    pub fn with_changes(mut self, bus: store::ChangeBus) -> Self {
+        self.service = service::Service::new(Arc::clone(&self.directory), bus);
+        self
     }
 
     /// Shows the calls `live` reports on the active-calls pages and `GET /api/v1/calls`.

@@ -200,6 +200,40 @@ impl LocationService {
         self.adjust(0, n);
     }
 
+    /// Removes the bindings of `tenant` that `revoked` accepts (an admin change revoked
+    /// them: a deleted extension or credential, a new password, a suspended tenant); returns
+    /// them. Other tenants are not walked.
+    pub fn remove_where(
+        &self,
+        tenant: TenantId,
+        mut revoked: impl FnMut(&Binding) -> bool,
+    ) -> Vec<Binding> {
+        let mut removed = Vec::new();
+        let mut map = self.lock();
+        if let Some(exts) = map.get_mut(&tenant) {
+            exts.retain(|_, v| {
+                let (gone, kept): (Vec<Binding>, Vec<Binding>) =
+                    std::mem::take(v).into_iter().partition(|b| revoked(b));
+                removed.extend(gone);
+                *v = kept;
+                !v.is_empty()
+            });
+            if exts.is_empty() {
+                map.remove(&tenant);
+            }
+        }
+        drop(map);
+        if !removed.is_empty() {
+            self.adjust(removed.len(), 0);
+        }
+        removed
+    }
+
+    /// The tenants holding bindings.
+    pub fn tenants(&self) -> Vec<TenantId> {
+        self.lock().keys().copied().collect()
+    }
+
     /// Removes expired bindings; returns how many.
     pub fn sweep(&self, now: SystemTime) -> usize {
         let mut removed = 0;

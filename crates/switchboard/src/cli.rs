@@ -271,6 +271,21 @@ pub enum ExtensionCommand {
         #[arg(long, value_name = "DOMAIN")]
         tenant: String,
     },
+    /// Delete an extension with its SIP accounts; running servers sign its phones off at once.
+    Delete {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        number: String,
+    },
+    /// Give an extension's SIP account a new generated password (printed once); the old one
+    /// stops working at once on running servers.
+    Password {
+        #[arg(long, value_name = "DOMAIN")]
+        tenant: String,
+        #[arg(long)]
+        number: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

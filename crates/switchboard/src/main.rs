@@ -114,11 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         other => {
-            let ctx = provision::Ctx {
-                dir: Arc::clone(&dir),
-                out,
-                settings,
-            };
+            let ctx = provision::Ctx::new(Arc::clone(&dir), out, settings);
             provision::run(&ctx, other).await
         }
     };

@@ -226,6 +226,10 @@ pub async fn spawn_services(
             .map_err(|e| anyhow::anyhow!("SWITCHBOARD_RTP_PORTS: {e}"))?;
     sip_config.calls.media.media_timeout = Duration::from_secs(settings.media_timeout);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
+    // Admin changes: the web app publishes on this bus and the engine applies them at once;
+    // changes made by other processes arrive through the directory (see store::changes).
+    let changes = store::ChangeBus::new();
+    sip_config.changes = Some(changes.clone());
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, Arc::clone(&directory), token.cancelled_owned())
         .await
@@ -248,7 +252,8 @@ pub async fn spawn_services(
         ..Default::default()
     };
     let state = web::AppState::with_config(Arc::clone(&directory), config)
-        .with_live_calls(Arc::new(EngineCalls(calls)));
+        .with_live_calls(Arc::new(EngineCalls(calls)))
+        .with_changes(changes);
     let token = services.shutdown_token();
     services.spawn("web", async move {
         web::serve(listener, state, token.cancelled_owned())

@@ -12,7 +12,8 @@ use super::{ApiJson, created, page};
 use crate::AppState;
 use crate::auth::{ApiAdminOf, parse_id};
 use crate::error::{ApiError, AppError};
-use crate::pages::business::{new_credential, registrar};
+use crate::pages::business::registrar;
+use crate::service::credentials::new_credential;
 
 #[utoipa::path(get, path = "/tenants/{tenant}/extensions", tag = "extensions",
     params(("tenant" = String, Path, description = "Business id"), ListParams),
@@ -51,14 +52,13 @@ pub async fn create(
             "display_name must be 1 to 200 characters",
         )));
     }
-    let (cred, password) = new_credential(&a.tenant, number.as_str().parse()?);
     let new = NewExtension {
         number,
         settings: ExtensionSettings::new(name),
     };
-    let (ext, _) = state
-        .directory
-        .create_extension(a.tenant.id, &new, Some(&cred))
+    let (ext, cred, password) = state
+        .service
+        .create_extension(&a.tenant, &new, None)
         .await?;
     Ok(created(ExtensionCreated {
         extension: ExtensionOut::from(&ext),
@@ -140,7 +140,7 @@ pub async fn patch(
         )?,
     };
     let e = state
-        .directory
+        .service
         .update_extension(a.tenant.id, e.id, &s)
         .await?;
     Ok(Json(ExtensionOut::from(&e)))
@@ -156,7 +156,7 @@ pub async fn delete(
     Path(p): Path<ExtPath>,
 ) -> Result<Response, ApiError> {
     let e = load(&state, &a, &p).await?;
-    state.directory.delete_extension(a.tenant.id, e.id).await?;
+    state.service.delete_extension(a.tenant.id, e.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -171,30 +171,23 @@ pub async fn new_password(
 ) -> Result<Json<SipCredentialsOut>, ApiError> {
     let e = load(&state, &a, &p).await?;
     let creds = state.directory.list_credentials(a.tenant.id, e.id).await?;
-    let (cred, password) = match creds.first() {
-        Some(c) => {
-            let (fresh, password) = new_credential(&a.tenant, c.username.clone());
-            state
-                .directory
-                .regenerate_credential(a.tenant.id, c.id, &fresh.ha1_md5, &fresh.ha1_sha256)
-                .await?;
-            state
-                .directory
-                .remove_registrations_for_credential(a.tenant.id, c.id)
-                .await?;
-            (fresh, password)
-        }
+    let (username, password) = match creds.first() {
+        Some(c) => (
+            c.username.clone(),
+            state.service.regenerate_credential(&a.tenant, c).await?,
+        ),
         None => {
-            let (fresh, password) = new_credential(&a.tenant, e.number.as_str().parse()?);
-            state
-                .directory
-                .create_credential(a.tenant.id, e.id, &fresh)
+            let (fresh, password) =
+                new_credential(&a.tenant.sip_domain, e.number.as_str().parse()?, None);
+            let c = state
+                .service
+                .add_credential(a.tenant.id, e.id, &fresh)
                 .await?;
-            (fresh, password)
+            (c.username, password)
         }
     };
     Ok(Json(SipCredentialsOut {
-        username: cred.username.to_string(),
+        username: username.to_string(),
         password,
         domain: a.tenant.sip_domain.to_string(),
         registrar: registrar(&state, &a.tenant),

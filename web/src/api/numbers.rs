@@ -58,10 +58,10 @@ pub async fn add(
         .map_err(|(field, msg)| ApiError(AppError::invalid(field, msg)))?;
     let tenant = tenant_id(&b.tenant_id)?;
     let added = if count == 1 {
-        vec![state.directory.add_number(&first, tenant).await?]
+        vec![state.service.add_number(&first, tenant).await?]
     } else {
         state
-            .directory
+            .service
             .add_number_range(&first, count, tenant)
             .await?
     };
@@ -87,7 +87,7 @@ pub async fn assign(
 ) -> Result<Json<NumberOut>, ApiError> {
     let id: NumberId = parse_id(&p.number)?;
     let n = state
-        .directory
+        .service
         .assign_number(id, tenant_id(&b.tenant_id)?)
         .await?;
     Ok(Json(NumberOut::from(&n)))
@@ -181,7 +181,7 @@ pub async fn route(
         }
     };
     let n = state
-        .directory
+        .service
         .set_number_route(a.tenant.id, id, target)
         .await?;
     Ok(Json(NumberOut::from(&n)))

@@ -15,9 +15,8 @@ use super::{ApiJson, created};
 use crate::AppState;
 use crate::auth::{ApiAdminOf, parse_id};
 use crate::error::{ApiError, AppError};
-use crate::pages::ring_groups::{
-    create_group, dialable_target, extensions_by_id, parse_members, target_number, update_group,
-};
+use crate::pages::ring_groups::{dialable_target, extensions_by_id, target_number};
+use crate::service::ring_groups::parse_members;
 
 async fn out(
     state: &AppState,
@@ -123,7 +122,10 @@ pub async fn create(
     let fallback = b.fallback.as_deref().unwrap_or("");
     settings.fallback = dialable_target(&*state.directory, t, fallback, "fallback").await?;
     let members = members(&state, t, &b.members).await?;
-    let g = create_group(&state, t, &number, &settings, &members).await?;
+    let g = state
+        .service
+        .create_ring_group(t, &number, &settings, &members)
+        .await?;
     Ok(created(one(&state, t, &g).await?))
 }
 
@@ -183,7 +185,10 @@ pub async fn patch(
         Some(m) => Some(members(&state, t, m).await?),
         None => None,
     };
-    let g = update_group(&state, t, &g, &s, members.as_deref()).await?;
+    let g = state
+        .service
+        .update_ring_group(t, &g, &s, members.as_deref())
+        .await?;
     Ok(Json(one(&state, t, &g).await?))
 }
 
@@ -197,6 +202,6 @@ pub async fn delete(
     Path(p): Path<GroupPath>,
 ) -> Result<Response, ApiError> {
     let g = load(&state, &a, &p).await?;
-    state.directory.delete_ring_group(a.tenant.id, g.id).await?;
+    state.service.delete_ring_group(a.tenant.id, g.id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -84,9 +84,9 @@ pub async fn patch(
     if let Some(v) = b.allow_premium {
         s.allow_premium = v;
     }
-    let mut t = state.directory.update_tenant(a.tenant.id, &s).await?;
+    let mut t = state.service.update_tenant(a.tenant.id, &s).await?;
     if let Some(v) = b.suspended {
-        t = state.directory.set_tenant_suspended(t.id, v).await?;
+        t = state.service.set_tenant_suspended(t.id, v).await?;
     }
     Ok(Json(TenantOut::from(&t)))
 }

@@ -94,7 +94,7 @@ pub async fn create(
         enabled: true,
         inbound_source: None,
     };
-    let t = state.directory.create_trunk(&apply(defaults, b)?).await?;
+    let t = state.service.create_trunk(&apply(defaults, b)?).await?;
     Ok(created(TrunkOut::from(&t)))
 }
 
@@ -127,7 +127,7 @@ pub async fn patch(
 ) -> Result<Json<TrunkOut>, ApiError> {
     let t = state.directory.get_trunk(parse_id(&p.trunk)?).await?;
     let t = state
-        .directory
+        .service
         .update_trunk(t.id, &apply(t.settings, b)?)
         .await?;
     Ok(Json(TrunkOut::from(&t)))
@@ -141,6 +141,6 @@ pub async fn delete(
     _op: ApiOperator,
     Path(p): Path<TrunkPath>,
 ) -> Result<Response, ApiError> {
-    state.directory.delete_trunk(parse_id(&p.trunk)?).await?;
+    state.service.delete_trunk(parse_id(&p.trunk)?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -13,8 +13,9 @@ use crate::AppState;
 use crate::auth::{ApiAdminOf, parse_id};
 use crate::crypto;
 use crate::error::{ApiError, AppError};
-use crate::pages::business::{new_credential, registrar};
+use crate::pages::business::registrar;
 use crate::pages::devices::MAX_DEVICES;
+use crate::service::credentials::new_credential;
 
 fn role(s: &str) -> Result<Role, ApiError> {
     match s {
@@ -178,7 +179,7 @@ pub async fn add_device(
         .map(|k| format!("{}-{k}", e.number))
         .find(|u| !existing.iter().any(|c| c.username.as_str() == u))
         .unwrap_or_default();
-    let (mut cred, password) = new_credential(t, username.parse()?);
+    let (mut cred, password) = new_credential(&t.sip_domain, username.parse()?, None);
     cred.mac_address = b.mac_address.as_deref().map(str::parse).transpose()?;
     cred.model = b
         .model
@@ -190,7 +191,7 @@ pub async fn add_device(
             "model must be at most 100 characters",
         )));
     }
-    let c = state.directory.create_credential(t.id, e.id, &cred).await?;
+    let c = state.service.add_credential(t.id, e.id, &cred).await?;
     Ok(created(DeviceCreated {
         device: DeviceOut::from(&c),
         sip: SipCredentialsOut {
@@ -228,10 +229,6 @@ pub async fn delete_device(
     if c.extension_id != e.id {
         return Err(ApiError(AppError::NotFound));
     }
-    state
-        .directory
-        .remove_registrations_for_credential(a.tenant.id, c.id)
-        .await?;
-    state.directory.delete_credential(a.tenant.id, c.id).await?;
+    state.service.delete_credential(a.tenant.id, &c).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

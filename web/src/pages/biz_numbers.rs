@@ -108,13 +108,9 @@ async fn route_number(
         Err(e) => return Err(e.into()),
     };
     let error = match target {
-        Ok(route) => match state
-            .directory
-            .set_number_route(a.tenant.id, id, route)
-            .await
-        {
+        Ok(route) => match state.service.set_number_route(a.tenant.id, id, route).await {
             Ok(_) => return Ok(see_other(&format!("{}/numbers", base(&a.tenant)))),
-            Err(e) if e.field().is_some() => e.to_string(),
+            Err(e) if e.field().is_some() => e.public_message(),
             Err(e) => return Err(e.into()),
         },
         Err(msg) => msg,

@@ -13,7 +13,6 @@ use store::*;
 use super::{field_error, page_number, see_other, ticked};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
-use crate::crypto;
 use crate::error::PageError;
 use crate::views::business::*;
 use crate::views::{ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status};
@@ -140,23 +139,6 @@ async fn new_extension(a: AdminOf) -> Result<Response, PageError> {
     })
 }
 
-/// A new credential for `username` in the tenant's realm, with a generated password.
-pub fn new_credential(t: &Tenant, username: SipUsername) -> (NewCredential, String) {
-    let password = crypto::generate_sip_password();
-    let (ha1_md5, ha1_sha256) =
-        crypto::sip_ha1(username.as_str(), t.sip_domain.as_str(), &password);
-    (
-        NewCredential {
-            username,
-            ha1_md5,
-            ha1_sha256,
-            mac_address: None,
-            model: None,
-        },
-        password,
-    )
-}
-
 async fn create_extension(
     State(state): State<AppState>,
     a: AdminOf,
@@ -175,18 +157,12 @@ async fn create_extension(
         .map_err(|e| errors.add("number", e.message))
         .ok();
     if let (Some(number), true) = (number, errors.is_empty()) {
-        let username: SipUsername = number.as_str().parse()?;
-        let (cred, password) = new_credential(t, username);
         let new = NewExtension {
             number,
             settings: ExtensionSettings::new(name),
         };
-        match state
-            .directory
-            .create_extension(t.id, &new, Some(&cred))
-            .await
-        {
-            Ok((ext, _)) => {
+        match state.service.create_extension(t, &new, None).await {
+            Ok((ext, cred, password)) => {
                 tracing::info!(tenant = %t.id, extension = %ext.number, "extension created");
                 return render(&CredentialsPage {
                     layout: Layout::for_business(
@@ -369,7 +345,7 @@ async fn update_extension(
             dnd: ticked(&form.dnd),
         };
         match state
-            .directory
+            .service
             .update_extension(a.tenant.id, e.id, &settings)
             .await
         {
@@ -463,15 +439,7 @@ async fn regenerate(
             e.id, c.id
         )));
     }
-    let (fresh, password) = new_credential(&a.tenant, c.username.clone());
-    state
-        .directory
-        .regenerate_credential(a.tenant.id, c.id, &fresh.ha1_md5, &fresh.ha1_sha256)
-        .await?;
-    state
-        .directory
-        .remove_registrations_for_credential(a.tenant.id, c.id)
-        .await?;
+    let password = state.service.regenerate_credential(&a.tenant, &c).await?;
     tracing::info!(tenant = %a.tenant.id, extension = %e.number, "SIP password regenerated");
     render(&CredentialsPage {
         layout: Layout::for_business(
@@ -511,7 +479,7 @@ async fn toggle_dnd(
     let mut settings = e.settings.clone();
     settings.dnd = form.dnd == "on";
     let e = state
-        .directory
+        .service
         .update_extension(a.tenant.id, e.id, &settings)
         .await?;
     let b = base(&a.tenant);

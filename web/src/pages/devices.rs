@@ -9,13 +9,13 @@ use axum::{Form, Router};
 use store::*;
 
 use super::business::{
-    ConfirmForm, CredPath, ExtPath, base, edit_form, extension_page, load_credential,
-    new_credential, registrar,
+    ConfirmForm, CredPath, ExtPath, base, edit_form, extension_page, load_credential, registrar,
 };
 use super::{field_error, see_other};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
-use crate::error::PageError;
+use crate::error::{AppError, PageError};
+use crate::service::credentials::new_credential;
 use crate::views::business::{CredentialsPage, DeviceForm};
 use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
 
@@ -71,10 +71,10 @@ async fn add(
             .map(|k| format!("{}-{k}", e.number))
             .find(|u| !existing.iter().any(|c| c.username.as_str() == u))
             .unwrap_or_default();
-        let (mut cred, password) = new_credential(t, username.parse()?);
+        let (mut cred, password) = new_credential(&t.sip_domain, username.parse()?, None);
         cred.mac_address = mac;
         cred.model = (!model.is_empty()).then(|| model.to_owned());
-        match state.directory.create_credential(t.id, e.id, &cred).await {
+        match state.service.add_credential(t.id, e.id, &cred).await {
             Ok(c) => {
                 let b = base(t);
                 return render(&CredentialsPage {
@@ -144,11 +144,7 @@ async fn delete(
             e.id, c.id
         )));
     }
-    state
-        .directory
-        .remove_registrations_for_credential(a.tenant.id, c.id)
-        .await?;
-    state.directory.delete_credential(a.tenant.id, c.id).await?;
+    state.service.delete_credential(a.tenant.id, &c).await?;
     Ok(see_other(&format!("{b}/extensions/{}", e.id)))
 }
 
@@ -196,12 +192,12 @@ async fn delete_extension(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("{b}/extensions/{}/delete", e.id)));
     }
-    match state.directory.delete_extension(a.tenant.id, e.id).await {
+    match state.service.delete_extension(a.tenant.id, e.id).await {
         Ok(()) => Ok(see_other(&format!("{b}/extensions"))),
         // Still routed to: say so on the extension's page, where the admin can act on it.
-        Err(err @ StoreError::Conflict { .. }) => {
+        Err(err @ AppError::Conflict { .. }) => {
             let mut errors = FormErrors::default();
-            errors.add("delete", err.to_string());
+            errors.add("delete", err.public_message());
             let page = extension_page(&state, &a, &e, edit_form(&e), errors, false).await?;
             render_status(StatusCode::CONFLICT, &page)
         }

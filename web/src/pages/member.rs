@@ -141,7 +141,7 @@ async fn update(
     settings.forwarding = forwarding;
     settings.dnd = ticked(&form.dnd);
     match state
-        .directory
+        .service
         .update_extension(tenant, e.id, &settings)
         .await
     {

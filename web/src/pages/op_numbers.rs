@@ -221,15 +221,12 @@ async fn add_numbers(
         (Ok((first, count)), Ok(tenant)) => {
             let result = if count == 1 {
                 state
-                    .directory
+                    .service
                     .add_number(&first, tenant)
                     .await
                     .map(|n| vec![n])
             } else {
-                state
-                    .directory
-                    .add_number_range(&first, count, tenant)
-                    .await
+                state.service.add_number_range(&first, count, tenant).await
             };
             match result {
                 Ok(added) => {
@@ -300,7 +297,7 @@ async fn assign_number(
             }
         },
     };
-    state.directory.assign_number(id, tenant).await?;
+    state.service.assign_number(id, tenant).await?;
     Ok(see_other("/operator/numbers"))
 }
 
@@ -339,7 +336,7 @@ async fn delete_number(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("/operator/numbers/{}/delete", n.id)));
     }
-    state.directory.delete_number(n.id).await?;
+    state.service.delete_number(&n).await?;
     Ok(see_other("/operator/numbers"))
 }
 

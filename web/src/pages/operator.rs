@@ -248,7 +248,7 @@ async fn update_tenant(
     settings.main_number = t.settings.main_number.clone();
     let mut current = t.clone();
     if errors.is_empty() {
-        match state.directory.update_tenant(t.id, &settings).await {
+        match state.service.update_tenant(t.id, &settings).await {
             Ok(updated) => current = updated,
             Err(e) => field_error(&mut errors, e, &[])?,
         }
@@ -352,7 +352,7 @@ async fn suspend(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("/operator/tenants/{}/suspend", t.id)));
     }
-    state.directory.set_tenant_suspended(t.id, true).await?;
+    state.service.set_tenant_suspended(t.id, true).await?;
     tracing::info!(tenant = %t.id, "business suspended");
     Ok(see_other(&format!("/operator/tenants/{}", t.id)))
 }
@@ -363,6 +363,6 @@ async fn resume(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let t = load_tenant(&state, &id).await?;
-    state.directory.set_tenant_suspended(t.id, false).await?;
+    state.service.set_tenant_suspended(t.id, false).await?;
     Ok(see_other(&format!("/operator/tenants/{}", t.id)))
 }

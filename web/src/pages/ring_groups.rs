@@ -20,8 +20,7 @@ use crate::error::{AppError, PageError};
 use crate::views::ring_groups::*;
 use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
 
-/// Members one group may have.
-pub const MAX_MEMBERS: usize = 100;
+pub use crate::service::ring_groups::parse_members;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -63,52 +62,6 @@ pub(crate) async fn dialable_target(
         )),
         Err(e) => Err(e.into()),
     }
-}
-
-/// A member list as typed: each entry an extension number of the business or a phone number,
-/// in ring order. Errors name the entry (1-based) on the field `members`.
-pub(crate) async fn parse_members(
-    dir: &dyn Directory,
-    tenant: TenantId,
-    entries: &[&str],
-) -> Result<Vec<RingGroupMember>, AppError> {
-    let entries: Vec<&str> = entries
-        .iter()
-        .map(|e| e.trim())
-        .filter(|e| !e.is_empty())
-        .collect();
-    if entries.len() > MAX_MEMBERS {
-        return Err(AppError::invalid(
-            "members",
-            format!("A ring group can have at most {MAX_MEMBERS} members."),
-        ));
-    }
-    let mut out = Vec::with_capacity(entries.len());
-    for (i, typed) in entries.iter().enumerate() {
-        let at = |m: String| AppError::invalid("members", format!("Member {}: {m}", i + 1));
-        let member = match typed.parse::<ForwardTarget>() {
-            Err(_) => {
-                return Err(at(format!(
-                    "“{typed}” is neither an extension number nor a phone number."
-                )));
-            }
-            Ok(ForwardTarget::External(e164)) => RingGroupMember::External(e164),
-            Ok(ForwardTarget::Extension(n)) => {
-                match dir.get_extension_by_number(tenant, &n).await {
-                    Ok(e) => RingGroupMember::Extension(e.id),
-                    Err(e) if e.is_not_found() => {
-                        return Err(at(format!("there is no extension {n}.")));
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        if out.contains(&member) {
-            return Err(at(format!("{typed} is listed twice.")));
-        }
-        out.push(member);
-    }
-    Ok(out)
 }
 
 /// Every extension of the business by id (for showing members by number and name).
@@ -352,7 +305,11 @@ async fn create(
         .ok();
     let valid = read_form(&state, t.id, &form, &mut errors).await?;
     if let (Some(number), Some((settings, members))) = (number, valid) {
-        match create_group(&state, t.id, &number, &settings, &members).await {
+        match state
+            .service
+            .create_ring_group(t.id, &number, &settings, &members)
+            .await
+        {
             Ok(g) => {
                 tracing::info!(tenant = %t.id, group = %g.number, "ring group created");
                 return Ok(see_other(&format!("{}/ring-groups/{}", base(t), g.id)));
@@ -364,30 +321,6 @@ async fn create(
         StatusCode::UNPROCESSABLE_ENTITY,
         &new_page(&a, form, errors),
     )
-}
-
-/// Creates the group with its members; nothing is left behind when the members are refused.
-pub(crate) async fn create_group(
-    state: &AppState,
-    tenant: TenantId,
-    number: &ExtensionNumber,
-    settings: &RingGroupSettings,
-    members: &[RingGroupMember],
-) -> Result<RingGroup, AppError> {
-    let dir = &*state.directory;
-    let g = dir.create_ring_group(tenant, number, settings).await?;
-    if members.is_empty() {
-        return Ok(g);
-    }
-    match dir.set_ring_group_members(tenant, g.id, members).await {
-        Ok(g) => Ok(g),
-        Err(e) => {
-            if let Err(undo) = dir.delete_ring_group(tenant, g.id).await {
-                tracing::warn!(error = %undo, "a half-created ring group could not be removed");
-            }
-            Err(e.into())
-        }
-    }
 }
 
 fn edit_form(
@@ -468,23 +401,6 @@ async fn show(
     render(&group_page(&state, &a, &g, None, FormErrors::default(), false).await?)
 }
 
-/// Stores new settings, and the members only if they changed (a new member list restarts the
-/// round-robin rotation).
-pub(crate) async fn update_group(
-    state: &AppState,
-    tenant: TenantId,
-    g: &RingGroup,
-    settings: &RingGroupSettings,
-    members: Option<&[RingGroupMember]>,
-) -> Result<RingGroup, AppError> {
-    let dir = &*state.directory;
-    let mut current = dir.update_ring_group(tenant, g.id, settings).await?;
-    if let Some(m) = members.filter(|m| *m != g.members.as_slice()) {
-        current = dir.set_ring_group_members(tenant, g.id, m).await?;
-    }
-    Ok(current)
-}
-
 async fn update(
     State(state): State<AppState>,
     a: AdminOf,
@@ -495,7 +411,11 @@ async fn update(
     let mut errors = FormErrors::default();
     let mut current = g.clone();
     if let Some((settings, members)) = read_form(&state, a.tenant.id, &form, &mut errors).await? {
-        match update_group(&state, a.tenant.id, &g, &settings, Some(&members)).await {
+        match state
+            .service
+            .update_ring_group(a.tenant.id, &g, &settings, Some(&members))
+            .await
+        {
             Ok(updated) => current = updated,
             Err(e) => field_error(&mut errors, e, &[])?,
         }
@@ -541,15 +461,15 @@ async fn delete(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("{b}/ring-groups/{}/delete", g.id)));
     }
-    match state.directory.delete_ring_group(a.tenant.id, g.id).await {
+    match state.service.delete_ring_group(a.tenant.id, g.id).await {
         Ok(()) => {
             tracing::info!(tenant = %a.tenant.id, group = %g.number, "ring group deleted");
             Ok(see_other(&format!("{b}/ring-groups")))
         }
         // Still routed to: say so on the group's page.
-        Err(err @ StoreError::Conflict { .. }) => {
+        Err(err @ AppError::Conflict { .. }) => {
             let mut errors = FormErrors::default();
-            errors.add("delete", err.to_string());
+            errors.add("delete", err.public_message());
             let page = group_page(&state, &a, &g, None, errors, false).await?;
             render_status(StatusCode::CONFLICT, &page)
         }

@@ -119,6 +119,6 @@ async fn update(
         main_number,
         ..t.settings.clone()
     };
-    let t = state.directory.update_tenant(t.id, &settings).await?;
+    let t = state.service.update_tenant(t.id, &settings).await?;
     render(&page(&state, &a, &t, selected(&t), FormErrors::default(), true).await?)
 }

@@ -165,7 +165,7 @@ async fn create(
     let mut errors = FormErrors::default();
     let s = settings_from(&form, None, &mut errors);
     if errors.is_empty() {
-        match state.directory.create_trunk(&s).await {
+        match state.service.create_trunk(&s).await {
             Ok(t) => return Ok(see_other(&format!("/operator/trunks/{}", t.id))),
             Err(e) => field_error(&mut errors, e, &[])?,
         }
@@ -227,7 +227,7 @@ async fn update(
     let mut errors = FormErrors::default();
     let s = settings_from(&form, t.settings.password.clone(), &mut errors);
     if errors.is_empty() {
-        match state.directory.update_trunk(t.id, &s).await {
+        match state.service.update_trunk(t.id, &s).await {
             Ok(t) => {
                 let has = t.settings.password.is_some();
                 return render(&form_page(
@@ -281,6 +281,6 @@ async fn delete(
     if f.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("/operator/trunks/{}/delete", t.id)));
     }
-    state.directory.delete_trunk(t.id).await?;
+    state.service.delete_trunk(t.id).await?;
     Ok(see_other("/operator/trunks"))
 }

@@ -239,6 +239,18 @@ impl PreparedPlan {
         entries.retain(|(t, _, _), _| *t != tenant);
     }
 
+    /// Forgets everything (changes may have been missed, or one spans tenants).
+    pub fn clear(&self) {
+        self.prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     pub fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|e| e.into_inner()).len()
     }

@@ -13,6 +13,9 @@
 //! once and verifies again, so a password regenerated in the web app works at once; the same
 //! refetch happens for unknown names, so known and unknown users cost the same.
 //!
+//! Admin changes evict at once ([`CredCache::evict_tenant`], from the change events of
+//! `server::changes`): a deleted credential or a replaced password fails on the next request.
+//!
 //! The cache is bounded (`max_entries` per map): when full, expired entries go first, then
 //! negative ones, then all (a cold cache is slower, never wrong).
 
@@ -92,6 +95,9 @@ pub(crate) struct CredCache {
     refreshing: std::sync::atomic::AtomicUsize,
     max_entries: usize,
     maps: Mutex<Maps>,
+    /// Bumped by every eviction: a fetch that started before one does not store what it read
+    /// (it may predate the change that caused the eviction).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl CredCache {
@@ -102,7 +108,29 @@ impl CredCache {
             refreshing: std::sync::atomic::AtomicUsize::new(0),
             max_entries: max_entries.max(16),
             maps: Mutex::new(Maps::default()),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// Forgets every credential of `tenant` and every realm answer naming it or no tenant (an
+    /// admin changed one of its credentials, extensions or its suspension).
+    pub fn evict_tenant(&self, tenant: TenantId) {
+        let mut maps = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(m) = maps.creds.remove(&tenant) {
+            maps.cred_count = maps.cred_count.saturating_sub(m.len());
+        }
+        maps.domains
+            .retain(|_, e| e.value.is_some_and(|t| t != tenant));
+    }
+
+    /// Forgets everything (changes may have been missed).
+    pub fn clear(&self) {
+        let mut maps = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        *maps = Maps::default();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -164,6 +192,7 @@ impl CredCache {
     /// Fetches (realm, username) from the directory into the cache and returns it.
     pub async fn fetch(&self, realm: &str, username: &str) -> Result<Resolved, StoreError> {
         let now = Instant::now();
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
         // A domain answer younger than REFETCH_AFTER is reused: when thousands of phones of one
         // tenant come in at once, the tenant is read once, not once per phone.
         let recent = self.lock().domains.get(realm).and_then(|e| {
@@ -193,6 +222,17 @@ impl CredCache {
             _ => None,
         };
         let mut maps = self.lock();
+        if self.generation.load(std::sync::atomic::Ordering::SeqCst) != generation {
+            // evicted while we read: answer this request, keep nothing
+            return Ok(match (tenant, cred) {
+                (Some(tenant), Some(cred)) => Resolved::Known {
+                    tenant,
+                    cred,
+                    fetched: now,
+                },
+                _ => Resolved::Unknown { fetched: now },
+            });
+        }
         if maps.domains.len() >= self.max_entries {
             let ttl = self.ttl;
             maps.domains

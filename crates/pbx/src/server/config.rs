@@ -43,6 +43,12 @@ pub struct SipConfig {
     /// Expired-binding sweep period. Default 1 s.
     pub sweep_interval: Duration,
     pub calls: CallsConfig,
+    /// Admin changes made in this process (the web app's service layer publishes on it);
+    /// `None`: only changes from other processes are applied.
+    pub changes: Option<store::ChangeBus>,
+    /// How often the SQLite change log is read for changes made by other processes (the CLI,
+    /// another server). PostgreSQL delivers them at once (LISTEN/NOTIFY). Default 200 ms.
+    pub change_poll: Duration,
 }
 
 /// Settings of the calls engine and its media relay.
@@ -88,6 +94,8 @@ impl SipConfig {
             persist: PersistConfig::default(),
             sweep_interval: Duration::from_secs(1),
             calls: CallsConfig::default(),
+            changes: None,
+            change_poll: store::changes::WatchOptions::DEFAULT_POLL,
         }
     }
 }

@@ -15,6 +15,7 @@
 //! ([`crate::transport::apply_rport_received`]).
 
 mod calls;
+mod changes;
 mod config;
 
 use std::future::Future;
@@ -218,6 +219,18 @@ impl SipService {
         .await;
         let (persist_tx, persist_rx) = mpsc::channel(config.persist.queue_capacity.max(1));
         let (stop_tx, stop_rx) = watch::channel(false);
+        let changes_task = start_changes(
+            &config,
+            changes::Hooks {
+                location: Arc::clone(&location),
+                cache: Arc::clone(&registrar_cache),
+                auth: Arc::clone(&calls_driver.auth),
+                directory: Arc::clone(&directory),
+                calls: calls_tx.clone(),
+            },
+            stop_rx.clone(),
+        )
+        .await;
         let core = Arc::new_cyclic(|me| Core {
             me: me.clone(),
             limits: config.limits,
@@ -274,6 +287,7 @@ impl SipService {
                 let _ = l.await;
             }
             let _ = sweeper.await;
+            let _ = changes_task.await;
             // every call hung up, its record queued: then flush the records
             let _ = calls_task.await;
             let report = cdr_writer.shutdown().await;
@@ -310,6 +324,32 @@ impl SipService {
             supervisor,
         })
     }
+}
+
+/// Subscribes to admin changes (this process's bus, and the directory's feed of other
+/// processes' changes, in place before the first message is served) and spawns the task that
+/// applies them.
+async fn start_changes(
+    config: &SipConfig,
+    hooks: changes::Hooks,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let local = config.changes.as_ref().map(store::ChangeBus::subscribe);
+    // Without a bus, a fresh origin: every row of the change log is someone else's.
+    let origin = config.changes.as_ref().map_or_else(
+        || store::ChangeBus::new().origin(),
+        store::ChangeBus::origin,
+    );
+    let mut options = store::changes::WatchOptions::new(origin);
+    options.poll = config.change_poll;
+    let remote = match hooks.directory.watch_changes(options).await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "changes made by other processes (CLI, other servers) will not reach this server");
+            None
+        }
+    };
+    tokio::spawn(changes::run(hooks, local, remote, stop))
 }
 
 /// The dedicated SIP thread: it drives a current-thread runtime until `keep` fires or is dropped.

@@ -11,11 +11,15 @@ use store::{
     SipDomain, SipUsername, StoreError,
 };
 
-use super::{Ctx, all_pages, parse, read_password_line, registrar, store_error, tenant_by_domain};
+use super::{
+    Ctx, all_pages, parse, read_password_line, registrar, service_error, store_error,
+    tenant_by_domain,
+};
 use crate::cli::ExtensionCommand;
 use crate::csv_rows;
 use crate::output::table;
-use crate::secrets::{Ha1, Secret};
+use crate::secrets::Secret;
+use web::service::credentials::new_credential;
 
 pub async fn run(ctx: &Ctx, command: ExtensionCommand) -> anyhow::Result<()> {
     match command {
@@ -27,7 +31,7 @@ pub async fn run(ctx: &Ctx, command: ExtensionCommand) -> anyhow::Result<()> {
             password_stdin,
         } => {
             let password = if password_stdin {
-                Some(read_password_line()?)
+                Some(read_password_line(Secret::chosen)?)
             } else {
                 password
             };
@@ -35,6 +39,8 @@ pub async fn run(ctx: &Ctx, command: ExtensionCommand) -> anyhow::Result<()> {
         }
         ExtensionCommand::Import { tenant, file } => import(ctx, &tenant, &file).await,
         ExtensionCommand::List { tenant } => list(ctx, &tenant).await,
+        ExtensionCommand::Delete { tenant, number } => delete(ctx, &tenant, &number).await,
+        ExtensionCommand::Password { tenant, number } => password(ctx, &tenant, &number).await,
     }
 }
 
@@ -49,17 +55,7 @@ fn credential(
         .as_str()
         .parse()
         .map_err(|e| anyhow!("extension number {number} is not a SIP username: {e}"))?;
-    let ha1 = Ha1::compute(username.as_str(), realm.as_str(), password);
-    Ok(NewCredential {
-        username,
-        ha1_md5: ha1.md5.parse().map_err(|e| anyhow!("MD5 HA1: {e}"))?,
-        ha1_sha256: ha1
-            .sha256
-            .parse()
-            .map_err(|e| anyhow!("SHA-256 HA1: {e}"))?,
-        mac_address: None,
-        model: None,
-    })
+    Ok(new_credential(realm, username, Some(password.expose())).0)
 }
 
 fn display_name(name: &str) -> anyhow::Result<String> {
@@ -78,31 +74,23 @@ async fn add(
 ) -> anyhow::Result<()> {
     let number: ExtensionNumber = parse("--number", number)?;
     let name = display_name(name)?;
-    let password = password.unwrap_or_else(Secret::generate);
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
-    let cred = credential(&number, &tenant.sip_domain, &password)?;
     let new = NewExtension {
         number,
         settings: ExtensionSettings::new(name),
     };
-    let (ext, cred) = ctx
-        .dir
-        .create_extension(tenant.id, &new, Some(&cred))
+    let (ext, cred, password) = ctx
+        .service
+        .create_extension(&tenant, &new, password.as_ref().map(Secret::expose))
         .await
-        .map_err(store_error)?;
-    let username = cred
-        .map(|c| c.username.to_string())
-        .unwrap_or_else(|| ext.number.to_string());
+        .map_err(service_error)?;
+    let username = cred.username.to_string();
     let registrar = registrar(&ctx.settings, &tenant.sip_domain);
     let text = format!(
         "Extension {} ({}) created for {}.\n\
          SIP account (the password is shown once, store it now):\n  \
          username:  {username}\n  password:  {}\n  domain:    {}\n  registrar: {registrar}",
-        ext.number,
-        ext.settings.display_name,
-        tenant.sip_domain,
-        password.expose(),
-        tenant.sip_domain,
+        ext.number, ext.settings.display_name, tenant.sip_domain, password, tenant.sip_domain,
     );
     let body = json!({
         "id": ext.id.to_string(),
@@ -111,7 +99,7 @@ async fn add(
         "name": ext.settings.display_name,
         "sip": {
             "username": username,
-            "password": password.expose(),
+            "password": password,
             "domain": tenant.sip_domain.as_str(),
             "registrar": registrar,
         },
@@ -149,7 +137,7 @@ async fn import(ctx: &Ctx, tenant: &str, path: &Path) -> anyhow::Result<()> {
             credential: Some(cred),
         });
     }
-    let written = match ctx.dir.import_extensions(tenant.id, &imports).await {
+    let written = match ctx.service.import_extensions(tenant.id, &imports).await {
         Ok(w) => w,
         Err(StoreError::Row { index, error }) => {
             let line = rows.get(index).map_or(0, |r| r.line);
@@ -217,4 +205,74 @@ fn to_json(e: &Extension) -> Value {
         "dnd": e.settings.dnd,
         "no_answer_timeout_secs": e.settings.no_answer_timeout_secs,
     })
+}
+
+/// The extension `number` of the tenant, or an error naming both.
+async fn extension_of(
+    ctx: &Ctx,
+    tenant: &store::Tenant,
+    number: &str,
+) -> anyhow::Result<Extension> {
+    let number: ExtensionNumber = parse("--number", number)?;
+    match ctx.dir.get_extension_by_number(tenant.id, &number).await {
+        Ok(e) => Ok(e),
+        Err(StoreError::NotFound { .. }) => Err(anyhow!(
+            "--number: {} has no extension {number} (see `switchboard extension list`)",
+            tenant.sip_domain
+        )),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+/// Deletes an extension; running servers stop ringing its phones at once.
+async fn delete(ctx: &Ctx, tenant: &str, number: &str) -> anyhow::Result<()> {
+    let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
+    let ext = extension_of(ctx, &tenant, number).await?;
+    ctx.service
+        .delete_extension(tenant.id, ext.id)
+        .await
+        .map_err(service_error)?;
+    ctx.out.emit(
+        format!(
+            "Extension {} ({}) deleted from {}; its phones are signed off.",
+            ext.number, ext.settings.display_name, tenant.sip_domain
+        ),
+        json!({"deleted": ext.id.to_string(), "number": ext.number.as_str()}),
+    );
+    Ok(())
+}
+
+/// Gives the extension's SIP account a new generated password; the old one fails at once.
+async fn password(ctx: &Ctx, tenant: &str, number: &str) -> anyhow::Result<()> {
+    let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
+    let ext = extension_of(ctx, &tenant, number).await?;
+    let creds = ctx
+        .dir
+        .list_credentials(tenant.id, ext.id)
+        .await
+        .map_err(store_error)?;
+    let Some(cred) = creds
+        .iter()
+        .find(|c| c.username.as_str() == ext.number.as_str())
+    else {
+        bail!(
+            "extension {} has no SIP account named {}",
+            ext.number,
+            ext.number
+        );
+    };
+    let password = ctx
+        .service
+        .regenerate_credential(&tenant, cred)
+        .await
+        .map_err(service_error)?;
+    ctx.out.emit(
+        format!(
+            "New SIP password for {} (shown once, store it now): {password}\n\
+             The old password stopped working and its phones were signed off.",
+            cred.username
+        ),
+        json!({"username": cred.username.as_str(), "password": password, "domain": tenant.sip_domain.as_str()}),
+    );
+    Ok(())
 }

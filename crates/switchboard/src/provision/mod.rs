@@ -24,8 +24,22 @@ use crate::secrets::Secret;
 /// What every provisioning command gets.
 pub struct Ctx {
     pub dir: Arc<dyn Directory>,
+    /// Mutations go through the web app's service layer: the same rules, and a change event
+    /// in the change log so running servers apply them at once.
+    pub service: web::service::Service,
     pub out: Output,
     pub settings: Settings,
+}
+
+impl Ctx {
+    pub fn new(dir: Arc<dyn Directory>, out: Output, settings: Settings) -> Self {
+        Self {
+            service: web::service::Service::new(Arc::clone(&dir), store::ChangeBus::new()),
+            dir,
+            out,
+            settings,
+        }
+    }
 }
 
 /// Runs one provisioning command. `command` must be a provisioning one.
@@ -48,6 +62,19 @@ where
     T: std::str::FromStr<Err = store::ParseError>,
 {
     value.parse::<T>().map_err(|e| anyhow!("{flag}: {e}"))
+}
+
+/// A service-layer error as the operator should read it.
+fn service_error(e: web::error::AppError) -> anyhow::Error {
+    use web::error::AppError;
+    match e {
+        AppError::Unavailable(why) => anyhow!("the database is unavailable: {why}"),
+        AppError::Internal(detail) => anyhow!("{detail}"),
+        AppError::Conflict { field, message } | AppError::Invalid { field, message } => {
+            anyhow!("{field}: {message}")
+        }
+        other => anyhow!("{}", other.public_message()),
+    }
 }
 
 /// A store error as the operator should read it.
@@ -110,8 +137,9 @@ fn registrar(settings: &Settings, domain: &SipDomain) -> String {
     }
 }
 
-/// Reads the first line of standard input as the password.
-fn read_password_line() -> anyhow::Result<Secret> {
+/// Reads the first line of standard input as the password; `check` is its policy
+/// ([`Secret::chosen`] for SIP, [`Secret::chosen_login`] for web logins).
+fn read_password_line(check: fn(&str) -> Result<Secret, String>) -> anyhow::Result<Secret> {
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -123,7 +151,7 @@ fn read_password_line() -> anyhow::Result<Secret> {
             "--password-stdin: standard input is empty; expected the password on the first line"
         ));
     }
-    Secret::chosen(password).map_err(|e| anyhow!("--password-stdin: {e}"))
+    check(password).map_err(|e| anyhow!("--password-stdin: {e}"))
 }
 
 #[cfg(test)]

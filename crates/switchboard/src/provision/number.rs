@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 use store::{E164, ExtensionNumber, Number, NumberScope, RouteTarget, StoreError, TenantId};
 
-use super::{Ctx, all_pages, parse, store_error, tenant_by_domain, tenant_domains};
+use super::{Ctx, all_pages, parse, service_error, store_error, tenant_by_domain, tenant_domains};
 use crate::cli::NumberCommand;
 use crate::output::table;
 
@@ -57,13 +57,13 @@ async fn add(
         },
     };
     let mut added = ctx
-        .dir
+        .service
         .add_number(&e164, tenant.as_ref().map(|t| t.id))
         .await
-        .map_err(store_error)?;
+        .map_err(service_error)?;
     if let (Some(t), Some(ext)) = (&tenant, &target) {
         match ctx
-            .dir
+            .service
             .set_number_route(t.id, added.id, RouteTarget::Extension(ext.id))
             .await
         {
@@ -71,14 +71,14 @@ async fn add(
             Err(e) => {
                 // Undo the add so a failed command leaves nothing behind.
                 let undo = async {
-                    ctx.dir.assign_number(added.id, None).await?;
-                    ctx.dir.delete_number(added.id).await
+                    let n = ctx.service.assign_number(added.id, None).await?;
+                    ctx.service.delete_number(&n).await
                 };
                 if let Err(undo_err) = undo.await {
-                    tracing::error!(number = %e164, "could not undo the number add: {undo_err}");
+                    tracing::error!(number = %e164, "could not undo the number add: {}", service_error(undo_err));
                 }
                 return Err(
-                    store_error(e).context(format!("cannot route {e164} to ext:{}", ext.number))
+                    service_error(e).context(format!("cannot route {e164} to ext:{}", ext.number))
                 );
             }
         }

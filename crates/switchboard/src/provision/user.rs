@@ -2,11 +2,11 @@
 
 use anyhow::bail;
 use serde_json::json;
-use store::{Email, NewUser, PasswordHash, Role};
+use store::{Email, NewUser, Role};
 
 use super::{Ctx, parse, read_password_line, store_error, tenant_by_domain};
 use crate::cli::{RoleArg, UserCommand};
-use crate::secrets::{Secret, argon2id_hash};
+use crate::secrets::Secret;
 
 pub async fn run(ctx: &Ctx, command: UserCommand) -> anyhow::Result<()> {
     match command {
@@ -65,14 +65,13 @@ async fn add(
             .to_owned(),
     };
     let (password, generated) = if password_stdin {
-        (read_password_line()?, false)
+        (read_password_line(Secret::chosen_login)?, false)
     } else {
         (Secret::generate(), true)
     };
-    let hash = argon2id_hash(password.clone()).await?;
-    let password_hash: PasswordHash = hash
-        .parse()
-        .map_err(|e| anyhow::anyhow!("password hash rejected by the store: {e}"))?;
+    let password_hash = web::crypto::hash_password(password.expose().to_owned())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?;
     let new = NewUser {
         tenant_id: tenant.as_ref().map(|t| t.id),
         email,
