@@ -326,6 +326,13 @@ impl SipUa {
 
     /// Registers (digest), so calls to this extension reach it.
     pub fn register(&mut self) {
+        let status = self.try_register();
+        assert_eq!(status, 200, "{}: REGISTER not accepted", self.user);
+    }
+
+    /// REGISTER, answering one 401 challenge with this UA's password; returns
+    /// the final status (200, or e.g. 403 for a password that no longer works).
+    pub fn try_register(&mut self) -> u16 {
         let n = self.next();
         let call_id = format!("reg-{}-{n}@{}", self.user, self.addr());
         let uri = format!("sip:{}", self.domain);
@@ -343,15 +350,49 @@ impl SipUa {
             self.send(&req);
             let r = self.response(&call_id, "REGISTER", &[]);
             match r.status() {
-                Some(200) => return,
-                Some(401) => {
+                Some(401) if cseq == 1 => {
                     let ch = r.header("WWW-Authenticate").unwrap().to_owned();
                     auth = self.authorization(&ch, "REGISTER", &uri, "Authorization");
                 }
-                s => panic!("{}: REGISTER answered {s:?}", self.user),
+                s => return s.unwrap_or(500),
             }
         }
-        panic!("{}: REGISTER not accepted", self.user);
+        401
+    }
+
+    /// Uses `password` from now on (e.g. a regenerated one, or an old one).
+    pub fn set_password(&mut self, password: &str) {
+        password.clone_into(&mut self.password);
+    }
+
+    /// Refuses the oldest queued new call with `status` (e.g. "486 Busy Here").
+    pub fn decline(&mut self, status: &str) {
+        let Some(i) = self
+            .inbox
+            .iter()
+            .position(|m| m.first().starts_with("INVITE "))
+        else {
+            panic!("{}: no call to decline", self.user);
+        };
+        let inv = self.inbox.remove(i).unwrap();
+        let n = self.next();
+        let to = format!("{};tag=d{n}", inv.header("To").unwrap_or_default());
+        let tagged = inv
+            .text
+            .replacen(inv.header("To").unwrap_or_default(), &to, 1);
+        self.reply(&Msg { text: tagged }, status, "", "");
+    }
+
+    /// Reads the network for `d`; whether a new call (initial INVITE) arrived.
+    pub fn invited_within(&mut self, d: Duration) -> bool {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            let _ = self.poll(&[]);
+            if self.inbox.iter().any(|m| m.first().starts_with("INVITE ")) {
+                return true;
+            }
+        }
+        false
     }
 
     /// Places a call (digest on 407) with extra headers; returns the
