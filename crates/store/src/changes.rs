@@ -12,8 +12,11 @@
 //! connection, a cursor older than the pruned log) gets [`Delivery::Resync`] and must drop what
 //! it caches wholesale: an event is never silently lost.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use crate::model::{CredentialId, ExtensionId, NumberId, RingGroupId, TenantId, TrunkId};
@@ -110,10 +113,16 @@ pub enum Delivery {
 }
 
 /// In-process delivery, and the identity of this process in the change log. Cheap to clone.
+///
+/// Each change sent gets a sequence number; receivers report what they have applied
+/// ([`ChangeReceiver::applied`]), so a publisher can wait until the engine of its process acts
+/// on the change before it answers ([`ChangeBus::settled`]).
 #[derive(Clone, Debug)]
 pub struct ChangeBus {
     origin: Uuid,
-    tx: broadcast::Sender<Change>,
+    tx: broadcast::Sender<(u64, Change)>,
+    sent: Arc<AtomicU64>,
+    applied: Arc<watch::Sender<u64>>,
 }
 
 impl ChangeBus {
@@ -125,6 +134,8 @@ impl ChangeBus {
         Self {
             origin: Uuid::now_v7(),
             tx,
+            sent: Arc::new(AtomicU64::new(0)),
+            applied: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -133,14 +144,33 @@ impl ChangeBus {
         self.origin
     }
 
-    /// Sends to every receiver in this process (none: nothing happens).
-    pub fn send(&self, change: Change) {
-        let _ = self.tx.send(change);
+    /// Sends to every receiver in this process (none: nothing happens); returns the change's
+    /// sequence number for [`ChangeBus::settled`].
+    pub fn send(&self, change: Change) -> u64 {
+        // numbered under the send so receivers see numbers in order
+        let seq = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let _ = self.tx.send((seq, change));
+        seq
+    }
+
+    /// Waits (at most `limit`) until every receiver has applied the change numbered `seq`.
+    /// Returns at once when nobody in this process listens (the CLI).
+    pub async fn settled(&self, seq: u64, limit: std::time::Duration) -> bool {
+        if self.tx.receiver_count() == 0 {
+            return true;
+        }
+        let mut rx = self.applied.subscribe();
+        tokio::time::timeout(limit, rx.wait_for(|v| *v >= seq))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub fn subscribe(&self) -> ChangeReceiver {
         ChangeReceiver {
             rx: self.tx.subscribe(),
+            sent: Arc::clone(&self.sent),
+            applied: Arc::clone(&self.applied),
+            last: 0,
         }
     }
 }
@@ -154,19 +184,44 @@ impl Default for ChangeBus {
 /// A [`ChangeBus`] receiver that turns lag into [`Delivery::Resync`].
 #[derive(Debug)]
 pub struct ChangeReceiver {
-    rx: broadcast::Receiver<Change>,
+    rx: broadcast::Receiver<(u64, Change)>,
+    sent: Arc<AtomicU64>,
+    applied: Arc<watch::Sender<u64>>,
+    /// The newest change the last delivery covers.
+    last: u64,
 }
 
 impl ChangeReceiver {
-    /// The next delivery; `None` once every sender is gone.
+    /// The next delivery; `None` once every sender is gone. Call [`ChangeReceiver::applied`]
+    /// once it has been acted on.
     pub async fn recv(&mut self) -> Option<Delivery> {
         match self.rx.recv().await {
-            Ok(c) => Some(Delivery::Change(c)),
-            Err(broadcast::error::RecvError::Lagged(n)) => Some(Delivery::Resync(format!(
-                "{n} in-process change events were dropped while the receiver lagged"
-            ))),
+            Ok((seq, c)) => {
+                self.last = seq;
+                Some(Delivery::Change(c))
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                // the resync covers everything sent so far
+                self.last = self.sent.load(Ordering::SeqCst);
+                Some(Delivery::Resync(format!(
+                    "{n} in-process change events were dropped while the receiver lagged"
+                )))
+            }
             Err(broadcast::error::RecvError::Closed) => None,
         }
+    }
+
+    /// Reports the last delivery as applied (publishers waiting in [`ChangeBus::settled`]
+    /// go on).
+    pub fn applied(&self) {
+        let last = self.last;
+        self.applied.send_if_modified(|v| {
+            let newer = *v < last;
+            if newer {
+                *v = last;
+            }
+            newer
+        });
     }
 }
 
@@ -229,5 +284,22 @@ mod tests {
         }
         assert!(matches!(rx.recv().await, Some(Delivery::Resync(_))));
         assert_eq!(rx.recv().await, Some(Delivery::Change(c)));
+    }
+
+    #[tokio::test]
+    async fn a_publisher_waits_until_the_change_is_applied() {
+        let bus = ChangeBus::new();
+        let c = Change::Trunk {
+            trunk: TrunkId::new(),
+            action: Action::Deleted,
+        };
+        // nobody listening (the CLI): nothing to wait for
+        assert!(bus.settled(bus.send(c), std::time::Duration::ZERO).await);
+        let mut rx = bus.subscribe();
+        let seq = bus.send(c);
+        assert!(!bus.settled(seq, std::time::Duration::from_millis(20)).await);
+        assert_eq!(rx.recv().await, Some(Delivery::Change(c)));
+        rx.applied();
+        assert!(bus.settled(seq, std::time::Duration::from_millis(20)).await);
     }
 }

@@ -1,7 +1,8 @@
 //! The service layer: every admin mutation the pages, the API and the CLI make goes through
 //! [`Service`], which writes it to the directory and then publishes a [`Change`] so the
-//! running engine applies it at once (in this process over the [`ChangeBus`], in others
-//! through the directory's change log; see [`store::changes`]).
+//! running engine applies it at once: in this process over the [`ChangeBus`] (the mutation
+//! returns once the engine has applied it, or after 2 s), in others through the directory's
+//! change log (see [`store::changes`]).
 //!
 //! The rules that used to be written once per caller live here too: SIP credentials and
 //! password policy ([`credentials`]) and ring-group member parsing ([`ring_groups`]).
@@ -15,6 +16,9 @@ use store::changes::Action;
 use store::*;
 
 use crate::error::AppError;
+
+/// How long a mutation waits for the engine of its process to apply its change.
+const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Writes admin changes and announces them. Cheap to clone.
 #[derive(Clone)]
@@ -42,9 +46,17 @@ impl Service {
     /// logged, not returned: the change itself is made, and servers in other processes pick
     /// it up at their next resynchronisation.
     pub async fn publish(&self, change: Change) {
-        self.bus.send(change);
+        let seq = self.bus.send(change);
         if let Err(e) = self.dir.record_change(self.bus.origin(), &change).await {
             tracing::warn!(error = %e, ?change, "change not recorded for other processes");
+        }
+        // Answer once the engine of this process has acted on it: the next SIP message after
+        // the admin's "saved" sees the change.
+        if !self.bus.settled(seq, SETTLE_LIMIT).await {
+            tracing::warn!(
+                ?change,
+                "the engine took over {SETTLE_LIMIT:?} to apply a change"
+            );
         }
     }
 

@@ -52,13 +52,22 @@ pub(crate) async fn run(
         if local.is_none() && remote.is_none() {
             return;
         }
-        let delivery = tokio::select! {
-            d = recv_local(&mut local) => d,
-            d = recv_remote(&mut remote) => d,
+        tokio::select! {
+            d = recv_local(&mut local) => {
+                if let Some(d) = d {
+                    hooks.apply(d).await;
+                    // the web request that made the change answers now
+                    if let Some(l) = &local {
+                        l.applied();
+                    }
+                }
+            }
+            d = recv_remote(&mut remote) => {
+                if let Some(d) = d {
+                    hooks.apply(d).await;
+                }
+            }
             _ = stop.changed() => return,
-        };
-        if let Some(d) = delivery {
-            hooks.apply(d).await;
         }
     }
 }
@@ -104,6 +113,14 @@ impl Hooks {
     async fn change(&self, change: Change) {
         tracing::debug!(?change, "applying an admin change");
         let plan = &self.auth.plan;
+        // The credential cache goes first: from here on a revoked password or account fails,
+        // so no new binding can be made with it while the old ones are dropped.
+        if let Change::Extension { tenant, .. }
+        | Change::Credential { tenant, .. }
+        | Change::Tenant { tenant, .. } = change
+        {
+            self.cache.evict_tenant(tenant);
+        }
         match change {
             Change::Extension {
                 tenant,
@@ -111,12 +128,8 @@ impl Hooks {
                 action,
             } => {
                 if action == Action::Deleted {
-                    let gone = self
-                        .location
-                        .remove_where(tenant, |b| b.extension_id == extension);
-                    self.forget_rows(tenant, &gone).await;
+                    self.revoke(tenant, |b| b.extension_id == extension).await;
                 }
-                self.cache.evict_tenant(tenant);
                 self.forget_numbers(tenant);
                 plan.invalidate(tenant);
             }
@@ -127,22 +140,15 @@ impl Hooks {
                 ..
             } => {
                 if matches!(action, Action::Deleted | Action::Regenerated) {
-                    let gone = self
-                        .location
-                        .remove_where(tenant, |b| b.credential_id == credential);
-                    self.forget_credential_rows(tenant, credential).await;
-                    log_dropped(&gone, "credential revoked");
+                    self.revoke(tenant, |b| b.credential_id == credential).await;
                 }
-                self.cache.evict_tenant(tenant);
             }
             Change::RingGroup { tenant, .. } => plan.invalidate(tenant),
             Change::Number { .. } => plan.clear(),
             Change::Tenant { tenant, action } => {
                 if action == Action::Suspended {
-                    let gone = self.location.remove_where(tenant, |_| true);
-                    self.forget_rows(tenant, &gone).await;
+                    self.revoke(tenant, |_| true).await;
                 }
-                self.cache.evict_tenant(tenant);
                 self.forget_numbers(tenant);
                 plan.invalidate(tenant);
             }
@@ -150,6 +156,24 @@ impl Hooks {
                 plan.clear();
                 self.reload_trunks().await;
             }
+        }
+    }
+
+    /// Drops the bindings of `tenant` that `revoked` accepts and their registration rows. A
+    /// REGISTER already past its digest check when the cache was evicted may add its binding
+    /// back while the rows are deleted: the bindings are swept once more afterwards.
+    async fn revoke(&self, tenant: TenantId, revoked: impl Fn(&Binding) -> bool) {
+        let gone = self.location.remove_where(tenant, &revoked);
+        log_dropped(&gone, "revoked by an admin change");
+        let creds: std::collections::HashSet<CredentialId> =
+            gone.iter().map(|b| b.credential_id).collect();
+        for c in creds {
+            self.forget_credential_rows(tenant, c).await;
+        }
+        let late = self.location.remove_where(tenant, &revoked);
+        log_dropped(&late, "revoked by an admin change (registered meanwhile)");
+        for b in &late {
+            self.forget_credential_rows(tenant, b.credential_id).await;
         }
     }
 
@@ -202,16 +226,6 @@ impl Hooks {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|(t, _), _| *t != tenant);
-    }
-
-    /// Deletes the registration rows of dropped bindings (so a restart does not load them).
-    async fn forget_rows(&self, tenant: TenantId, gone: &[Binding]) {
-        log_dropped(gone, "revoked by an admin change");
-        let creds: std::collections::HashSet<CredentialId> =
-            gone.iter().map(|b| b.credential_id).collect();
-        for c in creds {
-            self.forget_credential_rows(tenant, c).await;
-        }
     }
 
     async fn forget_credential_rows(&self, tenant: TenantId, credential: CredentialId) {
