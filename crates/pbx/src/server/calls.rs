@@ -48,7 +48,8 @@ use crate::transport::{Flow, Outbound, TransportKind};
 /// dropped (UDP peers retransmit).
 pub(crate) const QUEUE: usize = 65_536;
 
-/// How often the trunk table (inbound sources) is reread.
+/// How often the trunk table (inbound sources) is reread as a safety net; a trunk changed
+/// through the service layer is reloaded at once (`server::changes`).
 const TRUNK_REFRESH: Duration = Duration::from_secs(10);
 
 /// How often the active-calls snapshot is republished while calls change.
