@@ -42,6 +42,21 @@
 //!   event fires, and the defence is the rate limit plus strong generated
 //!   SIP passwords. This is the deliberate trade-off.
 //!
+//! # Who is never banned
+//!
+//! Sources in [`GuardConfig::exempt`] (CIDR blocks set by the operator: an
+//! SBC, a proxy, an office) and in the trunk list
+//! ([`Guard::set_trunk_sources`], kept in step with the directory's trunks)
+//! are never banned nor rate limited; pair locks still apply to them. This
+//! matters over UDP, where anyone can forge a carrier's source address.
+//!
+//! # IPv6
+//!
+//! An IPv6 source is counted by its /64 (one host usually holds a whole
+//! /64, so per-address counters would be trivial to dodge); IPv4-mapped
+//! IPv6 addresses count as their IPv4 form. Events name the /64's network
+//! address.
+//!
 //! # Memory
 //!
 //! Each table (rate buckets, IP failure logs, pairs, usernames, bans) has a
@@ -53,8 +68,106 @@
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
+use std::str::FromStr;
 use std::time::Duration;
+
+/// An address block: `net/prefix`, e.g. `192.0.2.0/24` or `2001:db8::/48`.
+/// A bare address is a block of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IpNet {
+    net: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    /// `None` when `prefix` is longer than the address (32 or 128 bits).
+    pub fn new(net: IpAddr, prefix: u8) -> Option<IpNet> {
+        let net = plain(net);
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        (prefix <= max).then_some(IpNet { net, prefix })
+    }
+
+    /// The block of exactly one address.
+    pub fn host(ip: IpAddr) -> IpNet {
+        let ip = plain(ip);
+        IpNet {
+            net: ip,
+            prefix: if ip.is_ipv4() { 32 } else { 128 },
+        }
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.net
+    }
+
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// Whether `ip` (IPv4-mapped IPv6 read as IPv4) is inside the block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (plain(ip), self.net) {
+            (IpAddr::V4(a), IpAddr::V4(n)) => {
+                let bits = u32::from(self.prefix.min(32));
+                let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+                u32::from(a) & mask == u32::from(n) & mask
+            }
+            (IpAddr::V6(a), IpAddr::V6(n)) => {
+                let bits = u32::from(self.prefix.min(128));
+                let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+                u128::from(a) & mask == u128::from(n) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let bad = || {
+            format!(
+                "`{s}` is not an address block; expected e.g. 192.0.2.0/24, 2001:db8::/48 or 203.0.113.7"
+            )
+        };
+        match s.split_once('/') {
+            Some((ip, len)) => {
+                let ip: IpAddr = ip.trim().parse().map_err(|_| bad())?;
+                let len: u8 = len.trim().parse().map_err(|_| bad())?;
+                IpNet::new(ip, len).ok_or_else(bad)
+            }
+            None => s.parse::<IpAddr>().map(IpNet::host).map_err(|_| bad()),
+        }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
+/// An IPv4-mapped IPv6 address as IPv4; others unchanged.
+fn plain(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The key a source is counted under: IPv4 as is, IPv6 by its /64.
+pub fn source_group(ip: IpAddr) -> IpAddr {
+    match plain(ip) {
+        IpAddr::V6(v6) => {
+            let masked = u128::from(v6) & (u128::MAX << 64);
+            IpAddr::V6(Ipv6Addr::from(masked))
+        }
+        v4 => v4,
+    }
+}
 
 /// Settings for a [`Guard`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -89,8 +202,12 @@ pub struct GuardConfig {
     pub max_users: usize,
     /// Cap on simultaneous bans.
     pub max_bans: usize,
-    /// Source addresses never banned nor rate limited (pair locks still apply).
-    pub exempt: Vec<IpAddr>,
+    /// Rate tokens a request with a forged, garbage or foreign nonce costs
+    /// ([`Guard::record_bad_nonce`]). Default 20: a source sending only bad
+    /// nonces gets 20 through its burst and then 10 a second.
+    pub bad_nonce_cost: u32,
+    /// Source blocks never banned nor rate limited (pair locks still apply).
+    pub exempt: Vec<IpNet>,
 }
 
 impl Default for GuardConfig {
@@ -111,6 +228,7 @@ impl Default for GuardConfig {
             max_pairs: 100_000,
             max_users: 100_000,
             max_bans: 100_000,
+            bad_nonce_cost: 20,
             exempt: Vec::new(),
         }
     }
@@ -393,6 +511,8 @@ pub struct Guard {
     pairs: Bounded<(IpAddr, u64), Pair>,
     users: Bounded<u64, UserWindow>,
     bans: Bounded<IpAddr, Ban>,
+    /// The trunks' sources (exempt like `cfg.exempt`).
+    trunks: Vec<IpNet>,
 }
 
 fn log_name(s: &str) -> String {
@@ -408,6 +528,7 @@ impl Guard {
             pairs: Bounded::new(cfg.max_pairs),
             users: Bounded::new(cfg.max_users),
             bans: Bounded::new(cfg.max_bans),
+            trunks: Vec::new(),
             cfg,
         }
     }
@@ -420,8 +541,50 @@ impl Guard {
         self.hasher.hash_one((realm, username))
     }
 
+    /// Whether `ip` is never banned nor rate limited: in the operator's
+    /// exempt blocks or a trunk's source.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.cfg.exempt.iter().any(|n| n.contains(ip)) || self.trunks.iter().any(|n| n.contains(ip))
+    }
+
     fn exempt(&self, ip: IpAddr) -> bool {
-        !self.cfg.exempt.is_empty() && self.cfg.exempt.contains(&ip)
+        self.is_exempt(ip)
+    }
+
+    /// Replaces the trunk sources (exact addresses and `inbound_source`
+    /// blocks of the directory's enabled trunks). A ban already held by one
+    /// of them is lifted.
+    pub fn set_trunk_sources(&mut self, sources: Vec<IpNet>) {
+        self.trunks = sources;
+        let trunks = &self.trunks;
+        self.bans
+            .map
+            .retain(|ip, _| !trunks.iter().any(|n| n.contains(*ip)));
+        self.ip_fail
+            .map
+            .retain(|ip, _| !trunks.iter().any(|n| n.contains(*ip)));
+    }
+
+    /// A request carried a nonce that is not ours for its source (garbage,
+    /// forged, or issued to another address). It cannot be pinned on the
+    /// source (over UDP the source may be forged), so it never counts toward
+    /// a ban; it costs `bad_nonce_cost` rate tokens instead, so a flood of
+    /// them is throttled like any flood.
+    pub fn record_bad_nonce(&mut self, ip: IpAddr, now: Duration) {
+        if self.exempt(ip) {
+            return;
+        }
+        let key = source_group(ip);
+        let now = ms(now);
+        let full = u64::from(self.cfg.burst) * 1000;
+        let cfg = &self.cfg;
+        let b = self.buckets.get_or_insert(key, now, cfg, || Bucket {
+            milli_tokens: full,
+            at: now,
+        });
+        b.refill(now, cfg);
+        let cost = u64::from(cfg.bad_nonce_cost).saturating_mul(1000);
+        b.milli_tokens = b.milli_tokens.saturating_sub(cost);
     }
 
     /// The end of `ip`'s ban, if banned at `now`.
@@ -429,13 +592,14 @@ impl Guard {
         let now = ms(now);
         self.bans
             .map
-            .get(&ip)
+            .get(&source_group(ip))
             .filter(|b| b.until > now)
             .map(|b| Duration::from_millis(b.until))
     }
 
     /// Lifts a ban (admin action). Returns whether there was one.
     pub fn unban(&mut self, ip: IpAddr) -> bool {
+        let ip = source_group(ip);
         self.ip_fail.map.remove(&ip);
         self.bans.map.remove(&ip).is_some()
     }
@@ -449,6 +613,7 @@ impl Guard {
         if let Some(until) = self.banned_until(ip, now) {
             return Admission::Banned { until };
         }
+        let ip = source_group(ip);
         let now = ms(now);
         let full = u64::from(self.cfg.burst) * 1000;
         let cfg = &self.cfg;
@@ -472,7 +637,7 @@ impl Guard {
                 return AuthGate::IpBanned { until };
             }
         }
-        let key = (ip, self.user_key(realm, username));
+        let key = (source_group(ip), self.user_key(realm, username));
         let now_ms = ms(now);
         match self.pairs.map.get(&key).and_then(|p| p.locked_until) {
             Some(u) if u > now_ms => AuthGate::UserLocked {
@@ -496,6 +661,8 @@ impl Guard {
         if self.check_auth(ip, username, realm, now_d) != AuthGate::Allow {
             return events;
         }
+        let exempt = self.exempt(ip);
+        let ip = source_group(ip);
         let now = ms(now_d);
         let cfg = &self.cfg;
         let ukey = self.hasher.hash_one((realm, username));
@@ -543,7 +710,7 @@ impl Guard {
         }
 
         // 3. IP
-        if self.exempt(ip) {
+        if exempt {
             return events;
         }
         let cfg = &self.cfg;
@@ -577,6 +744,7 @@ impl Guard {
     /// Reports a successful authentication: clears that username-from-IP's
     /// failures and marks the IP trusted for `trust_ttl`.
     pub fn record_success(&mut self, ip: IpAddr, username: &str, realm: &str, now: Duration) {
+        let ip = source_group(ip);
         let now = ms(now);
         let key = (ip, self.user_key(realm, username));
         self.pairs.map.remove(&key);
