@@ -37,7 +37,7 @@ mod uri;
 mod via;
 
 pub use error::ParseError;
-pub use framing::{Framing, frame_stream, is_keepalive};
+pub use framing::{Frame, Framing, StreamFramer, frame_stream, is_keepalive};
 pub use headers::{Headers, canonical_name};
 pub use message::{Message, Method, Request, Response, StatusCode, Version};
 pub use parse::{Limits, check_mandatory, error_response, parse_datagram, parse_stream_message};
