@@ -136,13 +136,12 @@ uri=\"sip:{DOMAIN}\", response=\"0123456789abcdef0123456789abcdef\", qop=auth, n
     assert_eq!(status(&step), 401);
     assert_eq!(f.cache.queries(), 0, "no directory query for a bad nonce");
     // None of it counts toward a ban: it cannot be pinned on the source.
-    let g = f.guard.lock().unwrap();
-    assert_eq!(
-        g.banned_until("192.0.2.66".parse().unwrap(), now().guard),
-        None
-    );
-    assert_eq!(g.stats().ip_failure_logs, 0);
-    drop(g);
+    let (banned, logs) = {
+        let g = f.guard.lock().unwrap();
+        let ip = "192.0.2.66".parse().unwrap();
+        (g.banned_until(ip, now().guard), g.stats().ip_failure_logs)
+    };
+    assert_eq!((banned, logs), (None, 0));
     // The counter does count: a nonce issued to the attacker's own address does cost
     // a lookup (and, being a wrong password for an unknown user, a failure).
     let own = f

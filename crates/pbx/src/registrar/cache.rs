@@ -99,6 +99,7 @@ impl<K: Hash + Eq + Clone, V> Lru<K, V> {
         }
     }
 
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.map.len()
     }
@@ -167,6 +168,7 @@ impl LookupGate {
     /// Whether a new lookup would be refused right now (every permit taken and the backlog
     /// full).
     pub fn is_full(&self) -> bool {
+        // every permit taken and `backlog` callers already waiting
         self.permits.available_permits() == 0
             && self.waiting.load(Ordering::Relaxed) >= self.backlog
     }
@@ -225,6 +227,7 @@ impl CredCache {
     }
 
     /// Directory queries issued so far.
+    #[cfg(test)]
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::Relaxed)
     }
@@ -296,6 +299,13 @@ impl CredCache {
         });
     }
 
+    /// Runs one directory query, counted.
+    async fn counted<T>(&self, query: impl std::future::Future<Output = T>) -> T {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sip_auth_directory_queries_total").increment(1);
+        query.await
+    }
+
     /// Fetches (realm, username) from the directory into the cache and returns it.
     pub async fn fetch(&self, realm: &str, username: &str) -> Result<Resolved, StoreError> {
         let now = Instant::now();
@@ -307,21 +317,20 @@ impl CredCache {
         let tenant = match (recent, realm.parse::<SipDomain>()) {
             (Some(t), _) => t,
             (None, Err(_)) => None,
-            (None, Ok(domain)) => match {
-                self.queries.fetch_add(1, Ordering::Relaxed);
-                self.dir.get_tenant_by_domain(&domain).await
-            } {
-                Ok(t) if !t.suspended => Some(t.id),
-                Ok(_) => None,
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            },
+            (None, Ok(domain)) => {
+                match self.counted(self.dir.get_tenant_by_domain(&domain)).await {
+                    Ok(t) if !t.suspended => Some(t.id),
+                    Ok(_) => None,
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let cred = match (tenant, username.parse::<SipUsername>()) {
-            (Some(t), Ok(u)) => match {
-                self.queries.fetch_add(1, Ordering::Relaxed);
-                self.dir.get_credential_by_username(t, &u).await
-            } {
+            (Some(t), Ok(u)) => match self
+                .counted(self.dir.get_credential_by_username(t, &u))
+                .await
+            {
                 Ok(c) => Some(Arc::new(CachedCred {
                     id: c.id,
                     extension_id: c.extension_id,
@@ -375,5 +384,24 @@ mod tests {
         assert_eq!(l.peek(&3), Some(&"c2"));
         assert_eq!(l.peek(&2), None);
         assert_eq!(l.order.len(), l.map.len());
+    }
+
+    #[tokio::test]
+    async fn lookups_past_the_backlog_are_refused_not_queued() {
+        let gate = Arc::new(LookupGate::new(1, 1));
+        let first = gate.enter().await.expect("a free slot");
+        assert!(!gate.is_full());
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move { gate.enter().await.is_some() })
+        };
+        while gate.waiting.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(gate.is_full());
+        assert!(gate.enter().await.is_none(), "past the backlog: 503");
+        drop(first);
+        assert!(waiter.await.unwrap(), "the waiter got the freed slot");
+        assert!(!gate.is_full());
     }
 }

@@ -739,7 +739,7 @@ impl CallsDriver {
         };
         let source = Target::new(transport, flow.remote);
         if let Message::Request(request) = &message {
-            if is_initial_invite(request) && !self.from_trunk(source.addr) {
+            if is_initial_invite(request) && !self.is_trunk_source(source.addr) {
                 match self.auth.stateless_check(request, source.addr.ip()) {
                     Stateless::Stateful => {}
                     Stateless::Drop => return,
@@ -877,7 +877,7 @@ impl CallsDriver {
     }
 
     /// Whether an INVITE from `addr` is a trunk's (and so not challenged).
-    fn from_trunk(&self, addr: SocketAddr) -> bool {
+    fn is_trunk_source(&self, addr: SocketAddr) -> bool {
         self.trunks.iter().any(|t| t.matches(addr))
     }
 
