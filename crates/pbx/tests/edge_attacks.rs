@@ -252,7 +252,11 @@ async fn responses_from_a_banned_address_still_reach_the_calls_engine() {
 #[tokio::test]
 async fn invite_challenge_is_stateless() {
     let env = env().await;
-    let svc = start(&env, |_| {}).await;
+    let svc = start(&env, |c| {
+        c.guard.burst = 100;
+        c.guard.rate_per_sec = 20;
+    })
+    .await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let from = sock.local_addr().unwrap();
     let bytes = invite(from, "1002");
@@ -264,6 +268,32 @@ async fn invite_challenge_is_stateless() {
     // 407; stateless, each copy gets its own challenge.
     let nonce = |r: &sip::Response| r.headers.get("Proxy-Authenticate").unwrap().to_owned();
     assert_ne!(nonce(&a), nonce(&b));
+    // Made-up nonces are re-challenged the same way (no lookup, no failure counted), and
+    // each costs the source 20 rate tokens (here 100 of burst, 20 a second): of 30 the
+    // first few are answered 407, then the source is throttled, never banned.
+    let forged = |i: u32| {
+        let auth = format!(
+            "Digest username=\"1001\", realm=\"{DOMAIN}\", nonce=\"{}\", uri=\"sip:1002@{DOMAIN}\", \
+             response=\"00000000000000000000000000000000\", qop=auth, nc=00000001, cnonce=\"c{i}\"",
+            "B".repeat(sip::auth::NONCE_LEN)
+        );
+        invite_from(from, "1001", "1002", &format!("g{i}@x"), 1, Some(&auth))
+    };
+    let mut buf = vec![0u8; 65535];
+    let mut challenged = 0;
+    for i in 0..30 {
+        sock.send_to(&forged(i), svc.addr()).await.unwrap();
+        if let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await
+        {
+            assert_eq!(parse_response(&buf[..n]).status.as_u16(), 407);
+            challenged += 1;
+        }
+    }
+    assert!((5..30).contains(&challenged), "{challenged} answered");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = answer_to(&sock, svc.addr(), &forged(99)).await;
+    assert_eq!(r.map(|r| r.status.as_u16()), Some(407), "not banned");
     svc.shutdown().await;
 }
 
