@@ -303,7 +303,13 @@ async fn options_with_a_foreign_uri_scheme_gets_416_and_allow_lists_refer() {
     let svc = start(&env, |_| {}).await;
     let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let from = sock.local_addr().unwrap();
-    for uri in ["http://www.example.com", "mailto:a@example.com", "nope:x"] {
+    // RFC 4475 §3.3.2 (unkscm) and §3.3.3 (novelsc), and two more
+    for uri in [
+        "nobodyKnowsThisScheme:totallyopaquecontent",
+        "soap.beep://192.0.2.103:3002",
+        "http://www.example.com",
+        "mailto:a@example.com",
+    ] {
         let r = answer_to(&sock, svc.addr(), &options(from, uri))
             .await
             .unwrap();
