@@ -422,3 +422,43 @@ async fn slow_drip_tcp_connection_is_closed_before_its_first_message() {
     assert_eq!(ua.register().await.status.as_u16(), 200);
     svc.shutdown().await;
 }
+
+#[tokio::test]
+async fn directory_lookup_flood_gets_503_with_retry_after() {
+    // One lookup at a time and none waiting: a burst of REGISTERs for names the cache has
+    // never seen finds the gate full and is told to come back, never left unanswered.
+    let env = env().await;
+    let svc = start(&env, |c| {
+        c.registrar.max_lookups = 1;
+        c.registrar.lookup_backlog = 0;
+        c.guard.exempt.push("127.0.0.10".parse().unwrap());
+    })
+    .await;
+    let mut ua = Ua::udp("127.0.0.10", svc.addr(), "5000").await;
+    let r = ua.register_req();
+    let challenge = ua.send(&r).await;
+    assert_eq!(challenge.status.as_u16(), 401);
+    let n = 200u32;
+    for i in 0..n {
+        ua.user = format!("{}", 5000 + i);
+        let mut r = ua.register_req();
+        ua.authorize(&mut r, &challenge, "guess");
+        let bytes = ua.render(&r);
+        ua.send_raw(&bytes).await;
+    }
+    let (mut refused, mut busy) = (0, 0);
+    while let Some(resp) = ua.recv_within(Duration::from_secs(2)).await {
+        match resp.status.as_u16() {
+            403 => refused += 1,
+            503 => {
+                assert_eq!(resp.headers.get("Retry-After"), Some("5"));
+                busy += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(refused + busy, n, "every request answered");
+    println!("{refused} answered 403 after a lookup, {busy} told 503 Retry-After: 5");
+    assert!(busy > 0, "no 503 among {n} concurrent lookups");
+    svc.shutdown().await;
+}
