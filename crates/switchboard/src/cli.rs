@@ -123,6 +123,18 @@ pub struct Settings {
     )]
     pub media_timeout: u64,
 
+    /// How often a server on SQLite reads the change log for admin changes made by other
+    /// processes (the CLI, another server). PostgreSQL delivers them at once (LISTEN/NOTIFY).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_CHANGE_POLL_MS",
+        default_value = "200",
+        value_name = "MILLISECONDS",
+        value_parser = clap::value_parser!(u64).range(10..=60_000)
+    )]
+    pub change_poll_ms: u64,
+
     /// File where call records that could not be written (database away at
     /// shutdown) wait for the next start. Default: beside the SQLite file, or
     /// `switchboard-cdr-spill.jsonl` in the working directory with Postgres.

@@ -230,6 +230,7 @@ pub async fn spawn_services(
     // changes made by other processes arrive through the directory (see store::changes).
     let changes = store::ChangeBus::new();
     sip_config.changes = Some(changes.clone());
+    sip_config.change_poll = Duration::from_millis(settings.change_poll_ms);
     settings.sip_guard.apply(&mut sip_config);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, Arc::clone(&directory), token.cancelled_owned())
