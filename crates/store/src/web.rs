@@ -84,6 +84,18 @@ pub struct NewApiToken {
     /// The first few characters of the token, shown in lists (at most 16).
     pub prefix: String,
     pub created_by: Option<UserId>,
+    /// After this the token is refused. `None`: until revoked.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The user who created a token, as that user is now (read together with the token), so the web
+/// app can refuse a token whose creator was disabled or lost the role the token needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenCreator {
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub role: Role,
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +109,10 @@ pub struct ApiToken {
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+    /// `None` when the token was created without a user (`created_by` is `None`) or the user row
+    /// is gone.
+    pub creator: Option<TokenCreator>,
 }
 
 #[async_trait]

@@ -120,6 +120,7 @@ pub async fn web_api_tokens(b: Backend) {
         token_hash: hash(h),
         prefix: "sbt_abcd".into(),
         created_by: None,
+        expires_at: None,
     };
     let ta = d
         .create_api_token(&NewApiToken {
@@ -143,6 +144,17 @@ pub async fn web_api_tokens(b: Backend) {
     );
 
     assert_eq!(d.get_api_token_by_hash(&hash('a')).await.unwrap(), ta);
+    assert_eq!(
+        ta.creator,
+        Some(TokenCreator {
+            id: alice.id,
+            tenant_id: Some(a.id),
+            role: Role::Admin,
+            disabled: false,
+        })
+    );
+    assert_eq!(tb.creator, None, "no creator recorded");
+    assert_eq!(ta.expires_at, None);
     let ids = |v: Vec<ApiToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
     assert_eq!(
         ids(d.list_api_tokens(Some(a.id)).await.unwrap()),
@@ -187,6 +199,28 @@ pub async fn web_api_tokens(b: Backend) {
         again.revoked_at, r.revoked_at,
         "revoking twice keeps the first time"
     );
+
+    // Expiry is stored; the creator is read as they are now.
+    let until = OffsetDateTime::now_utc() + Duration::days(30);
+    let te = d
+        .create_api_token(&NewApiToken {
+            created_by: Some(alice.id),
+            expires_at: Some(until),
+            ..new(Some(a.id), 'e', "expiring")
+        })
+        .await
+        .unwrap();
+    let micros = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1000;
+    assert_eq!(te.expires_at.map(micros), Some(micros(until)));
+    d.set_user_role(a.id, alice.id, Role::Member).await.unwrap();
+    let demoted = d.get_api_token_by_hash(&hash('e')).await.unwrap();
+    assert_eq!(demoted.creator.map(|c| c.role), Some(Role::Member));
+    d.set_user_disabled(Some(a.id), alice.id, true)
+        .await
+        .unwrap();
+    let disabled = d.get_api_token_by_hash(&hash('e')).await.unwrap();
+    assert!(disabled.creator.is_some_and(|c| c.disabled));
+    assert_eq!(d.list_api_tokens(Some(a.id)).await.unwrap().len(), 2);
 
     d.touch_api_token(tb.id, now).await.unwrap();
     assert!(
