@@ -14,7 +14,8 @@
 //! }
 //! let config = web::WebConfig {
 //!     cookie_secure: web::CookieSecure::Auto,   // Always behind a TLS proxy
-//!     trust_forwarded_headers: false,           // true only behind a proxy that sets them
+//!     // Only these peers' X-Forwarded-For/-Proto/-Host are believed (empty: none).
+//!     trusted_proxies: web::config::parse_cidr_list("10.0.0.5")?,
 //!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
 //!     ..web::WebConfig::default()
 //! };
