@@ -384,6 +384,9 @@ pub struct CallOut {
     /// answered, no_answer, busy, failed, cancelled, rejected
     pub disposition: String,
     pub hangup_cause: String,
+    /// The name of the trunk that carried the call; null for calls that used no trunk
+    /// (internal calls), or when the trunk has since been deleted.
+    pub trunk: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
