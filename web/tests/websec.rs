@@ -346,6 +346,18 @@ async fn expired_api_token_is_refused_with_a_clear_message(b: Backend) {
         .to_string();
     let tok = token_from_page(&app, t.id, "ann@acme.test", &until).await;
     api_get(&app, &tok, &calls).await.assert(StatusCode::OK);
+    let me = api_get(&app, &tok, "/api/v1/token").await;
+    me.assert(StatusCode::OK);
+    let me = me.json();
+    assert_eq!(me["name"], "CRM sync");
+    assert_eq!(me["tenant_id"], t.id.to_string());
+    assert!(
+        me["expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{until}T00:00:00")),
+        "{me}"
+    );
     let page = br.get(&format!("/t/{}/tokens", t.id)).await;
     assert!(
         page.body.contains(&format!("<td>{until}</td>")),
@@ -369,6 +381,9 @@ async fn expired_api_token_is_refused_with_a_clear_message(b: Backend) {
     let r = api_get(&app, &old, &calls).await;
     r.assert(StatusCode::UNAUTHORIZED);
     assert_eq!(r.json()["error"]["code"], "token_refused");
+    api_get(&app, &old, "/api/v1/token")
+        .await
+        .assert(StatusCode::UNAUTHORIZED);
     let msg = r.json()["error"]["message"].as_str().unwrap().to_owned();
     assert!(
         msg.starts_with("This API token expired at ") && msg.contains("Create a new token"),

@@ -582,3 +582,21 @@ pub struct TrunkIn {
     pub enabled: Option<bool>,
     pub inbound_source: Option<String>,
 }
+
+// ------------------------------------------------------------------ API tokens
+
+/// An API token (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct TokenOut {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the token, as the web admin lists them.
+    pub prefix: String,
+    /// The business it reaches; null for an operator (platform) token.
+    pub tenant_id: Option<String>,
+    pub created_at: String,
+    /// When it stops working (set in the web admin when it is created); null: until revoked.
+    /// A token also stops when its creator is disabled or no longer an admin of the business
+    /// (or an operator, for a platform token).
+    pub expires_at: Option<String>,
+}
