@@ -174,3 +174,85 @@ impl FromRequestParts<AppState> for ApiAdminOf {
         Ok(ApiAdminOf { tenant, caller })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::{ApiTokenId, TokenCreator, UserId};
+    use time::Duration;
+
+    fn token(tenant: Option<TenantId>, creator: Option<TokenCreator>) -> ApiToken {
+        ApiToken {
+            id: ApiTokenId::new(),
+            tenant_id: tenant,
+            name: "t".into(),
+            token_hash: "a".repeat(64).parse().unwrap(),
+            prefix: "sbt_x".into(),
+            created_by: creator.as_ref().map(|c| c.id),
+            created_at: OffsetDateTime::now_utc(),
+            last_used_at: None,
+            revoked_at: None,
+            expires_at: None,
+            creator,
+        }
+    }
+
+    fn creator(tenant: Option<TenantId>, role: Role, disabled: bool) -> Option<TokenCreator> {
+        Some(TokenCreator {
+            id: UserId::new(),
+            tenant_id: tenant,
+            role,
+            disabled,
+        })
+    }
+
+    #[test]
+    fn who_may_keep_a_token_working() {
+        let now = OffsetDateTime::now_utc();
+        let (a, b) = (TenantId::new(), TenantId::new());
+        let ok = |t: &ApiToken| TokenRefusal::of(t, now);
+        assert_eq!(
+            ok(&token(Some(a), creator(Some(a), Role::Admin, false))),
+            None
+        );
+        assert_eq!(
+            ok(&token(Some(a), creator(None, Role::Operator, false))),
+            None
+        );
+        assert_eq!(ok(&token(None, creator(None, Role::Operator, false))), None);
+        assert_eq!(ok(&token(Some(a), None)), None, "made without a user");
+        assert_eq!(
+            ok(&token(Some(a), creator(Some(a), Role::Member, false))),
+            Some(TokenRefusal::CreatorDemoted)
+        );
+        assert_eq!(
+            ok(&token(Some(a), creator(Some(b), Role::Admin, false))),
+            Some(TokenRefusal::CreatorDemoted),
+            "an admin of another business"
+        );
+        assert_eq!(
+            ok(&token(Some(a), creator(Some(a), Role::Admin, true))),
+            Some(TokenRefusal::CreatorDisabled)
+        );
+        assert_eq!(
+            ok(&token(None, creator(None, Role::Operator, true))),
+            Some(TokenRefusal::CreatorDisabled)
+        );
+        let mut gone = token(Some(a), None);
+        gone.created_by = Some(UserId::new());
+        assert_eq!(
+            ok(&gone),
+            Some(TokenRefusal::CreatorDisabled),
+            "creator row gone"
+        );
+
+        let mut t = token(Some(a), creator(Some(a), Role::Admin, false));
+        t.expires_at = Some(now + Duration::minutes(1));
+        assert_eq!(ok(&t), None);
+        t.expires_at = Some(now);
+        assert_eq!(ok(&t), Some(TokenRefusal::Expired(now)));
+        assert!(ok(&t).unwrap().message().contains("expired at"));
+        t.revoked_at = Some(now);
+        assert_eq!(ok(&t), Some(TokenRefusal::Revoked));
+    }
+}
