@@ -63,7 +63,6 @@ pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
 pub struct AppState {
     pub directory: Arc<dyn Directory>,
     pub config: Arc<WebConfig>,
-    pub throttle: Arc<throttle::LoginThrottle>,
     /// Calls in progress; none unless the binary attaches the call engine.
     pub live_calls: Arc<dyn LiveCalls>,
 }
@@ -78,7 +77,6 @@ impl AppState {
         Self {
             directory,
             config: Arc::new(config),
-            throttle: Arc::new(throttle::LoginThrottle::default()),
             live_calls: Arc::new(NoLiveCalls),
         }
     }

@@ -1,46 +1,35 @@
-//! Login rate limits, kept in memory, per (client address, account) and per client address: a
-//! fixed window counts failed attempts, and a key that reaches its limit is refused until the
-//! window ends.
+//! Login rate limits per (client address, account) and per client address, counted in the
+//! directory so every process on the same database shares them: a fixed window counts
+//! attempts, and a key over its limit is refused until its window ends.
 //!
 //! - Keyed by the pair, not by the account alone, so failures from one address never lock the
 //!   account out for everyone else (an attacker cannot lock an admin out from elsewhere).
 //! - The per-address count spans accounts, so one address cannot spray many accounts.
 //! - IPv6 clients are grouped by their /64 (one subscriber usually holds a whole /64).
-//! - An attempt is reserved with [`LoginThrottle::begin`] *before* the password is checked:
-//!   checking and counting are one step under the lock, so parallel requests cannot all pass
-//!   the check while the first ones are still hashing. The reservation counts as a failure
-//!   unless [`Attempt::succeeded`] is called.
+//! - The account is keyed by a hash of what was typed (people type passwords into the e-mail
+//!   box), and the key length is bounded.
+//! - An attempt is counted with [`begin`] *before* the password is checked, in one atomic
+//!   statement per key, so parallel requests cannot all pass the check while the first ones
+//!   are still hashing. It stays counted unless [`Attempt::succeeded`] is called.
 //!
 //! The client address is the socket peer, or what a trusted proxy says (see
 //! [`crate::WebConfig::trusted_proxies`]).
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use sha2::{Digest, Sha256};
+use store::{Directory, StoreError};
+use time::OffsetDateTime;
 
-/// Failed attempts allowed per (address, account) within [`WINDOW`].
+/// Attempts allowed per (address, account) within [`WINDOW`].
 pub const ACCOUNT_LIMIT: u32 = 5;
-/// Failed attempts allowed per client address within [`WINDOW`], across accounts.
+/// Attempts allowed per client address within [`WINDOW`], across accounts.
 pub const ADDRESS_LIMIT: u32 = 20;
 pub const WINDOW: Duration = Duration::from_secs(15 * 60);
-/// Entries kept before old ones are swept, so a flood of addresses cannot grow memory forever.
-const SWEEP_AT: usize = 10_000;
 
-#[derive(Clone, Copy)]
-struct Entry {
-    failures: u32,
-    since: Instant,
-}
-
-#[derive(Default)]
-pub struct LoginThrottle {
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-/// The address as counted: IPv6 by its /64, anything unparsable as itself.
+/// The address as counted: IPv6 by its /64, anything unparsable as itself (at most 64
+/// characters).
 fn address_key(address: &str) -> String {
     match address.parse::<IpAddr>().map(|ip| ip.to_canonical()) {
         Ok(IpAddr::V6(v6)) => {
@@ -48,85 +37,68 @@ fn address_key(address: &str) -> String {
             format!("{}/64", std::net::Ipv6Addr::from(net))
         }
         Ok(ip) => ip.to_string(),
-        Err(_) => address.to_owned(),
+        Err(_) => address.chars().take(64).collect(),
     }
 }
 
-fn keys(address: &str, account: &str) -> [(String, u32); 2] {
+/// `(pair key, address key)`.
+fn keys(address: &str, account: &str) -> (String, String) {
     let addr = address_key(address);
-    let account = account.trim().to_lowercase();
-    [
-        (format!("pair:{addr} {account}"), ACCOUNT_LIMIT),
-        (format!("addr:{addr}"), ADDRESS_LIMIT),
-    ]
+    let account = Sha256::digest(account.trim().to_lowercase().as_bytes());
+    (
+        format!("pair:{addr} {}", hex::encode(&account[..16])),
+        format!("addr:{addr}"),
+    )
 }
 
-/// One reserved sign-in attempt; it counts as a failure unless [`Attempt::succeeded`] is called.
+/// One counted sign-in attempt; it stays a failure unless [`Attempt::succeeded`] is called.
 #[must_use = "an attempt counts as failed unless `succeeded` is called"]
-pub struct Attempt<'a> {
-    throttle: &'a LoginThrottle,
-    keys: [(String, u32); 2],
+pub struct Attempt {
+    pair: String,
+    address: String,
 }
 
-impl Attempt<'_> {
+impl Attempt {
     /// The password was right: the (address, account) count is cleared and this attempt is
     /// taken off the address's count.
-    pub fn succeeded(self) {
-        let mut map = self.throttle.lock();
-        let [(pair, _), (addr, _)] = &self.keys;
-        map.remove(pair);
-        if let Some(e) = map.get_mut(addr) {
-            e.failures = e.failures.saturating_sub(1);
-        }
+    pub async fn succeeded(self, directory: &dyn Directory) -> Result<(), StoreError> {
+        directory.login_succeeded(&self.pair, &self.address).await
     }
 }
 
-impl LoginThrottle {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+/// Counts an attempt for `account` from `address`: `Ok(Ok(attempt))` to go ahead, or
+/// `Ok(Err(wait))` (how long until it may try again) if the pair or the address is over its
+/// limit.
+pub async fn begin(
+    directory: &dyn Directory,
+    address: &str,
+    account: &str,
+) -> Result<Result<Attempt, Duration>, StoreError> {
+    let (pair, addr) = keys(address, account);
+    let now = OffsetDateTime::now_utc();
+    let window = time::Duration::try_from(WINDOW).unwrap_or(time::Duration::minutes(15));
+    let limits = [
+        (pair.as_str(), ACCOUNT_LIMIT),
+        (addr.as_str(), ADDRESS_LIMIT),
+    ];
+    match directory.count_login_attempt(&limits, window, now).await? {
+        Some(retry_at) => {
+            let wait = (retry_at - now).max(time::Duration::ZERO);
+            Ok(Err(Duration::try_from(wait).unwrap_or(WINDOW)))
+        }
+        None => Ok(Ok(Attempt {
+            pair,
+            address: addr,
+        })),
     }
+}
 
-    /// Reserves an attempt for `account` from `address`, or `Err(wait)` (how long until it may
-    /// try again) if the pair or the address has used up its attempts. Checking and counting
-    /// happen under one lock.
-    pub fn begin(&self, address: &str, account: &str) -> Result<Attempt<'_>, Duration> {
-        let now = Instant::now();
-        let keys = keys(address, account);
-        let mut map = self.lock();
-        if map.len() >= SWEEP_AT {
-            map.retain(|_, e| now.saturating_duration_since(e.since) < WINDOW);
-        }
-        let mut wait = Duration::ZERO;
-        for (key, limit) in &keys {
-            if let Some(e) = map.get(key) {
-                let age = now.saturating_duration_since(e.since);
-                if age < WINDOW && e.failures >= *limit {
-                    wait = wait.max(WINDOW - age);
-                }
-            }
-        }
-        if !wait.is_zero() {
-            return Err(wait);
-        }
-        for (key, _) in &keys {
-            let e = map.entry(key.clone()).or_insert(Entry {
-                failures: 0,
-                since: now,
-            });
-            if now.saturating_duration_since(e.since) >= WINDOW {
-                *e = Entry {
-                    failures: 0,
-                    since: now,
-                };
-            }
-            e.failures += 1;
-        }
-        drop(map);
-        Ok(Attempt {
-            throttle: self,
-            keys,
-        })
-    }
+/// Deletes counts whose window has ended (housekeeping).
+pub async fn sweep(directory: &dyn Directory) -> Result<u64, StoreError> {
+    let window = time::Duration::try_from(WINDOW).unwrap_or(time::Duration::minutes(15));
+    directory
+        .delete_stale_login_attempts(OffsetDateTime::now_utc() - window)
+        .await
 }
 
 /// "Try again in 3 minutes."
@@ -140,78 +112,25 @@ pub fn wait_message(wait: Duration) -> String {
 mod tests {
     use super::*;
 
-    fn fail(t: &LoginThrottle, address: &str, account: &str) {
-        drop(t.begin(address, account).expect("allowed"));
+    #[test]
+    fn keys_group_ipv6_by_64_and_hash_the_account() {
+        let (pair, addr) = keys("2001:db8:1:2:aaaa::1", " Ann@Acme.test ");
+        assert_eq!(addr, "addr:2001:db8:1:2::/64");
+        assert_eq!(keys("2001:db8:1:2:ffff::9", "ann@acme.test").0, pair);
+        assert_ne!(keys("2001:db8:1:3::1", "ann@acme.test").0, pair);
+        assert!(
+            !pair.contains("ann"),
+            "the typed account is not stored: {pair}"
+        );
+        assert_eq!(keys("::ffff:192.0.2.1", "a").1, "addr:192.0.2.1");
+        let long = "x".repeat(10_000);
+        let (pair, addr) = keys(&long, &long);
+        assert!(pair.len() <= 200 && addr.len() <= 200);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn pair_limit_then_window_expiry() {
-        let t = LoginThrottle::default();
-        for _ in 0..ACCOUNT_LIMIT {
-            fail(&t, "192.0.2.1", "a@x.test");
-        }
-        let wait = t.begin("192.0.2.1", "A@x.test").err().expect("throttled");
-        assert!(wait <= WINDOW);
-        assert!(wait_message(wait).contains("15 minutes"));
-        // Another account from the same address is still allowed.
-        assert!(t.begin("192.0.2.1", "b@x.test").is_ok());
-        tokio::time::advance(WINDOW).await;
-        assert!(t.begin("192.0.2.1", "a@x.test").is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn failures_from_one_address_do_not_lock_the_account_elsewhere() {
-        let t = LoginThrottle::default();
-        for _ in 0..ACCOUNT_LIMIT {
-            fail(&t, "192.0.2.1", "admin@x.test");
-        }
-        assert!(t.begin("192.0.2.1", "admin@x.test").is_err());
-        t.begin("198.51.100.7", "admin@x.test")
-            .expect("another address may still sign in")
-            .succeeded();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn address_limit_spans_accounts() {
-        let t = LoginThrottle::default();
-        for i in 0..ADDRESS_LIMIT {
-            fail(&t, "192.0.2.1", &format!("u{i}@x.test"));
-        }
-        assert!(t.begin("192.0.2.1", "fresh@x.test").is_err());
-        assert!(t.begin("192.0.2.2", "fresh@x.test").is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn ipv6_is_counted_by_its_64() {
-        let t = LoginThrottle::default();
-        for i in 0..ADDRESS_LIMIT {
-            fail(&t, &format!("2001:db8:1:2::{i:x}"), &format!("u{i}@x.test"));
-        }
-        assert!(t.begin("2001:db8:1:2:ffff::1", "fresh@x.test").is_err());
-        assert!(t.begin("2001:db8:1:3::1", "fresh@x.test").is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn success_clears_the_pair_and_refunds_the_address() {
-        let t = LoginThrottle::default();
-        for _ in 0..ACCOUNT_LIMIT - 1 {
-            fail(&t, "192.0.2.1", "a@x.test");
-        }
-        t.begin("192.0.2.1", "a@x.test").unwrap().succeeded();
-        for _ in 0..ACCOUNT_LIMIT {
-            fail(&t, "192.0.2.1", "a@x.test");
-        }
-        assert!(t.begin("192.0.2.1", "a@x.test").is_err());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reservations_are_counted_before_the_outcome() {
-        let t = LoginThrottle::default();
-        // Attempts still being checked (e.g. hashing in parallel) hold their place.
-        let held: Vec<_> = (0..ACCOUNT_LIMIT)
-            .map(|_| t.begin("192.0.2.1", "a@x.test").unwrap())
-            .collect();
-        assert!(t.begin("192.0.2.1", "a@x.test").is_err());
-        drop(held);
+    #[test]
+    fn wait_messages() {
+        assert!(wait_message(WINDOW).contains("15 minutes"));
+        assert!(wait_message(Duration::from_secs(5)).contains("1 minute."));
     }
 }

@@ -142,6 +142,26 @@ pub trait WebStore: Send + Sync {
     -> Result<u64>;
     async fn delete_expired_web_sessions(&self, now: OffsetDateTime) -> Result<u64>;
 
+    // ------------------------------------------------------------ sign-in attempts
+
+    /// Counts one sign-in attempt against each `(key, limit)`, each count in a fixed window of
+    /// `window` that starts at its first attempt (a count whose window has ended starts again
+    /// at 1). Each increment is one atomic statement, so parallel requests, also from other
+    /// processes on the same database, never see the same count. Returns `Some(retry_at)`
+    /// when any count is now above its limit (the attempt must be refused; it still counts):
+    /// the end of the latest such window. Keys are at most 200 characters.
+    async fn count_login_attempt(
+        &self,
+        keys: &[(&str, u32)],
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>>;
+    /// After a successful sign-in: deletes the count of `clear` and takes one attempt off the
+    /// count of `refund`.
+    async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()>;
+    /// Deletes counts whose window started at or before `cutoff`.
+    async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64>;
+
     // ------------------------------------------------------------ API tokens
 
     async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken>;

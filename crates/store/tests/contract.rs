@@ -106,6 +106,7 @@ contract_tests!(
     cdr_batches,
     web_sessions,
     web_api_tokens,
+    web_login_attempts,
     web_setup_tokens,
     web_user_extension,
     web_user_roles,

@@ -76,7 +76,7 @@ pub async fn login(
         )
     };
     // Reserved before the password is checked, so parallel guesses cannot overrun the limit.
-    let attempt = match state.throttle.begin(&client.ip, &email_text) {
+    let attempt = match throttle::begin(&*state.directory, &client.ip, &email_text).await? {
         Ok(a) => a,
         Err(wait) => {
             tracing::warn!(ip = %client.ip, "login throttled");
@@ -112,8 +112,12 @@ pub async fn login(
             );
         }
     }
-    attempt.succeeded();
-    // Housekeeping on a path that is rare and already slow: drop sessions that have expired.
+    attempt.succeeded(&*state.directory).await?;
+    // Housekeeping on a path that is rare and already slow: drop sessions that have expired,
+    // and sign-in counts whose window has ended.
+    if let Err(e) = throttle::sweep(&*state.directory).await {
+        tracing::warn!(error = %e, "could not delete stale sign-in counts");
+    }
     if let Err(e) = state
         .directory
         .delete_expired_web_sessions(OffsetDateTime::now_utc())
@@ -195,11 +199,11 @@ pub async fn change_password(
 ) -> Result<Response, PageError> {
     let mut errors = FormErrors::default();
     let account = authed.user.email.to_string();
-    match state.throttle.begin(&client.ip, &account) {
+    match throttle::begin(&*state.directory, &client.ip, &account).await? {
         Err(wait) => errors.add("current", throttle::wait_message(wait)),
         Ok(attempt) => {
             if crypto::verify_password(form.current, authed.user.password_hash.clone()).await? {
-                attempt.succeeded();
+                attempt.succeeded(&*state.directory).await?;
             } else {
                 // Dropped unredeemed: counted as a failure.
                 errors.add("current", "This is not your current password.");

@@ -167,6 +167,67 @@ macro_rules! web_impl {
             Ok(done.rows_affected())
         }
 
+        async fn web_count_login_attempt(
+            pool: &Pool,
+            keys: &[(&str, u32)],
+            window: time::Duration,
+            now: OffsetDateTime,
+        ) -> Result<Option<OffsetDateTime>> {
+            let now = micros(now);
+            let cutoff = now - window;
+            let mut retry_at: Option<OffsetDateTime> = None;
+            for (key, limit) in keys {
+                if key.is_empty() || key.chars().count() > 200 {
+                    return Err(StoreError::invalid("key", "key must be 1 to 200 characters"));
+                }
+                let row = sqlx::query(
+                    "INSERT INTO login_attempts (key, failures, window_start) VALUES ($1, 1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                       failures = CASE WHEN login_attempts.window_start <= $3 THEN 1 \
+                                       ELSE login_attempts.failures + 1 END, \
+                       window_start = CASE WHEN login_attempts.window_start <= $3 THEN $2 \
+                                           ELSE login_attempts.window_start END \
+                     RETURNING failures, window_start",
+                )
+                .bind(*key)
+                .bind(ts(now))
+                .bind(ts(cutoff))
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+                let failures: i64 = get(&row, "failures")?;
+                let since: OffsetDateTime = get(&row, "window_start")?;
+                if failures > i64::from(*limit) {
+                    let until = since + window;
+                    retry_at = Some(retry_at.map_or(until, |r| r.max(until)));
+                }
+            }
+            Ok(retry_at)
+        }
+
+        async fn web_login_succeeded(pool: &Pool, clear: &str, refund: &str) -> Result<()> {
+            sqlx::query("DELETE FROM login_attempts WHERE key = $1")
+                .bind(clear)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("UPDATE login_attempts SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+                .bind(refund)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        }
+
+        async fn web_delete_stale_login_attempts(pool: &Pool, cutoff: OffsetDateTime) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM login_attempts WHERE window_start <= $1")
+                .bind(ts(micros(cutoff)))
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        }
+
         async fn web_create_api_token(pool: &Pool, new: &NewApiToken) -> Result<ApiToken> {
             let name = new.name.trim();
             let len = name.chars().count();
@@ -388,6 +449,20 @@ macro_rules! web_impl {
             }
             async fn delete_expired_web_sessions(&self, now: OffsetDateTime) -> Result<u64> {
                 web_delete_expired_sessions(&self.pool, now).await
+            }
+            async fn count_login_attempt(
+                &self,
+                keys: &[(&str, u32)],
+                window: time::Duration,
+                now: OffsetDateTime,
+            ) -> Result<Option<OffsetDateTime>> {
+                web_count_login_attempt(&self.pool, keys, window, now).await
+            }
+            async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()> {
+                web_login_succeeded(&self.pool, clear, refund).await
+            }
+            async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64> {
+                web_delete_stale_login_attempts(&self.pool, cutoff).await
             }
             async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken> {
                 web_create_api_token(&self.pool, new).await
