@@ -100,6 +100,7 @@ async fn token(dir: &dyn Directory, tenant: Option<TenantId>, email: &str) -> St
         token_hash: web::crypto::token_hash(&secret),
         prefix: secret[..8].to_owned(),
         created_by: Some(user.id),
+        expires_at: None,
     })
     .await
     .unwrap();
