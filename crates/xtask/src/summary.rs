@@ -69,21 +69,28 @@ impl Report {
 
         let sqlite = l.tests_on(Backend::Sqlite);
         out.push(format!(
-            "SQLite:   {sqlite} tests opened a SQLite database ({} databases)",
-            l.databases_on(Backend::Sqlite)
+            "SQLite:   {} opened a SQLite database ({} in all)",
+            tests_n(sqlite),
+            databases_n(l.databases_on(Backend::Sqlite))
         ));
         let pg = l.tests_on(Backend::Postgres);
         let pg_dbs = l.databases_on(Backend::Postgres);
         out.push(match &self.pg {
             PgSource::Server(url) => {
-                format!("Postgres: {pg} tests opened a Postgres database ({pg_dbs} databases) on the server at {url}")
+                format!(
+                    "Postgres: {} opened a Postgres database ({} in all) on the server at {url}",
+                    tests_n(pg),
+                    databases_n(pg_dbs)
+                )
             }
             PgSource::Throwaway {
                 port,
                 version,
                 run_as,
             } => format!(
-                "Postgres: {pg} tests opened a Postgres database ({pg_dbs} databases) on a throwaway cluster this command started and stopped (PostgreSQL {version}, 127.0.0.1:{port}{})",
+                "Postgres: {} opened a Postgres database ({} in all) on a throwaway cluster this command started and stopped (PostgreSQL {version}, 127.0.0.1:{port}{})",
+                tests_n(pg),
+                databases_n(pg_dbs),
                 run_as
                     .as_ref()
                     .map_or(String::new(), |u| format!(", run as user {u}"))
@@ -110,7 +117,7 @@ impl Report {
         let clients: Vec<String> = l
             .clients
             .iter()
-            .map(|(tool, tests)| format!("{tool} ({} tests)", tests.len()))
+            .map(|(tool, tests)| format!("{tool} ({})", tests_n(tests.len())))
             .collect();
         let walk_line = match &self.walk {
             Walk::Passed => "Chromium: browser walk passed".to_owned(),
@@ -203,6 +210,14 @@ impl Report {
         ));
         (out, ok)
     }
+}
+
+fn tests_n(n: usize) -> String {
+    format!("{n} test{}", if n == 1 { "" } else { "s" })
+}
+
+fn databases_n(n: usize) -> String {
+    format!("{n} database{}", if n == 1 { "" } else { "s" })
 }
 
 #[cfg(test)]

@@ -50,12 +50,12 @@ fn a_green_run_counts_each_backend_and_client() {
     let text = lines.join("\n");
     assert!(ok, "{text}");
     assert!(
-        text.contains("SQLite:   2 tests opened a SQLite database (2 databases)"),
+        text.contains("SQLite:   2 tests opened a SQLite database (2 databases in all)"),
         "{text}"
     );
-    assert!(text.contains("Postgres: 1 tests opened a Postgres database (2 databases) on a throwaway cluster this command started and stopped (PostgreSQL 15.20, 127.0.0.1:41234, run as user postgres)"), "{text}");
+    assert!(text.contains("Postgres: 1 test opened a Postgres database (2 databases in all) on a throwaway cluster this command started and stopped (PostgreSQL 15.20, 127.0.0.1:41234, run as user postgres)"), "{text}");
     assert!(
-        text.contains("clients:  baresip (1 tests); Chromium: browser walk passed"),
+        text.contains("clients:  baresip (1 test); Chromium: browser walk passed"),
         "{text}"
     );
     assert!(!text.contains("SKIPPED"), "{text}");
