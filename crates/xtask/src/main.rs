@@ -211,6 +211,18 @@ fn test(args: &[String]) -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     ));
+    // Ours alone: never a file (or a link) that was there before.
+    if let Err(e) = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&ledger_path)
+    {
+        eprintln!(
+            "error: cannot create the test ledger {}: {e}",
+            ledger_path.display()
+        );
+        return ExitCode::FAILURE;
+    }
 
     let mut cmd = Command::new("cargo");
     let (label, junit) = match &runner {
