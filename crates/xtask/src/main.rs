@@ -229,9 +229,11 @@ fn test(args: &[String]) -> ExitCode {
         Runner::Nextest(v) => {
             cmd.args(["nextest", "run"]);
             let profile = std::env::var("NEXTEST_PROFILE").unwrap_or_else(|_| "default".into());
+            // nextest's store is `target/nextest` under the workspace root, whatever
+            // CARGO_TARGET_DIR says (.config/nextest.toml leaves [store] at its default).
             (
                 v.clone(),
-                Some(target.join("nextest").join(profile).join("junit.xml")),
+                Some(root.join("target/nextest").join(profile).join("junit.xml")),
             )
         }
         Runner::CargoTest(why) => {
