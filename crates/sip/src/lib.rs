@@ -31,6 +31,7 @@ mod framing;
 mod headers;
 mod message;
 mod parse;
+mod received;
 mod syntax;
 mod typed;
 mod uri;
