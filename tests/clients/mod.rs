@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Db, Output, Server, cli, run_bounded};
 
+pub mod carrier;
 pub mod pbx;
 pub mod sipua;
 

@@ -123,6 +123,18 @@ pub struct Settings {
     )]
     pub media_timeout: u64,
 
+    /// Seconds between OPTIONS keepalives to each enabled trunk (0: off). A
+    /// trunk that does not answer within 4 s is shown down and tried last.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUNK_KEEPALIVE",
+        default_value = "30",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub trunk_keepalive: u64,
+
     /// File where call records that could not be written (database away at
     /// shutdown) wait for the next start. Default: beside the SQLite file, or
     /// `switchboard-cdr-spill.jsonl` in the working directory with Postgres.

@@ -1,0 +1,316 @@
+//! Trunks end to end: the real binary, a scripted carrier on loopback and a
+//! scripted phone (no baresip needed).
+//!
+//! * A record-routing carrier in front of a far-end phone: the far end's
+//!   hang-up of an inbound call reaches Switchboard through the carrier and
+//!   ends the call at once, with the right duration in its record.
+//! * A carrier authenticating its calls with the trunk's digest credentials.
+//! * A trunk's calls-per-second limit.
+//! * An outbound trunk over TCP connects.
+//!
+//! Relay ports: 30000-30399 and 30600-30799 (below the ephemeral range).
+
+mod clients;
+mod common;
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use clients::carrier::{
+    FarEnd, RecordRoutingProxy, TcpCarrier, ack_non_2xx, final_response, header, inbound_invite,
+};
+use clients::pbx::{DOMAIN, pbx_with};
+use clients::sipua::SipUa;
+use common::block_on;
+use store::{Direction, Disposition, Transport, TrunkSettings};
+
+/// A trunk at `host:port` with no credentials, enabled.
+fn trunk(name: &str, port: u16) -> TrunkSettings {
+    TrunkSettings {
+        name: name.into(),
+        host: "127.0.0.1".into(),
+        port,
+        transport: Transport::Udp,
+        username: None,
+        password: None,
+        from_domain: None,
+        priority: 1,
+        emergency_priority: None,
+        enabled: true,
+        inbound_source: None,
+        force_wide_source: false,
+        inbound_auth: false,
+        calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+        register: false,
+        registrar: None,
+        register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
+    }
+}
+
+/// Routes +44 20 7946 0018 to extension `ext` of the business.
+fn route_number(dir: &dyn store::Directory, tenant: store::TenantId, ext: &str) {
+    block_on(async {
+        let ext = dir
+            .get_extension_by_number(tenant, &ext.parse().unwrap())
+            .await
+            .unwrap();
+        dir.add_number_routed(
+            &"+442079460018".parse().unwrap(),
+            tenant,
+            store::RouteTarget::Extension(ext.id),
+        )
+        .await
+        .unwrap();
+    });
+}
+
+#[test]
+fn far_end_hangup_through_a_record_routing_carrier_ends_the_call_at_once() {
+    // The carrier's address is the trunk's; its proxy starts once
+    // Switchboard's address is known.
+    let proxy_sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let proxy_port = proxy_sock.local_addr().unwrap().port();
+    let pbx = pbx_with(&["101", "102"], "30000-30099", |dir, tenant| {
+        route_number(dir, tenant, "102");
+        block_on(dir.create_trunk(&trunk("carrier", proxy_port))).unwrap();
+    });
+    let proxy = RecordRoutingProxy::start(proxy_sock, pbx.sip, clients::OTHER_IP);
+    let b = pbx.account("102");
+    let mut bob = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &b.user,
+        &b.password,
+        DOMAIN,
+        880.0,
+    );
+    bob.register();
+
+    let far_rtp = UdpSocket::bind((clients::OTHER_IP, 0)).unwrap();
+    let mut far = FarEnd::new(clients::OTHER_IP, proxy.addr);
+    far.invite("+442079460018", pbx.sip, far_rtp.local_addr().unwrap());
+    let dialog = bob.answer(&[]);
+    let ok = far
+        .wait_final("INVITE", Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no answer at the far end\n{}", pbx.server.log()));
+    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
+    let answered = Instant::now();
+    // The 200 names the carrier's Record-Route, so the far end's requests
+    // go back through the carrier.
+    assert_eq!(
+        far.route_set(),
+        [format!("<sip:{};lr>", proxy.addr)],
+        "the 200 the far end got: {ok}"
+    );
+    far.in_dialog("ACK");
+    bob.run(Duration::from_secs(3), &[&dialog]);
+
+    let hangup = Instant::now();
+    far.in_dialog("BYE");
+    let bye_ok = far.wait_final("BYE", Duration::from_secs(2));
+    bob.run(Duration::from_millis(500), &[&dialog]);
+    assert!(
+        far.undeliverable.is_empty(),
+        "the far end had to reach Switchboard directly: {:?}",
+        far.undeliverable
+    );
+    assert!(
+        proxy.saw("far->pbx", "BYE").is_some(),
+        "the BYE did not go through the carrier: {:?}",
+        proxy.relayed.lock().unwrap()
+    );
+    assert!(
+        bye_ok
+            .as_deref()
+            .is_some_and(|r| r.starts_with("SIP/2.0 200")),
+        "no 200 to the far end's BYE: {bye_ok:?}\n{}",
+        pbx.server.log()
+    );
+    assert!(
+        bob.byes.contains(&dialog.call_id),
+        "the extension's leg was not hung up: {:?}",
+        bob.byes
+    );
+    let rows = pbx.cdr_rows(1);
+    let rec = &rows[0].record;
+    assert_eq!(rec.direction, Direction::Inbound);
+    assert_eq!(rec.disposition, Disposition::Answered);
+    assert!(rec.trunk_id.is_some());
+    let talked = hangup.duration_since(answered).as_secs_f64();
+    let ended_after = (rec.ended_at - rec.answered_at.unwrap()).as_seconds_f64();
+    assert!(
+        (ended_after - talked).abs() < 1.0,
+        "the record says the call lasted {ended_after:.1} s, it lasted {talked:.1} s"
+    );
+    assert!(
+        (f64::from(rec.duration_secs) - talked).abs() <= 1.0,
+        "duration {} s for a {talked:.1} s call",
+        rec.duration_secs
+    );
+}
+
+/// Issue #10: a carrier whose source address is not fixed authenticates its
+/// calls with the trunk's credentials. Its INVITE is challenged (even from
+/// the trunk's own address: for such a trunk the address alone proves
+/// nothing), a wrong password gets 403, the right one reaches the extension.
+#[test]
+fn digest_authenticated_carrier_calls_in() {
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = carrier.local_addr().unwrap();
+    let pbx = pbx_with(&["101", "102"], "30100-30199", |dir, tenant| {
+        route_number(dir, tenant, "102");
+        let mut t = trunk("carrier", me.port());
+        t.username = Some("acme-in".into());
+        t.password = Some(store::Secret::new("trunk-pass-1"));
+        t.inbound_auth = true;
+        t.inbound_source = Some("127.0.0.1".into());
+        block_on(dir.create_trunk(&t)).unwrap();
+    });
+    let b = pbx.account("102");
+    let mut bob = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &b.user,
+        &b.password,
+        DOMAIN,
+        880.0,
+    );
+    bob.register();
+
+    let uri = format!("sip:+442079460018@{}", pbx.sip);
+    let challenge = |call_id: &str| {
+        carrier
+            .send_to(
+                inbound_invite(me, pbx.sip, "+442079460018", call_id, 1, "").as_bytes(),
+                pbx.sip,
+            )
+            .unwrap();
+        let r = final_response(&carrier, call_id, 1, Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("no answer to the carrier\n{}", pbx.server.log()));
+        assert!(r.starts_with("SIP/2.0 407"), "not challenged: {r}");
+        ack_non_2xx(&carrier, &r, &uri, pbx.sip);
+        sip::auth::Challenge::parse(header(&r, "Proxy-Authenticate").unwrap())
+            .unwrap()
+            .answer(
+                "acme-in",
+                if call_id == "wrong" {
+                    "guess"
+                } else {
+                    "trunk-pass-1"
+                },
+                "INVITE",
+                &uri,
+                1,
+                "c0ffee",
+            )
+            .to_header_value()
+    };
+    // a wrong password
+    let bad = challenge("wrong");
+    let extra = format!("Proxy-Authorization: {bad}\r\n");
+    carrier
+        .send_to(
+            inbound_invite(me, pbx.sip, "+442079460018", "wrong", 2, &extra).as_bytes(),
+            pbx.sip,
+        )
+        .unwrap();
+    let r = final_response(&carrier, "wrong", 2, Duration::from_secs(5)).unwrap();
+    assert!(r.starts_with("SIP/2.0 403"), "a wrong trunk password: {r}");
+    ack_non_2xx(&carrier, &r, &uri, pbx.sip);
+
+    // the trunk's credentials
+    let good = challenge("right");
+    let extra = format!("Proxy-Authorization: {good}\r\n");
+    carrier
+        .send_to(
+            inbound_invite(me, pbx.sip, "+442079460018", "right", 2, &extra).as_bytes(),
+            pbx.sip,
+        )
+        .unwrap();
+    let _dialog = bob.answer(&[]);
+    let r = final_response(&carrier, "right", 2, Duration::from_secs(5)).unwrap();
+    assert!(r.starts_with("SIP/2.0 200"), "{r}\n{}", pbx.server.log());
+}
+
+/// Each trunk's calls per second: a burst of inbound calls beyond the
+/// trunk's rate gets 503 with Retry-After, the ones within it go through.
+#[test]
+fn trunk_call_rate_is_enforced() {
+    let carrier = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let me = carrier.local_addr().unwrap();
+    let pbx = pbx_with(&["101", "102"], "30200-30299", |dir, tenant| {
+        route_number(dir, tenant, "102");
+        let mut t = trunk("carrier", me.port());
+        t.calls_per_second = 2;
+        block_on(dir.create_trunk(&t)).unwrap();
+    });
+    for i in 0..6 {
+        let invite = inbound_invite(me, pbx.sip, "+442079460018", &format!("burst{i}"), 1, "");
+        carrier.send_to(invite.as_bytes(), pbx.sip).unwrap();
+    }
+    let mut limited = 0;
+    let mut passed = 0;
+    for i in 0..6 {
+        let r = final_response(&carrier, &format!("burst{i}"), 1, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no answer to burst{i}\n{}", pbx.server.log()));
+        if r.starts_with("SIP/2.0 503") && r.contains("call rate") {
+            assert_eq!(header(&r, "Retry-After"), Some("1"), "{r}");
+            limited += 1;
+        } else {
+            passed += 1;
+        }
+    }
+    assert!(
+        (1..=3).contains(&passed),
+        "{passed} of 6 passed the rate of 2/s"
+    );
+    assert!(limited >= 3, "only {limited} refused");
+}
+
+/// Issue #10: an outbound trunk over TCP really connects (before, a send
+/// with no open connection to the carrier failed silently).
+#[test]
+fn outbound_tcp_trunk_connects() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pbx = pbx_with(&["101"], "30600-30699", |dir, tenant| {
+        route_number(dir, tenant, "101");
+        block_on(async {
+            let mut s = dir.get_tenant(tenant).await.unwrap().settings;
+            s.main_number = Some("+442079460018".parse().unwrap());
+            dir.update_tenant(tenant, &s).await.unwrap();
+        });
+        let mut t = trunk("tcp carrier", port);
+        t.transport = Transport::Tcp;
+        block_on(dir.create_trunk(&t)).unwrap();
+    });
+    let carrier = TcpCarrier::start(listener);
+    let a = pbx.account("101");
+    let mut alice = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &a.user,
+        &a.password,
+        DOMAIN,
+        440.0,
+    );
+    alice.register();
+    let mut d = alice
+        .call("07400123456", "", &[])
+        .unwrap_or_else(|s| panic!("the call over TCP failed with {s}\n{}", pbx.server.log()));
+    assert!(carrier.saw("INVITE"));
+    assert_eq!(*carrier.connections.lock().unwrap(), 1);
+    alice.run(Duration::from_millis(300), &[&d]);
+    assert_eq!(alice.request(&mut d, "BYE", "", "", &[]), 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !carrier.saw("BYE") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(carrier.saw("BYE"), "{:?}", carrier.methods.lock().unwrap());
+    assert!(carrier.saw("ACK"), "{:?}", carrier.methods.lock().unwrap());
+    assert_eq!(
+        *carrier.connections.lock().unwrap(),
+        1,
+        "the call's requests share one connection"
+    );
+}
