@@ -7,8 +7,11 @@
 //! * A carrier authenticating its calls with the trunk's digest credentials.
 //! * A trunk's calls-per-second limit.
 //! * An outbound trunk over TCP connects.
+//! * Failover skips a trunk the OPTIONS keepalive found down.
+//! * Registration to the provider, answered with digest and refreshed.
 //!
 //! Relay ports: 30000-30399 and 30600-30799 (below the ephemeral range).
+//! The keepalive is on (1 s) only where a test says so.
 
 mod clients;
 mod common;
@@ -17,9 +20,10 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use clients::carrier::{
-    FarEnd, RecordRoutingProxy, TcpCarrier, ack_non_2xx, final_response, header, inbound_invite,
+    FarEnd, RecordRoutingProxy, TcpCarrier, UdpCarrier, ack_non_2xx, final_response, header,
+    inbound_invite,
 };
-use clients::pbx::{DOMAIN, pbx_with};
+use clients::pbx::{DOMAIN, pbx_with, pbx_with_env};
 use clients::sipua::SipUa;
 use common::block_on;
 use store::{Direction, Disposition, Transport, TrunkSettings};
@@ -313,4 +317,146 @@ fn outbound_tcp_trunk_connects() {
         1,
         "the call's requests share one connection"
     );
+}
+
+/// Sets the business's main number (what outside calls present).
+fn present_main_number(dir: &dyn store::Directory, tenant: store::TenantId) {
+    block_on(async {
+        let mut s = dir.get_tenant(tenant).await.unwrap().settings;
+        s.main_number = Some("+442079460018".parse().unwrap());
+        dir.update_tenant(tenant, &s).await.unwrap();
+    });
+}
+
+/// Issue #17: once the keepalive has found a trunk down, an outside call
+/// goes straight to the next trunk instead of waiting out the dead one's
+/// set-up timeout (4 s); the dead trunk gets OPTIONS, never the INVITE.
+#[test]
+fn failover_skips_a_trunk_known_to_be_down() {
+    let dead = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let live = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (dead_port, live_port) = (
+        dead.local_addr().unwrap().port(),
+        live.local_addr().unwrap().port(),
+    );
+    let pbx = pbx_with_env(
+        &["101"],
+        "30300-30399",
+        &[("SWITCHBOARD_TRUNK_KEEPALIVE", "1")],
+        |dir, tenant| {
+            route_number(dir, tenant, "101");
+            present_main_number(dir, tenant);
+            let mut d = trunk("dead", dead_port);
+            d.priority = 1;
+            block_on(dir.create_trunk(&d)).unwrap();
+            let mut l = trunk("live", live_port);
+            l.priority = 2;
+            block_on(dir.create_trunk(&l)).unwrap();
+        },
+    );
+    let carrier = UdpCarrier::start(live, 3600);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !pbx.server.log().contains("trunk down") {
+        assert!(
+            Instant::now() < deadline,
+            "the dead trunk was never found down\n{}",
+            pbx.server.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !carrier.received("OPTIONS").is_empty(),
+        "the live trunk got no OPTIONS"
+    );
+    let a = pbx.account("101");
+    let mut alice = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &a.user,
+        &a.password,
+        DOMAIN,
+        440.0,
+    );
+    alice.register();
+    let started = Instant::now();
+    let mut d = alice
+        .call("07400123456", "", &[])
+        .unwrap_or_else(|s| panic!("the call failed with {s}\n{}", pbx.server.log()));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the call waited {took:?}: the dead trunk was tried first"
+    );
+    assert_eq!(carrier.received("INVITE").len(), 1);
+    let _ = alice.request(&mut d, "BYE", "", "", &[]);
+    dead.set_nonblocking(true).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let mut got = Vec::new();
+    while let Ok((n, _)) = dead.recv_from(&mut buf) {
+        got.push(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    assert!(!got.is_empty(), "the dead trunk was never probed");
+    assert!(
+        got.iter().all(|l| l.starts_with("OPTIONS ")),
+        "the dead trunk got more than OPTIONS: {got:?}"
+    );
+}
+
+/// Issue #17: a trunk set to register does so with its credentials
+/// (answering the provider's 401), and refreshes before the granted expiry
+/// runs out.
+#[test]
+fn trunk_registers_to_the_provider_and_refreshes() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let carrier = UdpCarrier::start(sock, 2);
+    let pbx = pbx_with_env(
+        &["101"],
+        "30700-30799",
+        &[("SWITCHBOARD_TRUNK_KEEPALIVE", "0")],
+        |dir, _| {
+            let mut t = trunk("uk carrier", port);
+            t.username = Some("acme-reg".into());
+            t.password = Some(store::Secret::new("reg-pass-1"));
+            t.register = true;
+            t.register_expires = 120;
+            block_on(dir.create_trunk(&t)).unwrap();
+        },
+    );
+    // granted 2 s: refreshed at 80 %, so at least three authorised
+    // REGISTERs within 5 s
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let authorised = || {
+        carrier
+            .received("REGISTER")
+            .into_iter()
+            .filter(|(a, _)| a.is_some())
+            .collect::<Vec<_>>()
+    };
+    while authorised().len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let regs = authorised();
+    assert!(
+        regs.len() >= 3,
+        "{} authorised REGISTERs: {:?}\n{}",
+        regs.len(),
+        carrier.received("REGISTER"),
+        pbx.server.log()
+    );
+    let auth = regs[0].0.as_deref().unwrap();
+    assert!(auth.contains("username=\"acme-reg\""), "{auth}");
+    assert!(auth.contains("realm=\"carrier.example\""), "{auth}");
+    let gap = regs[2].1.duration_since(regs[1].1);
+    assert!(
+        gap < Duration::from_millis(2000),
+        "refreshed {gap:?} after the last one: past the 2 s expiry"
+    );
+    assert!(pbx.server.log().contains("registered to the provider"));
 }

@@ -462,8 +462,8 @@ impl TcpCarrier {
                             methods.lock().unwrap().push(method.clone());
                             let reply = match method.as_str() {
                                 "ACK" => continue,
-                                "INVITE" => tcp_reply(&msg, "200 OK", addr, true),
-                                _ => tcp_reply(&msg, "200 OK", addr, false),
+                                "INVITE" => reply_to(&msg, "200 OK", addr, true, true),
+                                _ => reply_to(&msg, "200 OK", addr, true, false),
                             };
                             let _ = s.write_all(reply.as_bytes());
                         }
@@ -511,7 +511,9 @@ fn take_message(buf: &mut Vec<u8>) -> Option<String> {
     Some(msg)
 }
 
-fn tcp_reply(req: &str, status: &str, me: SocketAddr, sdp: bool) -> String {
+/// A response to `req` from the carrier at `me` (Contact over TCP when
+/// `tcp`), with an audio answer when `sdp`.
+fn reply_to(req: &str, status: &str, me: SocketAddr, tcp: bool, sdp: bool) -> String {
     let mut r = format!("SIP/2.0 {status}\r\n");
     for v in headers(req, "Via") {
         r.push_str(&format!("Via: {v}\r\n"));
@@ -534,11 +536,12 @@ fn tcp_reply(req: &str, status: &str, me: SocketAddr, sdp: bool) -> String {
         ""
     };
     r.push_str(&format!(
-        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:carrier@{me};transport=tcp>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\nContact: <sip:carrier@{me}{tp}>\r\n{ct}Content-Length: {}\r\n\r\n{body}",
         header(req, "From").unwrap_or_default(),
         header(req, "Call-ID").unwrap_or_default(),
         header(req, "CSeq").unwrap_or_default(),
-        body.len()
+        body.len(),
+        tp = if tcp { ";transport=tcp" } else { "" },
     ));
     r
 }
@@ -611,4 +614,90 @@ pub fn ack_non_2xx(sock: &UdpSocket, resp: &str, uri: &str, pbx: SocketAddr) {
         cid = header(resp, "Call-ID").unwrap_or_default(),
     );
     let _ = sock.send_to(ack.as_bytes(), pbx);
+}
+
+/// A carrier over UDP: answers OPTIONS, INVITE (200 with an audio answer),
+/// BYE and CANCEL with 200; challenges a REGISTER without credentials with
+/// 401 and grants one with credentials for `grant` seconds. Logs every
+/// request (method, Authorization) with its arrival time.
+pub struct UdpCarrier {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<(String, Option<String>, Instant)>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpCarrier {
+    pub fn start(sock: UdpSocket, grant: u32) -> Self {
+        sock.set_read_timeout(Some(Duration::from_millis(20)))
+            .unwrap();
+        let addr = sock.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (requests, stop) = (Arc::clone(&requests), Arc::clone(&stop));
+            thread::spawn(move || {
+                let mut buf = vec![0u8; 65_536];
+                while !stop.load(Ordering::Relaxed) {
+                    let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                        continue;
+                    };
+                    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                    if !is_request(&msg) {
+                        continue;
+                    }
+                    let method = method_of(&msg);
+                    let auth = header(&msg, "Authorization").map(str::to_owned);
+                    requests
+                        .lock()
+                        .unwrap()
+                        .push((method.clone(), auth.clone(), Instant::now()));
+                    let reply = match method.as_str() {
+                        "ACK" => continue,
+                        "INVITE" => reply_to(&msg, "200 OK", addr, false, true),
+                        "REGISTER" if auth.is_none() => reply_to(&msg, "401 Unauthorized", addr, false, false)
+                            .replace(
+                                "Content-Length: 0",
+                                "WWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"abc123\", qop=\"auth\", algorithm=MD5\r\nContent-Length: 0",
+                            ),
+                        "REGISTER" => {
+                            let contact = header(&msg, "Contact").unwrap_or_default();
+                            reply_to(&msg, "200 OK", addr, false, false).replace(
+                                "Content-Length: 0",
+                                &format!("Expires: {grant}\r\nContact: {contact};expires={grant}\r\nContent-Length: 0"),
+                            )
+                        }
+                        _ => reply_to(&msg, "200 OK", addr, false, false),
+                    };
+                    let _ = sock.send_to(reply.as_bytes(), from);
+                }
+            })
+        };
+        UdpCarrier {
+            addr,
+            requests,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Requests received with `method`: their Authorization and arrival.
+    pub fn received(&self, method: &str) -> Vec<(Option<String>, Instant)> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, _, _)| m == method)
+            .map(|(_, a, at)| (a.clone(), *at))
+            .collect()
+    }
+}
+
+impl Drop for UdpCarrier {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
