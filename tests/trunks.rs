@@ -460,3 +460,40 @@ fn trunk_registers_to_the_provider_and_refreshes() {
     );
     assert!(pbx.server.log().contains("registered to the provider"));
 }
+
+/// Issue #10: the CLI refuses an inbound source of 0.0.0.0/0 (or any block
+/// wider than /24, /48 for IPv6) naming the flag and the reason, and takes
+/// it with --force-wide-source.
+#[test]
+fn cidr_slash_zero_trunk_is_refused_by_the_cli() {
+    let db = common::Db::sqlite();
+    common::cli(&db, &["migrate"]).ok();
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "trunk",
+            "add",
+            "--name",
+            "Any",
+            "--host",
+            "sip.carrier.test",
+        ];
+        args.extend_from_slice(extra);
+        common::cli(&db, &args)
+    };
+    for wide in ["0.0.0.0/0", "::/0"] {
+        let out = add(&["--inbound-source", wide]);
+        assert!(!out.success(), "{out:#?}");
+        assert!(
+            out.stderr.contains("--inbound-source") && out.stderr.contains("wider than"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = add(&["--inbound-source", "0.0.0.0/0", "--force-wide-source"]);
+    let v = out.json();
+    assert_eq!(v["inbound_source"], "0.0.0.0/0");
+    assert_eq!(v["force_wide_source"], true);
+    let listed = common::cli(&db, &["--json", "trunk", "list"]).json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+}

@@ -620,9 +620,12 @@ pub fn ack_non_2xx(sock: &UdpSocket, resp: &str, uri: &str, pbx: SocketAddr) {
 /// BYE and CANCEL with 200; challenges a REGISTER without credentials with
 /// 401 and grants one with credentials for `grant` seconds. Logs every
 /// request (method, Authorization) with its arrival time.
+/// Requests a carrier received: method, Authorization, arrival.
+pub type RequestLog = Arc<Mutex<Vec<(String, Option<String>, Instant)>>>;
+
 pub struct UdpCarrier {
     pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<(String, Option<String>, Instant)>>>,
+    pub requests: RequestLog,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
