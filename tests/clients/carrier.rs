@@ -704,3 +704,43 @@ impl Drop for UdpCarrier {
         }
     }
 }
+
+/// A running Kamailio. Dropping it sends SIGTERM (its main process then
+/// stops its worker processes; SIGKILL would orphan them) and waits.
+pub struct Kamailio(pub super::Proc);
+
+impl Drop for Kamailio {
+    fn drop(&mut self) {
+        self.0.terminate(Duration::from_secs(5));
+    }
+}
+
+/// Kamailio as the carrier's proxy on `listen` (tests/kamailio/carrier.cfg),
+/// sending dialog-creating requests to `pbx`; runs in the foreground until
+/// dropped.
+pub fn kamailio(listen: SocketAddr, pbx: SocketAddr) -> Kamailio {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let template = include_str!("../kamailio/carrier.cfg");
+    let cfg = template
+        .replace("LISTEN", &listen.to_string())
+        .replace("PBX", &pbx.to_string());
+    let path = dir.path().join("kamailio.cfg");
+    std::fs::write(&path, cfg).expect("write kamailio.cfg");
+    let mut cmd = std::process::Command::new("kamailio");
+    cmd.arg("-f")
+        .arg(&path)
+        .args(["-DD", "-E", "-P"])
+        .arg(dir.path().join("kamailio.pid"))
+        .arg("-Y")
+        .arg(dir.path());
+    let mut p = super::Proc::spawn("kamailio", cmd, Some(dir));
+    // its last start-up line: the socket is bound
+    assert!(
+        p.wait_for_line(Duration::from_secs(10), |l| l
+            .contains("SO_RCVBUF is finally"))
+            .is_some(),
+        "kamailio did not start: {}",
+        p.log()
+    );
+    Kamailio(p)
+}
