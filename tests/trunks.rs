@@ -21,10 +21,10 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
-use clients::carrier::{
-    FarEnd, RecordRoutingProxy, TcpCarrier, UdpCarrier, ack_non_2xx, final_response, header,
-    inbound_invite,
+use clients::carrier::answering::{
+    TcpCarrier, UdpCarrier, ack_non_2xx, final_response, inbound_invite,
 };
+use clients::carrier::{FarEnd, RecordRoutingProxy, header};
 use clients::pbx::{DOMAIN, pbx_with, pbx_with_env};
 use clients::sipua::SipUa;
 use common::block_on;
@@ -99,7 +99,7 @@ fn far_end_hangup_through_kamailio_ends_the_call_at_once() {
         block_on(dir.create_trunk(&trunk("kamailio", port))).unwrap();
     });
     let carrier = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let kamailio = clients::carrier::kamailio(carrier, pbx.sip);
+    let kamailio = clients::carrier::answering::kamailio(carrier, pbx.sip);
     let route = far_end_hangs_up_through(&pbx, carrier, || true);
     assert_eq!(route.len(), 1, "{route:?}");
     assert!(

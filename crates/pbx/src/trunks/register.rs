@@ -263,3 +263,136 @@ fn granted_expiry(resp: &Response, asked: u32) -> u32 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(asked)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sip::StatusCode;
+    use sip::transaction::{TransactionLayer, Transport};
+    use store::Secret;
+
+    fn target(trunk: TrunkId) -> TrunkTarget {
+        let dest = Target::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap());
+        TrunkTarget {
+            trunk,
+            host: "127.0.0.1".into(),
+            port: 5080,
+            dest,
+            register: Some(RegisterSettings {
+                username: "acct".into(),
+                password: Secret::new("pw"),
+                registrar_host: "127.0.0.1".into(),
+                dest,
+                expires: 600,
+                from_domain: None,
+            }),
+        }
+    }
+
+    /// A key the layer made for a REGISTER it sent.
+    fn key(layer: &mut TransactionLayer, n: u32) -> TxKey {
+        let mut r = Request::new(
+            Method::Register,
+            sip::Uri::parse("sip:127.0.0.1:5080").unwrap(),
+        );
+        r.headers.push("Via", "SIP/2.0/UDP 127.0.0.1:5060");
+        for (h, v) in [
+            ("From", "<sip:a@b>;tag=1"),
+            ("To", "<sip:a@b>"),
+            ("Call-ID", "r"),
+        ] {
+            r.headers.push(h, v);
+        }
+        r.headers.push("CSeq", &format!("{n} REGISTER"));
+        let dest = Target::new(Transport::Udp, "127.0.0.1:5080".parse().unwrap());
+        layer.send_request(r, dest, Instant::now()).unwrap()
+    }
+
+    fn final_response(key: TxKey, code: u16, extra: &[(&str, &str)]) -> Event {
+        let mut response = Response::new(StatusCode::new(code).unwrap());
+        response.headers.push("CSeq", "1 REGISTER");
+        for (h, v) in extra {
+            response.headers.push(h, v);
+        }
+        Event::Response { key, response }
+    }
+
+    #[test]
+    fn granted_expiry_sets_the_refresh_and_the_shown_state() {
+        let (trunk, status, t0) = (TrunkId::new(), TrunkStatus::default(), Instant::now());
+        status.set_trunks([(trunk, 10)], t0);
+        let mut regs = Registrations::default();
+        regs.update(&[target(trunk)], t0);
+        assert_eq!(
+            regs.poll_timeout(),
+            Some(t0),
+            "a new registration starts at once"
+        );
+        let mut layer = TransactionLayer::new(Default::default(), 1);
+        let k = key(&mut layer, 1);
+        regs.states.get_mut(&trunk).unwrap().next_at = None;
+        regs.sent(k.clone(), trunk);
+        let ok = final_response(
+            k,
+            200,
+            &[("Contact", "<sip:acct@127.0.0.1:5060>;expires=90")],
+        );
+        assert!(regs.on_event(ok, &status, t0).is_none());
+        assert_eq!(regs.poll_timeout(), Some(t0 + Duration::from_secs(72)));
+        match status.get(trunk).unwrap().registration {
+            Some(Registration::Registered { expires_at }) => {
+                let left = expires_at.duration_since(SystemTime::now()).unwrap();
+                assert!(left > Duration::from_secs(85) && left <= Duration::from_secs(90));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_second_challenge_or_a_refusal_fails_and_retries_later() {
+        let (trunk, status, t0) = (TrunkId::new(), TrunkStatus::default(), Instant::now());
+        status.set_trunks([(trunk, 10)], t0);
+        let mut regs = Registrations::default();
+        regs.update(&[target(trunk)], t0);
+        let mut layer = TransactionLayer::new(Default::default(), 1);
+        let challenge = [("WWW-Authenticate", "Digest realm=\"c\", nonce=\"n\"")];
+        // the first 401 is answered at once
+        let k1 = key(&mut layer, 1);
+        regs.sent(k1.clone(), trunk);
+        assert!(
+            regs.on_event(final_response(k1, 401, &challenge), &status, t0)
+                .is_none()
+        );
+        assert_eq!(regs.poll_timeout(), Some(t0));
+        assert!(regs.states[&trunk].challenge.is_some());
+        // a second 401 in the same attempt: wrong credentials
+        let k2 = key(&mut layer, 2);
+        regs.sent(k2.clone(), trunk);
+        regs.on_event(final_response(k2, 401, &challenge), &status, t0);
+        assert_eq!(regs.poll_timeout(), Some(t0 + RETRY_AFTER));
+        match status.get(trunk).unwrap().registration {
+            Some(Registration::Failed {
+                status: Some(401),
+                reason,
+            }) => {
+                assert!(reason.starts_with("401"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // a timeout is a failure without status
+        let k3 = key(&mut layer, 3);
+        regs.sent(k3.clone(), trunk);
+        let timeout = Event::Timeout {
+            key: k3,
+            timer: sip::transaction::Timer::F,
+        };
+        assert!(regs.on_event(timeout, &status, t0).is_none());
+        assert!(matches!(
+            status.get(trunk).unwrap().registration,
+            Some(Registration::Failed { status: None, .. })
+        ));
+        // a trunk that stops registering is forgotten
+        regs.update(&[], t0);
+        assert_eq!(regs.poll_timeout(), None);
+    }
+}
