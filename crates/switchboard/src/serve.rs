@@ -227,6 +227,7 @@ pub async fn spawn_services(
     sip_config.calls.media.media_timeout = Duration::from_secs(settings.media_timeout);
     sip_config.calls.trunk_keepalive = Duration::from_secs(settings.trunk_keepalive);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
+    settings.sip_guard.apply(&mut sip_config);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, Arc::clone(&directory), token.cancelled_owned())
         .await

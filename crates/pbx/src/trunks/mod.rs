@@ -250,6 +250,7 @@ pub(crate) fn inbound_digest(
         request,
         creds,
         realm,
+        ip,
         Some(&ha1),
         unix_now,
     );
