@@ -38,8 +38,10 @@
 mod anchor;
 pub mod codec;
 pub mod g711;
+pub mod g722;
 pub mod music;
 mod negotiate;
+pub mod pcm;
 pub mod ports;
 pub mod relay;
 pub mod rtp;
