@@ -37,8 +37,10 @@
 
 mod anchor;
 pub mod codec;
+pub mod dtmf;
 pub mod g711;
 pub mod g722;
+pub mod jitter;
 pub mod music;
 mod negotiate;
 pub mod pcm;
