@@ -45,6 +45,7 @@ pub mod mixer;
 pub mod music;
 mod negotiate;
 pub mod pcm;
+pub mod player;
 pub mod ports;
 pub mod relay;
 pub mod rtp;
