@@ -155,8 +155,10 @@ fn half_band_taps() -> [f32; HALF_TAPS] {
     out
 }
 
+/// Rounds half away from zero; the float-to-int `as` saturates. (Not
+/// `f32::round`, which is a libm call on baseline x86-64.)
 fn saturate(x: f32) -> i16 {
-    x.round().clamp(-32768.0, 32767.0) as i16
+    (x + 0.5f32.copysign(x)) as i16
 }
 
 /// 8 kHz → 16 kHz: zero-stuffing followed by the half-band low-pass, in
