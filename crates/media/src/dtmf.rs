@@ -10,7 +10,10 @@
 //! once; it finishes the digit on the first end packet, on the next
 //! event's first packet, or when no packet of it arrived for a timeout (the
 //! end packets were all lost). Retransmitted end packets, and stray packets
-//! of a finished event, are recognised by timestamp and ignored.
+//! of a finished event, are recognised by timestamp and ignored. (An event
+//! longer than the 16-bit duration field, which a sender splits into
+//! segments with new timestamps, RFC 4733 §2.5.1.3, is reported once per
+//! segment.)
 //!
 //! Sans-IO: the caller passes `now`, drains [`DtmfDetector::poll_event`],
 //! and calls [`DtmfDetector::handle_timeout`] at [`DtmfDetector::poll_timeout`].

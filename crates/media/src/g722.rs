@@ -255,13 +255,11 @@ impl Encoder {
         // Blocks 1L–2L: lower-band quantiser.
         let el = sat16(xlow - self.low.s);
         let wd = if el >= 0 { el } else { -(el + 1) };
-        let mut i = 1;
-        while i < 30 {
-            if wd < (Q6[i] * self.low.det) >> 12 {
-                break;
-            }
-            i += 1;
-        }
+        // The first interval whose scaled decision level exceeds |el|
+        // (30 when none does). The levels rise with the index, so a binary
+        // search finds the same interval as the Recommendation's scan.
+        let det = self.low.det;
+        let i = 1 + Q6[1..30].partition_point(|&q| wd >= (q * det) >> 12);
         let ilow = if el < 0 { ILN[i] } else { ILP[i] };
         self.low.adapt_low(ilow);
 

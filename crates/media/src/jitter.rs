@@ -356,6 +356,28 @@ mod tests {
         assert_eq!(j.pop(), Playout::Waiting);
     }
 
+    /// A sender that restarts its sequence numbers half the space away
+    /// (seen as "late") is followed again once the buffer has drained.
+    #[test]
+    fn a_sequence_restart_is_followed_after_draining() {
+        let mut j = jb();
+        j.push(1000, &[1]);
+        j.push(1001, &[2]);
+        played(&mut j, 2);
+        let restart = 1002u16.wrapping_add(40000);
+        assert_eq!(j.push(restart, &[9]), Pushed::Late);
+        played(&mut j, 3); // three empty ticks end the talk-spurt
+        assert_eq!(j.push(restart, &[9]), Pushed::Accepted);
+        j.push(restart.wrapping_add(1), &[10]);
+        assert_eq!(
+            j.pop(),
+            Playout::Packet {
+                seq: restart,
+                payload: vec![9]
+            }
+        );
+    }
+
     #[test]
     fn concealment_repeats_then_fades_to_silence() {
         let mut c = Concealer::new(Rate::Narrow);
