@@ -41,6 +41,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod g722;
 pub mod jitter;
+pub mod leg_input;
 pub mod mixer;
 pub mod music;
 mod negotiate;
