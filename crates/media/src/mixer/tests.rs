@@ -330,3 +330,44 @@ fn a_participant_leaving_is_dropped_from_the_mix() {
     assert!(rest[0].share(800.0) < 0.01 && rest[0].share(1200.0) > 0.5);
     assert!(rest[1].share(500.0) > 0.5);
 }
+
+/// A G.722 listener that starts talking moves from the shared stream to
+/// its own; its own encoder continues from the shared encoder's state, so
+/// the far end's decoder (which tracked the shared stream) plays on with
+/// no glitch at the switch.
+#[test]
+fn a_g722_listener_turning_talker_continues_its_stream() {
+    let mut phones = vec![
+        Phone::new(1, MixCodec::G722, Some(700.0), 8000),
+        Phone::new(2, MixCodec::G722, None, 0),
+        Phone::new(3, MixCodec::G722, Some(3100.0), 2500),
+    ];
+    let mut m = room(talkers(3), &phones);
+    run(&mut m, &mut phones, 40);
+    assert!(!m.is_talking(2) && m.output(2).unwrap().shared);
+    // Phone 2 starts talking at 5 kHz, where its own voice is easy to
+    // exclude from the measurement.
+    phones[1].tone = Some(5000.0);
+    phones[1].tone_gen = ToneGenerator::new(5000.0, 16000, 6000);
+    phones[1].heard.clear();
+    for p in phones.iter_mut() {
+        let payload = p.payload();
+        m.push_payload(p.id, &payload).unwrap();
+    }
+    m.tick();
+    assert!(m.is_talking(2) && !m.output(2).unwrap().shared);
+    let bytes = m.output(2).unwrap().payload.to_vec();
+    phones[1].hear(&bytes, true);
+    // The first 20 ms after the switch: what phone 2 hears is still the
+    // others' 700 + 3100 Hz, at their level, with nothing else in it.
+    let heard = &phones[1].heard;
+    let rms =
+        (heard.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / heard.len() as f64).sqrt();
+    let expected = (8000f64.powi(2) / 2.0 + 2500f64.powi(2) / 2.0).sqrt();
+    assert!(
+        (rms - expected).abs() < expected * 0.1,
+        "rms {rms} vs {expected}"
+    );
+    let share = tone_share(heard, 700.0, 16000) + tone_share(heard, 3100.0, 16000);
+    assert!(share > 0.97, "share {share}");
+}
