@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseUrl, PortRange, PublicAddr, SipDigest, SipExempt};
+use crate::config::{
+    CookieSecure, DatabaseUrl, PortRange, PublicAddr, SipDigest, SipExempt, TrustedProxies,
+};
 use crate::secrets::Secret;
 
 #[derive(Debug, Parser)]
@@ -145,6 +147,32 @@ pub struct Settings {
         value_name = "PATH"
     )]
     pub cdr_spill: Option<std::path::PathBuf>,
+
+    /// When the web session cookie is marked `Secure`: `on` (always; behind a TLS proxy),
+    /// `off` (plain-HTTP development), or `auto` (when the request came over HTTPS, as the
+    /// URI or a trusted proxy's `X-Forwarded-Proto` says).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_COOKIE_SECURE",
+        default_value = "auto",
+        value_name = "on|off|auto",
+        value_parser = with_env::<CookieSecure>("SWITCHBOARD_COOKIE_SECURE")
+    )]
+    pub cookie_secure: CookieSecure,
+
+    /// Reverse proxies in front of the web app (addresses or CIDRs, comma-separated) whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed. From any
+    /// other peer those headers are ignored and the socket peer is the client. Default: none.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUSTED_PROXIES",
+        default_value = "",
+        value_name = "CIDRS",
+        value_parser = with_env::<TrustedProxies>("SWITCHBOARD_TRUSTED_PROXIES")
+    )]
+    pub trusted_proxies: TrustedProxies,
 
     #[command(flatten)]
     pub sip_guard: SipGuardSettings,

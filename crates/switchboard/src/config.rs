@@ -307,6 +307,69 @@ mod tests {
     }
 }
 
+/// The web app's trusted reverse proxies: addresses or CIDR blocks, comma- or space-separated
+/// (empty: none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<web::config::IpCidr>);
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        web::config::parse_cidr_list(s).map(Self)
+    }
+}
+
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+/// When the session cookie carries `Secure`: `on`, `off` or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieSecure(pub web::CookieSecure);
+
+impl FromStr for CookieSecure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+impl fmt::Display for CookieSecure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod web_settings_tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_and_cookie_secure_parse() {
+        let p: TrustedProxies = "10.0.0.0/8, 192.0.2.7".parse().unwrap();
+        assert_eq!(p.to_string(), "10.0.0.0/8,192.0.2.7/32");
+        assert_eq!(
+            "".parse::<TrustedProxies>().unwrap(),
+            TrustedProxies::default()
+        );
+        let err = "10.0.0.0/8,proxy".parse::<TrustedProxies>().unwrap_err();
+        assert!(
+            err.contains("\"proxy\" is not an IP address or CIDR"),
+            "{err}"
+        );
+        assert_eq!(
+            "off".parse::<CookieSecure>().unwrap(),
+            CookieSecure(web::CookieSecure::Never)
+        );
+        assert!("sometimes".parse::<CookieSecure>().is_err());
+    }
+}
+
 /// Which digest challenges the registrar offers, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SipDigest {
