@@ -14,7 +14,8 @@
 //! }
 //! let config = web::WebConfig {
 //!     cookie_secure: web::CookieSecure::Auto,   // Always behind a TLS proxy
-//!     trust_forwarded_headers: false,           // true only behind a proxy that sets them
+//!     // Only these peers' X-Forwarded-For/-Proto/-Host are believed (empty: none).
+//!     trusted_proxies: web::config::parse_cidr_list("10.0.0.5")?,
 //!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
 //!     ..web::WebConfig::default()
 //! };
@@ -42,6 +43,7 @@ mod pages;
 pub mod session;
 mod static_files;
 pub mod throttle;
+pub mod trunk_state;
 pub mod views;
 
 use std::future::Future;
@@ -56,15 +58,17 @@ use tokio::net::TcpListener;
 
 pub use config::{CookieSecure, WebConfig};
 pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
+pub use trunk_state::{NoTrunkStates, TrunkRegistration, TrunkState, TrunkStates};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub directory: Arc<dyn Directory>,
     pub config: Arc<WebConfig>,
-    pub throttle: Arc<throttle::LoginThrottle>,
     /// Calls in progress; none unless the binary attaches the call engine.
     pub live_calls: Arc<dyn LiveCalls>,
+    /// Trunk health and registration; none unless the binary attaches the engine.
+    pub trunk_states: Arc<dyn TrunkStates>,
 }
 
 impl AppState {
@@ -77,9 +81,15 @@ impl AppState {
         Self {
             directory,
             config: Arc::new(config),
-            throttle: Arc::new(throttle::LoginThrottle::default()),
             live_calls: Arc::new(NoLiveCalls),
+            trunk_states: Arc::new(NoTrunkStates),
         }
+    }
+
+    /// Shows the trunk states `states` reports on the trunk pages and the trunks API.
+    pub fn with_trunk_states(mut self, states: Arc<dyn TrunkStates>) -> Self {
+        self.trunk_states = states;
+        self
     }
 
     /// Shows the calls `live` reports on the active-calls pages and `GET /api/v1/calls`.

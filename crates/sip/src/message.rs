@@ -332,12 +332,40 @@ impl Request {
 
     /// A response to this request per RFC 3261 §8.2.6: status line with the
     /// default reason, Via(s), From, To, Call-ID and CSeq copied, empty body.
+    /// When the response establishes or refreshes a dialog (101-299 to INVITE,
+    /// UPDATE, SUBSCRIBE, NOTIFY or REFER), the request's Record-Route values
+    /// are copied too, in order (RFC 3261 §12.1.1), so the peer's route set
+    /// includes every proxy that record-routed.
     /// No To-tag is added; see [`Response::set_to_tag`] and [`Request::response_tagged`].
     pub fn response(&self, status: StatusCode) -> Response {
         let mut r = Response::new(status);
         self.headers
-            .copy_known_into(&mut r.headers, &COPIED_IDS, None);
+            .copy_known_into(&mut r.headers, self.copied_ids(status), None);
         r
+    }
+
+    /// The header ids a response with `status` copies from this request.
+    fn copied_ids(&self, status: StatusCode) -> &'static [u8] {
+        let dialog_method = matches!(
+            self.method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
+        );
+        let code = status.as_u16();
+        if dialog_method && code > 100 && code < 300 {
+            &COPIED_IDS_WITH_RR
+        } else {
+            &COPIED_IDS
+        }
+    }
+
+    /// Writes where this request came from into its top Via, as a server
+    /// must on arrival (RFC 3261 §18.2.1, RFC 3581 §4): `received=<source
+    /// IP>` when the sent-by host differs from it or `rport` is present, and
+    /// a valueless `rport` filled in with the source port. Every response
+    /// built from the request afterwards carries them. Returns false (and
+    /// changes nothing) when the top Via is missing or unreadable.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) -> bool {
+        crate::received::stamp_top_via(&mut self.headers, source)
     }
 
     /// Like [`Request::response`], adding a To-tag (when the To has none and the
@@ -367,7 +395,7 @@ impl Request {
         push_stable_tag(&mut tagged, &self.headers);
         let mut r = Response::new(status);
         self.headers
-            .copy_known_into(&mut r.headers, &COPIED_IDS, Some(&tagged));
+            .copy_known_into(&mut r.headers, self.copied_ids(status), Some(&tagged));
         r
     }
 }
@@ -382,26 +410,47 @@ const COPIED_IDS: [u8; 5] = [
     crate::headers::id::CSEQ,
 ];
 
-/// A tag derived (FNV-1a) from Call-ID, From and the top Via branch: stable
-/// across retransmissions, different between requests.
+/// [`COPIED_IDS`] plus Record-Route, for responses that establish or refresh a
+/// dialog (RFC 3261 §12.1.1).
+const COPIED_IDS_WITH_RR: [u8; 6] = [
+    crate::headers::id::VIA,
+    crate::headers::id::FROM,
+    crate::headers::id::TO,
+    crate::headers::id::CALL_ID,
+    crate::headers::id::CSEQ,
+    crate::headers::id::RECORD_ROUTE,
+];
+
+/// A tag derived from Call-ID, From, Via and CSeq: stable across
+/// retransmissions (the same request gets the same tag), different between
+/// requests, and unpredictable to others: 96 bits of HMAC-SHA256 under a key
+/// drawn once per process from the CSPRNG.
 pub(crate) fn stable_tag(h: &Headers) -> String {
-    let mut s = String::with_capacity(18);
+    let mut s = String::with_capacity(26);
     push_stable_tag(&mut s, h);
     s
 }
 
 fn push_stable_tag(out: &mut String, h: &Headers) {
-    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    use hmac::{Hmac, Mac};
+    static KEY: std::sync::OnceLock<Hmac<sha2::Sha256>> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let secret: [u8; 32] = rand::random();
+        // HMAC takes keys of any length
+        Hmac::<sha2::Sha256>::new_from_slice(&secret)
+            .unwrap_or_else(|_| Hmac::new(&Default::default()))
+    });
+    let mut m = key.clone();
     for name in ["Call-ID", "From", "Via", "CSeq"] {
-        for b in h.get(name).unwrap_or("").bytes().chain([0u8]) {
-            x ^= u64::from(b);
-            x = x.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        m.update(h.get(name).unwrap_or("").as_bytes());
+        m.update(&[0]);
     }
+    let digest = m.finalize().into_bytes();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push_str("sb");
-    for i in (0..16).rev() {
-        out.push(char::from(HEX[((x >> (i * 4)) & 0xf) as usize]));
+    for b in digest.iter().take(12) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
@@ -425,6 +474,12 @@ impl Response {
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push(name, value);
         self
+    }
+
+    /// Like [`Request::stamp_source`], for a response built from a request
+    /// that was not stamped on arrival.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) -> bool {
+        crate::received::stamp_top_via(&mut self.headers, source)
     }
 
     /// Sets the body and its Content-Type (Content-Length is written on serialization).
@@ -513,6 +568,21 @@ mod tests {
             String::from_utf8(no_cl.to_bytes())
                 .unwrap()
                 .ends_with("X-Odd: Keep ;; this\r\nContent-Length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn stateless_to_tags_are_stable_per_request_and_carry_96_bits() {
+        let a = invite().response_tagged(StatusCode::UNAUTHORIZED);
+        let again = invite().response_tagged(StatusCode::UNAUTHORIZED);
+        let tag = |r: &Response| r.to_addr().unwrap().unwrap().tag().unwrap().to_owned();
+        assert_eq!(tag(&a), tag(&again), "a retransmission gets the same tag");
+        assert_eq!(tag(&a).len(), 2 + 24);
+        let mut other = invite();
+        other.headers.set("Call-ID", "another-call");
+        assert_ne!(
+            tag(&other.response_tagged(StatusCode::UNAUTHORIZED)),
+            tag(&a)
         );
     }
 
@@ -631,3 +701,7 @@ mod tests {
         assert!(StatusCode::TRYING.is_provisional());
     }
 }
+
+#[cfg(test)]
+#[path = "record_route_tests.rs"]
+mod record_route_tests;

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseUrl, PortRange, PublicAddr, SipDigest};
+use crate::config::{
+    CookieSecure, DatabaseUrl, PortRange, PublicAddr, SipDigest, SipExempt, TrustedProxies,
+};
 use crate::secrets::Secret;
 
 #[derive(Debug, Parser)]
@@ -123,6 +125,18 @@ pub struct Settings {
     )]
     pub media_timeout: u64,
 
+    /// Seconds between OPTIONS keepalives to each enabled trunk (0: off). A
+    /// trunk that does not answer within 4 s is shown down and tried last.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUNK_KEEPALIVE",
+        default_value = "30",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub trunk_keepalive: u64,
+
     /// File where call records that could not be written (database away at
     /// shutdown) wait for the next start. Default: beside the SQLite file, or
     /// `switchboard-cdr-spill.jsonl` in the working directory with Postgres.
@@ -133,6 +147,122 @@ pub struct Settings {
         value_name = "PATH"
     )]
     pub cdr_spill: Option<std::path::PathBuf>,
+
+    /// When the web session cookie is marked `Secure`: `on` (always; behind a TLS proxy),
+    /// `off` (plain-HTTP development), or `auto` (when the request came over HTTPS, as the
+    /// URI or a trusted proxy's `X-Forwarded-Proto` says).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_COOKIE_SECURE",
+        default_value = "auto",
+        value_name = "on|off|auto",
+        value_parser = with_env::<CookieSecure>("SWITCHBOARD_COOKIE_SECURE")
+    )]
+    pub cookie_secure: CookieSecure,
+
+    /// Reverse proxies in front of the web app (addresses or CIDRs, comma-separated) whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed. From any
+    /// other peer those headers are ignored and the socket peer is the client. Default: none.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUSTED_PROXIES",
+        default_value = "",
+        value_name = "CIDRS",
+        value_parser = with_env::<TrustedProxies>("SWITCHBOARD_TRUSTED_PROXIES")
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    #[command(flatten)]
+    pub sip_guard: SipGuardSettings,
+}
+
+/// The SIP guard: who is never banned, how fast one source may send, and what bans it.
+#[derive(Debug, Clone, Args)]
+pub struct SipGuardSettings {
+    /// Source addresses or CIDR blocks (comma-separated) never banned nor rate limited: an
+    /// SBC, a Kamailio dispatcher or an office NAT in front of Switchboard. Trunk addresses
+    /// are exempt automatically.
+    #[arg(
+        long = "sip-exempt",
+        global = true,
+        env = "SWITCHBOARD_SIP_EXEMPT",
+        default_value = "",
+        value_name = "CIDRS",
+        value_parser = with_env::<SipExempt>("SWITCHBOARD_SIP_EXEMPT")
+    )]
+    pub exempt: SipExempt,
+
+    /// Sustained SIP requests per second from one source (IPv6: one /64); bursts of twice
+    /// this are allowed. Excess requests are dropped.
+    #[arg(
+        long = "sip-rate",
+        global = true,
+        env = "SWITCHBOARD_SIP_RATE",
+        default_value = "200",
+        value_name = "PER_SECOND",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub rate: u32,
+
+    /// Authentication failures from one source within the ban window that ban it.
+    #[arg(
+        long = "sip-ban-failures",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_FAILURES",
+        default_value = "10",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub ban_failures: u32,
+
+    /// Seconds over which failures are counted toward a ban.
+    #[arg(
+        long = "sip-ban-window",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_WINDOW",
+        default_value = "60",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub ban_window: u64,
+
+    /// Seconds a banned source stays banned.
+    #[arg(
+        long = "sip-ban-time",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_TIME",
+        default_value = "900",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=604_800)
+    )]
+    pub ban_time: u64,
+
+    /// Open SIP TCP connections from one source (IPv6: one /64) at most.
+    #[arg(
+        long = "sip-tcp-per-ip",
+        global = true,
+        env = "SWITCHBOARD_SIP_TCP_PER_IP",
+        default_value = "32",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub tcp_per_ip: u32,
+}
+
+impl SipGuardSettings {
+    /// Applies these settings to the SIP service's configuration.
+    pub fn apply(&self, sip: &mut pbx::SipConfig) {
+        let g = &mut sip.guard;
+        g.exempt = self.exempt.0.clone();
+        g.rate_per_sec = self.rate;
+        g.burst = self.rate.saturating_mul(2);
+        g.ip_failures = self.ban_failures;
+        g.ip_window = std::time::Duration::from_secs(self.ban_window);
+        g.ip_ban = std::time::Duration::from_secs(self.ban_time);
+        sip.tcp.max_per_ip = self.tcp_per_ip as usize;
+    }
 }
 
 /// Wraps a `FromStr` parser so the error also names the environment variable.
@@ -178,6 +308,66 @@ pub enum Command {
     /// Inspect SIP registrations (bindings) held in the directory.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Manage the platform's trunks to SIP providers.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Add a trunk.
+    Add(TrunkAdd),
+    /// List the trunks.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct TrunkAdd {
+    #[arg(long)]
+    pub name: String,
+    /// The provider's host name or IP address.
+    #[arg(long)]
+    pub host: String,
+    #[arg(long, default_value = "5060")]
+    pub port: u16,
+    /// udp, tcp or tls.
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the trunk's password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long)]
+    pub from_domain: Option<String>,
+    /// Lower goes first.
+    #[arg(long, default_value = "100")]
+    pub priority: i32,
+    /// Order for 999/112 calls; absent: never used for them.
+    #[arg(long)]
+    pub emergency_priority: Option<i32>,
+    /// IP address or CIDR the provider's calls come from (/24 or narrower
+    /// for IPv4, /48 for IPv6, unless --force-wide-source).
+    #[arg(long, value_name = "CIDR")]
+    pub inbound_source: Option<String>,
+    /// Accept an inbound source wider than /24 (/48): anyone in it can call in as this trunk.
+    #[arg(long)]
+    pub force_wide_source: bool,
+    /// The provider authenticates its calls with this trunk's username and password.
+    #[arg(long)]
+    pub inbound_auth: bool,
+    /// New calls per second at most, each way.
+    #[arg(long, default_value = "10")]
+    pub calls_per_second: u32,
+    /// Register to the provider (needs --username and --password-stdin).
+    #[arg(long)]
+    pub register: bool,
+    /// Where to register, host or host:port (default: --host and --port).
+    #[arg(long)]
+    pub registrar: Option<String>,
+    /// Registration expiry asked for, in seconds.
+    #[arg(long, default_value = "3600")]
+    pub register_expires: u32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -307,6 +497,44 @@ mod tests {
         let cli = Cli::try_parse_from(["switchboard"]).unwrap();
         assert!(cli.command.is_none());
         assert_eq!(cli.settings.rtp_ports.to_string(), "20000-20999");
+    }
+
+    #[test]
+    fn sip_guard_settings_reach_the_sip_config() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "--sip-exempt",
+            "192.0.2.10,198.51.100.0/24",
+            "--sip-rate",
+            "2000",
+            "--sip-ban-failures",
+            "20",
+            "--sip-ban-time",
+            "60",
+            "--sip-tcp-per-ip",
+            "8",
+        ])
+        .unwrap();
+        let mut sip = pbx::SipConfig::new("127.0.0.1:0".parse().unwrap());
+        cli.settings.sip_guard.apply(&mut sip);
+        assert_eq!(sip.guard.exempt.len(), 2);
+        assert!(sip.guard.exempt[1].contains("198.51.100.9".parse().unwrap()));
+        assert_eq!((sip.guard.rate_per_sec, sip.guard.burst), (2000, 4000));
+        assert_eq!(sip.guard.ip_failures, 20);
+        assert_eq!(sip.guard.ip_window.as_secs(), 60);
+        assert_eq!(sip.guard.ip_ban.as_secs(), 60);
+        assert_eq!(sip.tcp.max_per_ip, 8);
+        // defaults
+        let cli = Cli::try_parse_from(["switchboard"]).unwrap();
+        let mut sip = pbx::SipConfig::new("127.0.0.1:0".parse().unwrap());
+        cli.settings.sip_guard.apply(&mut sip);
+        assert!(sip.guard.exempt.is_empty());
+        assert_eq!((sip.guard.rate_per_sec, sip.guard.ip_failures), (200, 10));
+        assert_eq!(sip.guard.ip_ban.as_secs(), 900);
+        assert_eq!(sip.tcp.max_per_ip, 32);
+        let err = Cli::try_parse_from(["switchboard", "--sip-exempt", "0.0.0.0/0"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("SWITCHBOARD_SIP_EXEMPT"), "{msg}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sip::auth::{Algorithm, Verifier};
+use sip::auth::{Algorithm, NonceStatus, Verifier};
 use sip::guard::{AuthGate, Guard};
 use sip::transaction::{Config as TxConfig, Event, Target, TransactionLayer, Transport, TxKey};
 use sip::{Message, Request, Response, StatusCode};
@@ -41,7 +41,7 @@ use crate::cdr::CdrSender;
 use crate::dialplan::{self, PreparedPlan, Resolver};
 use crate::location::LocationService;
 use crate::media_driver::{MediaDriver, MediaEvent};
-use crate::registrar::cache::{CredCache, Resolved};
+use crate::registrar::cache::{CredCache, LookupGate, Resolved};
 use crate::transport::{Flow, Outbound, TransportKind};
 
 /// Messages waiting for the calls task at most; beyond that new ones are
@@ -74,10 +74,20 @@ pub(crate) enum Input {
         trunk: TrunkId,
         result: Result<dialplan::Inbound, StoreError>,
     },
-    /// The trunks' inbound sources, reread.
-    Trunks(Vec<TrunkSource>),
+    /// The trunks' inbound sources, credentials and rates, reread.
+    Trunks(TrunkTable),
     /// A layer event held back while its dial plan was prepared (REFER).
     Event(Event),
+}
+
+/// The verdict on an initial INVITE before a transaction is made for it.
+enum Stateless {
+    /// Create the transaction and authenticate it (a lookup may follow).
+    Stateful,
+    /// Answer statelessly with this (a 407 challenge, 400, 403 or 503).
+    Reply(Response),
+    /// Say nothing (banned source).
+    Drop,
 }
 
 pub(crate) enum AuthOutcome {
@@ -87,96 +97,12 @@ pub(crate) enum AuthOutcome {
     Drop,
 }
 
-/// Where a trunk's INVITEs come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TrunkSource {
-    pub trunk: TrunkId,
-    pub net: IpAddr,
-    pub prefix: u8,
-    /// Without `inbound_source`, the trunk's own address: exact port too.
-    pub port: Option<u16>,
-}
+pub(crate) use crate::trunks::inbound::TrunkTable;
 
-impl TrunkSource {
-    fn matches(&self, addr: SocketAddr) -> bool {
-        if self.port.is_some_and(|p| p != addr.port()) {
-            return false;
-        }
-        in_net(addr.ip(), self.net, self.prefix)
-    }
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = u32::from(prefix.min(32));
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = u32::from(prefix.min(128));
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-/// Parses a trunk's `inbound_source`: an address or a CIDR block.
-pub(crate) fn parse_source(s: &str) -> Option<(IpAddr, u8)> {
-    let s = s.trim();
-    match s.split_once('/') {
-        Some((ip, len)) => {
-            let ip: IpAddr = ip.trim().parse().ok()?;
-            let len: u8 = len.trim().parse().ok()?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            (len <= max).then_some((ip, len))
-        }
-        None => {
-            let ip: IpAddr = s.parse().ok()?;
-            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
-        }
-    }
-}
-
-/// Reads the enabled trunks and where their INVITEs come from.
-pub(crate) async fn load_trunk_sources(
-    dir: &dyn Directory,
-) -> Result<Vec<TrunkSource>, StoreError> {
-    let mut out = Vec::new();
-    for t in dir.list_trunks().await? {
-        let s = &t.settings;
-        if !s.enabled {
-            continue;
-        }
-        match s.inbound_source.as_deref().and_then(parse_source) {
-            Some((net, prefix)) => out.push(TrunkSource {
-                trunk: t.id,
-                net,
-                prefix,
-                port: None,
-            }),
-            None => {
-                // Resolved here so a name in `host` works; a failure skips
-                // the trunk until the next refresh.
-                if let Ok(addrs) = tokio::net::lookup_host((s.host.as_str(), s.port)).await {
-                    for a in addrs {
-                        out.push(TrunkSource {
-                            trunk: t.id,
-                            net: a.ip(),
-                            prefix: if a.is_ipv4() { 32 } else { 128 },
-                            port: Some(a.port()),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+/// Reads the enabled trunks: inbound sources, digest credentials and call
+/// rates ([`crate::trunks::inbound::load`]).
+pub(crate) async fn load_trunk_sources(dir: &dyn Directory) -> Result<TrunkTable, StoreError> {
+    crate::trunks::inbound::load(dir).await
 }
 
 /// The active calls, as last published by the calls task.
@@ -269,6 +195,8 @@ pub(crate) struct AuthContext {
     /// The guard's clock origin (the SIP service's).
     pub epoch: Instant,
     pub directory: Arc<dyn Directory>,
+    /// Bounds credential lookups (shared with the registrar).
+    pub lookups: Arc<LookupGate>,
     pub resolver: Resolver,
     pub plan: Arc<PreparedPlan>,
     /// Extension numbers by id (a credential names the id), kept briefly.
@@ -287,6 +215,65 @@ fn unix_now() -> Duration {
 impl AuthContext {
     fn guard(&self) -> std::sync::MutexGuard<'_, Guard> {
         self.guard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The trunks' sources are never banned nor rate limited by the guard.
+    pub(crate) fn exempt_trunks(&self, trunks: &TrunkTable) {
+        let nets = trunks
+            .sources
+            .iter()
+            .filter_map(|t| sip::guard::IpNet::new(t.net, t.prefix))
+            .collect();
+        self.guard().set_trunk_sources(nets);
+    }
+
+    /// What a device's initial INVITE gets before any transaction or lookup exists: a 407
+    /// (no credentials for our realm, or a nonce not issued to this source, or an expired
+    /// one), silence (banned source), or the stateful path (a fresh nonce of ours).
+    fn stateless_check(&self, request: &Request, ip: IpAddr) -> Stateless {
+        let Some(realm) = crate::registrar::realm_of(request) else {
+            return Stateless::Reply(request.response_tagged(StatusCode::BAD_REQUEST));
+        };
+        let now = unix_now();
+        let creds =
+            match auth::inspect_invite(&self.verifier, self.challenges, request, &realm, ip, now) {
+                InviteAuth::Challenge(resp) => return Stateless::Reply(resp),
+                InviteAuth::Verify(creds) => creds,
+            };
+        match self
+            .guard()
+            .check_auth(ip, &creds.username, &realm, self.epoch.elapsed())
+        {
+            AuthGate::Allow => {}
+            AuthGate::IpBanned { .. } => return Stateless::Drop,
+            AuthGate::UserLocked { .. } => {
+                return Stateless::Reply(request.response_tagged(StatusCode::FORBIDDEN));
+            }
+        }
+        let again = |stale| {
+            auth::challenge(
+                &self.verifier,
+                self.challenges,
+                request,
+                &realm,
+                ip,
+                stale,
+                now,
+            )
+        };
+        match self.verifier.check_nonce(&creds, &realm, Some(ip), now) {
+            NonceStatus::Fresh => {
+                if self.lookups.is_full() {
+                    return Stateless::Reply(unavailable(request));
+                }
+                Stateless::Stateful
+            }
+            NonceStatus::Expired => Stateless::Reply(again(true)),
+            NonceStatus::Invalid => {
+                crate::registrar::bad_nonce(&self.guard, ip, self.epoch.elapsed());
+                Stateless::Reply(again(false))
+            }
+        }
     }
 
     /// The whole check of a device's INVITE with credentials: guard, HA1,
@@ -316,13 +303,18 @@ impl AuthContext {
                 }
                 r
             }
-            None => match self.cache.fetch(realm, &creds.username).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "credential lookup failed for an INVITE");
+            None => {
+                let Some(_permit) = self.lookups.enter().await else {
                     return AuthOutcome::Reply(unavailable(request));
+                };
+                match self.cache.fetch(realm, &creds.username).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "credential lookup failed for an INVITE");
+                        return AuthOutcome::Reply(unavailable(request));
+                    }
                 }
-            },
+            }
         };
         let (stored, known) = match &resolved {
             Resolved::Known { tenant, cred, .. } => {
@@ -340,6 +332,7 @@ impl AuthContext {
             request,
             &creds,
             realm,
+            ip,
             stored.as_deref(),
             unix_now(),
         );
@@ -454,10 +447,14 @@ pub(crate) struct CallsDriver {
     /// For spawned tasks to post their results back.
     pub self_tx: mpsc::Sender<Input>,
     pub view: CallsView,
-    pub trunks: Vec<TrunkSource>,
+    pub trunks: TrunkTable,
     /// Round-robin answers, written to the directory in order
     /// ([`spawn_group_writer`]).
     pub group_answers: mpsc::UnboundedSender<RingGroupAnswered>,
+    /// The trunk OPTIONS keepalive (`None`: off).
+    pub keepalive: Option<crate::trunks::keepalive::Keepalive>,
+    /// Registrations to providers, for trunks that ask for one.
+    pub registrations: crate::trunks::register::Registrations,
 }
 
 /// Writes each round-robin group's last answering member to the directory,
@@ -505,6 +502,11 @@ impl CallsDriver {
     /// Runs until `stop` turns true; then hangs up every call, lets the
     /// BYEs go out and returns.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.engine
+            .trunk_status
+            .set_trunks(self.trunks.rates.iter().copied(), Instant::now());
+        self.registrations
+            .update(&self.trunks.targets, Instant::now());
         let mut refresh = tokio::time::interval(TRUNK_REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshot = tokio::time::interval(SNAPSHOT_EVERY);
@@ -539,6 +541,7 @@ impl CallsDriver {
                     let now = Instant::now();
                     self.layer.handle_timeout(now);
                     self.engine.handle_timeout(now);
+                    self.trunk_tick(now);
                     self.pump();
                     dirty = true;
                 }
@@ -554,10 +557,16 @@ impl CallsDriver {
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
-        match (self.layer.poll_timeout(), self.engine.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let trunks = self.keepalive.as_ref().and_then(|k| k.poll_timeout());
+        [
+            self.layer.poll_timeout(),
+            self.engine.poll_timeout(),
+            trunks,
+            self.registrations.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn shutdown(&mut self) {
@@ -636,7 +645,14 @@ impl CallsDriver {
                     self.respond(&key, unavailable(&request));
                 }
             },
-            Input::Trunks(t) => self.trunks = t,
+            Input::Trunks(t) => {
+                self.engine
+                    .trunk_status
+                    .set_trunks(t.rates.iter().copied(), now);
+                self.registrations.update(&t.targets, now);
+                self.auth.exempt_trunks(&t);
+                self.trunks = t;
+            }
             Input::Event(ev) => {
                 self.engine.handle_event(ev, now);
                 self.pump();
@@ -659,6 +675,22 @@ impl CallsDriver {
             TransportKind::Wss => Transport::Wss,
         };
         let source = Target::new(transport, flow.remote);
+        if let Message::Request(request) = &message {
+            if is_initial_invite(request) && !self.is_trunk_source(source.addr) {
+                match self.auth.stateless_check(request, source.addr.ip()) {
+                    Stateless::Stateful => {}
+                    Stateless::Drop => return,
+                    Stateless::Reply(mut resp) => {
+                        // the same RFC 3581 rule as every other response
+                        resp.stamp_source(source.addr);
+                        let dest = sip::transaction::response_target(request, source);
+                        self.layer.send_stateless(&Message::Response(resp), dest);
+                        self.pump();
+                        return;
+                    }
+                }
+            }
+        }
         if let Err(e) = self.layer.receive(message, source, Instant::now()) {
             tracing::debug!(remote = %flow.remote, error = %e, "message not matched to a transaction");
             metrics::counter!("sip_dropped_total", "reason" => "transaction").increment(1);
@@ -673,7 +705,18 @@ impl CallsDriver {
             let mut moved = false;
             while let Some(ev) = self.layer.poll_event() {
                 moved = true;
-                self.on_event(ev);
+                let now = Instant::now();
+                let ev = match self.keepalive.as_mut() {
+                    Some(k) => k.on_event(ev, &self.engine.trunk_status, now),
+                    None => Some(ev),
+                };
+                let ev = ev.and_then(|ev| {
+                    self.registrations
+                        .on_event(ev, &self.engine.trunk_status, now)
+                });
+                if let Some(ev) = ev {
+                    self.on_event(ev);
+                }
             }
             while let Some(out) = self.engine.poll_sip() {
                 moved = true;
@@ -783,31 +826,15 @@ impl CallsDriver {
         }
     }
 
+    /// Whether an INVITE from `addr` is a trunk's (and so not challenged).
+    fn is_trunk_source(&self, addr: SocketAddr) -> bool {
+        self.trunks.by_source(addr).is_some()
+    }
+
     fn on_initial_invite(&mut self, key: TxKey, request: Request, source: Target) {
         metrics::counter!("call_attempts_total").increment(1);
-        if let Some(trunk) = self
-            .trunks
-            .iter()
-            .find(|t| t.matches(source.addr))
-            .map(|t| t.trunk)
-        {
-            let Some(dialled) = dialplan::dialled_of(&request) else {
-                self.respond(&key, request.response_tagged(StatusCode::NOT_FOUND));
-                return;
-            };
-            let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
-            tokio::spawn(async move {
-                let result = ctx.resolver.prepare_inbound(&ctx.plan, &dialled).await;
-                let _ = tx
-                    .send(Input::Inbound {
-                        key,
-                        request,
-                        source,
-                        trunk,
-                        result,
-                    })
-                    .await;
-            });
+        if let Some(trunk) = self.trunks.by_source(source.addr) {
+            self.inbound_from_trunk(key, request, source, trunk);
             return;
         }
         let Some(realm) = crate::registrar::realm_of(&request).map(|r| r.into_owned()) else {
@@ -819,6 +846,7 @@ impl CallsDriver {
             self.auth.challenges,
             &request,
             &realm,
+            source.addr.ip(),
             unix_now(),
         ) {
             InviteAuth::Challenge(resp) => {
@@ -827,6 +855,22 @@ impl CallsDriver {
             }
             InviteAuth::Verify(creds) => creds,
         };
+        if let Some(t) = self.trunks.by_username(&creds.username).cloned() {
+            match crate::trunks::inbound_digest(
+                &self.auth,
+                &request,
+                &creds,
+                &realm,
+                source.addr.ip(),
+                &t,
+                unix_now(),
+            ) {
+                Ok(()) => self.inbound_from_trunk(key, request, source, t.trunk),
+                Err(Some(resp)) => self.respond(&key, resp),
+                Err(None) => {}
+            }
+            return;
+        }
         let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
         tokio::spawn(async move {
             let outcome = ctx
@@ -838,6 +882,86 @@ impl CallsDriver {
                     request,
                     source,
                     outcome,
+                })
+                .await;
+        });
+    }
+
+    /// The trunks' periodic work: due REGISTERs go out, probes past their
+    /// timeout mark their trunk down, and each keepalive round sends an
+    /// OPTIONS to every enabled trunk that has none waiting.
+    fn trunk_tick(&mut self, now: Instant) {
+        let status = Arc::clone(&self.engine.trunk_status);
+        for (trunk, req, dest) in self.registrations.due(now, &mut self.engine) {
+            match self.layer.send_request(req, dest, now) {
+                Ok(key) => self.registrations.sent(key, trunk),
+                Err(e) => self
+                    .registrations
+                    .send_failed(trunk, &e.to_string(), &status, now),
+            }
+        }
+        let Some(k) = self.keepalive.as_mut() else {
+            return;
+        };
+        k.expire(now, &status);
+        if !k.round_due(now) {
+            return;
+        }
+        for t in self.trunks.targets.clone() {
+            if self
+                .keepalive
+                .as_ref()
+                .is_some_and(|k| k.in_flight(t.trunk))
+            {
+                continue;
+            }
+            let Some(uri) = crate::trunks::trunk_uri(None, &t.host, t.port, t.dest.transport)
+            else {
+                continue;
+            };
+            let from = format!("<sip:switchboard@{}>", self.engine.sip_addr());
+            let to = format!("<{uri}>");
+            let req =
+                self.engine
+                    .trunk_request(sip::Method::Options, uri, (&from, &to), t.dest, None, 1);
+            match self.layer.send_request(req, t.dest, now) {
+                Ok(key) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.sent(key, t.trunk, now);
+                    }
+                }
+                Err(e) => tracing::debug!(trunk = %t.trunk, error = %e, "keepalive not sent"),
+            }
+        }
+    }
+
+    /// An INVITE recognised as the trunk's (by source or digest): within
+    /// the trunk's call rate, its number is looked up and the call handed to
+    /// the engine; over it, 503 with Retry-After.
+    fn inbound_from_trunk(&mut self, key: TxKey, request: Request, source: Target, trunk: TrunkId) {
+        if !self.engine.trunk_status.take_call(trunk, Instant::now()) {
+            tracing::info!(%trunk, remote = %source.addr, "trunk call rate exceeded: inbound call refused");
+            metrics::counter!("trunk_rate_limited_total", "direction" => "inbound").increment(1);
+            let mut r = request.response_tagged(StatusCode::SERVICE_UNAVAILABLE);
+            r.reason = "Service Unavailable (trunk call rate exceeded)".to_owned();
+            r.headers.push("Retry-After", "1");
+            self.respond(&key, r);
+            return;
+        }
+        let Some(dialled) = dialplan::dialled_of(&request) else {
+            self.respond(&key, request.response_tagged(StatusCode::NOT_FOUND));
+            return;
+        };
+        let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+        tokio::spawn(async move {
+            let result = ctx.resolver.prepare_inbound(&ctx.plan, &dialled).await;
+            let _ = tx
+                .send(Input::Inbound {
+                    key,
+                    request,
+                    source,
+                    trunk,
+                    result,
                 })
                 .await;
         });
@@ -870,48 +994,5 @@ impl CallsDriver {
                 Err(e) => tracing::warn!(error = %e, "reading trunks failed"),
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_parse_and_match() {
-        assert_eq!(
-            parse_source("192.0.2.0/24"),
-            Some(("192.0.2.0".parse().unwrap(), 24))
-        );
-        assert_eq!(
-            parse_source(" 2001:db8::1 "),
-            Some(("2001:db8::1".parse().unwrap(), 128))
-        );
-        assert_eq!(parse_source("192.0.2.0/33"), None);
-        assert_eq!(parse_source("carrier.example"), None);
-        let block = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "192.0.2.0".parse().unwrap(),
-            prefix: 24,
-            port: None,
-        };
-        assert!(block.matches("192.0.2.77:5060".parse().unwrap()));
-        assert!(block.matches("[::ffff:192.0.2.9]:5060".parse().unwrap()));
-        assert!(!block.matches("192.0.3.1:5060".parse().unwrap()));
-        let exact = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "127.0.0.1".parse().unwrap(),
-            prefix: 32,
-            port: Some(5080),
-        };
-        assert!(exact.matches("127.0.0.1:5080".parse().unwrap()));
-        assert!(!exact.matches("127.0.0.1:5081".parse().unwrap()));
-        let all = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "0.0.0.0".parse().unwrap(),
-            prefix: 0,
-            port: None,
-        };
-        assert!(all.matches("198.51.100.1:1".parse().unwrap()));
     }
 }

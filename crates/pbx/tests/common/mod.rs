@@ -97,6 +97,8 @@ impl Running {
 
 pub async fn start(env: &Env, tweak: impl FnOnce(&mut SipConfig)) -> Running {
     let mut cfg = SipConfig::new("127.0.0.1:0".parse().unwrap());
+    // no OPTIONS keepalive to the tests' scripted carriers unless a test turns it on
+    cfg.calls.trunk_keepalive = std::time::Duration::ZERO;
     tweak(&mut cfg);
     let (stop, rx) = oneshot::channel::<()>();
     let handle = SipService::start(cfg, Arc::clone(&env.dir), async move {
