@@ -47,7 +47,7 @@ pub fn clients_available(test: &str, tools: &[&str]) -> bool {
     let mut packages: Vec<&str> = missing
         .iter()
         .map(|t| match *t {
-            "svwar" | "svcrack" => "sipvicious",
+            "svwar" | "svcrack" | "svmap" => "sipvicious",
             other => other,
         })
         .collect();

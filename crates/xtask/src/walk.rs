@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 /// The Debian package that installs `tool`.
 pub fn package_for(tool: &str) -> &str {
     match tool {
-        "svwar" | "svcrack" => "sipvicious",
+        "svwar" | "svcrack" | "svmap" => "sipvicious",
         "node" | "npm" => "nodejs npm",
         "initdb" | "pg_ctl" => "postgresql",
         other => other,
@@ -119,7 +119,9 @@ mod tests {
 
     #[test]
     fn one_apt_line_names_each_package_once() {
-        let tools = ["baresip", "svwar", "svcrack", "node", "npm", "chromium"];
+        let tools = [
+            "baresip", "svwar", "svcrack", "svmap", "node", "npm", "chromium",
+        ];
         assert_eq!(
             apt_line(tools.iter().map(|t| package_for(t)), true),
             "apt-get install baresip chromium nodejs npm sipvicious"
