@@ -35,7 +35,11 @@ failed=()
 for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t" "crates/fuzz/artifacts/$t"
     log="$scratch/$t.log"
-    if cargo fuzz run "${flags[@]}" "$t" "$scratch/$t" "crates/fuzz/corpus/$t" -- \
+    corpus=("$scratch/$t")
+    if [[ -d "crates/fuzz/corpus/$t" ]]; then
+        corpus+=("crates/fuzz/corpus/$t")
+    fi
+    if cargo fuzz run "${flags[@]}" "$t" "${corpus[@]}" -- \
         -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
         -artifact_prefix="crates/fuzz/artifacts/$t/" >"$log" 2>&1; then
         runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
