@@ -16,7 +16,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 secs="${FUZZ_SMOKE_SECS:-5}"
-targets=(sip_message sip_framing digest_header sdp rtp rtcp)
+targets=(sip_message sip_framing digest_header sdp rtp rtcp rtp_receive)
 export RUSTC_BOOTSTRAP=1
 flags=(--fuzz-dir crates/fuzz -a -s none)
 
