@@ -265,6 +265,11 @@ impl Ua {
         let t = self.tcp.as_mut()?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // a client that sent a ping knows a lone CRLF is its pong (the framer
+            // waits for more, since for a server it may be half a ping)
+            if self.tcp_buf == b"\r\n" {
+                return Some(std::mem::take(&mut self.tcp_buf));
+            }
             match sip::frame_stream(&self.tcp_buf, &Limits::default()) {
                 sip::Framing::Complete(n) => {
                     let msg = self.tcp_buf.drain(..n).collect();
