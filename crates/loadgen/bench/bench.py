@@ -144,16 +144,18 @@ def cpu_at(samples, t):
 
 
 def load_samples(path):
-    out = []
+    """[(time, CPU seconds)] and the most processes seen in the tree."""
+    out, procs = [], 0
     try:
         with open(path) as f:
             for line in f:
                 p = line.split()
-                if len(p) >= 2:
+                if len(p) >= 3:
                     out.append((float(p[0]), int(p[1]) / TICKS))
+                    procs = max(procs, int(p[2]))
     except OSError:
         pass
-    return out
+    return out, procs
 
 
 def fmt(x, digits=2):
@@ -195,10 +197,14 @@ def report(d):
             own = r.get("server_us_per_call")
             # the call phase is the last wall_s seconds (callees register first)
             start = t1 - float(r["wall_s"])
-        samples = load_samples(spath)
+        samples, procs = load_samples(spath)
+        if procs > 1:
+            own = f"n/a: 1 of {procs} processes"
         a, b = cpu_at(samples, start), cpu_at(samples, t1)
         done = r["completed"]
         tree = (b - a) * 1e6 / done if a is not None and b is not None and done else None
+        if tree is not None and b - a < 1.0 / TICKS:
+            tree = None  # under one clock tick: too little work to see
         fails = r.get("failures") or {}
         extra = ""
         if kind == "calls":
@@ -229,7 +235,8 @@ def report(d):
         failed = f"{t['failed']}" + (f" ({t['why']})" if t["why"] else "")
         print(
             f"| {t['work']} | {t['server']} | {t['done']:,} / {failed} | {fmt(t['p50'])} | "
-            f"{fmt(t['p99'])} | {fmt(t['cpu'], 0)} | {fmt(t['own'], 0)} |"
+            f"{fmt(t['p99'])} | {fmt(t['cpu'], 0)} | "
+            f"{t['own'] if isinstance(t['own'], str) else fmt(t['own'], 0)} |"
         )
     print()
     print("Ratios Switchboard / Kamailio (same work, same run):")
@@ -251,8 +258,8 @@ def report(d):
         "server CPU = utime+stime of the server's whole process tree (/proc, 20 ms samples) "
         "over the register run, or over the call phase of a calls run (callee registrations "
         "excluded), divided by completed operations. (--server-pid) is sb-loadgen's own figure "
-        "from one /proc/PID/stat: equal for Switchboard (one process), only Kamailio's main "
-        "process for Kamailio."
+        "from one /proc/PID/stat, which sees one process only. "
+        "A Postgres server's own CPU is not counted (it is not the server's process tree)."
     )
     return 0 if all(t["done"] is not None and t["failed"] == 0 for t in table) else 1
 

@@ -3,19 +3,21 @@
 # rates and durations (issue #15). Prints one table and the ratios.
 #
 #   crates/loadgen/bench/run.sh [--rate 10000] [--duration 10s] [--calls-rate 1000]
-#                               [--postgres postgres://USER@HOST:PORT] [--users N]
+#                               [--postgres postgres://USER@HOST:PORT] [--backends sqlite,postgres]
+#                               [--users N]
 #                               [--kamailio-children 8] [--out DIR] [--no-build | --bin-dir DIR]
 #
 # Everything listens on 127.0.0.1; every process started here is stopped on
 # exit (including Ctrl-C). Exit status 0 when every run completed with 0 failed.
 set -euo pipefail
 
-usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-2}"; }
 
 RATE=10000          # registrations started per second
 DURATION=10s        # sending window of every run
 CALLS_RATE=1000     # calls started per second (hold 0)
-PG=""               # Postgres cluster URL; empty = SQLite
+PG=""               # Postgres cluster URL: a fresh database is created (and dropped) in it
+BACKENDS=""         # Switchboard directories to measure: sqlite, postgres or both
 USERS=""            # registration users (default: max(1000, rate))
 KAM_CHILDREN=8      # Kamailio UDP worker processes (its default)
 OUT=""
@@ -30,6 +32,7 @@ while [ $# -gt 0 ]; do
         --duration) DURATION=$2; shift 2 ;;
         --calls-rate) CALLS_RATE=$2; shift 2 ;;
         --postgres) PG=${2%/}; shift 2 ;;
+        --backends) BACKENDS=$2; shift 2 ;;
         --users) USERS=$2; shift 2 ;;
         --kamailio-children) KAM_CHILDREN=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
@@ -57,7 +60,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 BENCH_PY="$HERE/bench.py"
 command -v kamailio >/dev/null || { echo "kamailio not found (apt-get install kamailio)" >&2; exit 2; }
-if [ -n "$PG" ]; then command -v psql >/dev/null || { echo "--postgres needs psql" >&2; exit 2; }; fi
+[ -n "$BACKENDS" ] || { if [ -n "$PG" ]; then BACKENDS=postgres; else BACKENDS=sqlite; fi; }
+for b in ${BACKENDS//,/ }; do
+    case "$b" in
+        sqlite) ;;
+        postgres) [ -n "$PG" ] || { echo "--backends postgres needs --postgres URL" >&2; exit 2; }
+                  command -v psql >/dev/null || { echo "--postgres needs psql" >&2; exit 2; } ;;
+        *) echo "--backends: sqlite, postgres or sqlite,postgres" >&2; exit 2 ;;
+    esac
+done
 
 # ---- build -----------------------------------------------------------------
 cd "$ROOT"
@@ -121,9 +132,9 @@ trap 'exit 130' INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); t=socket.socket(); t.bind(("127.0.0.1", s.getsockname()[1])); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 
-# measure SERVER_LABEL SERVER_PID ADDR: the register run, then the calls run
+# measure LABEL TAG SERVER_PID ADDR: the register run, then the calls run
 measure() {
-    local label=$1 pid=$2 addr=$3 tag=${1%% *} t0 t1 rc=0
+    local label=$1 tag=$2 pid=$3 addr=$4 t0 t1 rc=0
     python3 "$BENCH_PY" sample "$OUT/$tag-cpu.txt" "$pid" & PIDS+=($!)
     sleep 0.3
     echo "== $label: register $RATE/s for $DURATION" >&2
@@ -162,37 +173,46 @@ KPID=$!; PIDS+=("$KPID")
 python3 "$BENCH_PY" probe 127.0.0.1 "$KPORT" 20 \
     || { echo "kamailio did not answer; see $OUT/kamailio.log" >&2; tail -n 20 "$OUT/kamailio.log" >&2; exit 1; }
 sleep 1  # let every worker finish its start-up
-measure "kamailio 5.6" "$KPID" "127.0.0.1:$KPORT"
+measure "kamailio 5.6" kamailio "$KPID" "127.0.0.1:$KPORT"
 stop_pid "$KPID"
 
 # ---- Switchboard -------------------------------------------------------------
-if [ -n "$PG" ]; then
-    PG_DB="sb_bench_$$_$RANDOM"
-    psql -q "$PG/postgres" -c "CREATE DATABASE $PG_DB" >/dev/null
-    DB_URL="$PG/$PG_DB"; BACKEND=postgres
-else
-    DB_URL="sqlite://$OUT/switchboard.db"; BACKEND=sqlite
-fi
-SPORT=$(free_port); HPORT=$(free_port)
-export SWITCHBOARD_DATABASE_URL="$DB_URL" SWITCHBOARD_SIP_ADDR="127.0.0.1:$SPORT" \
-    SWITCHBOARD_HTTP_ADDR="127.0.0.1:$HPORT" SWITCHBOARD_RTP_PORTS="$RTP_PORTS" \
-    SWITCHBOARD_CDR_SPILL="$OUT/cdr-spill.jsonl"
-echo "== switchboard ($BACKEND) on 127.0.0.1:$SPORT: provisioning $TOTAL extensions" >&2
-"$SB" migrate > "$OUT/switchboard-provision.log" 2>&1
-"$SB" tenant add --name "Bench" --domain "$DOMAIN" >> "$OUT/switchboard-provision.log" 2>&1
-"$SB" extension import --tenant "$DOMAIN" "$OUT/ext.csv" >> "$OUT/switchboard-provision.log" 2>&1 \
-    || { tail -n 20 "$OUT/switchboard-provision.log" >&2; exit 1; }
-"$SB" serve > "$OUT/switchboard.log" 2>&1 &
-SPID=$!; PIDS+=("$SPID")
-for i in $(seq 1 100); do
-    "$SB" healthcheck >/dev/null 2>&1 && break
-    kill -0 "$SPID" 2>/dev/null || { tail -n 20 "$OUT/switchboard.log" >&2; exit 1; }
-    sleep 0.2
-done
-python3 "$BENCH_PY" probe 127.0.0.1 "$SPORT" 20 \
-    || { echo "switchboard did not answer SIP; see $OUT/switchboard.log" >&2; exit 1; }
-measure "switchboard ($BACKEND)" "$SPID" "127.0.0.1:$SPORT"
-stop_pid "$SPID"
+# switchboard BACKEND: a fresh directory (SQLite file or Postgres database),
+# the same extensions, then the same two runs
+switchboard() {
+    local backend=$1 db_url tag="switchboard-$1" spid i
+    if [ "$backend" = postgres ]; then
+        PG_DB="sb_bench_$$_$RANDOM"
+        psql -q "$PG/postgres" -c "CREATE DATABASE $PG_DB" >/dev/null
+        db_url="$PG/$PG_DB"
+    else
+        db_url="sqlite://$OUT/switchboard.db"
+    fi
+    SPORT=$(free_port); HPORT=$(free_port)
+    export SWITCHBOARD_DATABASE_URL="$db_url" SWITCHBOARD_SIP_ADDR="127.0.0.1:$SPORT" \
+        SWITCHBOARD_HTTP_ADDR="127.0.0.1:$HPORT" SWITCHBOARD_RTP_PORTS="$RTP_PORTS" \
+        SWITCHBOARD_CDR_SPILL="$OUT/$tag-cdr-spill.jsonl"
+    echo "== switchboard ($backend) on 127.0.0.1:$SPORT: provisioning $TOTAL extensions" >&2
+    { "$SB" migrate && "$SB" tenant add --name "Bench" --domain "$DOMAIN" \
+        && "$SB" extension import --tenant "$DOMAIN" "$OUT/ext.csv"; } > "$OUT/$tag-provision.log" 2>&1 \
+        || { tail -n 20 "$OUT/$tag-provision.log" >&2; exit 1; }
+    "$SB" serve > "$OUT/$tag.log" 2>&1 &
+    spid=$!; PIDS+=("$spid")
+    for i in $(seq 1 100); do
+        "$SB" healthcheck >/dev/null 2>&1 && break
+        alive "$spid" || { tail -n 20 "$OUT/$tag.log" >&2; exit 1; }
+        sleep 0.2
+    done
+    python3 "$BENCH_PY" probe 127.0.0.1 "$SPORT" 20 \
+        || { echo "switchboard did not answer SIP; see $OUT/$tag.log" >&2; exit 1; }
+    measure "switchboard ($backend)" "$tag" "$spid" "127.0.0.1:$SPORT"
+    stop_pid "$spid"
+    if [ "$backend" = postgres ]; then
+        psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1 || true
+        PG_DB=""
+    fi
+}
+for b in ${BACKENDS//,/ }; do switchboard "$b"; done
 
 # ---- report ------------------------------------------------------------------
 echo >&2
