@@ -44,6 +44,7 @@ pub mod service;
 pub mod session;
 mod static_files;
 pub mod throttle;
+pub mod trunk_state;
 pub mod views;
 
 use std::future::Future;
@@ -58,6 +59,7 @@ use tokio::net::TcpListener;
 
 pub use config::{CookieSecure, WebConfig};
 pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
+pub use trunk_state::{NoTrunkStates, TrunkRegistration, TrunkState, TrunkStates};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -68,6 +70,8 @@ pub struct AppState {
     pub live_calls: Arc<dyn LiveCalls>,
     /// Every admin mutation goes through it (and is announced to the engine).
     pub service: service::Service,
+    /// Trunk health and registration; none unless the binary attaches the engine.
+    pub trunk_states: Arc<dyn TrunkStates>,
 }
 
 impl AppState {
@@ -82,12 +86,19 @@ impl AppState {
             directory,
             config: Arc::new(config),
             live_calls: Arc::new(NoLiveCalls),
+            trunk_states: Arc::new(NoTrunkStates),
         }
     }
 
     /// Publishes admin changes on `bus`, the one the SIP engine of this process subscribes to.
     pub fn with_changes(mut self, bus: store::ChangeBus) -> Self {
         self.service = service::Service::new(Arc::clone(&self.directory), bus);
+        self
+    }
+
+    /// Shows the trunk states `states` reports on the trunk pages and the trunks API.
+    pub fn with_trunk_states(mut self, states: Arc<dyn TrunkStates>) -> Self {
+        self.trunk_states = states;
         self
     }
 

@@ -51,6 +51,9 @@ pub struct CallEngine {
     /// Who answered each round-robin group last, as this engine saw it:
     /// newer than the directory's copy until the driver has written it.
     pub(crate) last_answered: HashMap<store::RingGroupId, MemberKey>,
+    /// Trunks' call rates and health (shared with the calls driver and the
+    /// keepalive): failover skips trunks known to be down or over their rate.
+    pub(crate) trunk_status: Arc<crate::trunks::TrunkStatus>,
 }
 
 /// Bound on remembered early cancels (oldest forgotten first).
@@ -83,7 +86,13 @@ impl CallEngine {
             outside_started: VecDeque::new(),
             group_answers: VecDeque::new(),
             last_answered: HashMap::new(),
+            trunk_status: Arc::default(),
         }
+    }
+
+    /// The trunks' shared runtime state (rates, health, registration).
+    pub fn trunk_status(&self) -> &Arc<crate::trunks::TrunkStatus> {
+        &self.trunk_status
     }
 
     /// Next SIP action for the transaction layer.

@@ -63,6 +63,9 @@ pub struct CallsConfig {
     pub cdr: CdrWriterConfig,
     /// How long a call may ring out through a trunk.
     pub outside_ring_timeout: Duration,
+    /// Interval of the trunk OPTIONS keepalive (`SWITCHBOARD_TRUNK_KEEPALIVE`);
+    /// zero turns it off. Default 30 s.
+    pub trunk_keepalive: Duration,
 }
 
 impl Default for CallsConfig {
@@ -74,6 +77,7 @@ impl Default for CallsConfig {
             media: MediaDriverConfig::default(),
             cdr: CdrWriterConfig::default(),
             outside_ring_timeout: Duration::from_secs(180),
+            trunk_keepalive: Duration::from_secs(30),
         }
     }
 }
