@@ -2,9 +2,21 @@
 
 mod support;
 
+use std::time::Duration;
+
 use axum::http::StatusCode;
+use store::changes::{Action, ChangeWatch, Delivery, WatchOptions};
 use store::*;
 use support::{App, Backend, between};
+
+/// The next change another process reads from the change log: the trunk pages announce
+/// every trunk they create, edit or delete, so running servers reload their trunks.
+async fn next_trunk_change(log: &mut ChangeWatch) -> (TrunkId, Action) {
+    match tokio::time::timeout(Duration::from_secs(5), log.recv()).await {
+        Ok(Some(Delivery::Change(Change::Trunk { trunk, action }))) => (trunk, action),
+        other => panic!("expected a trunk change in the change log, got {other:?}"),
+    }
+}
 
 async fn operator_flow(b: Backend) {
     let app = App::new(b).await;
@@ -246,6 +258,9 @@ async fn operator_flow(b: Backend) {
 async fn operator_trunks(b: Backend) {
     let app = App::new(b).await;
     let mut op = app.signed_in(None, Role::Operator, "op@example.test").await;
+    let mut options = WatchOptions::new(ChangeBus::new().origin());
+    options.poll = Duration::from_millis(20);
+    let mut log = app.dir.watch_changes(options).await.unwrap();
     let mut fields = vec![
         ("name", "Carrier A"),
         ("host", "sip.carrier.test"),
@@ -269,6 +284,7 @@ async fn operator_trunks(b: Backend) {
     r.assert(StatusCode::SEE_OTHER);
     let url = r.location().to_owned();
     let t = app.dir.list_trunks().await.unwrap().remove(0);
+    assert_eq!(next_trunk_change(&mut log).await, (t.id, Action::Created));
     assert_eq!(
         (
             t.settings.port,
@@ -300,6 +316,7 @@ async fn operator_trunks(b: Backend) {
         })
         .collect();
     op.post(&url, &edit).await.assert(StatusCode::OK);
+    assert_eq!(next_trunk_change(&mut log).await, (t.id, Action::Updated));
     let t = app.dir.get_trunk(t.id).await.unwrap();
     assert_eq!((t.settings.priority, t.settings.enabled), (7, false));
     assert_eq!(
@@ -320,6 +337,7 @@ async fn operator_trunks(b: Backend) {
     op.post(&format!("{url}/delete"), &[("confirm", "yes")])
         .await
         .assert(StatusCode::SEE_OTHER);
+    assert_eq!(next_trunk_change(&mut log).await, (t.id, Action::Deleted));
     assert!(app.dir.list_trunks().await.unwrap().is_empty());
     op.get(&url).await.assert(StatusCode::NOT_FOUND);
 }
