@@ -63,7 +63,7 @@ impl CallEngine {
         locator: Arc<dyn Locator + Send + Sync>,
         ports: PortPool,
     ) -> Self {
-        let tokens = Tokens::new(config.seed);
+        let tokens = Tokens;
         CallEngine {
             config,
             dial_plan,

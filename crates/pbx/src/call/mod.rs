@@ -277,8 +277,6 @@ pub struct EngineConfig {
     pub t2: Duration,
     /// How long an ended call lingers to absorb retransmissions.
     pub linger: Duration,
-    /// Seed for tags, Call-IDs and branches (distinct per process).
-    pub seed: u64,
     /// Most m-lines accepted in one offer.
     pub max_streams: usize,
     /// A trunk that sends no response at all within this time is skipped
@@ -297,7 +295,6 @@ impl EngineConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             linger: Duration::from_secs(32),
-            seed: 0x5b_c0de,
             max_streams: 4,
             trunk_setup_timeout: Duration::from_secs(4),
             outside_ring_timeout: Duration::from_secs(180),

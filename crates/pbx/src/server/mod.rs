@@ -746,9 +746,7 @@ async fn build_calls(
 }
 
 fn calls_engine_config(sip_addr: SocketAddr, media_addr: IpAddr) -> crate::call::EngineConfig {
-    let mut c = crate::call::EngineConfig::new(sip_addr, media_addr);
-    c.seed = rand::random();
-    c
+    crate::call::EngineConfig::new(sip_addr, media_addr)
 }
 
 fn method_label(m: &Method) -> &'static str {

@@ -296,8 +296,7 @@ impl Sim {
         let now = Instant::now();
         let dir = Arc::new(Dir::default());
         let pool = PortPool::new(ports.parse().unwrap());
-        let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
-        cfg.seed = seed.wrapping_add(17);
+        let cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         let engine = CallEngine::new(cfg, dir.clone(), dir.clone(), pool.clone());
         Sim {
             now,
@@ -326,9 +325,8 @@ impl Sim {
 
     /// A fresh engine over the same directory and relay ports, as after a
     /// restart between calls (what the engine remembered is gone).
-    pub fn restart_engine(&mut self, seed: u64) {
-        let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
-        cfg.seed = seed;
+    pub fn restart_engine(&mut self) {
+        let cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         self.engine = CallEngine::new(cfg, self.dir.clone(), self.dir.clone(), self.pool.clone());
     }
 
