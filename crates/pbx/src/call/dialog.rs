@@ -85,6 +85,10 @@ pub(crate) struct Dialog {
     pub peer: Target,
     /// Our Contact header value.
     pub local_contact: String,
+    /// The trunk this dialog runs over (`None`: a phone of the business).
+    /// In-dialog requests of a trunk dialog may come from any of the
+    /// trunk's addresses; a phone's only from `peer`.
+    pub trunk: Option<store::TrunkId>,
 }
 
 impl Dialog {
@@ -112,6 +116,7 @@ impl Dialog {
                 .collect(),
             peer: source,
             local_contact,
+            trunk: None,
         }
     }
 
@@ -137,6 +142,7 @@ impl Dialog {
             route_set: Vec::new(),
             peer,
             local_contact,
+            trunk: None,
         }
     }
 

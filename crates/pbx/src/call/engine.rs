@@ -51,6 +51,8 @@ pub struct CallEngine {
     /// Who answered each round-robin group last, as this engine saw it:
     /// newer than the directory's copy until the driver has written it.
     pub(crate) last_answered: HashMap<store::RingGroupId, MemberKey>,
+    /// Each trunk's address blocks (see [`CallEngine::set_trunk_networks`]).
+    pub(crate) trunk_nets: HashMap<store::TrunkId, Vec<(std::net::IpAddr, u8)>>,
 }
 
 /// Bound on remembered early cancels (oldest forgotten first).
@@ -83,6 +85,7 @@ impl CallEngine {
             outside_started: VecDeque::new(),
             group_answers: VecDeque::new(),
             last_answered: HashMap::new(),
+            trunk_nets: HashMap::new(),
         }
     }
 
@@ -202,7 +205,9 @@ impl CallEngine {
             Event::Timeout { key, .. } | Event::TransportError { key } => {
                 self.client_failed(key.branch(), key.method(), now);
             }
-            Event::Ack { request, .. } => self.on_ack(request, now),
+            Event::Ack {
+                request, source, ..
+            } => self.on_ack(request, source, now),
             Event::StrayResponse { response, .. } => self.on_stray(response, now),
             Event::Terminated { .. } => {}
         }
@@ -279,7 +284,7 @@ impl CallEngine {
         &mut self,
         key: TxKey,
         request: Request,
-        _source: Target,
+        source: Target,
         cancels: Option<TxKey>,
         now: Instant,
     ) {
@@ -304,7 +309,7 @@ impl CallEngine {
             self.respond(&key, r);
             return;
         }
-        self.on_dialog_request(key, request, now);
+        self.on_dialog_request(key, request, source, now);
     }
 
     /// CANCEL (RFC 3261 §9.2): 200 when the INVITE transaction exists, and

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use media::Side;
-use sip::transaction::TxKey;
+use sip::transaction::{Target, TxKey};
 use sip::{Method, Request, Response, StatusCode};
 use store::{Disposition, HangupBy};
 
@@ -39,12 +39,45 @@ impl CallEngine {
     }
 
     /// A request with a To tag (inside a dialog).
-    pub(crate) fn on_dialog_request(&mut self, key: TxKey, req: Request, now: Instant) {
+    pub(crate) fn on_dialog_request(
+        &mut self,
+        key: TxKey,
+        req: Request,
+        source: Target,
+        now: Instant,
+    ) {
         let Some((id, leg)) = self.locate(&req) else {
             self.respond(&key, req.response(status(481)));
             return;
         };
+        if !self.request_from_leg(id, leg, source) {
+            // Someone who learnt (or guessed) the dialog's identifiers but
+            // is not the party on this leg: refused, nothing changes.
+            tracing::warn!(
+                call = id,
+                method = %req.method,
+                %source.addr,
+                "in-dialog request from outside the leg's flow refused"
+            );
+            metrics::counter!("sip_foreign_dialog_requests_total").increment(1);
+            let mut r = req.response(StatusCode::FORBIDDEN);
+            r.reason = "Forbidden (not from this dialog's party)".to_owned();
+            self.respond(&key, r);
+            return;
+        }
         self.with_call(id, |e, call| e.dialog_request(call, leg, key, req, now));
+    }
+
+    /// Whether `source` is the flow of leg `leg` of call `id`.
+    pub(crate) fn request_from_leg(&self, id: u64, leg: LegRef, source: Target) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let dialog = match leg {
+            LegRef::A => Some(&call.a.dialog),
+            LegRef::Fork(i) => call.forks.get(i).map(|f| &f.dialog),
+        };
+        dialog.is_some_and(|d| self.from_leg_flow(d, source))
     }
 
     fn dialog_request(
@@ -390,10 +423,14 @@ impl CallEngine {
     }
 
     /// An ACK for a 2xx we sent (initial INVITE or re-INVITE).
-    pub(crate) fn on_ack(&mut self, req: Request, now: Instant) {
+    pub(crate) fn on_ack(&mut self, req: Request, source: Target, now: Instant) {
         let Some((id, leg)) = self.locate(&req) else {
             return;
         };
+        if !self.request_from_leg(id, leg, source) {
+            tracing::debug!(call = id, %source.addr, "ACK from outside the leg's flow ignored");
+            return;
+        }
         let seq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
         let answer = parse_sdp(&req.body, req.content_type().ok().flatten());
         self.with_call(id, |e, call| {

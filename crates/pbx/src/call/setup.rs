@@ -155,7 +155,10 @@ impl CallEngine {
         };
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
-        let dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
+        let mut dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
+        if origin.direction == store::Direction::Inbound {
+            dialog.trunk = origin.trunk;
+        }
         let mut call = Call {
             id,
             tenant: origin.tenant,

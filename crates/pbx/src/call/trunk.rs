@@ -2,6 +2,7 @@
 //! plan's order, failing over on 5xx, 408 or silence, and answering the
 //! provider's digest challenge.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use sip::auth::Challenge;
@@ -20,7 +21,69 @@ pub(crate) fn is_failover(code: u16) -> bool {
     code == 408 || (500..600).contains(&code)
 }
 
+/// Whether `ip` is inside `net/prefix` (an IPv4-mapped IPv6 address counts
+/// as the IPv4 address).
+pub(crate) fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let bits = u32::from(prefix.min(32));
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let bits = u32::from(prefix.min(128));
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 impl CallEngine {
+    /// Replaces what the engine knows of the trunks' addresses (their
+    /// `inbound_source` blocks and resolved hosts): in-dialog requests on a
+    /// trunk leg are accepted from any of them (carriers send from SBC
+    /// pools).
+    pub fn set_trunk_networks(
+        &mut self,
+        networks: impl IntoIterator<Item = (store::TrunkId, IpAddr, u8)>,
+    ) {
+        self.trunk_nets.clear();
+        for (trunk, net, prefix) in networks {
+            self.trunk_nets
+                .entry(trunk)
+                .or_default()
+                .push((net, prefix));
+        }
+    }
+
+    /// Whether a request from `source` may act on dialog `d`: a phone's
+    /// dialog only from the flow it was set up over (UDP: same address and
+    /// port; TCP/TLS/WS: the same connection's address); a trunk's from the
+    /// peer's IP or any of the trunk's configured addresses.
+    pub(crate) fn from_leg_flow(
+        &self,
+        d: &super::dialog::Dialog,
+        source: sip::transaction::Target,
+    ) -> bool {
+        if source == d.peer {
+            return true;
+        }
+        let Some(trunk) = d.trunk else {
+            return false;
+        };
+        let ip = source.addr.ip();
+        in_net(ip, d.peer.addr.ip(), if ip.is_ipv4() { 32 } else { 128 })
+            || self
+                .trunk_nets
+                .get(&trunk)
+                .is_some_and(|nets| nets.iter().any(|&(n, p)| in_net(ip, n, p)))
+    }
+
     /// Starts an outside call (or a forward to an outside number).
     pub(crate) fn route_outside(&mut self, call: &mut Call, outside: OutsideCall, now: Instant) {
         call.direction = if outside.emergency {
@@ -65,7 +128,7 @@ impl CallEngine {
     ) -> usize {
         let call_id = format!("{}@switchboard", self.tokens.next());
         let tag = self.tokens.next();
-        let dialog = Dialog::uac(
+        let mut dialog = Dialog::uac(
             call_id,
             tag.clone(),
             route.from.clone(),
@@ -74,6 +137,7 @@ impl CallEngine {
             route.dest,
             self.contact(route.dest.transport),
         );
+        dialog.trunk = Some(route.trunk);
         tracing::debug!(call = call.id, trunk = %route.trunk, "trying trunk");
         let leg = TrunkLeg {
             route,

@@ -505,6 +505,7 @@ impl CallsDriver {
     /// Runs until `stop` turns true; then hangs up every call, lets the
     /// BYEs go out and returns.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.share_trunk_networks();
         let mut refresh = tokio::time::interval(TRUNK_REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshot = tokio::time::interval(SNAPSHOT_EVERY);
@@ -551,6 +552,17 @@ impl CallsDriver {
             }
         }
         self.shutdown().await;
+    }
+
+    /// Tells the engine every trunk's addresses (in-dialog requests of a
+    /// trunk leg are accepted from any of them).
+    fn share_trunk_networks(&mut self) {
+        let nets: Vec<_> = self
+            .trunks
+            .iter()
+            .map(|t| (t.trunk, t.net, t.prefix))
+            .collect();
+        self.engine.set_trunk_networks(nets);
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -636,7 +648,10 @@ impl CallsDriver {
                     self.respond(&key, unavailable(&request));
                 }
             },
-            Input::Trunks(t) => self.trunks = t,
+            Input::Trunks(t) => {
+                self.trunks = t;
+                self.share_trunk_networks();
+            }
             Input::Event(ev) => {
                 self.engine.handle_event(ev, now);
                 self.pump();
@@ -773,8 +788,12 @@ impl CallsDriver {
                 source,
                 ..
             } if is_initial_invite(&request) => self.on_initial_invite(key, request, source),
-            Event::Request { ref request, .. } if request.method == sip::Method::Refer => {
-                match self.engine.refer_context(request) {
+            Event::Request {
+                ref request,
+                source,
+                ..
+            } if request.method == sip::Method::Refer => {
+                match self.engine.refer_context(request, source) {
                     Some((tenant, by, target)) => self.prepare_then(ev, tenant, by, target),
                     None => self.engine.handle_event(ev, now),
                 }
