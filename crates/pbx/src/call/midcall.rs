@@ -77,7 +77,7 @@ impl CallEngine {
             LegRef::A => Some(&call.a.dialog),
             LegRef::Fork(i) => call.forks.get(i).map(|f| &f.dialog),
         };
-        dialog.is_some_and(|d| self.from_leg_flow(d, source))
+        dialog.is_some_and(|d| self.is_leg_flow(d, source))
     }
 
     fn dialog_request(

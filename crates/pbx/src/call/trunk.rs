@@ -65,7 +65,7 @@ impl CallEngine {
     /// dialog only from the flow it was set up over (UDP: same address and
     /// port; TCP/TLS/WS: the same connection's address); a trunk's from the
     /// peer's IP or any of the trunk's configured addresses.
-    pub(crate) fn from_leg_flow(
+    pub(crate) fn is_leg_flow(
         &self,
         d: &super::dialog::Dialog,
         source: sip::transaction::Target,
