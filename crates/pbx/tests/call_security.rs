@@ -130,3 +130,114 @@ fn replaces_from_a_trunk_is_refused() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].callee, "1001");
 }
+
+/// An offer with three audio and three video m-lines (a phone trying to
+/// eat relay ports): two of each are relayed, the third of each kind is
+/// refused with port 0 and takes no ports.
+#[test]
+fn offer_with_many_m_lines_gets_ports_for_two_audio_and_two_video_only() {
+    let (mut sim, a, b) = two_phones(73, NetConfig::perfect());
+    sim.phones[b].behavior = ring(None);
+    let mut offer = String::from(
+        "v=0\r\no=- 7 7 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\n",
+    );
+    for (i, kind) in ["audio", "audio", "audio", "video", "video", "video"]
+        .iter()
+        .enumerate()
+    {
+        let pt = if *kind == "audio" { "0" } else { "96" };
+        offer.push_str(&format!("m={kind} {} RTP/AVP {pt}\r\n", 40000 + 2 * i));
+        if *kind == "video" {
+            offer.push_str("a=rtpmap:96 H264/90000\r\n");
+        }
+    }
+    sim.phones[a].offer = Some(offer.into_bytes());
+    let free = sim.pool.available();
+    sim.phones[a].call("1001", sim.now);
+    sim.run_for(secs(2));
+    let invites = sim.phones[b].received(Method::Invite);
+    assert_eq!(invites.len(), 1, "the call rings");
+    let sdp: media::Sdp = std::str::from_utf8(&invites[0].body)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ports: Vec<bool> = sdp.media.iter().map(|m| m.port != 0).collect();
+    assert_eq!(ports, [true, true, false, true, true, false]);
+    assert_eq!(sim.open_ports.values().next().unwrap().len(), 4);
+    assert_eq!(free - sim.pool.available(), 8, "4 streams x 2 legs");
+    sim.phones[a].cancel(sim.now);
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}
+
+/// Every ordinary port pair is taken (by a flood of calls): an ordinary
+/// call gets 503, a 999 still gets ports from the reserve and reaches the
+/// emergency trunk.
+#[test]
+fn emergency_call_gets_reserved_ports_when_the_pool_is_otherwise_exhausted() {
+    // 10 pairs, 20 % kept for emergency calls.
+    let pool = media::PortPool::new("30000-30019".parse().unwrap()).with_emergency_reserve(20);
+    let mut sim = Sim::with_pool(74, NetConfig::perfect(), pool);
+    let a = sim.phone("alice", "1000", true);
+    let b = sim.phone("bob", "1001", true);
+    let c = sim.phone("carrier1", "9901", false);
+    sim.dir.add_trunk(sim.phones[c].addr, None);
+    sim.phones[c].behavior = ring(Some(1));
+    let flood: Vec<_> = std::iter::from_fn(|| sim.pool.allocate().ok()).collect();
+    assert_eq!(flood.len(), 8);
+    sim.phones[a].call("1001", sim.now);
+    sim.run_for(secs(2));
+    assert_eq!(sim.phones[a].invite_finals(), [503]);
+    assert!(sim.phones[b].received(Method::Invite).is_empty());
+    let now = sim.now;
+    sim.phones[a].call("999", now);
+    sim.run_for(secs(3));
+    assert_eq!(sim.phones[c].received(Method::Invite).len(), 1);
+    assert_eq!(sim.phones[a].invite_finals(), [503, 200]);
+    drop(flood);
+}
+
+/// A call left up for ever (a stuck phone, or one leg kept open on
+/// purpose to hold ports): hung up at the call length cap (4 h), BYE to
+/// both legs, the record naming the cap.
+#[test]
+fn call_is_hung_up_at_the_call_length_cap() {
+    let (mut sim, a, b) = connected(75, NetConfig::perfect());
+    sim.run_for(secs(4 * 3600 - 60));
+    assert_eq!(sim.engine.calls().len(), 1, "still up before the cap");
+    sim.run_for(secs(120));
+    assert!(sim.engine.calls().is_empty());
+    assert_eq!(sim.phones[a].received(Method::Bye).len(), 1);
+    assert_eq!(sim.phones[b].received(Method::Bye).len(), 1);
+    assert_eq!(sim.records.len(), 1);
+    assert!(
+        sim.records[0].hangup_cause.contains("call length cap"),
+        "{}",
+        sim.records[0].hangup_cause
+    );
+    sim.run_for(secs(40));
+    assert_ports_returned(&sim);
+}
+
+/// A call held for longer than the hold cap (1 h; music on hold is not
+/// subject to the media timeout) is hung up, the record naming the cap.
+#[test]
+fn call_held_past_the_hold_cap_is_hung_up() {
+    let (mut sim, a, b) = connected(76, NetConfig::perfect());
+    let hold = String::from_utf8(phone::sdp(&sim.phones[a].ip(), 40000))
+        .unwrap()
+        .replace("a=sendrecv", "a=sendonly");
+    let now = sim.now;
+    sim.phones[a].send_in_dialog_with(Method::Invite, hold.into_bytes(), now);
+    sim.run_for(secs(3500));
+    assert_eq!(sim.engine.calls().len(), 1, "still up before the cap");
+    sim.run_for(secs(200));
+    assert!(sim.engine.calls().is_empty());
+    assert_eq!(sim.phones[a].received(Method::Bye).len(), 1);
+    assert_eq!(sim.phones[b].received(Method::Bye).len(), 1);
+    assert!(
+        sim.records[0].hangup_cause.contains("hold length cap"),
+        "{}",
+        sim.records[0].hangup_cause
+    );
+}

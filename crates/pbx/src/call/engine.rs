@@ -367,6 +367,7 @@ impl CallEngine {
                     e.trunk_timeouts(c, now);
                     e.transfer_timeouts(c, now);
                     e.run_retransmits(c, now);
+                    e.enforce_caps(c, now);
                     c.linger_until.is_some_and(|t| t <= now)
                 })
                 .unwrap_or(false);

@@ -361,6 +361,7 @@ impl CallEngine {
         call.media.configure(from, offer, &mut self.media_out);
         if call.held[idx(from)] != holds {
             call.held[idx(from)] = holds;
+            call.held_at[idx(from)] = holds.then_some(now);
             tracing::info!(call = call.id, side = ?from, holds, "hold");
             self.media_out.push_back(MediaCommand::Music {
                 call: call.id,
@@ -499,6 +500,42 @@ fn is_hold_offer(sdp: &media::Sdp) -> bool {
 }
 
 impl CallEngine {
+    /// Hangs up a call that reached the call length cap or the hold length
+    /// cap: BYE to both legs (a still ringing call is refused with 480),
+    /// with a CDR cause naming the cap.
+    pub(crate) fn enforce_caps(&mut self, call: &mut Call, now: Instant) {
+        if call.phase == CallPhase::Ended {
+            return;
+        }
+        let (cause, reason) = if call.cap_at <= now {
+            let cause = format!(
+                "call length cap reached ({} s)",
+                self.config.max_call_duration.as_secs()
+            );
+            (cause, "SIP;cause=200;text=\"Call length limit reached\"")
+        } else if call.hold_deadline().is_some_and(|t| t <= now) {
+            let cause = format!(
+                "hold length cap reached ({} s)",
+                self.config.max_hold_duration.as_secs()
+            );
+            (cause, "SIP;cause=200;text=\"Hold length limit reached\"")
+        } else {
+            return;
+        };
+        tracing::info!(call = call.id, tenant = %call.tenant, %cause, "hanging up");
+        match call.phase {
+            CallPhase::Ringing => self.fail(call, 480, Disposition::Failed, &cause, now),
+            _ => {
+                let transferor_gone = self.abandon_transfer(call);
+                self.bye(call, Side::A, Some(reason));
+                if !transferor_gone {
+                    self.bye(call, Side::B, Some(reason));
+                }
+                self.end(call, now, Disposition::Answered, &cause, HangupBy::System);
+            }
+        }
+    }
+
     /// Ends a call from outside signalling: the relay saw no media for too
     /// long ([`media::Bridge::media_timed_out`]), or an operator hung it up.
     /// A ringing call gets 480 towards the caller and its B-legs cancelled;

@@ -96,7 +96,7 @@ use store::{
 
 pub use cdr::CallRecord;
 pub use engine::CallEngine;
-pub use media::{MediaCommand, StreamPorts};
+pub use media::{MediaCommand, StreamLimits, StreamPorts};
 pub use select::best_response;
 
 /// Who is calling, established by the driver from the INVITE's
@@ -277,13 +277,18 @@ pub struct EngineConfig {
     pub t2: Duration,
     /// How long an ended call lingers to absorb retransmissions.
     pub linger: Duration,
-    /// Most m-lines accepted in one offer.
-    pub max_streams: usize,
+    /// Streams relayed per call (2 audio, 2 video by default); further
+    /// m-lines are refused with port 0 and take no relay ports.
+    pub streams: StreamLimits,
     /// A trunk that sends no response at all within this time is skipped
     /// (the next trunk is tried).
     pub trunk_setup_timeout: Duration,
     /// How long an outside (non-emergency) call may ring.
     pub outside_ring_timeout: Duration,
+    /// An answered call is hung up (BYE to both legs) after this long.
+    pub max_call_duration: Duration,
+    /// A call one party has held for this long is hung up.
+    pub max_hold_duration: Duration,
 }
 
 impl EngineConfig {
@@ -295,11 +300,18 @@ impl EngineConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             linger: Duration::from_secs(32),
-            max_streams: 4,
+            streams: StreamLimits::default(),
             trunk_setup_timeout: Duration::from_secs(4),
             outside_ring_timeout: Duration::from_secs(180),
+            max_call_duration: Self::DEFAULT_MAX_CALL,
+            max_hold_duration: Self::DEFAULT_MAX_HOLD,
         }
     }
+
+    /// Default call length cap: 4 hours.
+    pub const DEFAULT_MAX_CALL: Duration = Duration::from_secs(4 * 3600);
+    /// Default hold length cap: 1 hour.
+    pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(3600);
 }
 
 /// Something for the driver to do with its transaction layer.

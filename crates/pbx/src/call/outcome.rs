@@ -75,8 +75,9 @@ impl CallEngine {
         if !call.offer_b.is_empty() {
             return Ok(());
         }
+        let emergency = call.direction == store::Direction::Emergency;
         call.media
-            .open(&self.ports, &call.offer_a, &mut self.media_out)?;
+            .open(&self.ports, &call.offer_a, emergency, &mut self.media_out)?;
         call.offer_b = call.media.sdp_for(Side::B, &call.offer_a)?;
         Ok(())
     }

@@ -149,9 +149,14 @@ impl CallEngine {
             .map(|u| String::from_utf8_lossy(&sip::unescape(u)).into_owned())
             .unwrap_or_default();
         let id = self.new_call_id();
-        let Ok(media) = CallMedia::new(id, &offer, self.config.media_addr, self.config.max_streams)
-        else {
-            return reject(self, 488);
+        let media = match CallMedia::new(id, &offer, self.config.media_addr, self.config.streams) {
+            Ok(m) => m,
+            Err(e) => {
+                let mut r = request.response_tagged(status(488));
+                r.reason = format!("Not Acceptable Here ({e})");
+                self.respond(&key, r);
+                return;
+            }
         };
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
@@ -201,6 +206,9 @@ impl CallEngine {
             tags: Vec::new(),
             routes: Default::default(),
             held: [false; 2],
+            held_at: [None; 2],
+            cap_at: now + self.config.max_call_duration,
+            max_hold: self.config.max_hold_duration,
             transfer: None,
             join_into: None,
             presented: None,

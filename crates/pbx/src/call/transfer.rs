@@ -845,6 +845,7 @@ impl CallEngine {
             (call.id, LegRef::Fork(w)),
         );
         call.held.swap(0, 1);
+        call.held_at.swap(0, 1);
         call.uas_invite.swap(0, 1);
         call.uac_invite.swap(0, 1);
         call.last_ack.swap(0, 1);

@@ -293,9 +293,13 @@ impl Sim {
 
     /// A simulation whose relay has the port range `ports`.
     pub fn with_ports(seed: u64, net: NetConfig, ports: &str) -> Sim {
+        Sim::with_pool(seed, net, PortPool::new(ports.parse().unwrap()))
+    }
+
+    /// A simulation whose relay takes its ports from `pool`.
+    pub fn with_pool(seed: u64, net: NetConfig, pool: PortPool) -> Sim {
         let now = Instant::now();
         let dir = Arc::new(Dir::default());
-        let pool = PortPool::new(ports.parse().unwrap());
         let cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         let engine = CallEngine::new(cfg, dir.clone(), dir.clone(), pool.clone());
         Sim {
