@@ -241,3 +241,25 @@ fn call_held_past_the_hold_cap_is_hung_up() {
         sim.records[0].hangup_cause
     );
 }
+
+/// The relay is told where each leg's media may come from (its
+/// signalling address and its SDP), so RTP sprayed at the port range from
+/// elsewhere cannot capture a held or silent leg (see the relay's
+/// `rtp_from_another_address_does_not_capture_a_held_leg`).
+#[test]
+fn relay_legs_accept_media_only_from_their_party() {
+    let (sim, a, b) = connected(77, NetConfig::perfect());
+    let ip = |p: usize| -> std::net::IpAddr { sim.phones[p].addr.ip() };
+    let (la, lb) = (
+        sim.leg_configs(media::Side::A),
+        sim.leg_configs(media::Side::B),
+    );
+    assert!(!la.is_empty() && !lb.is_empty());
+    assert!(la.iter().all(|c| c.sources == [ip(a)]), "{la:?}");
+    assert!(
+        lb.iter()
+            .filter(|c| c.remote_rtp.is_some())
+            .all(|c| c.sources == [ip(b)]),
+        "{lb:?}"
+    );
+}

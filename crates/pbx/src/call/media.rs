@@ -107,6 +107,9 @@ pub(crate) struct CallMedia {
     last: [Vec<u8>; 2],
     /// The last description each side sent (what it accepts), A then B.
     declared: [Option<Sdp>; 2],
+    /// Where each side's signalling comes from (A, B): its media may come
+    /// from there or from its SDP addresses, nowhere else.
+    signal: [Option<IpAddr>; 2],
 }
 
 pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> {
@@ -187,6 +190,7 @@ impl CallMedia {
             open: false,
             last: [Vec::new(), Vec::new()],
             declared: [None, None],
+            signal: [None, None],
         })
     }
 
@@ -314,6 +318,10 @@ impl CallMedia {
                 .and_then(|p| p.media.get(line))
                 .map(codecs_of)
                 .unwrap_or_default();
+            if let Some(ip) = self.signal[usize::from(side == Side::B)] {
+                config.allow_source(ip);
+                config.allow_sdp_sources();
+            }
             config.pt_map = PtMap::between(&sender, &receiver);
             config.transcode = Transcode::between(&sender, &receiver);
             out.push_back(MediaCommand::Leg {
@@ -323,6 +331,12 @@ impl CallMedia {
                 config,
             });
         }
+    }
+
+    /// Records where `side`'s signalling comes from: its media is accepted
+    /// (and latched) only from there and from its SDP addresses.
+    pub fn set_signal(&mut self, side: Side, ip: IpAddr) {
+        self.signal[usize::from(side == Side::B)] = Some(ip);
     }
 
     /// The last description `side` sent (what it accepts).
@@ -337,6 +351,7 @@ impl CallMedia {
         std::mem::swap(&mut self.origin_a, &mut self.origin_b);
         self.last.swap(0, 1);
         self.declared.swap(0, 1);
+        self.signal.swap(0, 1);
         if self.open {
             out.push_back(MediaCommand::Swap { call: self.call });
         }

@@ -160,6 +160,8 @@ impl CallEngine {
         };
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
+        let mut media = media;
+        media.set_signal(Side::A, source.addr.ip());
         let mut dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
         if origin.direction == store::Direction::Inbound {
             dialog.trunk = origin.trunk;
@@ -424,6 +426,8 @@ impl CallEngine {
         if let Some(sdp) = sdp {
             // Early media: the caller hears this fork's ringback/announcement.
             if let Ok(body) = call.media.sdp_for(Side::A, &sdp) {
+                let ip = call.forks[i].dialog.peer.addr.ip();
+                call.media.set_signal(Side::B, ip);
                 call.media.configure(Side::B, &sdp, &mut self.media_out);
                 let r = self
                     .a_response(call, status(183))
@@ -491,6 +495,8 @@ impl CallEngine {
                 self.cancel_fork(call, j, Some(COMPLETED_ELSEWHERE));
             }
         }
+        let ip = call.forks[i].dialog.peer.addr.ip();
+        call.media.set_signal(Side::B, ip);
         call.media.configure(Side::B, &sdp, &mut self.media_out);
         self.media_out
             .push_back(super::MediaCommand::Connected { call: call.id });

@@ -368,6 +368,7 @@ impl CallEngine {
         let tag = fork.dialog.local_tag.clone();
         consult.tags.retain(|t| *t != tag);
         let i = call.forks.len();
+        call.media.set_signal(Side::B, fork.dialog.peer.addr.ip());
         call.forks.push(fork);
         self.add_dialog(call, tag, LegRef::Fork(i));
         // The transferor leaves both calls.
@@ -690,6 +691,8 @@ impl CallEngine {
                 on: false,
             });
         }
+        let ip = call.forks[i].dialog.peer.addr.ip();
+        call.media.set_signal(Side::B, ip);
         call.media.configure(Side::B, &answer, &mut self.media_out);
         // The transferee learns who it talks to now, and the target's codecs.
         let Ok(body) = call.media.sdp_for(Side::A, &answer) else {
@@ -980,6 +983,7 @@ impl CallEngine {
         let tag = self.tokens.next();
         let contact = self.contact(source.transport);
         let dialog = Dialog::uas(request, source, tag.clone(), contact);
+        call.media.set_signal(Side::B, source.addr.ip());
         let i = call.forks.len();
         call.forks.push(super::state::Fork {
             dialog,
