@@ -9,6 +9,7 @@ mod phone;
 use harness::*;
 use pbx::call::CallPhase;
 use sip::Method;
+use std::time::Duration;
 
 /// The final statuses a phone received for requests of `method`.
 fn finals(sim: &Sim, phone: usize, method: Method) -> Vec<u16> {
@@ -262,4 +263,109 @@ fn relay_legs_accept_media_only_from_their_party() {
             .all(|c| c.sources == [ip(b)]),
         "{lb:?}"
     );
+}
+
+/// The final responses a phone got, with their reason phrases.
+fn finals_with_reason(sim: &Sim, phone: usize) -> Vec<(u16, String)> {
+    sim.phones[phone]
+        .responses
+        .iter()
+        .filter(|r| {
+            r.status.is_final()
+                && r.cseq()
+                    .ok()
+                    .flatten()
+                    .is_some_and(|c| c.method == Method::Invite && c.seq == 1)
+        })
+        .map(|r| (r.status.as_u16(), r.reason.clone()))
+        .collect()
+}
+
+/// One phone of a business whose limit is 60 calls places 60 calls that
+/// keep ringing (each takes relay ports): the 61st is refused with 403 and
+/// a reason naming the limit, while a phone of another business still
+/// calls, and the same phone can still reach 999.
+#[test]
+fn sixty_first_call_of_one_phone_is_refused_while_other_businesses_still_call() {
+    let mut sim = Sim::with_ports(78, NetConfig::perfect(), "30000-30999");
+    let a = sim.phone("alice", "1000", true);
+    let b = sim.phone("bob", "1001", true);
+    let c = sim.phone("carol", "2000", true);
+    let t = sim.phone("carrier1", "9901", false);
+    sim.dir.add_trunk(sim.phones[t].addr, None);
+    sim.phones[t].behavior = ring(None);
+    let other_business = store::TenantId::new();
+    let carol_addr = sim.phones[c].addr;
+    sim.tenants.insert(carol_addr, other_business);
+    sim.dir.call_limits.lock().unwrap().insert(sim.tenant, 60);
+    // The business's admin lets both extensions take many calls: the
+    // business limit is what stops the flood.
+    sim.dir.edit("1000", |p| p.max_calls = 1000);
+    sim.dir.edit("1001", |p| p.max_calls = 1000);
+    sim.phones[b].behavior = ring(None);
+    for _ in 0..60 {
+        let now = sim.now;
+        sim.phones[a].call("1001", now);
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(secs(1));
+    assert_eq!(sim.engine.calls().len(), 60);
+    assert!(finals_with_reason(&sim, a).is_empty(), "all 60 ring");
+    let now = sim.now;
+    sim.phones[a].call("1001", now);
+    sim.run_for(secs(1));
+    let refused = finals_with_reason(&sim, a);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 403);
+    assert!(refused[0].1.contains("call limit"), "{}", refused[0].1);
+    assert_eq!(sim.phones[b].received(Method::Invite).len(), 60);
+    // Another business is not affected.
+    let now = sim.now;
+    sim.phones[c].call("1001", now);
+    sim.run_for(secs(1));
+    assert_eq!(sim.phones[b].received(Method::Invite).len(), 61);
+    // Emergency calls bypass the business limit.
+    let now = sim.now;
+    sim.phones[a].call("999", now);
+    sim.run_for(secs(1));
+    assert_eq!(sim.phones[t].received(Method::Invite).len(), 1);
+    assert!(
+        sim.records
+            .iter()
+            .any(|r| r.hangup_cause.contains("business concurrent call limit")),
+        "the refusal is in the CDRs"
+    );
+}
+
+/// The per-extension limit (default 8) counts calls made and received:
+/// the 9th call an extension places gets 486, and a call for an extension
+/// already in as many calls as it may take is treated as busy.
+#[test]
+fn extension_call_limit_counts_calls_made_and_received() {
+    let mut sim = Sim::with_ports(79, NetConfig::perfect(), "30000-30999");
+    let a = sim.phone("alice", "1000", true);
+    let b = sim.phone("bob", "1001", true);
+    let d = sim.phone("dave", "1003", true);
+    sim.dir.edit("1001", |p| p.max_calls = 1000);
+    sim.phones[b].behavior = ring(None);
+    for _ in 0..8 {
+        let now = sim.now;
+        sim.phones[a].call("1001", now);
+        sim.run_for(Duration::from_millis(50));
+    }
+    sim.run_for(secs(1));
+    assert!(finals_with_reason(&sim, a).is_empty(), "8 calls ring");
+    let now = sim.now;
+    sim.phones[a].call("1001", now);
+    sim.run_for(secs(1));
+    let refused = finals_with_reason(&sim, a);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].0, 486);
+    assert!(refused[0].1.contains("1000"), "{}", refused[0].1);
+    // Alice (1000) is in 8 calls: Dave's call for her hears busy.
+    let now = sim.now;
+    sim.phones[d].call("1000", now);
+    sim.run_for(secs(1));
+    assert_eq!(sim.phones[d].invite_finals(), [486]);
+    assert!(sim.phones[a].received(Method::Invite).is_empty());
 }

@@ -75,6 +75,7 @@ mod cdr;
 mod dialog;
 mod engine;
 mod group;
+mod limits;
 mod media;
 mod midcall;
 mod outcome;
@@ -142,6 +143,9 @@ pub struct ExtensionProfile {
     pub dnd: bool,
     pub forwarding: Forwarding,
     pub no_answer_timeout: Duration,
+    /// Calls it may take part in at once (made and received); beyond it a
+    /// new call of its own gets 486 and one for it is treated as busy.
+    pub max_calls: u32,
 }
 
 /// Where a dialled string leads inside a tenant.
@@ -261,6 +265,14 @@ pub trait DialPlan {
     /// the presented caller ID of an outside call); `None` for calls from a
     /// trunk and for looking up an extension's own profile.
     fn resolve(&self, tenant: TenantId, caller: Option<&str>, dialled: &str) -> Destination;
+
+    /// The tenant's concurrent-call limit (`max_concurrent_calls`), when
+    /// known: a new call beyond it is refused with 403, emergency calls
+    /// excepted.
+    fn call_limit(&self, tenant: TenantId) -> Option<u32> {
+        let _ = tenant;
+        None
+    }
 }
 
 /// Engine settings.

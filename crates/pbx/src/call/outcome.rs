@@ -45,6 +45,15 @@ impl CallEngine {
         if profile.dnd {
             return self.busy(call, now);
         }
+        if !self.extension_has_room(call.tenant, profile.number.as_str(), profile.max_calls) {
+            tracing::info!(
+                call = call.id,
+                extension = %profile.number,
+                limit = profile.max_calls,
+                "callee at its concurrent call limit: busy"
+            );
+            return self.busy(call, now);
+        }
         let contacts = self.locator.contacts(call.tenant, &profile);
         if contacts.is_empty() {
             if let Some(t) = profile.forwarding.no_answer.clone() {

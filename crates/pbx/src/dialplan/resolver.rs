@@ -26,6 +26,8 @@ pub struct Inbound {
     /// `None` when the number is not assigned to any tenant.
     pub tenant: Option<TenantId>,
     pub destination: Destination,
+    /// The tenant's concurrent-call limit (0 when no tenant).
+    pub call_limit: u32,
 }
 
 /// Resolves dialled strings against the directory. Cheap to clone.
@@ -56,6 +58,7 @@ fn profile(ext: &Extension) -> ExtensionProfile {
         dnd: ext.settings.dnd,
         forwarding: ext.settings.forwarding.clone(),
         no_answer_timeout: Duration::from_secs(u64::from(ext.settings.no_answer_timeout_secs)),
+        max_calls: ext.settings.max_concurrent_calls,
     }
 }
 
@@ -190,6 +193,7 @@ impl Resolver {
             let lookup = Lookup {
                 destination: inbound.destination.clone(),
                 outside_limit: 0,
+                call_limit: inbound.call_limit,
             };
             plan.insert(t, None, dialled, lookup, now);
             self.prepare_forwards(plan, t, None, &inbound.destination, now)
@@ -210,6 +214,7 @@ impl Resolver {
         let unknown = Inbound {
             tenant: None,
             destination: Destination::Unknown,
+            call_limit: 0,
         };
         let Ok(e164) = plus.parse::<E164>() else {
             return Ok(unknown);
@@ -231,6 +236,7 @@ impl Resolver {
         Ok(Inbound {
             tenant: Some(tenant_id),
             destination,
+            call_limit: tenant.settings.max_concurrent_calls,
         })
     }
 
@@ -307,9 +313,11 @@ impl Resolver {
     ) -> Result<Lookup> {
         let tenant = self.dir.get_tenant(tenant_id).await?;
         let outside_limit = tenant.settings.max_outside_calls;
+        let call_limit = tenant.settings.max_concurrent_calls;
         let lookup = |destination| Lookup {
             destination,
             outside_limit,
+            call_limit,
         };
         let class = classify(dialled);
         if tenant.suspended && !matches!(class, Dialled::Emergency(_)) {

@@ -63,6 +63,8 @@ pub struct Dir {
     pub refuse: Mutex<Option<(u16, String)>>,
     /// Ring groups by number.
     pub groups: Mutex<HashMap<String, GroupSpec>>,
+    /// Concurrent-call limits of tenants (`max_concurrent_calls`).
+    pub call_limits: Mutex<HashMap<TenantId, u32>>,
 }
 
 /// A ring group as the directory holds it: members by number (`+...` for
@@ -88,6 +90,7 @@ impl Dir {
             dnd: false,
             forwarding: Forwarding::default(),
             no_answer_timeout: Duration::from_secs(20),
+            max_calls: 8,
         };
         self.profiles.lock().unwrap().insert(ext.into(), p);
     }
@@ -174,6 +177,10 @@ impl Dir {
 }
 
 impl DialPlan for Dir {
+    fn call_limit(&self, tenant: TenantId) -> Option<u32> {
+        self.call_limits.lock().unwrap().get(&tenant).copied()
+    }
+
     fn resolve(&self, _tenant: TenantId, _caller: Option<&str>, dialled: &str) -> Destination {
         let routed = self.numbers.lock().unwrap().get(dialled).cloned();
         if let Some(ext) = routed {
@@ -267,6 +274,8 @@ pub struct Sim {
     pub dir: Arc<Dir>,
     pub pool: PortPool,
     pub tenant: TenantId,
+    /// Phones of other tenants (by address); the rest are `tenant`'s.
+    pub tenants: HashMap<SocketAddr, TenantId>,
     pub records: Vec<CallRecord>,
     /// Round-robin answers the engine reported (also written to `dir`).
     pub group_answers: Vec<RingGroupAnswered>,
@@ -311,6 +320,7 @@ impl Sim {
             dir,
             pool,
             tenant: TenantId::new(),
+            tenants: HashMap::new(),
             records: Vec::new(),
             group_answers: Vec::new(),
             media: Vec::new(),
@@ -377,7 +387,7 @@ impl Sim {
     fn identity(&self, source: SocketAddr) -> CallerIdentity {
         let p = self.phones.iter().find(|p| p.addr == source).unwrap();
         CallerIdentity {
-            tenant: self.tenant,
+            tenant: self.tenants.get(&source).copied().unwrap_or(self.tenant),
             extension: p.ext.parse().unwrap(),
             credential: p.ext.try_into().unwrap(),
         }
