@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use sip::Uri;
 use sip::transaction::{Target, Transport as SipTransport};
 use store::{
-    Directory, E164, Extension, ExtensionNumber, ForwardTarget, Number, NumberScope, NumberType,
-    Page, RingGroup, RingGroupMember, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
+    Directory, E164, Extension, ExtensionNumber, ForwardTarget, Number, NumberScope, Page,
+    RingGroup, RingGroupMember, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
 };
 
 use super::classify::{Dialled, classify};
 use super::prepared::{Lookup, OutsideCalls, PreparedPlan};
+use super::tariff::Tariff;
 use crate::call::{
     Destination, ExtensionProfile, GroupMember, MemberTarget, OutsideCall, RingGroupPlan,
     TrunkCredentials, TrunkRoute,
@@ -364,13 +365,25 @@ impl Resolver {
             // One of the tenant's own numbers: ring its target, no trunk.
             return self.route_target(tenant.id, own.route).await;
         }
-        if number.number_type() == NumberType::Premium && !tenant.settings.allow_premium {
-            return Ok(refused(
-                403,
-                format!("premium-rate numbers are not allowed for this tenant ({number})"),
-            ));
+        match super::tariff(number) {
+            Tariff::Premium if !tenant.settings.allow_premium => {
+                return Ok(refused(
+                    403,
+                    format!("premium-rate numbers are not allowed for this tenant ({number})"),
+                ));
+            }
+            Tariff::Special(kind) if !tenant.settings.allow_premium => {
+                return Ok(refused(
+                    403,
+                    format!(
+                        "{kind} numbers are not allowed for this tenant ({number}); \
+                         the operator can allow premium and special-rate calls"
+                    ),
+                ));
+            }
+            _ => {}
         }
-        if !number.is_uk() && !tenant.settings.allow_international {
+        if super::tariff(number) == Tariff::International && !tenant.settings.allow_international {
             return Ok(refused(
                 403,
                 format!("international calls are not allowed for this tenant ({number})"),
