@@ -148,6 +148,13 @@ pub struct Leg {
     pub(super) stats: LegStats,
 }
 
+/// Whether two addresses are the same host: equal, or both loopback (a
+/// loopback source cannot come from another machine, and a process on
+/// this one may send from any 127/8 address whatever it binds for SIP).
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a == b || (a.is_loopback() && b.is_loopback())
+}
+
 /// Accepts or refuses `from` as the source of a leg's packets. Only a
 /// source among `sources` (when any are known) is admitted; once latched,
 /// the latch moves only to another port of the same IP (a NAT rebinding)
@@ -162,7 +169,7 @@ pub(super) fn admit(
     now: Instant,
     quiet: Duration,
 ) -> Result<(), DropReason> {
-    if !sources.is_empty() && !sources.contains(&from.ip()) {
+    if !sources.is_empty() && !sources.iter().any(|&s| same_host(s, from.ip())) {
         return Err(DropReason::ForeignSource);
     }
     match policy {
@@ -174,7 +181,7 @@ pub(super) fn admit(
     }
     match latch {
         Some(l) if l.addr == from => l.last_seen = now,
-        Some(l) if !sources.is_empty() && l.addr.ip() != from.ip() => {
+        Some(l) if !sources.is_empty() && !same_host(l.addr.ip(), from.ip()) => {
             return Err(DropReason::UnlatchedSource);
         }
         Some(l) if now.saturating_duration_since(l.last_seen) < quiet => {

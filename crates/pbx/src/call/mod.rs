@@ -32,6 +32,29 @@
 //! per-call hunt state (in `group.rs`) decides who rings next, skips members
 //! who are unregistered, busy or on DND, and falls back when nobody answers.
 //!
+//! # Defences
+//!
+//! * Tags, Call-IDs and branches are 128 random bits each (thread CSPRNG).
+//! * An in-dialog request (BYE, re-INVITE, UPDATE, INFO, REFER, NOTIFY...)
+//!   is accepted only from its leg's flow: a phone's dialog from the
+//!   address (and transport) it was set up over, a trunk's from the peer's
+//!   IP or any of the trunk's networks ([`CallEngine::set_trunk_networks`]);
+//!   anything else gets 403 and changes nothing. ACKs likewise are ignored.
+//! * REFER is refused (403) on a trunk's leg, and an INVITE with Replaces
+//!   from a trunk: only the business's own extensions transfer or take
+//!   calls over.
+//! * Concurrent calls are capped per business ([`DialPlan::call_limit`],
+//!   403) and per extension ([`ExtensionProfile::max_calls`]: 486 for the
+//!   caller; a callee at its limit is busy), emergency calls excepted.
+//! * At most [`StreamLimits`] streams (2 audio, 2 video) get relay ports;
+//!   other m-lines are refused with port 0. Emergency calls may take the
+//!   pool's reserved ports.
+//! * Calls are hung up (BYE both legs) at
+//!   [`EngineConfig::max_call_duration`] after their INVITE, and after
+//!   [`EngineConfig::max_hold_duration`] on hold.
+//! * The relay accepts (and latches to) a leg's media only from its
+//!   signalling IP or its SDP addresses.
+//!
 //! # Driving it
 //!
 //! One engine and one transaction layer per SIP element, owned by one task:

@@ -565,3 +565,26 @@ fn rtp_from_another_address_does_not_capture_a_held_leg() {
         Some(addr("10.0.0.5:4002"))
     );
 }
+
+#[test]
+fn a_loopback_party_may_send_from_any_loopback_address() {
+    // A phone on this host signalling from 127.0.0.2 whose RTP socket
+    // leaves from 127.0.0.1: a loopback source never comes from elsewhere.
+    let mut config = leg("127.0.0.2:4000").config().clone();
+    config.allow_sdp_sources();
+    let mut b = Bridge::new(
+        Leg::new(config),
+        leg("10.0.0.6:5000"),
+        RelayConfig::default(),
+    );
+    let c = Clock(Instant::now());
+    send(&mut b, Side::A, "127.0.0.1:4000", &voice(1, 0, 7), c.at(0)).unwrap();
+    let r = send(
+        &mut b,
+        Side::A,
+        "192.0.2.1:4000",
+        &voice(2, 160, 7),
+        c.at(9_000),
+    );
+    assert_eq!(r.unwrap_err(), DropReason::ForeignSource);
+}
