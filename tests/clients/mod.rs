@@ -457,6 +457,22 @@ pub fn svwar(target: SocketAddr, domain: &str, method: &str) -> Output {
     sipvicious("svwar", &args, home.path())
 }
 
+/// `svmap`: probe `target` with OPTIONS and report what answers (and its
+/// User-Agent), from 127.0.0.1.
+pub fn svmap(target: SocketAddr) -> Output {
+    let home = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "-p".to_owned(),
+        target.port().to_string(),
+        "-b".to_owned(),
+        ATTACKER_IP.to_owned(),
+        "-P".to_owned(),
+        free_udp_port(ATTACKER_IP).to_string(),
+        target.ip().to_string(),
+    ];
+    sipvicious("svmap", &args, home.path())
+}
+
 /// `svcrack`: guess `user`'s password from `dictionary`, from 127.0.0.1.
 pub fn svcrack(target: SocketAddr, domain: &str, user: &str, dictionary: &[String]) -> Output {
     let home = tempfile::tempdir().expect("temp dir");

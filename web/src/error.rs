@@ -43,6 +43,9 @@ pub enum AppError {
     Forbidden,
     /// No valid session (pages redirect to the sign-in page) or API token.
     Unauthenticated,
+    /// An API token that is known but no longer valid (revoked, expired, its creator disabled
+    /// or demoted): 401 with the reason.
+    TokenRefused(String),
     /// The request cannot be understood (e.g. a missing or stale CSRF token).
     BadRequest(String),
     /// A value is taken (409).
@@ -74,7 +77,7 @@ impl AppError {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Forbidden => StatusCode::FORBIDDEN,
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated | AppError::TokenRefused(_) => StatusCode::UNAUTHORIZED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -90,6 +93,7 @@ impl AppError {
             AppError::NotFound => "not_found",
             AppError::Forbidden => "forbidden",
             AppError::Unauthenticated => "unauthenticated",
+            AppError::TokenRefused(_) => "token_refused",
             AppError::BadRequest(_) => "bad_request",
             AppError::Conflict { .. } => "conflict",
             AppError::Invalid { .. } => "invalid",
@@ -106,6 +110,7 @@ impl AppError {
             AppError::Forbidden => "You are not allowed to do this.".into(),
             AppError::Unauthenticated => "Sign in first.".into(),
             AppError::BadRequest(m)
+            | AppError::TokenRefused(m)
             | AppError::Conflict { message: m, .. }
             | AppError::Invalid { message: m, .. }
             | AppError::TooManyRequests(m) => m.clone(),
@@ -225,11 +230,23 @@ impl IntoResponse for ApiError {
             }
         });
         let mut res = (e.status(), Json(body)).into_response();
-        if let AppError::Unauthenticated = e {
-            res.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"switchboard\""),
-            );
+        match e {
+            AppError::Unauthenticated => {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"switchboard\""),
+                );
+            }
+            // RFC 6750 §3.1.
+            AppError::TokenRefused(_) => {
+                res.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static(
+                        "Bearer realm=\"switchboard\", error=\"invalid_token\"",
+                    ),
+                );
+            }
+            _ => {}
         }
         res
     }

@@ -14,7 +14,8 @@
 //! }
 //! let config = web::WebConfig {
 //!     cookie_secure: web::CookieSecure::Auto,   // Always behind a TLS proxy
-//!     trust_forwarded_headers: false,           // true only behind a proxy that sets them
+//!     // Only these peers' X-Forwarded-For/-Proto/-Host are believed (empty: none).
+//!     trusted_proxies: web::config::parse_cidr_list("10.0.0.5")?,
 //!     sip_registrar: Some("sip.example.com:5060".into()), // shown in softphone configs
 //!     ..web::WebConfig::default()
 //! };
@@ -62,7 +63,6 @@ pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
 pub struct AppState {
     pub directory: Arc<dyn Directory>,
     pub config: Arc<WebConfig>,
-    pub throttle: Arc<throttle::LoginThrottle>,
     /// Calls in progress; none unless the binary attaches the call engine.
     pub live_calls: Arc<dyn LiveCalls>,
 }
@@ -77,7 +77,6 @@ impl AppState {
         Self {
             directory,
             config: Arc::new(config),
-            throttle: Arc::new(throttle::LoginThrottle::default()),
             live_calls: Arc::new(NoLiveCalls),
         }
     }

@@ -14,7 +14,7 @@
 //! The API (`/api/`) authenticates with bearer tokens only and never reads cookies, so it needs
 //! no CSRF token.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::body::{Body, to_bytes};
@@ -58,28 +58,73 @@ pub struct ClientInfo {
     pub user_agent: Option<String>,
     /// Did the request reach us over TLS (directly or via a trusted proxy)?
     pub tls: bool,
+    /// Did the request come from one of the trusted proxies (so its `X-Forwarded-*` count)?
+    pub via_trusted_proxy: bool,
 }
 
 fn client_info(state: &AppState, req: &Request) -> ClientInfo {
     let headers = req.headers();
-    let trusted = state.config.trust_forwarded_headers;
-    let forwarded_ip = trusted
-        .then(|| header_str(headers, "x-forwarded-for"))
-        .flatten()
-        .and_then(|v| v.split(',').next())
-        .map(|s| s.trim().to_owned())
-        .filter(|s| !s.is_empty());
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| c.0.ip().to_canonical());
+    let trusted = peer.is_some_and(|p| state.config.is_trusted_proxy(p));
+    let ip = match (peer, trusted) {
+        (Some(p), true) => forwarded_client(headers, p, |ip| state.config.is_trusted_proxy(ip)),
+        (Some(p), false) => p,
+        (None, _) => {
+            return ClientInfo {
+                ip: "unknown".into(),
+                user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned),
+                tls: req.uri().scheme_str() == Some("https"),
+                via_trusted_proxy: false,
+            };
+        }
+    };
+    let forwarded_proto = headers
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .map(str::trim);
     let tls = req.uri().scheme_str() == Some("https")
-        || (trusted && header_str(headers, "x-forwarded-proto") == Some("https"));
+        || (trusted && forwarded_proto.is_some_and(|p| p.eq_ignore_ascii_case("https")));
     ClientInfo {
-        ip: forwarded_ip.or(peer).unwrap_or_else(|| "unknown".into()),
+        ip: ip.to_string(),
         user_agent: header_str(headers, header::USER_AGENT.as_str()).map(str::to_owned),
         tls,
+        via_trusted_proxy: trusted,
     }
+}
+
+/// The client behind a trusted proxy `peer`: `X-Forwarded-For` read from the right (each proxy
+/// appends the address it received from), skipping the trusted proxies; the first address that
+/// is not one of them is the client. Entries left of it were written by the client itself and
+/// are never believed. Without a usable header the proxy itself is the client.
+fn forwarded_client(headers: &HeaderMap, peer: IpAddr, trusted: impl Fn(IpAddr) -> bool) -> IpAddr {
+    let mut hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect::<Vec<_>>();
+    hops.reverse();
+    let mut client = peer;
+    for hop in hops {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) => {
+                client = ip.to_canonical();
+                if !trusted(client) {
+                    break;
+                }
+            }
+            // Garbage in the chain: stop at the last address we could believe.
+            Err(_) => break,
+        }
+    }
+    client
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -149,6 +194,7 @@ pub async fn session_layer(State(state): State<AppState>, req: Request, next: Ne
 
 async fn session_inner(state: AppState, mut req: Request) -> Result<Request, PageError> {
     let client = client_info(&state, &req);
+    let via_trusted_proxy = client.via_trusted_proxy;
     req.extensions_mut().insert(client);
     if req.uri().path().starts_with("/api/") {
         return Ok(req);
@@ -162,7 +208,7 @@ async fn session_inner(state: AppState, mut req: Request) -> Result<Request, Pag
         req = match &authed {
             Some(a) => check_csrf_token(req, a.csrf()).await?,
             None => {
-                check_same_origin(req.headers(), state.config.trust_forwarded_headers)?;
+                check_same_origin(req.headers(), via_trusted_proxy)?;
                 req
             }
         };
@@ -217,7 +263,7 @@ fn form_value<'a>(body: &'a [u8], name: &str) -> Option<&'a str> {
 
 /// For requests without a session: refuse what the browser says is cross-site, including an
 /// opaque `Origin: null` (sandboxed frames). The host is the `Host` header, or the proxy's
-/// `X-Forwarded-Host` when forwarded headers are trusted.
+/// `X-Forwarded-Host` when the request came from a trusted proxy.
 fn check_same_origin(headers: &HeaderMap, trust_forwarded: bool) -> Result<(), PageError> {
     if header_str(headers, "sec-fetch-site") == Some("cross-site") {
         return Err(csrf_failure());
@@ -254,6 +300,31 @@ mod tests {
             Some("abc-_")
         );
         assert_eq!(form_value(b"x=1", "csrf_token"), None);
+    }
+
+    #[test]
+    fn forwarded_for_is_read_from_the_right() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted = |ip: IpAddr| ip.to_string().starts_with("10.");
+        let mut h = HeaderMap::new();
+        assert_eq!(forwarded_client(&h, proxy, trusted), proxy);
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("1.1.1.1, 203.0.113.5, 10.0.0.9"),
+        );
+        // 1.1.1.1 was written by the client: 203.0.113.5 is the first untrusted hop.
+        assert_eq!(
+            forwarded_client(&h, proxy, trusted),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("nonsense, 10.0.0.9"),
+        );
+        assert_eq!(
+            forwarded_client(&h, proxy, trusted),
+            "10.0.0.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ async fn api_token(app: &App, tenant: Option<TenantId>) -> String {
             token_hash: web::crypto::token_hash(&t),
             prefix: t[..10].into(),
             created_by: None,
+            expires_at: None,
         })
         .await
         .unwrap();

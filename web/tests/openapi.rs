@@ -84,6 +84,7 @@ async fn openapi_matches_the_router(b: Backend) {
         "GET /api/v1/tenants/{tenant}/ring-groups",
         "GET /api/v1/tenants/{tenant}/ring-groups/{group}",
         "GET /api/v1/tenants/{tenant}/users",
+        "GET /api/v1/token",
         "GET /api/v1/trunks",
         "GET /api/v1/trunks/{trunk}",
         "PATCH /api/v1/tenants/{tenant}",

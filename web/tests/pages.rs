@@ -276,6 +276,7 @@ async fn tenant_isolation_pages(b: Backend) {
             token_hash: web::crypto::token_hash("x"),
             prefix: "sbt_x".into(),
             created_by: None,
+            expires_at: None,
         })
         .await
         .unwrap();

@@ -4,9 +4,11 @@
 //!
 //! # Messages
 //!
-//! * [`parse_datagram`] parses one UDP datagram; [`frame_stream`] cuts messages
-//!   (and RFC 5626 keep-alives) out of a TCP/TLS byte stream, and
-//!   [`parse_stream_message`] parses one cut message. All take [`Limits`].
+//! * [`parse_datagram`] parses one UDP datagram; [`StreamFramer`] cuts messages
+//!   (and RFC 5626 keep-alives) out of a TCP/TLS byte stream incrementally, in
+//!   work linear in the bytes received ([`frame_stream`] is the one-shot form
+//!   for a whole buffer), and [`parse_stream_message`] parses one cut message.
+//!   All take [`Limits`].
 //! * A parsed [`Request`] / [`Response`] keeps its headers in an ordered
 //!   [`Headers`] list (unknown headers verbatim, folded lines unfolded). Through
 //!   `Deref` every message offers raw access (`get`, `get_all`, `values`,
@@ -37,7 +39,7 @@ mod uri;
 mod via;
 
 pub use error::ParseError;
-pub use framing::{Framing, frame_stream, is_keepalive};
+pub use framing::{Frame, Framing, StreamFramer, frame_stream, is_keepalive};
 pub use headers::{Headers, canonical_name};
 pub use message::{Message, Method, Request, Response, StatusCode, Version};
 pub use parse::{Limits, check_mandatory, error_response, parse_datagram, parse_stream_message};

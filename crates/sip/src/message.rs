@@ -382,26 +382,36 @@ const COPIED_IDS: [u8; 5] = [
     crate::headers::id::CSEQ,
 ];
 
-/// A tag derived (FNV-1a) from Call-ID, From and the top Via branch: stable
-/// across retransmissions, different between requests.
+/// A tag derived from Call-ID, From, Via and CSeq: stable across
+/// retransmissions (the same request gets the same tag), different between
+/// requests, and unpredictable to others: 96 bits of HMAC-SHA256 under a key
+/// drawn once per process from the CSPRNG.
 pub(crate) fn stable_tag(h: &Headers) -> String {
-    let mut s = String::with_capacity(18);
+    let mut s = String::with_capacity(26);
     push_stable_tag(&mut s, h);
     s
 }
 
 fn push_stable_tag(out: &mut String, h: &Headers) {
-    let mut x: u64 = 0xcbf2_9ce4_8422_2325;
+    use hmac::{Hmac, Mac};
+    static KEY: std::sync::OnceLock<Hmac<sha2::Sha256>> = std::sync::OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        let secret: [u8; 32] = rand::random();
+        // HMAC takes keys of any length
+        Hmac::<sha2::Sha256>::new_from_slice(&secret)
+            .unwrap_or_else(|_| Hmac::new(&Default::default()))
+    });
+    let mut m = key.clone();
     for name in ["Call-ID", "From", "Via", "CSeq"] {
-        for b in h.get(name).unwrap_or("").bytes().chain([0u8]) {
-            x ^= u64::from(b);
-            x = x.wrapping_mul(0x0000_0100_0000_01b3);
-        }
+        m.update(h.get(name).unwrap_or("").as_bytes());
+        m.update(&[0]);
     }
+    let digest = m.finalize().into_bytes();
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push_str("sb");
-    for i in (0..16).rev() {
-        out.push(char::from(HEX[((x >> (i * 4)) & 0xf) as usize]));
+    for b in digest.iter().take(12) {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
     }
 }
 
@@ -513,6 +523,21 @@ mod tests {
             String::from_utf8(no_cl.to_bytes())
                 .unwrap()
                 .ends_with("X-Odd: Keep ;; this\r\nContent-Length: 0\r\n\r\n")
+        );
+    }
+
+    #[test]
+    fn stateless_to_tags_are_stable_per_request_and_carry_96_bits() {
+        let a = invite().response_tagged(StatusCode::UNAUTHORIZED);
+        let again = invite().response_tagged(StatusCode::UNAUTHORIZED);
+        let tag = |r: &Response| r.to_addr().unwrap().unwrap().tag().unwrap().to_owned();
+        assert_eq!(tag(&a), tag(&again), "a retransmission gets the same tag");
+        assert_eq!(tag(&a).len(), 2 + 24);
+        let mut other = invite();
+        other.headers.set("Call-ID", "another-call");
+        assert_ne!(
+            tag(&other.response_tagged(StatusCode::UNAUTHORIZED)),
+            tag(&a)
         );
     }
 

@@ -84,6 +84,18 @@ pub struct NewApiToken {
     /// The first few characters of the token, shown in lists (at most 16).
     pub prefix: String,
     pub created_by: Option<UserId>,
+    /// After this the token is refused. `None`: until revoked.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+/// The user who created a token, as that user is now (read together with the token), so the web
+/// app can refuse a token whose creator was disabled or lost the role the token needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenCreator {
+    pub id: UserId,
+    pub tenant_id: Option<TenantId>,
+    pub role: Role,
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +109,10 @@ pub struct ApiToken {
     pub created_at: OffsetDateTime,
     pub last_used_at: Option<OffsetDateTime>,
     pub revoked_at: Option<OffsetDateTime>,
+    pub expires_at: Option<OffsetDateTime>,
+    /// `None` when the token was created without a user (`created_by` is `None`) or the user row
+    /// is gone.
+    pub creator: Option<TokenCreator>,
 }
 
 #[async_trait]
@@ -125,6 +141,26 @@ pub trait WebStore: Send + Sync {
     async fn delete_user_web_sessions(&self, user: UserId, keep: Option<&TokenHash>)
     -> Result<u64>;
     async fn delete_expired_web_sessions(&self, now: OffsetDateTime) -> Result<u64>;
+
+    // ------------------------------------------------------------ sign-in attempts
+
+    /// Counts one sign-in attempt against each `(key, limit)`, each count in a fixed window of
+    /// `window` that starts at its first attempt (a count whose window has ended starts again
+    /// at 1). Each increment is one atomic statement, so parallel requests, also from other
+    /// processes on the same database, never see the same count. Returns `Some(retry_at)`
+    /// when any count is now above its limit (the attempt must be refused; it still counts):
+    /// the end of the latest such window. Keys are at most 200 characters.
+    async fn count_login_attempt(
+        &self,
+        keys: &[(&str, u32)],
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>>;
+    /// After a successful sign-in: deletes the count of `clear` and takes one attempt off the
+    /// count of `refund`.
+    async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()>;
+    /// Deletes counts whose window started at or before `cutoff`.
+    async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64>;
 
     // ------------------------------------------------------------ API tokens
 

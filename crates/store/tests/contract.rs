@@ -106,6 +106,7 @@ contract_tests!(
     cdr_batches,
     web_sessions,
     web_api_tokens,
+    web_login_attempts,
     web_setup_tokens,
     web_user_extension,
     web_user_roles,
@@ -151,4 +152,33 @@ async fn sqlite_in_memory_works() {
     let t = tenant(&*d, "acme").await;
     let e = ext(&*d, t.id, "201").await;
     assert_eq!(d.get_extension(t.id, e.id).await.unwrap(), e);
+}
+
+/// The SQLite file holds SIP credentials and password hashes: a new one (and its WAL and
+/// shared-memory files) is readable by its owner only, whatever the umask.
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_file_is_created_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("directory.db");
+    let d = store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    d.migrate().await.unwrap();
+    tenant(&*d, "acme").await;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = tmp.path().join(format!("directory.db{suffix}"));
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "{} has mode {:o}",
+            file.display(),
+            mode & 0o777
+        );
+    }
 }

@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::config::{DatabaseUrl, PortRange, PublicAddr, SipDigest};
+use crate::config::{
+    CookieSecure, DatabaseUrl, PortRange, PublicAddr, SipDigest, SipExempt, TrustedProxies,
+};
 use crate::secrets::Secret;
 
 #[derive(Debug, Parser)]
@@ -166,6 +168,122 @@ pub struct Settings {
         value_name = "PATH"
     )]
     pub cdr_spill: Option<std::path::PathBuf>,
+
+    /// When the web session cookie is marked `Secure`: `on` (always; behind a TLS proxy),
+    /// `off` (plain-HTTP development), or `auto` (when the request came over HTTPS, as the
+    /// URI or a trusted proxy's `X-Forwarded-Proto` says).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_COOKIE_SECURE",
+        default_value = "auto",
+        value_name = "on|off|auto",
+        value_parser = with_env::<CookieSecure>("SWITCHBOARD_COOKIE_SECURE")
+    )]
+    pub cookie_secure: CookieSecure,
+
+    /// Reverse proxies in front of the web app (addresses or CIDRs, comma-separated) whose
+    /// `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` are believed. From any
+    /// other peer those headers are ignored and the socket peer is the client. Default: none.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUSTED_PROXIES",
+        default_value = "",
+        value_name = "CIDRS",
+        value_parser = with_env::<TrustedProxies>("SWITCHBOARD_TRUSTED_PROXIES")
+    )]
+    pub trusted_proxies: TrustedProxies,
+
+    #[command(flatten)]
+    pub sip_guard: SipGuardSettings,
+}
+
+/// The SIP guard: who is never banned, how fast one source may send, and what bans it.
+#[derive(Debug, Clone, Args)]
+pub struct SipGuardSettings {
+    /// Source addresses or CIDR blocks (comma-separated) never banned nor rate limited: an
+    /// SBC, a Kamailio dispatcher or an office NAT in front of Switchboard. Trunk addresses
+    /// are exempt automatically.
+    #[arg(
+        long = "sip-exempt",
+        global = true,
+        env = "SWITCHBOARD_SIP_EXEMPT",
+        default_value = "",
+        value_name = "CIDRS",
+        value_parser = with_env::<SipExempt>("SWITCHBOARD_SIP_EXEMPT")
+    )]
+    pub exempt: SipExempt,
+
+    /// Sustained SIP requests per second from one source (IPv6: one /64); bursts of twice
+    /// this are allowed. Excess requests are dropped.
+    #[arg(
+        long = "sip-rate",
+        global = true,
+        env = "SWITCHBOARD_SIP_RATE",
+        default_value = "200",
+        value_name = "PER_SECOND",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub rate: u32,
+
+    /// Authentication failures from one source within the ban window that ban it.
+    #[arg(
+        long = "sip-ban-failures",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_FAILURES",
+        default_value = "10",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub ban_failures: u32,
+
+    /// Seconds over which failures are counted toward a ban.
+    #[arg(
+        long = "sip-ban-window",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_WINDOW",
+        default_value = "60",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400)
+    )]
+    pub ban_window: u64,
+
+    /// Seconds a banned source stays banned.
+    #[arg(
+        long = "sip-ban-time",
+        global = true,
+        env = "SWITCHBOARD_SIP_BAN_TIME",
+        default_value = "900",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..=604_800)
+    )]
+    pub ban_time: u64,
+
+    /// Open SIP TCP connections from one source (IPv6: one /64) at most.
+    #[arg(
+        long = "sip-tcp-per-ip",
+        global = true,
+        env = "SWITCHBOARD_SIP_TCP_PER_IP",
+        default_value = "32",
+        value_name = "COUNT",
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub tcp_per_ip: u32,
+}
+
+impl SipGuardSettings {
+    /// Applies these settings to the SIP service's configuration.
+    pub fn apply(&self, sip: &mut pbx::SipConfig) {
+        let g = &mut sip.guard;
+        g.exempt = self.exempt.0.clone();
+        g.rate_per_sec = self.rate;
+        g.burst = self.rate.saturating_mul(2);
+        g.ip_failures = self.ban_failures;
+        g.ip_window = std::time::Duration::from_secs(self.ban_window);
+        g.ip_ban = std::time::Duration::from_secs(self.ban_time);
+        sip.tcp.max_per_ip = self.tcp_per_ip as usize;
+    }
 }
 
 /// Wraps a `FromStr` parser so the error also names the environment variable.
@@ -343,6 +461,44 @@ mod tests {
         assert_eq!(cli.settings.emergency_port_reserve, 5);
         assert_eq!(cli.settings.max_call_duration, 4 * 3600);
         assert_eq!(cli.settings.max_hold_duration, 3600);
+    }
+
+    #[test]
+    fn sip_guard_settings_reach_the_sip_config() {
+        let cli = Cli::try_parse_from([
+            "switchboard",
+            "--sip-exempt",
+            "192.0.2.10,198.51.100.0/24",
+            "--sip-rate",
+            "2000",
+            "--sip-ban-failures",
+            "20",
+            "--sip-ban-time",
+            "60",
+            "--sip-tcp-per-ip",
+            "8",
+        ])
+        .unwrap();
+        let mut sip = pbx::SipConfig::new("127.0.0.1:0".parse().unwrap());
+        cli.settings.sip_guard.apply(&mut sip);
+        assert_eq!(sip.guard.exempt.len(), 2);
+        assert!(sip.guard.exempt[1].contains("198.51.100.9".parse().unwrap()));
+        assert_eq!((sip.guard.rate_per_sec, sip.guard.burst), (2000, 4000));
+        assert_eq!(sip.guard.ip_failures, 20);
+        assert_eq!(sip.guard.ip_window.as_secs(), 60);
+        assert_eq!(sip.guard.ip_ban.as_secs(), 60);
+        assert_eq!(sip.tcp.max_per_ip, 8);
+        // defaults
+        let cli = Cli::try_parse_from(["switchboard"]).unwrap();
+        let mut sip = pbx::SipConfig::new("127.0.0.1:0".parse().unwrap());
+        cli.settings.sip_guard.apply(&mut sip);
+        assert!(sip.guard.exempt.is_empty());
+        assert_eq!((sip.guard.rate_per_sec, sip.guard.ip_failures), (200, 10));
+        assert_eq!(sip.guard.ip_ban.as_secs(), 900);
+        assert_eq!(sip.tcp.max_per_ip, 32);
+        let err = Cli::try_parse_from(["switchboard", "--sip-exempt", "0.0.0.0/0"]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("SWITCHBOARD_SIP_EXEMPT"), "{msg}");
     }
 
     #[test]

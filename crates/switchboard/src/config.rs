@@ -307,6 +307,69 @@ mod tests {
     }
 }
 
+/// The web app's trusted reverse proxies: addresses or CIDR blocks, comma- or space-separated
+/// (empty: none).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrustedProxies(pub Vec<web::config::IpCidr>);
+
+impl FromStr for TrustedProxies {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        web::config::parse_cidr_list(s).map(Self)
+    }
+}
+
+impl fmt::Display for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+/// When the session cookie carries `Secure`: `on`, `off` or `auto`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CookieSecure(pub web::CookieSecure);
+
+impl FromStr for CookieSecure {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse().map(Self)
+    }
+}
+
+impl fmt::Display for CookieSecure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod web_settings_tests {
+    use super::*;
+
+    #[test]
+    fn trusted_proxies_and_cookie_secure_parse() {
+        let p: TrustedProxies = "10.0.0.0/8, 192.0.2.7".parse().unwrap();
+        assert_eq!(p.to_string(), "10.0.0.0/8,192.0.2.7/32");
+        assert_eq!(
+            "".parse::<TrustedProxies>().unwrap(),
+            TrustedProxies::default()
+        );
+        let err = "10.0.0.0/8,proxy".parse::<TrustedProxies>().unwrap_err();
+        assert!(
+            err.contains("\"proxy\" is not an IP address or CIDR"),
+            "{err}"
+        );
+        assert_eq!(
+            "off".parse::<CookieSecure>().unwrap(),
+            CookieSecure(web::CookieSecure::Never)
+        );
+        assert!("sometimes".parse::<CookieSecure>().is_err());
+    }
+}
+
 /// Which digest challenges the registrar offers, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SipDigest {
@@ -381,5 +444,64 @@ mod sip_digest_tests {
             "{err}"
         );
         assert!("sha256".parse::<SipDigest>().is_err());
+    }
+}
+
+/// Source blocks the SIP guard never bans nor rate limits (an SBC, a Kamailio
+/// dispatcher, an office NAT), e.g. `203.0.113.7, 198.51.100.0/24, 2001:db8::/48`.
+/// Trunk addresses are exempt automatically and need not be listed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SipExempt(pub Vec<sip::guard::IpNet>);
+
+impl FromStr for SipExempt {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split([',', ' '])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let net: sip::guard::IpNet = p.parse()?;
+                let wide = if net.addr().is_ipv4() { 8 } else { 32 };
+                if net.prefix() < wide {
+                    return Err(format!(
+                        "`{p}` exempts too much of the internet from the SIP guard; \
+                         list the proxies or offices themselves (at least /{wide})"
+                    ));
+                }
+                Ok(net)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(SipExempt)
+    }
+}
+
+impl fmt::Display for SipExempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+#[cfg(test)]
+mod sip_exempt_tests {
+    use super::SipExempt;
+
+    #[test]
+    fn exempt_lists_parse_and_refuse_huge_blocks() {
+        let e: SipExempt = "203.0.113.7, 198.51.100.0/24 2001:db8::/48"
+            .parse()
+            .unwrap();
+        assert_eq!(e.0.len(), 3);
+        assert_eq!(
+            e.to_string(),
+            "203.0.113.7/32,198.51.100.0/24,2001:db8::/48"
+        );
+        assert!(e.0[1].contains("198.51.100.77".parse().unwrap()));
+        assert_eq!("".parse::<SipExempt>().unwrap(), SipExempt::default());
+        let err = "0.0.0.0/0".parse::<SipExempt>().unwrap_err();
+        assert!(err.contains("exempts too much"), "{err}");
+        let err = "sbc.example".parse::<SipExempt>().unwrap_err();
+        assert!(err.contains("expected e.g. 192.0.2.0/24"), "{err}");
     }
 }

@@ -132,6 +132,21 @@ pub async fn stop_signal() {
     }
 }
 
+/// First run (no operator yet): makes a one-time setup link and logs it once, at INFO, as an
+/// ordinary start-up message (it is not a warning). The only log sink the binary installs is
+/// the console (stderr, see `main.rs`); the link is written to no file. Nothing when an
+/// operator exists.
+async fn announce_setup_link(directory: &dyn Directory, base_url: &str) {
+    match web::ensure_setup_link(directory, base_url).await {
+        Ok(Some(link)) => info!(
+            link = %link,
+            "no operator account exists yet: open this one-time link to create the first operator (valid 24 h)"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(error = %e, "cannot create the first-run setup link"),
+    }
+}
+
 /// Serves until SIGTERM or Ctrl-C, then stops every service gracefully.
 pub async fn run(settings: &Settings, directory: Arc<dyn Directory>) -> anyhow::Result<()> {
     // Poll the stop future once so its signal handlers exist before any
@@ -172,14 +187,7 @@ pub async fn spawn_services(
         (None, true) => format!("http://127.0.0.1:{}", http_addr.port()),
         (None, false) => format!("http://{http_addr}"),
     };
-    match web::ensure_setup_link(&*directory, &base_url).await {
-        Ok(Some(link)) => warn!(
-            link = %link,
-            "no operator account exists yet: open this one-time link to create the first operator (valid 24 h)"
-        ),
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, "cannot create the first-run setup link"),
-    }
+    announce_setup_link(&*directory, &base_url).await;
 
     if settings.rtp_ports.low() % 2 == 1 {
         warn!(
@@ -229,6 +237,7 @@ pub async fn spawn_services(
     sip_config.calls.max_call_duration = Duration::from_secs(settings.max_call_duration);
     sip_config.calls.max_hold_duration = Duration::from_secs(settings.max_hold_duration);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
+    settings.sip_guard.apply(&mut sip_config);
     let token = services.shutdown_token();
     let sip = pbx::SipService::start(sip_config, Arc::clone(&directory), token.cancelled_owned())
         .await
@@ -248,8 +257,15 @@ pub async fn spawn_services(
             Some(public) => format!("{public}:{}", addrs.udp.port()),
             None => addrs.udp.to_string(),
         }),
+        cookie_secure: settings.cookie_secure.0,
+        trusted_proxies: settings.trusted_proxies.0.clone(),
         ..Default::default()
     };
+    info!(
+        cookie_secure = %settings.cookie_secure,
+        trusted_proxies = %settings.trusted_proxies,
+        "web settings"
+    );
     let state = web::AppState::with_config(Arc::clone(&directory), config)
         .with_live_calls(Arc::new(EngineCalls(calls)));
     let token = services.shutdown_token();
@@ -349,6 +365,67 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(format!("{err:#}"), "broken service failed: port exploded");
+    }
+
+    /// Captures what the console subscriber would print.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn setup_link_is_logged_once_at_info() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dir = store::connect("sqlite::memory:").await.unwrap();
+        dir.migrate().await.unwrap();
+
+        announce_setup_link(&*dir, "http://127.0.0.1:8080").await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| l.contains("/setup/")).collect();
+        assert_eq!(lines.len(), 1, "logged once: {text}");
+        assert!(
+            lines[0].contains(" INFO ") && !lines[0].contains("WARN"),
+            "at INFO: {text}"
+        );
+        assert!(
+            lines[0].contains("link=http://127.0.0.1:8080/setup/"),
+            "{text}"
+        );
+
+        // With an operator, no link at all.
+        dir.create_user(&store::NewUser {
+            tenant_id: None,
+            email: "ops@example.test".parse().unwrap(),
+            display_name: String::new(),
+            role: store::Role::Operator,
+            password_hash: web::crypto::hash_password("a long enough password".into())
+                .await
+                .unwrap(),
+        })
+        .await
+        .unwrap();
+        out.0.lock().unwrap().clear();
+        announce_setup_link(&*dir, "http://127.0.0.1:8080").await;
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("/setup/"), "{text}");
     }
 
     #[tokio::test(start_paused = true)]

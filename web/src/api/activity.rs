@@ -81,6 +81,7 @@ pub async fn calls(
             .map(|c| {
                 let r = c.record;
                 CallOut {
+                    trunk: c.trunk_name,
                     id: r.id.to_string(),
                     call_id: r.call_id,
                     direction: r.direction.to_string(),

@@ -389,6 +389,9 @@ pub struct CallOut {
     /// answered, no_answer, busy, failed, cancelled, rejected
     pub disposition: String,
     pub hangup_cause: String,
+    /// The name of the trunk that carried the call; null for calls that used no trunk
+    /// (internal calls), or when the trunk has since been deleted.
+    pub trunk: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -583,4 +586,22 @@ pub struct TrunkIn {
     pub emergency_priority: Option<i32>,
     pub enabled: Option<bool>,
     pub inbound_source: Option<String>,
+}
+
+// ------------------------------------------------------------------ API tokens
+
+/// An API token (never its secret).
+#[derive(Serialize, ToSchema)]
+pub struct TokenOut {
+    pub id: String,
+    pub name: String,
+    /// The first characters of the token, as the web admin lists them.
+    pub prefix: String,
+    /// The business it reaches; null for an operator (platform) token.
+    pub tenant_id: Option<String>,
+    pub created_at: String,
+    /// When it stops working (set in the web admin when it is created); null: until revoked.
+    /// A token also stops when its creator is disabled or no longer an admin of the business
+    /// (or an operator, for a platform token).
+    pub expires_at: Option<String>,
 }

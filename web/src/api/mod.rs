@@ -10,6 +10,7 @@ mod live;
 mod numbers;
 mod ring_groups;
 mod tenants;
+mod tokens;
 mod trunks;
 mod users;
 
@@ -82,6 +83,7 @@ pub fn router_and_doc() -> (axum::Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(activity::registrations))
         .routes(routes!(activity::calls))
         .routes(routes!(live::active))
+        .routes(routes!(tokens::current))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::patch))
         .routes(routes!(users::reset_password))

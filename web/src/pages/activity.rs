@@ -177,6 +177,7 @@ async fn calls(
                         direction: r.direction.to_string(),
                         caller: r.caller.clone(),
                         callee: r.callee.clone(),
+                        trunk: c.trunk_name.clone().unwrap_or_default(),
                         disposition: r.disposition.to_string().replace('_', " "),
                         duration: duration(r.duration_secs),
                     }
@@ -211,15 +212,17 @@ async fn calls(
     })
 }
 
-/// A spreadsheet must not run a cell as a formula: caller names come from the network.
+/// A spreadsheet must not run a cell as a formula: caller names and numbers come from the
+/// network. Every cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return gets a
+/// leading `'`, which spreadsheets read as "this is text" and do not display. That includes
+/// E.164 numbers (`+44…`): a `+` cell is parsed as a formula, so `'+442079460018` is the
+/// readable, safe form.
 pub fn csv_safe(s: &str) -> String {
-    let mut chars = s.chars();
-    let risky = match chars.next() {
-        Some('=' | '@' | '\t' | '\r') => true,
-        Some('+' | '-') => !chars.next().is_some_and(|c| c.is_ascii_digit()),
-        _ => false,
-    };
-    if risky { format!("'{s}") } else { s.to_owned() }
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    }
 }
 
 async fn calls_csv(
@@ -236,6 +239,7 @@ async fn calls_csv(
         "caller",
         "callee",
         "dialled",
+        "trunk",
         "disposition",
         "duration_secs",
         "hangup_cause",
@@ -256,15 +260,17 @@ async fn calls_csv(
                 r.answered_at.map(stamp).unwrap_or_default(),
                 stamp(r.ended_at),
                 r.direction.to_string(),
-                csv_safe(&r.caller),
-                csv_safe(&r.callee),
-                csv_safe(&r.dialled),
+                r.caller.clone(),
+                r.callee.clone(),
+                r.dialled.clone(),
+                c.trunk_name.clone().unwrap_or_default(),
                 r.disposition.to_string(),
                 r.duration_secs.to_string(),
-                csv_safe(&r.hangup_cause),
+                r.hangup_cause.clone(),
                 r.hangup_by.to_string(),
-                csv_safe(&r.call_id),
-            ];
+                r.call_id.clone(),
+            ]
+            .map(|cell| csv_safe(&cell));
             out.write_record(&row)
                 .map_err(|e| Internal::new(e.to_string()))?;
         }
@@ -292,11 +298,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_cells_cannot_be_formulas() {
-        assert_eq!(csv_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(csv_safe("+442079460018"), "+442079460018");
-        assert_eq!(csv_safe("-x"), "'-x");
+    fn csv_formula_injection_is_neutralised() {
+        for risky in [
+            "=HYPERLINK(\"http://evil.test\",\"x\")",
+            "+1+cmd|' /C calc'!A0",
+            "-2+3",
+            "@SUM(A1:A9)",
+            "\t=1+1",
+            "\r=1+1",
+            "+442079460018",
+        ] {
+            assert_eq!(csv_safe(risky), format!("'{risky}"), "{risky:?}");
+        }
         assert_eq!(csv_safe("201"), "201");
+        assert_eq!(csv_safe("Reception"), "Reception");
+        assert_eq!(csv_safe(""), "");
     }
 
     #[test]

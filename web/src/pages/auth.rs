@@ -75,11 +75,15 @@ pub async fn login(
             },
         )
     };
-    if let Err(wait) = state.throttle.check(&client.ip, &email_text) {
-        tracing::warn!(ip = %client.ip, "login throttled");
-        metrics::counter!("web_login_failures_total", "reason" => "throttled").increment(1);
-        return failed(StatusCode::TOO_MANY_REQUESTS, throttle::wait_message(wait));
-    }
+    // Reserved before the password is checked, so parallel guesses cannot overrun the limit.
+    let attempt = match throttle::begin(&*state.directory, &client.ip, &email_text).await? {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::warn!(ip = %client.ip, "login throttled");
+            metrics::counter!("web_login_failures_total", "reason" => "throttled").increment(1);
+            return failed(StatusCode::TOO_MANY_REQUESTS, throttle::wait_message(wait));
+        }
+    };
     let user = match email_text.parse::<Email>() {
         Ok(email) => match state.directory.get_user_by_email(&email).await {
             Ok(u) => Some(u),
@@ -94,7 +98,7 @@ pub async fn login(
     let user = match user {
         Some(u) if ok && !u.disabled => u,
         _ => {
-            state.throttle.record_failure(&client.ip, &email_text);
+            // `attempt` is dropped unredeemed: it stays counted as a failure.
             metrics::counter!("web_login_failures_total", "reason" => "credentials").increment(1);
             tracing::info!(ip = %client.ip, "login failed");
             return failed(StatusCode::UNAUTHORIZED, BAD_LOGIN.into());
@@ -108,8 +112,12 @@ pub async fn login(
             );
         }
     }
-    state.throttle.record_success(&email_text);
-    // Housekeeping on a path that is rare and already slow: drop sessions that have expired.
+    attempt.succeeded(&*state.directory).await?;
+    // Housekeeping on a path that is rare and already slow: drop sessions that have expired,
+    // and sign-in counts whose window has ended.
+    if let Err(e) = throttle::sweep(&*state.directory).await {
+        tracing::warn!(error = %e, "could not delete stale sign-in counts");
+    }
     if let Err(e) = state
         .directory
         .delete_expired_web_sessions(OffsetDateTime::now_utc())
@@ -191,11 +199,16 @@ pub async fn change_password(
 ) -> Result<Response, PageError> {
     let mut errors = FormErrors::default();
     let account = authed.user.email.to_string();
-    if let Err(wait) = state.throttle.check(&client.ip, &account) {
-        errors.add("current", throttle::wait_message(wait));
-    } else if !crypto::verify_password(form.current, authed.user.password_hash.clone()).await? {
-        state.throttle.record_failure(&client.ip, &account);
-        errors.add("current", "This is not your current password.");
+    match throttle::begin(&*state.directory, &client.ip, &account).await? {
+        Err(wait) => errors.add("current", throttle::wait_message(wait)),
+        Ok(attempt) => {
+            if crypto::verify_password(form.current, authed.user.password_hash.clone()).await? {
+                attempt.succeeded(&*state.directory).await?;
+            } else {
+                // Dropped unredeemed: counted as a failure.
+                errors.add("current", "This is not your current password.");
+            }
+        }
     }
     if let Err(m) = crypto::check_new_password(&form.new_password) {
         errors.add("new_password", m);

@@ -51,14 +51,15 @@ async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, P
     Ok(list
         .items
         .iter()
-        .map(|c| &c.record)
-        .filter(|r| r.caller == n || r.callee == n)
+        .filter(|c| c.record.caller == n || c.record.callee == n)
         .take(RECENT)
-        .map(|r| CallRow {
+        .map(|c| (&c.record, c.trunk_name.clone().unwrap_or_default()))
+        .map(|(r, trunk)| CallRow {
             started: stamp(r.started_at),
             direction: r.direction.to_string(),
             caller: r.caller.clone(),
             callee: r.callee.clone(),
+            trunk,
             disposition: r.disposition.to_string().replace('_', " "),
             duration: duration(r.duration_secs),
         })

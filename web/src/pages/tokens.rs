@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::{field_error, see_other};
 use crate::AppState;
-use crate::auth::api::TOKEN_PREFIX;
+use crate::auth::api::{TOKEN_PREFIX, TokenRefusal};
 use crate::auth::{AdminOf, OperatorUser, parse_id};
 use crate::crypto;
 use crate::error::PageError;
@@ -71,24 +71,56 @@ fn day(t: OffsetDateTime) -> String {
     t.date().to_string()
 }
 
+/// Longest expiry the form accepts.
+const MAX_EXPIRY_DAYS: i64 = 5 * 366;
+
+/// The optional expiry date of the form: the token stops working at 00:00 UTC that day, which
+/// must be after today and within about five years.
+fn parse_expiry(s: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let f = time::macros::format_description!("[year]-[month]-[day]");
+    let date =
+        time::Date::parse(s, &f).map_err(|_| format!("{s:?} is not a date like 2027-01-31."))?;
+    let today = now.to_offset(time::UtcOffset::UTC).date();
+    if date <= today {
+        return Err("Choose a date after today.".into());
+    }
+    if date > today + time::Duration::days(MAX_EXPIRY_DAYS) {
+        return Err("Choose a date within five years.".into());
+    }
+    Ok(Some(date.midnight().assume_utc()))
+}
+
+/// The form's values, kept when it is shown again.
+struct Typed {
+    name: String,
+    expires: String,
+}
+
 async fn page(
     state: &AppState,
     s: Scope<'_>,
-    name: String,
+    typed: Typed,
     errors: FormErrors,
     created: Option<String>,
 ) -> Result<TokensPage, PageError> {
+    let now = OffsetDateTime::now_utc();
     let rows = state
         .directory
         .list_api_tokens(s.tenant)
         .await?
         .into_iter()
         .map(|t| TokenRow {
+            refused: TokenRefusal::of(&t, now).map(|r| r.reason().to_owned()),
             id: t.id.to_string(),
             name: t.name,
             prefix: t.prefix,
             created: day(t.created_at),
             last_used: t.last_used_at.map(day).unwrap_or_else(|| "never".into()),
+            expires: t.expires_at.map(day).unwrap_or_else(|| "never".into()),
             revoked: t.revoked_at.is_some(),
         })
         .collect();
@@ -96,7 +128,9 @@ async fn page(
         layout: s.layout,
         base: s.base,
         rows,
-        name,
+        token_name: typed.name,
+        expires: typed.expires,
+        min_expiry: day(now + time::Duration::days(1)),
         errors,
         created,
     })
@@ -106,9 +140,37 @@ async fn page(
 pub struct CreateForm {
     #[serde(default)]
     name: String,
+    /// YYYY-MM-DD, or empty for no expiry.
+    #[serde(default)]
+    expires: String,
+}
+
+fn blank() -> Typed {
+    Typed {
+        name: String::new(),
+        expires: String::new(),
+    }
 }
 
 async fn create(state: &AppState, s: Scope<'_>, form: CreateForm) -> Result<Response, PageError> {
+    let mut errors = FormErrors::default();
+    let expires_at = match parse_expiry(&form.expires, OffsetDateTime::now_utc()) {
+        Ok(e) => e,
+        Err(m) => {
+            errors.add("expires", m);
+            None
+        }
+    };
+    let typed = Typed {
+        name: form.name.clone(),
+        expires: form.expires.clone(),
+    };
+    if !errors.is_empty() {
+        return render_status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &page(state, s, typed, errors, None).await?,
+        );
+    }
     let token = format!("{TOKEN_PREFIX}{}", crypto::random_token());
     let new = NewApiToken {
         tenant_id: s.tenant,
@@ -116,18 +178,18 @@ async fn create(state: &AppState, s: Scope<'_>, form: CreateForm) -> Result<Resp
         token_hash: crypto::token_hash(&token),
         prefix: token.chars().take(10).collect(),
         created_by: Some(s.authed.user.id),
+        expires_at,
     };
-    let mut errors = FormErrors::default();
     match state.directory.create_api_token(&new).await {
         Ok(t) => {
-            tracing::info!(token = %t.id, tenant = ?t.tenant_id, "API token created");
-            render(&page(state, s, String::new(), errors, Some(token)).await?)
+            tracing::info!(token = %t.id, tenant = ?t.tenant_id, expires = ?t.expires_at, "API token created");
+            render(&page(state, s, blank(), errors, Some(token)).await?)
         }
         Err(e) => {
             field_error(&mut errors, e, &[])?;
             render_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                &page(state, s, form.name, errors, None).await?,
+                &page(state, s, typed, errors, None).await?,
             )
         }
     }
@@ -180,16 +242,7 @@ pub struct ConfirmForm {
 }
 
 async fn biz_list(State(state): State<AppState>, a: AdminOf) -> Result<Response, PageError> {
-    render(
-        &page(
-            &state,
-            biz_scope(&a),
-            String::new(),
-            FormErrors::default(),
-            None,
-        )
-        .await?,
-    )
+    render(&page(&state, biz_scope(&a), blank(), FormErrors::default(), None).await?)
 }
 
 async fn biz_create(
@@ -221,16 +274,7 @@ async fn op_list(
     State(state): State<AppState>,
     OperatorUser(me): OperatorUser,
 ) -> Result<Response, PageError> {
-    render(
-        &page(
-            &state,
-            op_scope(&me),
-            String::new(),
-            FormErrors::default(),
-            None,
-        )
-        .await?,
-    )
+    render(&page(&state, op_scope(&me), blank(), FormErrors::default(), None).await?)
 }
 
 async fn op_create(
@@ -256,4 +300,34 @@ async fn op_revoke(
     Form(f): Form<ConfirmForm>,
 ) -> Result<Response, PageError> {
     revoke(&state, op_scope(&me), &p.token, f.confirm).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_dates() {
+        let now = time::macros::datetime!(2026-12-08 10:00 UTC);
+        assert_eq!(parse_expiry(" ", now), Ok(None));
+        assert_eq!(
+            parse_expiry("2027-01-31", now),
+            Ok(Some(time::macros::datetime!(2027-01-31 0:00 UTC)))
+        );
+        assert!(
+            parse_expiry("2026-12-08", now)
+                .unwrap_err()
+                .contains("after today")
+        );
+        assert!(
+            parse_expiry("2040-01-01", now)
+                .unwrap_err()
+                .contains("five years")
+        );
+        assert!(
+            parse_expiry("next week", now)
+                .unwrap_err()
+                .contains("2027-01-31")
+        );
+    }
 }

@@ -34,6 +34,8 @@ pub struct CallRow {
     pub direction: String,
     pub caller: String,
     pub callee: String,
+    /// The trunk's name, empty for calls that used none.
+    pub trunk: String,
     pub disposition: String,
     pub duration: String,
 }

@@ -174,7 +174,11 @@ pub struct TokenRow {
     pub prefix: String,
     pub created: String,
     pub last_used: String,
+    /// "never" or the date (UTC) it stops working.
+    pub expires: String,
     pub revoked: bool,
+    /// Why it no longer works (expired, creator disabled, …); `None` while it works.
+    pub refused: Option<String>,
 }
 
 /// API tokens of a business (or the operator's): list, create (shown once), revoke.
@@ -184,7 +188,13 @@ pub struct TokensPage {
     pub layout: Layout,
     pub base: String,
     pub rows: Vec<TokenRow>,
-    pub name: String,
+    /// What was typed in the name field. Not `name`: inside the field macro that would be the
+    /// macro's own `name` parameter, and the box would show the literal text "name".
+    pub token_name: String,
+    /// What was typed in the expiry field (YYYY-MM-DD).
+    pub expires: String,
+    /// First day an expiry may be set to, for the date picker.
+    pub min_expiry: String,
     pub errors: FormErrors,
     pub created: Option<String>,
 }

@@ -13,12 +13,20 @@
 //! once and verifies again, so a password regenerated in the web app works at once; the same
 //! refetch happens for unknown names, so known and unknown users cost the same.
 //!
-//! The cache is bounded (`max_entries` per map): when full, expired entries go first, then
-//! negative ones, then all (a cold cache is slower, never wrong).
+//! The cache is bounded (`max_entries` per map): when a map is full, its least recently used
+//! entry is evicted, one per insertion (never the whole map: a flood of unknown names pushes
+//! out only the coldest entries, and busy phones stay cached).
+//!
+//! Directory lookups go through a [`LookupGate`]: at most `max_lookups` run at once and at
+//! most `backlog` more wait; past that the caller answers 503 with Retry-After.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use store::{CredentialId, Directory, ExtensionId, SipDomain, SipUsername, StoreError, TenantId};
 
@@ -72,37 +80,168 @@ impl<T> Entry<T> {
     }
 }
 
-type CredMap = HashMap<Box<str>, Entry<Option<Arc<CachedCred>>>>;
+/// A map bounded by least-recent use: every read or write touches the entry, and an
+/// insertion into a full map evicts exactly the least recently used entry. O(log n).
+struct Lru<K, V> {
+    map: HashMap<K, (V, u64)>,
+    order: BTreeMap<u64, K>,
+    tick: u64,
+    cap: usize,
+}
+
+impl<K: Hash + Eq + Clone, V> Lru<K, V> {
+    fn new(cap: usize) -> Self {
+        Lru {
+            map: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            cap: cap.max(1),
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn touch(&mut self, key: &K) {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some((_, t)) = self.map.get_mut(key) {
+            let old = std::mem::replace(t, tick);
+            if let Some(k) = self.order.remove(&old) {
+                self.order.insert(tick, k);
+            }
+        }
+    }
+
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.touch(key);
+        self.map.get_mut(key).map(|(v, _)| v)
+    }
+
+    fn peek(&self, key: &K) -> Option<&V> {
+        self.map.get(key).map(|(v, _)| v)
+    }
+
+    /// Inserts or replaces; returns the key evicted to make room, if any.
+    fn insert(&mut self, key: K, value: V) -> Option<K> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some((v, t)) = self.map.get_mut(&key) {
+            *v = value;
+            let old = std::mem::replace(t, tick);
+            self.order.remove(&old);
+            self.order.insert(tick, key);
+            return None;
+        }
+        let mut evicted = None;
+        if self.map.len() >= self.cap {
+            if let Some((_, oldest)) = self.order.pop_first() {
+                self.map.remove(&oldest);
+                evicted = Some(oldest);
+            }
+        }
+        self.order.insert(tick, key.clone());
+        self.map.insert(key, (value, tick));
+        evicted
+    }
+}
+
+/// Bounds the directory lookups of authentication (REGISTER and INVITE alike).
+pub(crate) struct LookupGate {
+    permits: Arc<Semaphore>,
+    waiting: AtomicUsize,
+    backlog: usize,
+}
+
+impl LookupGate {
+    /// `max_lookups` at once, `backlog` more waiting.
+    pub fn new(max_lookups: usize, backlog: usize) -> Self {
+        LookupGate {
+            permits: Arc::new(Semaphore::new(max_lookups.max(1))),
+            waiting: AtomicUsize::new(0),
+            backlog,
+        }
+    }
+
+    /// Whether a new lookup would be refused right now (every permit taken and the backlog
+    /// full).
+    pub fn is_full(&self) -> bool {
+        // every permit taken and `backlog` callers already waiting
+        self.permits.available_permits() == 0
+            && self.waiting.load(Ordering::Relaxed) >= self.backlog
+    }
+
+    /// Waits for a lookup slot; `None` when the backlog is full (answer 503 with
+    /// Retry-After) or the gate is closed.
+    pub async fn enter(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(p) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some(p);
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= self.backlog {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            metrics::counter!("sip_auth_lookups_refused_total").increment(1);
+            return None;
+        }
+        let p = Arc::clone(&self.permits).acquire_owned().await.ok();
+        self.waiting.fetch_sub(1, Ordering::Relaxed);
+        p
+    }
+}
+
+type CredKey = (TenantId, Box<str>);
 
 /// How long a background refresh may take before another one is tried.
 const REFRESH_RETRY: Duration = Duration::from_secs(10);
 /// Background refreshes in flight at most.
 const MAX_REFRESHING: usize = 64;
 
-#[derive(Default)]
 struct Maps {
-    domains: HashMap<Box<str>, Entry<Option<TenantId>>>,
-    creds: HashMap<TenantId, CredMap>,
-    cred_count: usize,
+    domains: Lru<Box<str>, Entry<Option<TenantId>>>,
+    creds: Lru<CredKey, Entry<Option<Arc<CachedCred>>>>,
 }
 
 pub(crate) struct CredCache {
     dir: Arc<dyn Directory>,
     ttl: Duration,
-    refreshing: std::sync::atomic::AtomicUsize,
-    max_entries: usize,
+    refreshing: AtomicUsize,
+    /// Directory queries issued (tenant by domain, credential by username).
+    queries: AtomicUsize,
     maps: Mutex<Maps>,
 }
 
 impl CredCache {
     pub fn new(dir: Arc<dyn Directory>, ttl: Duration, max_entries: usize) -> Self {
+        let cap = max_entries.max(16);
         CredCache {
             dir,
             ttl,
-            refreshing: std::sync::atomic::AtomicUsize::new(0),
-            max_entries: max_entries.max(16),
-            maps: Mutex::new(Maps::default()),
+            refreshing: AtomicUsize::new(0),
+            queries: AtomicUsize::new(0),
+            maps: Mutex::new(Maps {
+                domains: Lru::new(cap),
+                creds: Lru::new(cap),
+            }),
         }
+    }
+
+    /// Directory queries issued so far.
+    #[cfg(test)]
+    pub fn queries(&self) -> usize {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn dir_for_tests(&self) -> Arc<dyn Directory> {
+        Arc::clone(&self.dir)
+    }
+
+    /// Entries held (domains, credentials).
+    #[cfg(test)]
+    pub(crate) fn sizes(&self) -> (usize, usize) {
+        let m = self.lock();
+        (m.domains.len(), m.creds.len())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Maps> {
@@ -125,13 +264,13 @@ impl CredCache {
             }
             Some(())
         };
-        let d = maps.domains.get_mut(realm)?;
+        let d = maps.domains.get_mut(&Box::from(realm))?;
         check(d.fetched, &mut d.refresh_at)?;
         let (tenant, t_at) = (d.value, d.fetched);
         let Some(tenant) = tenant else {
             return Some((Resolved::Unknown { fetched: t_at }, stale));
         };
-        let c = maps.creds.get_mut(&tenant)?.get_mut(username)?;
+        let c = maps.creds.get_mut(&(tenant, Box::from(username)))?;
         check(c.fetched, &mut c.refresh_at)?;
         let fetched = t_at.min(c.fetched);
         let resolved = match &c.value {
@@ -147,7 +286,6 @@ impl CredCache {
 
     /// Refetches (realm, username) on a task, unless too many refreshes are running already.
     pub fn refresh(self: &Arc<Self>, realm: &str, username: &str) {
-        use std::sync::atomic::Ordering;
         if self.refreshing.fetch_add(1, Ordering::Relaxed) >= MAX_REFRESHING {
             self.refreshing.fetch_sub(1, Ordering::Relaxed);
             return;
@@ -161,26 +299,38 @@ impl CredCache {
         });
     }
 
+    /// Runs one directory query, counted.
+    async fn counted<T>(&self, query: impl std::future::Future<Output = T>) -> T {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("sip_auth_directory_queries_total").increment(1);
+        query.await
+    }
+
     /// Fetches (realm, username) from the directory into the cache and returns it.
     pub async fn fetch(&self, realm: &str, username: &str) -> Result<Resolved, StoreError> {
         let now = Instant::now();
         // A domain answer younger than REFETCH_AFTER is reused: when thousands of phones of one
         // tenant come in at once, the tenant is read once, not once per phone.
-        let recent = self.lock().domains.get(realm).and_then(|e| {
+        let recent = self.lock().domains.peek(&Box::from(realm)).and_then(|e| {
             (now.saturating_duration_since(e.fetched) < REFETCH_AFTER).then_some(e.value)
         });
         let tenant = match (recent, realm.parse::<SipDomain>()) {
             (Some(t), _) => t,
             (None, Err(_)) => None,
-            (None, Ok(domain)) => match self.dir.get_tenant_by_domain(&domain).await {
-                Ok(t) if !t.suspended => Some(t.id),
-                Ok(_) => None,
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e),
-            },
+            (None, Ok(domain)) => {
+                match self.counted(self.dir.get_tenant_by_domain(&domain)).await {
+                    Ok(t) if !t.suspended => Some(t.id),
+                    Ok(_) => None,
+                    Err(e) if e.is_not_found() => None,
+                    Err(e) => return Err(e),
+                }
+            }
         };
         let cred = match (tenant, username.parse::<SipUsername>()) {
-            (Some(t), Ok(u)) => match self.dir.get_credential_by_username(t, &u).await {
+            (Some(t), Ok(u)) => match self
+                .counted(self.dir.get_credential_by_username(t, &u))
+                .await
+            {
                 Ok(c) => Some(Arc::new(CachedCred {
                     id: c.id,
                     extension_id: c.extension_id,
@@ -193,45 +343,17 @@ impl CredCache {
             _ => None,
         };
         let mut maps = self.lock();
-        if maps.domains.len() >= self.max_entries {
-            let ttl = self.ttl;
-            maps.domains
-                .retain(|_, e| now.saturating_duration_since(e.fetched) <= ttl);
-            if maps.domains.len() >= self.max_entries {
-                maps.domains.retain(|_, e| e.value.is_some());
-            }
-            if maps.domains.len() >= self.max_entries {
-                maps.domains.clear();
-            }
-        }
         if recent.is_none() {
             maps.domains
                 .insert(realm.into(), Entry::new(tenant, now, self.ttl));
         }
         if let Some(t) = tenant {
-            if maps.cred_count >= self.max_entries {
-                let ttl = self.ttl;
-                for m in maps.creds.values_mut() {
-                    m.retain(|_, e| {
-                        e.value.is_some() && now.saturating_duration_since(e.fetched) <= ttl
-                    });
-                }
-                maps.creds.retain(|_, m| !m.is_empty());
-                maps.cred_count = maps.creds.values().map(HashMap::len).sum();
-                if maps.cred_count >= self.max_entries {
-                    maps.creds.clear();
-                    maps.cred_count = 0;
-                }
-            }
-            let prev = maps
-                .creds
-                .entry(t)
-                .or_default()
-                .insert(username.into(), Entry::new(cred.clone(), now, self.ttl));
-            if prev.is_none() {
-                maps.cred_count += 1;
-            }
+            maps.creds.insert(
+                (t, username.into()),
+                Entry::new(cred.clone(), now, self.ttl),
+            );
         }
+        drop(maps);
         Ok(match (tenant, cred) {
             (Some(tenant), Some(cred)) => Resolved::Known {
                 tenant,
@@ -240,5 +362,46 @@ impl CredCache {
             },
             _ => Resolved::Unknown { fetched: now },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lru_evicts_one_entry_at_a_time_least_recent_first() {
+        let mut l: Lru<u32, &str> = Lru::new(3);
+        assert_eq!(l.insert(1, "a"), None);
+        assert_eq!(l.insert(2, "b"), None);
+        assert_eq!(l.insert(3, "c"), None);
+        // reading 1 makes 2 the coldest
+        assert_eq!(l.get_mut(&1).copied(), Some("a"));
+        assert_eq!(l.insert(4, "d"), Some(2));
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.insert(3, "c2"), None, "a replacement evicts nothing");
+        assert_eq!(l.insert(5, "e"), Some(1));
+        assert_eq!(l.peek(&3), Some(&"c2"));
+        assert_eq!(l.peek(&2), None);
+        assert_eq!(l.order.len(), l.map.len());
+    }
+
+    #[tokio::test]
+    async fn lookups_past_the_backlog_are_refused_not_queued() {
+        let gate = Arc::new(LookupGate::new(1, 1));
+        let first = gate.enter().await.expect("a free slot");
+        assert!(!gate.is_full());
+        let waiter = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move { gate.enter().await.is_some() })
+        };
+        while gate.waiting.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        assert!(gate.is_full());
+        assert!(gate.enter().await.is_none(), "past the backlog: 503");
+        drop(first);
+        assert!(waiter.await.unwrap(), "the waiter got the freed slot");
+        assert!(!gate.is_full());
     }
 }

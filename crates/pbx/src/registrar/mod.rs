@@ -6,7 +6,10 @@
 //!    request-URI is an IP address. No lookup is needed to challenge: the 401 carries two
 //!    stateless challenges (SHA-256, then MD5).
 //! 2. With credentials for that realm: [`Guard::check_auth`] (a banned IP is dropped, a locked
-//!    username-from-IP gets 403 without verifying), then the credential from the
+//!    username-from-IP gets 403 without verifying), then the nonce's MAC (bound to realm and
+//!    source IP) and age, before any lookup: a nonce not issued to this source gets a fresh
+//!    401 and costs the source rate tokens ([`Guard::record_bad_nonce`]), an expired one a 401
+//!    with `stale=true`; then the credential from the
 //!    credential cache (`cache.rs`) and [`Verifier::verify`]; an unknown realm or username goes through
 //!    [`Verifier::verify_unknown_user`], so it is answered exactly like a wrong password: 403,
 //!    counted as a failure. Stale or replayed nonces get a 401 with `stale=true`.
@@ -33,7 +36,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sip::auth::{Algorithm, Credentials, Verdict, Verifier};
+use sip::auth::{Algorithm, Credentials, NonceStatus, Verdict, Verifier};
 use sip::guard::{AuthGate, Guard, GuardEvent};
 use sip::{Request, Response, StatusCode};
 use store::RegistrationChange;
@@ -58,9 +61,12 @@ pub struct RegistrarConfig {
     pub cache_ttl: Duration,
     /// Credential cache size per map. Default 200,000.
     pub cache_max_entries: usize,
-    /// Directory lookups in flight at most (cache misses); up to 10,000 more REGISTERs wait
-    /// for a slot, beyond that they are dropped and the phone retransmits. Default 64.
+    /// Directory lookups in flight at most (cache misses of REGISTER and INVITE
+    /// authentication alike). Default 64.
     pub max_lookups: usize,
+    /// Requests waiting for a lookup slot at most; beyond, they get 503 with
+    /// `Retry-After: 5`. Default 1,000.
+    pub lookup_backlog: usize,
     /// Which digest challenges a 401 carries, in which order. Default
     /// [`ChallengeAlgorithms::Sha256ThenMd5`] (RFC 8760: most preferred first).
     pub challenges: ChallengeAlgorithms,
@@ -76,6 +82,7 @@ impl Default for RegistrarConfig {
             cache_ttl: Duration::from_secs(30),
             cache_max_entries: 200_000,
             max_lookups: 64,
+            lookup_backlog: 1000,
             challenges: ChallengeAlgorithms::Sha256ThenMd5,
         }
     }
@@ -96,22 +103,25 @@ pub enum ChallengeAlgorithms {
 
 impl ChallengeAlgorithms {
     /// The challenge header values to send, most preferred first, sharing
-    /// one fresh nonce (`now` since the UNIX epoch).
+    /// one fresh nonce bound to `source`, the IP the challenge goes to
+    /// (`now` since the UNIX epoch).
     pub fn header_values(
         self,
         verifier: &Verifier,
         realm: &str,
+        source: IpAddr,
         stale: bool,
         now: Duration,
     ) -> Vec<String> {
+        let source = Some(source);
         match self {
             ChallengeAlgorithms::Md5Only => vec![
                 verifier
-                    .challenge(realm, Algorithm::Md5, stale, now)
+                    .challenge_for(realm, source, Algorithm::Md5, stale, now)
                     .to_header_value(),
             ],
             order => {
-                let [sha256, md5] = verifier.challenge_headers(realm, stale, now);
+                let [sha256, md5] = verifier.challenge_headers_for(realm, source, stale, now);
                 if order == ChallengeAlgorithms::Md5ThenSha256 {
                     vec![md5, sha256]
                 } else {
@@ -269,27 +279,41 @@ impl Registrar {
                 }
             }
         }
+        let ip = flow.remote.ip();
         let Some(creds) = found else {
-            return Err(Step::Reply(self.challenge(req, &realm, false, now)));
+            return Err(Step::Reply(self.challenge(req, &realm, ip, false, now)));
         };
         match self
             .guard()
-            .check_auth(flow.remote.ip(), &creds.username, &realm, now.guard)
+            .check_auth(ip, &creds.username, &realm, now.guard)
         {
-            AuthGate::Allow => Ok(AuthInput { realm, creds }),
-            AuthGate::IpBanned { .. } => Err(Step::Drop),
+            AuthGate::Allow => {}
+            AuthGate::IpBanned { .. } => return Err(Step::Drop),
             AuthGate::UserLocked { .. } => {
-                Err(Step::Reply(req.response_tagged(StatusCode::FORBIDDEN)))
+                return Err(Step::Reply(req.response_tagged(StatusCode::FORBIDDEN)));
+            }
+        }
+        // Before any lookup: a nonce we did not issue to this address costs nothing but a
+        // fresh challenge (and rate tokens); an old one of ours is re-challenged as stale.
+        match self
+            .verifier
+            .check_nonce(&creds, &realm, Some(ip), now.unix())
+        {
+            NonceStatus::Fresh => Ok(AuthInput { realm, creds }),
+            NonceStatus::Expired => Err(Step::Reply(self.challenge(req, &realm, ip, true, now))),
+            NonceStatus::Invalid => {
+                bad_nonce(&self.guard, ip, now.guard);
+                Err(Step::Reply(self.challenge(req, &realm, ip, false, now)))
             }
         }
     }
 
-    fn challenge(&self, req: &Request, realm: &str, stale: bool, now: Now) -> Response {
+    fn challenge(&self, req: &Request, realm: &str, ip: IpAddr, stale: bool, now: Now) -> Response {
         let mut r = req.response_tagged(StatusCode::UNAUTHORIZED);
         for value in self
             .cfg
             .challenges
-            .header_values(&self.verifier, realm, stale, now.unix())
+            .header_values(&self.verifier, realm, ip, stale, now.unix())
         {
             r.headers.push("WWW-Authenticate", &value);
         }
@@ -308,6 +332,7 @@ impl Registrar {
         let creds = &input.creds;
         let realm: &str = &input.realm;
         let uri = req.uri.as_str();
+        let ip = flow.remote.ip();
         let verdict = match resolved {
             Resolved::Known { cred, .. } => {
                 let ha1 = match creds.algorithm.base() {
@@ -315,12 +340,16 @@ impl Registrar {
                     _ => &cred.ha1_sha256,
                 };
                 self.verifier
-                    .verify(creds, "REGISTER", uri, realm, ha1, now.unix())
+                    .verify_from(Some(ip), creds, "REGISTER", uri, realm, ha1, now.unix())
             }
-            Resolved::Unknown { .. } => {
-                self.verifier
-                    .verify_unknown_user(creds, "REGISTER", uri, realm, now.unix())
-            }
+            Resolved::Unknown { .. } => self.verifier.verify_unknown_user_from(
+                Some(ip),
+                creds,
+                "REGISTER",
+                uri,
+                realm,
+                now.unix(),
+            ),
         };
         if verdict == Verdict::BadResponse
             && !refetched
@@ -328,20 +357,19 @@ impl Registrar {
         {
             return Step::Lookup;
         }
-        let ip = flow.remote.ip();
         match verdict {
             Verdict::Ok => {}
-            Verdict::Stale => return Step::Reply(self.challenge(req, realm, true, now)),
+            Verdict::Stale => return Step::Reply(self.challenge(req, realm, ip, true, now)),
             Verdict::Replayed => {
                 if let Resolved::Known { tenant, cred, .. } = resolved {
                     if let Some(resp) = self.retransmission(req, *tenant, cred, now) {
                         return Step::Commit(Vec::new(), resp);
                     }
                 }
-                return Step::Reply(self.challenge(req, realm, true, now));
+                return Step::Reply(self.challenge(req, realm, ip, true, now));
             }
             Verdict::BadNonce | Verdict::WrongRealm => {
-                return Step::Reply(self.challenge(req, realm, false, now));
+                return Step::Reply(self.challenge(req, realm, ip, false, now));
             }
             Verdict::BadResponse => {
                 self.failure(ip, &creds.username, realm, now);
@@ -407,6 +435,17 @@ impl Registrar {
             }
         }
     }
+}
+
+/// Reports a request whose nonce is not ours for its source: a metric, and rate tokens (never
+/// a ban: over UDP the source may be forged).
+pub(crate) fn bad_nonce(guard: &Mutex<Guard>, ip: IpAddr, now: Duration) {
+    metrics::counter!("sip_auth_failures_total", "reason" => "bad_nonce").increment(1);
+    tracing::debug!(%ip, "request with a nonce not issued to its source");
+    guard
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .record_bad_nonce(ip, now);
 }
 
 /// The realm of a REGISTER: request-URI host, or the To host when that is an IP address;
@@ -476,3 +515,7 @@ mod tests {
         assert_eq!(realm_of(&r).as_deref(), Some("acme.example"));
     }
 }
+
+#[cfg(test)]
+#[path = "attack_tests.rs"]
+mod attack_tests;

@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use sip::auth::{Algorithm, Verifier};
+use sip::auth::{Algorithm, NonceStatus, Verifier};
 use sip::guard::{AuthGate, Guard};
 use sip::transaction::{Config as TxConfig, Event, Target, TransactionLayer, Transport, TxKey};
 use sip::{Message, Request, Response, StatusCode};
@@ -41,7 +41,7 @@ use crate::cdr::CdrSender;
 use crate::dialplan::{self, PreparedPlan, Resolver};
 use crate::location::LocationService;
 use crate::media_driver::{MediaDriver, MediaEvent};
-use crate::registrar::cache::{CredCache, Resolved};
+use crate::registrar::cache::{CredCache, LookupGate, Resolved};
 use crate::transport::{Flow, Outbound, TransportKind};
 
 /// Messages waiting for the calls task at most; beyond that new ones are
@@ -78,6 +78,16 @@ pub(crate) enum Input {
     Trunks(Vec<TrunkSource>),
     /// A layer event held back while its dial plan was prepared (REFER).
     Event(Event),
+}
+
+/// The verdict on an initial INVITE before a transaction is made for it.
+enum Stateless {
+    /// Create the transaction and authenticate it (a lookup may follow).
+    Stateful,
+    /// Answer statelessly with this (a 407 challenge, 400, 403 or 503).
+    Reply(Response),
+    /// Say nothing (banned source).
+    Drop,
 }
 
 pub(crate) enum AuthOutcome {
@@ -269,6 +279,8 @@ pub(crate) struct AuthContext {
     /// The guard's clock origin (the SIP service's).
     pub epoch: Instant,
     pub directory: Arc<dyn Directory>,
+    /// Bounds credential lookups (shared with the registrar).
+    pub lookups: Arc<LookupGate>,
     pub resolver: Resolver,
     pub plan: Arc<PreparedPlan>,
     /// Extension numbers by id (a credential names the id), kept briefly.
@@ -287,6 +299,64 @@ fn unix_now() -> Duration {
 impl AuthContext {
     fn guard(&self) -> std::sync::MutexGuard<'_, Guard> {
         self.guard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The trunks' sources are never banned nor rate limited by the guard.
+    pub(crate) fn exempt_trunks(&self, trunks: &[TrunkSource]) {
+        let nets = trunks
+            .iter()
+            .filter_map(|t| sip::guard::IpNet::new(t.net, t.prefix))
+            .collect();
+        self.guard().set_trunk_sources(nets);
+    }
+
+    /// What a device's initial INVITE gets before any transaction or lookup exists: a 407
+    /// (no credentials for our realm, or a nonce not issued to this source, or an expired
+    /// one), silence (banned source), or the stateful path (a fresh nonce of ours).
+    fn stateless_check(&self, request: &Request, ip: IpAddr) -> Stateless {
+        let Some(realm) = crate::registrar::realm_of(request) else {
+            return Stateless::Reply(request.response_tagged(StatusCode::BAD_REQUEST));
+        };
+        let now = unix_now();
+        let creds =
+            match auth::inspect_invite(&self.verifier, self.challenges, request, &realm, ip, now) {
+                InviteAuth::Challenge(resp) => return Stateless::Reply(resp),
+                InviteAuth::Verify(creds) => creds,
+            };
+        match self
+            .guard()
+            .check_auth(ip, &creds.username, &realm, self.epoch.elapsed())
+        {
+            AuthGate::Allow => {}
+            AuthGate::IpBanned { .. } => return Stateless::Drop,
+            AuthGate::UserLocked { .. } => {
+                return Stateless::Reply(request.response_tagged(StatusCode::FORBIDDEN));
+            }
+        }
+        let again = |stale| {
+            auth::challenge(
+                &self.verifier,
+                self.challenges,
+                request,
+                &realm,
+                ip,
+                stale,
+                now,
+            )
+        };
+        match self.verifier.check_nonce(&creds, &realm, Some(ip), now) {
+            NonceStatus::Fresh => {
+                if self.lookups.is_full() {
+                    return Stateless::Reply(unavailable(request));
+                }
+                Stateless::Stateful
+            }
+            NonceStatus::Expired => Stateless::Reply(again(true)),
+            NonceStatus::Invalid => {
+                crate::registrar::bad_nonce(&self.guard, ip, self.epoch.elapsed());
+                Stateless::Reply(again(false))
+            }
+        }
     }
 
     /// The whole check of a device's INVITE with credentials: guard, HA1,
@@ -316,13 +386,18 @@ impl AuthContext {
                 }
                 r
             }
-            None => match self.cache.fetch(realm, &creds.username).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "credential lookup failed for an INVITE");
+            None => {
+                let Some(_permit) = self.lookups.enter().await else {
                     return AuthOutcome::Reply(unavailable(request));
+                };
+                match self.cache.fetch(realm, &creds.username).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "credential lookup failed for an INVITE");
+                        return AuthOutcome::Reply(unavailable(request));
+                    }
                 }
-            },
+            }
         };
         let (stored, known) = match &resolved {
             Resolved::Known { tenant, cred, .. } => {
@@ -340,6 +415,7 @@ impl AuthContext {
             request,
             &creds,
             realm,
+            ip,
             stored.as_deref(),
             unix_now(),
         );
@@ -649,6 +725,7 @@ impl CallsDriver {
                 }
             },
             Input::Trunks(t) => {
+                self.auth.exempt_trunks(&t);
                 self.trunks = t;
                 self.share_trunk_networks();
             }
@@ -674,6 +751,20 @@ impl CallsDriver {
             TransportKind::Wss => Transport::Wss,
         };
         let source = Target::new(transport, flow.remote);
+        if let Message::Request(request) = &message {
+            if is_initial_invite(request) && !self.is_trunk_source(source.addr) {
+                match self.auth.stateless_check(request, source.addr.ip()) {
+                    Stateless::Stateful => {}
+                    Stateless::Drop => return,
+                    Stateless::Reply(resp) => {
+                        let dest = sip::transaction::response_target(request, source);
+                        self.layer.send_stateless(&Message::Response(resp), dest);
+                        self.pump();
+                        return;
+                    }
+                }
+            }
+        }
         if let Err(e) = self.layer.receive(message, source, Instant::now()) {
             tracing::debug!(remote = %flow.remote, error = %e, "message not matched to a transaction");
             metrics::counter!("sip_dropped_total", "reason" => "transaction").increment(1);
@@ -802,6 +893,11 @@ impl CallsDriver {
         }
     }
 
+    /// Whether an INVITE from `addr` is a trunk's (and so not challenged).
+    fn is_trunk_source(&self, addr: SocketAddr) -> bool {
+        self.trunks.iter().any(|t| t.matches(addr))
+    }
+
     fn on_initial_invite(&mut self, key: TxKey, request: Request, source: Target) {
         metrics::counter!("call_attempts_total").increment(1);
         if let Some(trunk) = self
@@ -838,6 +934,7 @@ impl CallsDriver {
             self.auth.challenges,
             &request,
             &realm,
+            source.addr.ip(),
             unix_now(),
         ) {
             InviteAuth::Challenge(resp) => {

@@ -1,12 +1,16 @@
 //! The SIP service: listeners, per-message dispatch, registrar, location, persistence.
 //!
 //! Dispatch of every inbound message, in order:
-//! 1. [`Guard::check_request`] on the source IP: banned or over the rate → dropped silently
-//!    (counted in `sip_dropped_total`).
-//! 2. Parse. A request that fails but whose Via/From/To/Call-ID/CSeq can be read gets
-//!    `400` (or 505/513) with the reason; anything else is dropped. Responses go to the calls
-//!    task.
-//! 3. Max-Forwards 0 → 483; a `Require` we do not support → 420.
+//! 1. A response goes to the calls task without any guard check: the transaction layer
+//!    accepts it only from where its request went, so the guard never drops the answers to
+//!    our own requests.
+//! 2. [`Guard::check_request`] on the source IP of a request: banned or over the rate →
+//!    dropped silently (counted in `sip_dropped_total`). Trunk sources and the operator's
+//!    exempt blocks pass.
+//! 3. Parse. A request that fails but whose Via/From/To/Call-ID/CSeq can be read gets
+//!    `400` (or 505/513) with the reason; anything else is dropped.
+//! 4. A Request-URI whose scheme is not sip, sips or tel → 416 (RFC 3261 §8.2.2.1);
+//!    Max-Forwards 0 → 483; a `Require` we do not support → 420.
 //! 4. REGISTER → registrar; OPTIONS outside a dialog → 200 with Allow/Accept/Supported;
 //!    everything else (INVITE, ACK, CANCEL, BYE, UPDATE, INFO, in-dialog requests, and every
 //!    response) → the calls task ([`calls`]): the transaction layer and the B2BUA engine.
@@ -19,7 +23,6 @@ mod config;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -29,25 +32,23 @@ use sip::auth::Verifier;
 use sip::guard::{Admission, Guard};
 use sip::{Limits, Message, Method, Request, Response, StatusCode};
 use store::Directory;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use calls::CallsView;
 pub use config::{CallsConfig, SipConfig};
 
 use crate::location::LocationService;
-use crate::registrar::cache::CredCache;
+use crate::registrar::cache::{CredCache, LookupGate};
 use crate::registrar::persist::{self, Job, Reply};
 use crate::registrar::{Now, Registrar, Step};
 use crate::transport::{
-    ConnTable, Flow, Inbound, Outbound, ResponseTarget, apply_rport_received, tcp, udp,
+    ConnTable, ConnectionPolicy, Flow, Inbound, Outbound, ResponseTarget, apply_rport_received,
+    tcp, udp,
 };
 
-/// REGISTERs waiting for a directory lookup slot at most.
-const LOOKUP_BACKLOG: usize = 10_000;
-
 /// Methods OPTIONS advertises.
-const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REGISTER";
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, REFER, REGISTER";
 
 /// Errors starting or stopping the service.
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +188,10 @@ impl SipService {
             config.registrar.cache_max_entries,
         ));
         let registrar_cache = Arc::clone(&cache);
+        let lookups = Arc::new(LookupGate::new(
+            config.registrar.max_lookups,
+            config.registrar.lookup_backlog,
+        ));
         let registrar = Registrar::new(
             config.registrar.clone(),
             cache,
@@ -205,6 +210,7 @@ impl SipService {
             &secret,
             CallsParts {
                 cache: registrar_cache.clone(),
+                lookups: Arc::clone(&lookups),
                 guard: Arc::clone(&guard),
                 epoch,
                 directory: Arc::clone(&directory),
@@ -225,8 +231,7 @@ impl SipService {
             registrar,
             outbound: outbound.clone(),
             persist: persist_tx,
-            lookups: Arc::new(Semaphore::new(config.registrar.max_lookups.max(1))),
-            lookups_waiting: AtomicUsize::new(0),
+            lookups,
             epoch,
             runtime: main_rt,
             calls: calls_tx,
@@ -435,8 +440,8 @@ struct Core {
     registrar: Registrar,
     outbound: Outbound,
     persist: mpsc::Sender<Job>,
-    lookups: Arc<Semaphore>,
-    lookups_waiting: AtomicUsize,
+    /// Bounds credential lookups (shared with INVITE authentication).
+    lookups: Arc<LookupGate>,
     epoch: Instant,
     /// The caller's runtime: directory lookups run there, not on the dedicated SIP thread.
     runtime: tokio::runtime::Handle,
@@ -451,6 +456,18 @@ impl Inbound for Core {
 
     fn on_stream_message(&self, flow: Flow, bytes: &[u8]) {
         self.on_bytes(flow, bytes, true);
+    }
+
+    fn connection_policy(&self, remote: SocketAddr) -> ConnectionPolicy {
+        let now = self.now().guard;
+        let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_exempt(remote.ip()) {
+            ConnectionPolicy::Unlimited
+        } else if guard.banned_until(remote.ip(), now).is_some() {
+            ConnectionPolicy::Refuse
+        } else {
+            ConnectionPolicy::Limited
+        }
     }
 }
 
@@ -470,7 +487,19 @@ impl Core {
             // UDP keep-alive (CRLF or CRLFCRLF): nothing to answer on UDP
             return;
         }
-        match self.admit(flow.remote.ip(), now.guard) {
+        // Responses skip the guard: the transaction layer takes one only from the address its
+        // request went to, and the answers to our own requests must never be dropped.
+        let response = bytes
+            .iter()
+            .position(|b| !b.is_ascii_whitespace())
+            .and_then(|i| bytes.get(i..))
+            .is_some_and(|b| b.starts_with(b"SIP/"));
+        let admission = if response {
+            Admission::Allow
+        } else {
+            self.admit(flow.remote.ip(), now.guard)
+        };
+        match admission {
             Admission::Allow => {}
             Admission::RateLimited => {
                 metrics::counter!("sip_dropped_total", "reason" => "rate_limited").increment(1);
@@ -487,9 +516,18 @@ impl Core {
             sip::parse_datagram(bytes, &self.limits)
         };
         let req = match parsed {
-            Ok(Message::Request(r)) => r,
-            Ok(message @ Message::Response(_)) => {
+            Ok(Message::Request(r)) if !response => r,
+            Ok(message @ Message::Response(_)) if response => {
                 self.to_calls(message, flow);
+                return;
+            }
+            // a request dressed as a response to skip the guard (or the reverse)
+            Ok(_) => {
+                metrics::counter!("sip_dropped_total", "reason" => "malformed").increment(1);
+                return;
+            }
+            Err(_) if response => {
+                metrics::counter!("sip_dropped_total", "reason" => "malformed").increment(1);
                 return;
             }
             Err(e) => {
@@ -520,6 +558,18 @@ impl Core {
         }
         if req.method == Method::Ack {
             self.to_calls(Message::Request(req), flow);
+            return;
+        }
+        if !(req.uri.is_sip()
+            || req
+                .uri
+                .as_str()
+                .get(..4)
+                .is_some_and(|s| s.eq_ignore_ascii_case("tel:")))
+        {
+            let mut r = req.response_tagged(StatusCode::UNSUPPORTED_URI_SCHEME);
+            r.reason = "Unsupported URI Scheme (use sip:, sips: or tel:)".to_owned();
+            self.respond(&flow, r);
             return;
         }
         if req.max_forwards().ok().flatten() == Some(0) {
@@ -579,23 +629,20 @@ impl Core {
         let step = self.registrar.handle_fast(&req, &flow, now);
         match step {
             Step::Lookup => {
-                // At most `max_lookups` directory lookups run; up to LOOKUP_BACKLOG more
+                // At most `max_lookups` directory lookups run; up to `lookup_backlog` more
                 // requests wait for a slot (a restart where every phone re-registers at once);
-                // beyond that they are dropped and the phones retransmit.
-                if self.lookups_waiting.fetch_add(1, Ordering::Relaxed) >= LOOKUP_BACKLOG {
-                    self.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
-                    metrics::counter!("sip_dropped_total", "reason" => "lookup_busy").increment(1);
+                // beyond that they get 503 with Retry-After.
+                if self.lookups.is_full() {
+                    self.respond(&flow, busy(&req));
                     return;
                 }
                 let Some(core) = self.me.upgrade() else {
-                    self.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
                     return;
                 };
                 let runtime = core.runtime.clone();
                 runtime.spawn(async move {
-                    let permit = Arc::clone(&core.lookups).acquire_owned().await;
-                    core.lookups_waiting.fetch_sub(1, Ordering::Relaxed);
-                    let Ok(_permit) = permit else {
+                    let Some(_permit) = core.lookups.enter().await else {
+                        core.respond(&flow, busy(&req));
                         return;
                     };
                     let step = core.registrar.handle_slow(&req, &flow, core.now()).await;
@@ -647,6 +694,15 @@ impl Core {
     }
 }
 
+/// 503 with Retry-After: too many credential lookups at once.
+fn busy(req: &Request) -> Response {
+    metrics::counter!("sip_dropped_total", "reason" => "lookup_busy").increment(1);
+    let mut r = req.response_tagged(StatusCode::SERVICE_UNAVAILABLE);
+    r.reason = "Service Unavailable (authentication backlog)".to_owned();
+    r.headers.push("Retry-After", "5");
+    r
+}
+
 /// Whether a request belongs to a dialog (its To has a tag).
 fn in_dialog(req: &Request) -> bool {
     req.to_addr()
@@ -658,6 +714,7 @@ fn in_dialog(req: &Request) -> bool {
 /// What [`build_calls`] takes from the service.
 struct CallsParts {
     cache: Arc<CredCache>,
+    lookups: Arc<LookupGate>,
     guard: Arc<Mutex<Guard>>,
     epoch: Instant,
     directory: Arc<dyn Directory>,
@@ -721,6 +778,7 @@ async fn build_calls(
         guard: parts.guard,
         epoch: parts.epoch,
         directory: Arc::clone(&parts.directory),
+        lookups: parts.lookups,
         resolver: crate::dialplan::Resolver::new(Arc::clone(&parts.directory)),
         plan,
         numbers: Default::default(),
@@ -733,6 +791,7 @@ async fn build_calls(
             Vec::new()
         }
     };
+    auth.exempt_trunks(&trunks);
     let driver = calls::CallsDriver {
         layer: calls::layer(rand::random()),
         engine,

@@ -18,7 +18,7 @@ pub(crate) mod udp;
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -122,8 +122,23 @@ pub enum SendError {
     Io(#[from] std::io::Error),
 }
 
+/// Whether a stream listener takes a new connection from a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConnectionPolicy {
+    /// Close it at once (a banned source).
+    Refuse,
+    /// Take it, within the per-IP connection limit.
+    Limited,
+    /// Take it without a per-IP limit (an exempt source: a trunk, an SBC).
+    Unlimited,
+}
+
 /// What a listener hands complete inbound messages to.
 pub(crate) trait Inbound: Send + Sync + 'static {
+    /// Asked at accept, before anything is read from a new connection.
+    fn connection_policy(&self, _remote: SocketAddr) -> ConnectionPolicy {
+        ConnectionPolicy::Limited
+    }
     /// One UDP datagram (not yet parsed).
     fn on_datagram(&self, flow: Flow, bytes: &[u8]);
     /// One message framed from a stream (`Content-Length` framing already checked).
@@ -140,29 +155,86 @@ struct ConnEntry {
 #[derive(Default)]
 pub struct ConnTable {
     next: AtomicU64,
-    conns: Mutex<HashMap<ConnId, ConnEntry>>,
+    conns: Mutex<Conns>,
+}
+
+/// The connections, and how many each source (IPv6: each /64) holds.
+#[derive(Default)]
+struct Conns {
+    by_id: HashMap<ConnId, ConnEntry>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+impl Conns {
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    fn insert(&mut self, id: ConnId, entry: ConnEntry) {
+        *self
+            .per_source
+            .entry(sip::guard::source_group(entry.remote.ip()))
+            .or_default() += 1;
+        self.by_id.insert(id, entry);
+    }
+
+    fn remove(&mut self, id: &ConnId) -> Option<ConnEntry> {
+        let e = self.by_id.remove(id)?;
+        let key = sip::guard::source_group(e.remote.ip());
+        if let Some(n) = self.per_source.get_mut(&key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_source.remove(&key);
+            }
+        }
+        Some(e)
+    }
+
+    fn get(&self, id: &ConnId) -> Option<&ConnEntry> {
+        self.by_id.get(id)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&ConnId, &ConnEntry)> {
+        self.by_id.iter()
+    }
 }
 
 impl ConnTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ConnId, ConnEntry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Conns> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers a connection's writer channel; `None` when `max` connections are open.
-    pub(crate) fn register(
+    /// Registers an accepted connection's writer channel, unless `max` connections are open
+    /// (`Err("too_many")`) or its source (IPv6: its /64) holds `max_per_source` already
+    /// (`Err("too_many_from_source")`).
+    pub(crate) fn register_inbound(
         &self,
         kind: TransportKind,
         remote: SocketAddr,
         tx: mpsc::Sender<Bytes>,
         max: usize,
-    ) -> Option<ConnId> {
+        max_per_source: usize,
+    ) -> Result<ConnId, &'static str> {
         let mut conns = self.lock();
         if conns.len() >= max {
-            return None;
+            return Err("too_many");
+        }
+        let key = sip::guard::source_group(remote.ip());
+        if conns.per_source.get(&key).copied().unwrap_or(0) >= max_per_source {
+            return Err("too_many_from_source");
         }
         let id = ConnId(self.next.fetch_add(1, Ordering::Relaxed) + 1);
         conns.insert(id, ConnEntry { kind, remote, tx });
-        Some(id)
+        Ok(id)
+    }
+
+    /// Open connections from `ip`'s source group (IPv6: its /64).
+    pub fn from_source(&self, ip: IpAddr) -> usize {
+        self.lock()
+            .per_source
+            .get(&sip::guard::source_group(ip))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub(crate) fn remove(&self, id: ConnId) {

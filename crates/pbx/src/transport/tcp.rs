@@ -1,18 +1,24 @@
 //! The TCP listener: one reader task and one writer task per connection. The reader frames
-//! messages by Content-Length ([`sip::frame_stream`]), answers RFC 5626 CRLFCRLF pings with a
-//! CRLF pong and closes idle or broken connections; the writer drains a bounded channel that
-//! [`super::Outbound`] feeds, so responses go back on the connection the request came on.
+//! messages by Content-Length ([`sip::StreamFramer`], linear in the bytes received however
+//! they are split), answers RFC 5626 CRLFCRLF pings with a CRLF pong and closes idle or broken
+//! connections; the writer drains a bounded channel that [`super::Outbound`] feeds, so
+//! responses go back on the connection the request came on.
+//!
+//! At accept, a connection from a banned source is closed at once, and so is one past
+//! `max_per_ip` open connections from its IP (IPv6: its /64; exempt sources such as trunks
+//! are not limited). A connection must deliver its first complete message within
+//! `first_message_timeout` of being accepted (a slow drip does not extend it).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use sip::{Framing, Limits, frame_stream};
+use sip::{Frame, Limits, StreamFramer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-use super::{ConnTable, Flow, Inbound, TransportKind};
+use super::{ConnTable, ConnectionPolicy, Flow, Inbound, TransportKind};
 
 /// Limits of the TCP transport.
 #[derive(Clone, Debug)]
@@ -24,6 +30,11 @@ pub struct TcpConfig {
     pub idle_timeout: Duration,
     /// Messages queued for one connection's writer; beyond, sends fail. Default 256.
     pub send_queue: usize,
+    /// Open connections from one IP (IPv6: one /64) at most. Default 32.
+    pub max_per_ip: usize,
+    /// Time from accept to the first complete message; then the connection is closed.
+    /// Default 10 s.
+    pub first_message_timeout: Duration,
 }
 
 impl Default for TcpConfig {
@@ -32,6 +43,8 @@ impl Default for TcpConfig {
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(600),
             send_queue: 256,
+            max_per_ip: 32,
+            first_message_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -62,12 +75,31 @@ pub(crate) async fn run(
                 continue;
             }
         };
+        let per_ip = match sink.connection_policy(remote) {
+            ConnectionPolicy::Refuse => {
+                metrics::counter!("sip_tcp_refused_total", "reason" => "banned").increment(1);
+                tracing::debug!(%remote, "TCP connection refused: source banned");
+                drop(stream);
+                continue;
+            }
+            ConnectionPolicy::Unlimited => usize::MAX,
+            ConnectionPolicy::Limited => cfg.max_per_ip.max(1),
+        };
         let (tx, rx) = mpsc::channel::<Bytes>(cfg.send_queue.max(1));
-        let Some(id) = conns.register(TransportKind::Tcp, remote, tx.clone(), cfg.max_connections)
-        else {
-            tracing::debug!(%remote, "TCP connection refused: too many connections");
-            drop(stream);
-            continue;
+        let id = match conns.register_inbound(
+            TransportKind::Tcp,
+            remote,
+            tx.clone(),
+            cfg.max_connections,
+            per_ip,
+        ) {
+            Ok(id) => id,
+            Err(why) => {
+                metrics::counter!("sip_tcp_refused_total", "reason" => why).increment(1);
+                tracing::debug!(%remote, why, "TCP connection refused");
+                drop(stream);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let flow = Flow {
@@ -107,30 +139,27 @@ async fn connection(
         }
         let _ = writer.shutdown().await;
     });
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut framer = StreamFramer::new();
     let mut chunk = vec![0u8; 16 * 1024];
+    // until the first complete message, the connection lives on a fixed deadline
+    let mut first_by = Some(tokio::time::Instant::now() + cfg.first_message_timeout);
     'conn: loop {
         // consume every complete message in the buffer
         loop {
-            match frame_stream(&buf, limits) {
-                Framing::Complete(len) => {
-                    if let Some(msg) = buf.get(..len) {
-                        sink.on_stream_message(flow, msg);
-                    }
-                    buf.drain(..len.min(buf.len()));
+            match framer.next_frame(limits) {
+                Frame::Message(msg) => {
+                    first_by = None;
+                    sink.on_stream_message(flow, msg);
                 }
-                Framing::Ping(len) => {
+                Frame::Ping => {
                     let _ = tx.try_send(Bytes::from_static(b"\r\n"));
-                    buf.drain(..len.min(buf.len()));
                 }
-                Framing::Pong(len) => {
-                    buf.drain(..len.min(buf.len()));
-                }
-                Framing::Incomplete => break,
-                Framing::Error(e) => {
+                Frame::Pong => {}
+                Frame::Incomplete => break,
+                Frame::Error(e, bytes) => {
                     // answer what can be answered (e.g. 513 for an oversized message), then
                     // close: the stream cannot be resynchronised
-                    if let Some(r) = sip::error_response(&buf, &e, limits) {
+                    if let Some(r) = sip::error_response(bytes, &e, limits) {
                         let _ = tx.try_send(Bytes::from(r.to_bytes()));
                     }
                     tracing::debug!(remote = %flow.remote, error = %e, "closing TCP connection");
@@ -138,15 +167,27 @@ async fn connection(
                 }
             }
         }
+        let wait = match first_by {
+            Some(at) => at
+                .saturating_duration_since(tokio::time::Instant::now())
+                .min(cfg.idle_timeout),
+            None => cfg.idle_timeout,
+        };
         let read = tokio::select! {
-            r = tokio::time::timeout(cfg.idle_timeout, reader.read(&mut chunk)) => r,
+            r = tokio::time::timeout(wait, reader.read(&mut chunk)) => r,
             _ = stop.changed() => break,
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+            Ok(Ok(n)) => framer.push(chunk.get(..n).unwrap_or(&[])),
             Err(_) => {
-                tracing::debug!(remote = %flow.remote, "closing idle TCP connection");
+                if first_by.is_some() {
+                    metrics::counter!("sip_tcp_closed_total", "reason" => "no_first_message")
+                        .increment(1);
+                    tracing::debug!(remote = %flow.remote, "closing TCP connection: no complete message in time");
+                } else {
+                    tracing::debug!(remote = %flow.remote, "closing idle TCP connection");
+                }
                 break;
             }
         }

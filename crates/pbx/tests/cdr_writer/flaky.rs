@@ -442,6 +442,20 @@ impl WebStore for Flaky {
     async fn touch_api_token(&self, id: ApiTokenId, now: OffsetDateTime) -> Result<()> {
         self.inner.touch_api_token(id, now).await
     }
+    async fn count_login_attempt(
+        &self,
+        keys: &[(&str, u32)],
+        window: time::Duration,
+        now: OffsetDateTime,
+    ) -> Result<Option<OffsetDateTime>> {
+        self.inner.count_login_attempt(keys, window, now).await
+    }
+    async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()> {
+        self.inner.login_succeeded(clear, refund).await
+    }
+    async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64> {
+        self.inner.delete_stale_login_attempts(cutoff).await
+    }
     async fn set_user_role(&self, tenant: TenantId, user: UserId, role: Role) -> Result<User> {
         self.inner.set_user_role(tenant, user, role).await
     }

@@ -12,8 +12,12 @@
 //!   nonce-count) cannot be protected against replay within the nonce
 //!   lifetime, so they get [`Verdict::QopRequired`]; challenges always offer
 //!   `qop="auth"`, which every SIP phone of the last two decades supports.
-//! * Nonces are stateless (see `nonce.rs` for the format); only nonces used
-//!   successfully are tracked, for nonce-count replay protection (`replay.rs`).
+//! * Nonces are stateless (see `nonce.rs` for the format) and can be bound
+//!   to the source IP the challenge went to (the `*_for` / `*_from` methods);
+//!   only nonces used successfully are tracked, for nonce-count replay
+//!   protection (`replay.rs`). [`Verifier::check_nonce`] does the MAC and age
+//!   checks alone, so a caller can refuse a forged nonce before it looks up
+//!   any credential.
 //!
 //! ```
 //! use std::time::Duration;
@@ -46,10 +50,9 @@ mod replay;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
-
-use rand::RngCore;
 
 pub use digest::{Algorithm, ResponseParams, compute_response, ha1, ha1_md5, ha1_sha256};
 pub use header::{AuthError, Challenge, Credentials, MAX_HEADER_LEN, MAX_PARAMS, MAX_VALUE_LEN};
@@ -105,6 +108,19 @@ impl Verdict {
     pub fn counts_as_failure(self) -> bool {
         self == Verdict::BadResponse
     }
+}
+
+/// Outcome of [`Verifier::check_nonce`], the check made before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonceStatus {
+    /// Minted by us for this realm and source, within its lifetime.
+    Fresh,
+    /// Minted by us for this realm and source, past its lifetime:
+    /// re-challenge with `stale=true`.
+    Expired,
+    /// Not ours: garbage, forged, for another realm or issued to another
+    /// address, from the future, or a wrong `opaque`.
+    Invalid,
 }
 
 /// Settings for a [`Verifier`].
@@ -174,14 +190,20 @@ impl Verifier {
         }
     }
 
-    /// A fresh nonce for `realm`, stamped with `now`.
+    /// A fresh nonce for `realm`, stamped with `now`, bound to no address.
+    /// A SIP edge uses [`Verifier::nonce_for`] with the request's source.
     pub fn nonce(&self, realm: &str, now: Duration) -> String {
-        let mut random = [0u8; 8];
-        rand::thread_rng().fill_bytes(&mut random);
-        self.key.mint(realm, now.as_secs(), random)
+        self.nonce_for(realm, None, now)
     }
 
-    /// One challenge for `algorithm` with a fresh nonce.
+    /// A fresh nonce for `realm` and the `source` IP the challenge goes to
+    /// (96 random bits, a MAC over time, randomness, source and realm). It
+    /// then verifies only for requests from that IP.
+    pub fn nonce_for(&self, realm: &str, source: Option<IpAddr>, now: Duration) -> String {
+        self.key.mint_random(realm, source, now.as_secs())
+    }
+
+    /// One challenge for `algorithm` with a fresh nonce bound to no address.
     pub fn challenge(
         &self,
         realm: &str,
@@ -189,9 +211,21 @@ impl Verifier {
         stale: bool,
         now: Duration,
     ) -> Challenge {
+        self.challenge_for(realm, None, algorithm, stale, now)
+    }
+
+    /// One challenge for `algorithm` with a fresh nonce bound to `source`.
+    pub fn challenge_for(
+        &self,
+        realm: &str,
+        source: Option<IpAddr>,
+        algorithm: Algorithm,
+        stale: bool,
+        now: Duration,
+    ) -> Challenge {
         Challenge {
             realm: realm.to_owned(),
-            nonce: self.nonce(realm, now),
+            nonce: self.nonce_for(realm, source, now),
             opaque: Some(self.opaque.clone()),
             algorithm,
             qop_auth: true,
@@ -201,13 +235,58 @@ impl Verifier {
     }
 
     /// The two header values to send in a 401/407, SHA-256 first then MD5
-    /// (RFC 8760 §2.4: most preferred first), sharing one fresh nonce. Use
-    /// them as two `WWW-Authenticate` (or `Proxy-Authenticate`) headers.
+    /// (RFC 8760 §2.4: most preferred first), sharing one fresh nonce bound
+    /// to no address. Use them as two `WWW-Authenticate` (or
+    /// `Proxy-Authenticate`) headers.
     pub fn challenge_headers(&self, realm: &str, stale: bool, now: Duration) -> [String; 2] {
-        let mut c = self.challenge(realm, Algorithm::Sha256, stale, now);
+        self.challenge_headers_for(realm, None, stale, now)
+    }
+
+    /// [`Verifier::challenge_headers`] with the nonce bound to `source`.
+    pub fn challenge_headers_for(
+        &self,
+        realm: &str,
+        source: Option<IpAddr>,
+        stale: bool,
+        now: Duration,
+    ) -> [String; 2] {
+        let mut c = self.challenge_for(realm, source, Algorithm::Sha256, stale, now);
         let sha = c.to_header_value();
         c.algorithm = Algorithm::Md5;
         [sha, c.to_header_value()]
+    }
+
+    /// The cheap checks, before any directory lookup: realm, nonce MAC for
+    /// `realm` and `source`, `opaque`, and the nonce's age. No digest is
+    /// computed and nothing is recorded.
+    pub fn check_nonce(
+        &self,
+        creds: &Credentials,
+        realm: &str,
+        source: Option<IpAddr>,
+        now: Duration,
+    ) -> NonceStatus {
+        if creds.realm != realm {
+            return NonceStatus::Invalid;
+        }
+        let Some(nonce) = self.key.check(&creds.nonce, realm, source) else {
+            return NonceStatus::Invalid;
+        };
+        if creds.opaque.as_deref().is_some_and(|o| o != self.opaque) {
+            return NonceStatus::Invalid;
+        }
+        let now_s = now.as_secs();
+        if nonce.issued > now_s.saturating_add(self.config.max_future_skew.as_secs()) {
+            return NonceStatus::Invalid;
+        }
+        if now_s
+            > nonce
+                .issued
+                .saturating_add(self.config.nonce_lifetime.as_secs())
+        {
+            return NonceStatus::Expired;
+        }
+        NonceStatus::Fresh
     }
 
     /// Verifies `creds` for a request with `method` and `request_uri` in
@@ -216,8 +295,27 @@ impl Verifier {
     /// nonce MAC and opaque, response digest, then nonce age and replay, so
     /// that `Stale`/`Replayed` are only said to clients that know the password
     /// (RFC 7616 §3.3 on `stale`).
+    ///
+    /// Nonces are checked as bound to no address; see
+    /// [`Verifier::verify_from`].
     pub fn verify(
         &self,
+        creds: &Credentials,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        stored_ha1: &str,
+        now: Duration,
+    ) -> Verdict {
+        self.verify_from(None, creds, method, request_uri, realm, stored_ha1, now)
+    }
+
+    /// [`Verifier::verify`] for a request from `source`: a nonce issued to
+    /// another address is [`Verdict::BadNonce`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn verify_from(
+        &self,
+        source: Option<IpAddr>,
         creds: &Credentials,
         method: &str,
         request_uri: &str,
@@ -243,7 +341,7 @@ impl Verifier {
         if !uri_matches(&creds.uri, request_uri) {
             return Verdict::UriMismatch;
         }
-        let Some(nonce) = self.key.check(&creds.nonce, realm) else {
+        let Some(nonce) = self.key.check(&creds.nonce, realm, source) else {
             return Verdict::BadNonce;
         };
         if creds.opaque.as_deref().is_some_and(|o| o != self.opaque) {
@@ -303,11 +401,24 @@ impl Verifier {
         realm: &str,
         now: Duration,
     ) -> Verdict {
+        self.verify_unknown_user_from(None, creds, method, request_uri, realm, now)
+    }
+
+    /// [`Verifier::verify_unknown_user`] for a request from `source`.
+    pub fn verify_unknown_user_from(
+        &self,
+        source: Option<IpAddr>,
+        creds: &Credentials,
+        method: &str,
+        request_uri: &str,
+        realm: &str,
+        now: Duration,
+    ) -> Verdict {
         let ha1 = match creds.algorithm.base() {
             Algorithm::Md5 => &self.dummy_md5,
             _ => &self.dummy_sha256,
         };
-        match self.verify(creds, method, request_uri, realm, ha1, now) {
+        match self.verify_from(source, creds, method, request_uri, realm, ha1, now) {
             // Only reachable by guessing a 128-bit secret.
             Verdict::Ok | Verdict::Stale | Verdict::Replayed => Verdict::BadResponse,
             other => other,

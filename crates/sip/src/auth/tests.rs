@@ -635,3 +635,104 @@ fn parse_random_garbage_never_panics() {
         let _ = Challenge::parse(&s);
     }
 }
+
+fn answer_from(
+    v: &Verifier,
+    source: std::net::IpAddr,
+    password: &str,
+    now: Duration,
+) -> Credentials {
+    let [_, md5] = v.challenge_headers_for(REALM, Some(source), false, now);
+    let creds = Challenge::parse(&md5)
+        .unwrap()
+        .answer("1001", password, "REGISTER", URI, 1, "c0ffee42");
+    Credentials::parse(&creds.to_header_value()).unwrap()
+}
+
+#[test]
+fn nonce_is_bound_to_the_source_it_was_issued_to() {
+    let v = verifier();
+    let ha1 = stored(Algorithm::Md5, "s3cret");
+    let phone: std::net::IpAddr = "192.0.2.10".parse().unwrap();
+    let spoofer: std::net::IpAddr = "192.0.2.66".parse().unwrap();
+    let c = answer_from(&v, phone, "s3cret", T0);
+    // From another address (a spoofer replaying it, or claiming to be
+    // someone else), the nonce is not ours: no verdict on the password.
+    assert_eq!(
+        v.verify_from(Some(spoofer), &c, "REGISTER", URI, REALM, &ha1, T0),
+        Verdict::BadNonce
+    );
+    assert_eq!(
+        v.check_nonce(&c, REALM, Some(spoofer), T0),
+        NonceStatus::Invalid
+    );
+    assert_eq!(v.check_nonce(&c, REALM, None, T0), NonceStatus::Invalid);
+    // The IPv4-mapped form is the same source.
+    let mapped: std::net::IpAddr = "::ffff:192.0.2.10".parse().unwrap();
+    assert_eq!(
+        v.check_nonce(&c, REALM, Some(mapped), T0),
+        NonceStatus::Fresh
+    );
+    assert_eq!(
+        v.verify_from(Some(phone), &c, "REGISTER", URI, REALM, &ha1, T0),
+        Verdict::Ok
+    );
+    // A wrong password under a nonce issued to this source is a failure.
+    let wrong = answer_from(&v, phone, "guess", T0);
+    assert_eq!(
+        v.verify_from(Some(phone), &wrong, "REGISTER", URI, REALM, &ha1, T0),
+        Verdict::BadResponse
+    );
+}
+
+#[test]
+fn check_nonce_sees_garbage_and_age_without_a_password() {
+    let v = verifier();
+    let ip: std::net::IpAddr = "2001:db8::7".parse().unwrap();
+    let c = answer_from(&v, ip, "anything", T0);
+    assert_eq!(c.nonce.len(), NONCE_LEN);
+    assert_eq!(v.check_nonce(&c, REALM, Some(ip), T0), NonceStatus::Fresh);
+    let later = T0 + Duration::from_secs(301);
+    assert_eq!(
+        v.check_nonce(&c, REALM, Some(ip), later),
+        NonceStatus::Expired
+    );
+    assert_eq!(
+        v.check_nonce(&c, "other.example", Some(ip), T0),
+        NonceStatus::Invalid
+    );
+    let mut garbage = c.clone();
+    garbage.nonce = "A".repeat(NONCE_LEN);
+    assert_eq!(
+        v.check_nonce(&garbage, REALM, Some(ip), T0),
+        NonceStatus::Invalid
+    );
+    let mut opaque = c.clone();
+    opaque.opaque = Some("00".into());
+    assert_eq!(
+        v.check_nonce(&opaque, REALM, Some(ip), T0),
+        NonceStatus::Invalid
+    );
+    let earlier = T0 - Duration::from_secs(60);
+    assert_eq!(
+        v.check_nonce(&c, REALM, Some(ip), earlier),
+        NonceStatus::Invalid
+    );
+}
+
+#[test]
+fn nonces_carry_96_random_bits() {
+    use base64::Engine;
+    let v = verifier();
+    let a = v.nonce(REALM, T0);
+    let b = v.nonce(REALM, T0);
+    let raw = |n: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(n)
+            .unwrap()
+    };
+    let (ra, rb) = (raw(&a), raw(&b));
+    assert_eq!(ra.len(), 36);
+    assert_eq!(ra[..8], rb[..8], "same issue time");
+    assert_ne!(ra[8..20], rb[8..20], "12 fresh random bytes each");
+}

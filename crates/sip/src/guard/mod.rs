@@ -42,6 +42,21 @@
 //!   event fires, and the defence is the rate limit plus strong generated
 //!   SIP passwords. This is the deliberate trade-off.
 //!
+//! # Who is never banned
+//!
+//! Sources in [`GuardConfig::exempt`] (CIDR blocks set by the operator: an
+//! SBC, a proxy, an office) and in the trunk list
+//! ([`Guard::set_trunk_sources`], kept in step with the directory's trunks)
+//! are never banned nor rate limited; pair locks still apply to them. This
+//! matters over UDP, where anyone can forge a carrier's source address.
+//!
+//! # IPv6
+//!
+//! An IPv6 source is counted by its /64 (one host usually holds a whole
+//! /64, so per-address counters would be trivial to dodge); IPv4-mapped
+//! IPv6 addresses count as their IPv4 form. Events name the /64's network
+//! address.
+//!
 //! # Memory
 //!
 //! Each table (rate buckets, IP failure logs, pairs, usernames, bans) has a
@@ -55,6 +70,9 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 use std::time::Duration;
+
+mod net;
+pub use net::{IpNet, source_group};
 
 /// Settings for a [`Guard`]. `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -89,8 +107,12 @@ pub struct GuardConfig {
     pub max_users: usize,
     /// Cap on simultaneous bans.
     pub max_bans: usize,
-    /// Source addresses never banned nor rate limited (pair locks still apply).
-    pub exempt: Vec<IpAddr>,
+    /// Rate tokens a request with a forged, garbage or foreign nonce costs
+    /// ([`Guard::record_bad_nonce`]). Default 20: a source sending only bad
+    /// nonces gets 20 through its burst and then 10 a second.
+    pub bad_nonce_cost: u32,
+    /// Source blocks never banned nor rate limited (pair locks still apply).
+    pub exempt: Vec<IpNet>,
 }
 
 impl Default for GuardConfig {
@@ -111,6 +133,7 @@ impl Default for GuardConfig {
             max_pairs: 100_000,
             max_users: 100_000,
             max_bans: 100_000,
+            bad_nonce_cost: 20,
             exempt: Vec::new(),
         }
     }
@@ -393,6 +416,8 @@ pub struct Guard {
     pairs: Bounded<(IpAddr, u64), Pair>,
     users: Bounded<u64, UserWindow>,
     bans: Bounded<IpAddr, Ban>,
+    /// The trunks' sources (exempt like `cfg.exempt`).
+    trunks: Vec<IpNet>,
 }
 
 fn log_name(s: &str) -> String {
@@ -408,6 +433,7 @@ impl Guard {
             pairs: Bounded::new(cfg.max_pairs),
             users: Bounded::new(cfg.max_users),
             bans: Bounded::new(cfg.max_bans),
+            trunks: Vec::new(),
             cfg,
         }
     }
@@ -420,8 +446,50 @@ impl Guard {
         self.hasher.hash_one((realm, username))
     }
 
+    /// Whether `ip` is never banned nor rate limited: in the operator's
+    /// exempt blocks or a trunk's source.
+    pub fn is_exempt(&self, ip: IpAddr) -> bool {
+        self.cfg.exempt.iter().any(|n| n.contains(ip)) || self.trunks.iter().any(|n| n.contains(ip))
+    }
+
     fn exempt(&self, ip: IpAddr) -> bool {
-        !self.cfg.exempt.is_empty() && self.cfg.exempt.contains(&ip)
+        self.is_exempt(ip)
+    }
+
+    /// Replaces the trunk sources (exact addresses and `inbound_source`
+    /// blocks of the directory's enabled trunks). A ban already held by one
+    /// of them is lifted.
+    pub fn set_trunk_sources(&mut self, sources: Vec<IpNet>) {
+        self.trunks = sources;
+        let trunks = &self.trunks;
+        self.bans
+            .map
+            .retain(|ip, _| !trunks.iter().any(|n| n.contains(*ip)));
+        self.ip_fail
+            .map
+            .retain(|ip, _| !trunks.iter().any(|n| n.contains(*ip)));
+    }
+
+    /// A request carried a nonce that is not ours for its source (garbage,
+    /// forged, or issued to another address). It cannot be pinned on the
+    /// source (over UDP the source may be forged), so it never counts toward
+    /// a ban; it costs `bad_nonce_cost` rate tokens instead, so a flood of
+    /// them is throttled like any flood.
+    pub fn record_bad_nonce(&mut self, ip: IpAddr, now: Duration) {
+        if self.exempt(ip) {
+            return;
+        }
+        let key = source_group(ip);
+        let now = ms(now);
+        let full = u64::from(self.cfg.burst) * 1000;
+        let cfg = &self.cfg;
+        let b = self.buckets.get_or_insert(key, now, cfg, || Bucket {
+            milli_tokens: full,
+            at: now,
+        });
+        b.refill(now, cfg);
+        let cost = u64::from(cfg.bad_nonce_cost).saturating_mul(1000);
+        b.milli_tokens = b.milli_tokens.saturating_sub(cost);
     }
 
     /// The end of `ip`'s ban, if banned at `now`.
@@ -429,13 +497,14 @@ impl Guard {
         let now = ms(now);
         self.bans
             .map
-            .get(&ip)
+            .get(&source_group(ip))
             .filter(|b| b.until > now)
             .map(|b| Duration::from_millis(b.until))
     }
 
     /// Lifts a ban (admin action). Returns whether there was one.
     pub fn unban(&mut self, ip: IpAddr) -> bool {
+        let ip = source_group(ip);
         self.ip_fail.map.remove(&ip);
         self.bans.map.remove(&ip).is_some()
     }
@@ -449,6 +518,7 @@ impl Guard {
         if let Some(until) = self.banned_until(ip, now) {
             return Admission::Banned { until };
         }
+        let ip = source_group(ip);
         let now = ms(now);
         let full = u64::from(self.cfg.burst) * 1000;
         let cfg = &self.cfg;
@@ -472,7 +542,7 @@ impl Guard {
                 return AuthGate::IpBanned { until };
             }
         }
-        let key = (ip, self.user_key(realm, username));
+        let key = (source_group(ip), self.user_key(realm, username));
         let now_ms = ms(now);
         match self.pairs.map.get(&key).and_then(|p| p.locked_until) {
             Some(u) if u > now_ms => AuthGate::UserLocked {
@@ -496,6 +566,8 @@ impl Guard {
         if self.check_auth(ip, username, realm, now_d) != AuthGate::Allow {
             return events;
         }
+        let exempt = self.exempt(ip);
+        let ip = source_group(ip);
         let now = ms(now_d);
         let cfg = &self.cfg;
         let ukey = self.hasher.hash_one((realm, username));
@@ -543,7 +615,7 @@ impl Guard {
         }
 
         // 3. IP
-        if self.exempt(ip) {
+        if exempt {
             return events;
         }
         let cfg = &self.cfg;
@@ -577,6 +649,7 @@ impl Guard {
     /// Reports a successful authentication: clears that username-from-IP's
     /// failures and marks the IP trusted for `trust_ttl`.
     pub fn record_success(&mut self, ip: IpAddr, username: &str, realm: &str, now: Duration) {
+        let ip = source_group(ip);
         let now = ms(now);
         let key = (ip, self.user_key(realm, username));
         self.pairs.map.remove(&key);

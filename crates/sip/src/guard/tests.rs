@@ -241,7 +241,7 @@ fn rate_limit_burst_and_refill() {
 fn exempt_ips_are_never_banned_or_limited() {
     let cfg = GuardConfig {
         burst: 2,
-        exempt: vec![ip(5)],
+        exempt: vec![IpNet::host(ip(5))],
         ..GuardConfig::default()
     };
     let mut g = Guard::new(cfg);
@@ -348,4 +348,116 @@ fn extreme_inputs_do_not_panic() {
     g.record_success(ip(1), "", "", Duration::ZERO);
     g.sweep(far);
     let _ = g.check_auth(ip(2), "", "", far);
+}
+
+#[test]
+fn exempt_blocks_and_trunk_sources_are_never_banned_or_limited() {
+    let cfg = GuardConfig {
+        burst: 2,
+        exempt: vec!["10.9.0.0/16".parse().unwrap()],
+        ..GuardConfig::default()
+    };
+    let mut g = Guard::new(cfg);
+    let sbc: IpAddr = "10.9.200.1".parse().unwrap();
+    let carrier: IpAddr = "192.0.2.40".parse().unwrap();
+    // The carrier is banned before it is known as a trunk...
+    for i in 0..10u64 {
+        g.record_failure(carrier, &format!("u{i}"), R, s(1));
+    }
+    assert!(matches!(
+        g.check_request(carrier, s(2)),
+        Admission::Banned { .. }
+    ));
+    // ... and the trunk list lifts the ban and keeps it off.
+    g.set_trunk_sources(vec![
+        IpNet::host(carrier),
+        "198.51.100.0/24".parse().unwrap(),
+    ]);
+    assert!(g.is_exempt(carrier) && g.is_exempt("198.51.100.9".parse().unwrap()));
+    for who in [sbc, carrier, "198.51.100.9".parse().unwrap()] {
+        let mut all = Vec::new();
+        for i in 0..30u64 {
+            assert_eq!(g.check_request(who, s(3)), Admission::Allow);
+            all.extend(g.record_failure(who, &format!("v{i}"), R, s(3)));
+            g.record_bad_nonce(who, s(3));
+        }
+        assert_eq!(bans(&all), 0, "{who}");
+        assert_eq!(g.check_request(who, s(4)), Admission::Allow);
+    }
+    // Outside the blocks, the burst of 2 applies.
+    let other: IpAddr = "10.10.0.1".parse().unwrap();
+    assert_eq!(g.check_request(other, s(5)), Admission::Allow);
+    assert_eq!(g.check_request(other, s(5)), Admission::Allow);
+    assert_eq!(g.check_request(other, s(5)), Admission::RateLimited);
+}
+
+#[test]
+fn ipv6_sources_are_grouped_by_64() {
+    let mut g = Guard::new(GuardConfig::default());
+    // An attacker rotating through its /64 is one source.
+    for i in 0..10u64 {
+        let a: IpAddr = format!("2001:db8:1:2::{:x}", i + 1).parse().unwrap();
+        g.record_failure(a, &format!("u{i}"), R, s(1));
+    }
+    let same: IpAddr = "2001:db8:1:2:ffff::1".parse().unwrap();
+    assert!(matches!(
+        g.check_request(same, s(2)),
+        Admission::Banned { .. }
+    ));
+    let next: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+    assert_eq!(g.check_request(next, s(2)), Admission::Allow);
+    assert!(g.unban("2001:db8:1:2::99".parse().unwrap()));
+    assert_eq!(g.check_request(same, s(2)), Admission::Allow);
+    // Rates too.
+    let cfg = GuardConfig {
+        burst: 3,
+        rate_per_sec: 1,
+        ..GuardConfig::default()
+    };
+    let mut g = Guard::new(cfg);
+    for i in 0..3u64 {
+        let a: IpAddr = format!("2001:db8::{:x}", i + 1).parse().unwrap();
+        assert_eq!(g.check_request(a, s(0)), Admission::Allow);
+    }
+    let a: IpAddr = "2001:db8::ff".parse().unwrap();
+    assert_eq!(g.check_request(a, s(0)), Admission::RateLimited);
+    // IPv4-mapped IPv6 is the IPv4 source.
+    assert_eq!(
+        source_group("::ffff:192.0.2.1".parse().unwrap()),
+        "192.0.2.1".parse::<IpAddr>().unwrap()
+    );
+}
+
+#[test]
+fn bad_nonces_cost_rate_tokens_and_never_ban() {
+    let mut g = Guard::new(GuardConfig::default());
+    let a = ip(7);
+    let mut allowed = 0;
+    for _ in 0..100 {
+        if g.check_request(a, s(0)) == Admission::Allow {
+            allowed += 1;
+            g.record_bad_nonce(a, s(0));
+        }
+    }
+    // Burst 400, 20 per bad nonce, 1 per request: 400 / 21 → 20 get through.
+    assert!((19..=20).contains(&allowed), "{allowed}");
+    assert_eq!(g.banned_until(a, s(0)), None);
+    // The bucket refills: a second later 200 tokens are back.
+    assert_eq!(g.check_request(a, s(1)), Admission::Allow);
+}
+
+#[test]
+fn ip_nets_parse_and_contain() {
+    let n: IpNet = "192.0.2.0/24".parse().unwrap();
+    assert!(n.contains("192.0.2.200".parse().unwrap()));
+    assert!(n.contains("::ffff:192.0.2.1".parse().unwrap()));
+    assert!(!n.contains("192.0.3.1".parse().unwrap()));
+    assert_eq!(n.to_string(), "192.0.2.0/24");
+    let h: IpNet = " 2001:db8::1 ".parse().unwrap();
+    assert_eq!(h.prefix(), 128);
+    assert!(h.contains("2001:db8::1".parse().unwrap()));
+    for bad in ["192.0.2.0/33", "carrier.example", "10.0.0.0/x", ""] {
+        let e = bad.parse::<IpNet>().unwrap_err();
+        assert!(e.contains("expected e.g. 192.0.2.0/24"), "{e}");
+    }
 }

@@ -149,29 +149,27 @@ pub(crate) fn normalized_sent_by(via: &Via<'_>) -> String {
     format!("{}:{}", via.host.to_ascii_lowercase(), port)
 }
 
-/// Generates RFC 3261 branches (`z9hG4bK` + 16 hex digits), unique for one
-/// generator: the output is a bijective mix (SplitMix64) of a seed-keyed
-/// counter. Seed it from OS entropy in production so branches are hard to
-/// guess; tests seed it with a constant.
-#[derive(Clone, Debug)]
+/// Generates RFC 3261 branches: `z9hG4bK` + 32 hex digits, 128 bits from
+/// the thread's CSPRNG (`rand::thread_rng`, OS-seeded ChaCha), so a peer
+/// that sees any number of our branches cannot predict the next one (and
+/// so cannot forge a response that matches a transaction by branch).
+#[derive(Debug, Default)]
 pub struct BranchGenerator {
-    state: u64,
+    _private: (),
 }
 
 impl BranchGenerator {
-    pub fn new(seed: u64) -> Self {
-        BranchGenerator { state: seed }
+    /// `seed` is not used: branches must not be derivable from a 64-bit
+    /// value. Kept so callers that seeded the old generator still build.
+    pub fn new(_seed: u64) -> Self {
+        BranchGenerator { _private: () }
     }
 
     /// The next branch.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> String {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        format!("{MAGIC_COOKIE}{z:016x}")
+        let v: u128 = rand::random();
+        format!("{MAGIC_COOKIE}{v:032x}")
     }
 }
 
@@ -279,11 +277,12 @@ CSeq: 4 INVITE\nMax-Forwards: 70\n\n";
         for _ in 0..10_000 {
             let b = g.next();
             assert!(b.starts_with(MAGIC_COOKIE));
-            assert_eq!(b.len(), MAGIC_COOKIE.len() + 16);
+            assert_eq!(b.len(), MAGIC_COOKIE.len() + 32);
             assert!(seen.insert(b));
         }
+        // Same seed, different branches: nothing is derived from the seed.
         assert_ne!(
-            BranchGenerator::new(2).next(),
+            BranchGenerator::new(1).next(),
             BranchGenerator::new(1).next()
         );
     }

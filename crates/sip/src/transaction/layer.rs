@@ -47,9 +47,9 @@ pub struct TransactionLayer {
 }
 
 impl TransactionLayer {
-    /// `branch_seed` keys the branch generator; seed it from OS entropy in
-    /// production so branches are unguessable. The configuration is
-    /// [`sanitized`](Config::sanitized).
+    /// Branches come from a CSPRNG ([`BranchGenerator`]); `branch_seed` is
+    /// not used and is kept for callers of the seeded generator. The
+    /// configuration is [`sanitized`](Config::sanitized).
     pub fn new(config: Config, branch_seed: u64) -> Self {
         TransactionLayer {
             config: config.sanitized(),
@@ -119,6 +119,11 @@ impl TransactionLayer {
             });
             return Ok(());
         };
+        // A response counts only from where the request went: a third party
+        // that learnt or guessed the branch cannot answer for the peer.
+        if !self.entry(id).is_some_and(|e| same_peer(e.dest, source)) {
+            return Err(TxError::ForeignSource);
+        }
         self.drive(id, None, now, |e, cfg, out| match &mut e.machine {
             Machine::InviteClient(m) => m.on_response(resp, cfg, now, out),
             Machine::NonInviteClient(m) => m.on_response(resp, cfg, now, out),
@@ -591,6 +596,23 @@ impl TransactionLayer {
             });
         }
     }
+}
+
+/// Whether `source` is the peer a client transaction sent to: the same
+/// transport and the same IP and port (for connection-oriented transports
+/// the connection's remote address names the connection). An IPv4-mapped
+/// IPv6 address equals its IPv4 form.
+fn same_peer(dest: Target, source: Target) -> bool {
+    fn plain(a: std::net::SocketAddr) -> (std::net::IpAddr, u16) {
+        let ip = match a.ip() {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        (ip, a.port())
+    }
+    dest.transport == source.transport && plain(dest.addr) == plain(source.addr)
 }
 
 #[cfg(test)]

@@ -514,3 +514,80 @@ fn proxy_timer_c_then_cancel_then_give_up() {
     )));
     assert!(c.is_empty());
 }
+
+fn tcp(port: u16) -> Target {
+    Target::new(Transport::Tcp, format!("127.0.0.1:{port}").parse().unwrap())
+}
+
+/// An INVITE sent to `dest`; returns its key and what went out.
+fn invite_to(c: &mut TransactionLayer, dest: Target, t0: Instant) -> (TxKey, Transmit) {
+    let mut r = req("INVITE", "x");
+    r.headers.set("Via", "SIP/2.0/UDP 127.0.0.1:5070;rport");
+    let key = c.send_request(r, dest, t0).unwrap();
+    let sent = transmits(c).remove(0);
+    (key, sent)
+}
+
+#[test]
+fn forged_200_from_another_address_is_ignored() {
+    let t0 = Instant::now();
+    let mut c = client();
+    let (key, sent) = invite_to(&mut c, udp(5060), t0);
+    // A third party who knows the branch answers 200 from its own address:
+    // another port on the same host, another host, the right address over
+    // another transport.
+    for forger in [
+        udp(5061),
+        Target::new(Transport::Udp, "127.0.0.2:5060".parse().unwrap()),
+        tcp(5060),
+    ] {
+        assert_eq!(
+            c.receive(response_to(&sent, 200), forger, t0),
+            Err(TxError::ForeignSource)
+        );
+        assert!(events(&mut c).is_empty(), "forged 200 from {forger:?}");
+        assert_eq!(c.state(&key), Some(State::Calling));
+    }
+    // The real peer's answer still counts.
+    c.receive(response_to(&sent, 200), udp(5060), t0).unwrap();
+    assert!(matches!(
+        &events(&mut c)[..],
+        [Event::Response { response, .. }, ..] if response.status == StatusCode::OK
+    ));
+}
+
+#[test]
+fn forged_603_from_another_address_is_ignored() {
+    let t0 = Instant::now();
+    let mut c = client();
+    let (key, sent) = invite_to(&mut c, udp(5060), t0);
+    c.receive(response_to(&sent, 180), udp(5060), t0).unwrap();
+    assert_eq!(c.state(&key), Some(State::Proceeding));
+    events(&mut c);
+    assert_eq!(
+        c.receive(response_to(&sent, 603), udp(6000), t0),
+        Err(TxError::ForeignSource)
+    );
+    assert!(events(&mut c).is_empty());
+    assert!(transmits(&mut c).is_empty(), "no ACK for a forged 603");
+    assert_eq!(c.state(&key), Some(State::Proceeding));
+    // The IPv4-mapped form of the peer's address is the peer.
+    let mapped = Target::new(Transport::Udp, "[::ffff:127.0.0.1]:5060".parse().unwrap());
+    c.receive(response_to(&sent, 603), mapped, t0).unwrap();
+    assert_eq!(c.state(&key), Some(State::Completed));
+}
+
+#[test]
+fn forged_response_over_another_connection_is_ignored() {
+    let t0 = Instant::now();
+    let mut c = client();
+    let (key, sent) = invite_to(&mut c, tcp(5060), t0);
+    assert_eq!(
+        c.receive(response_to(&sent, 200), tcp(40_000), t0),
+        Err(TxError::ForeignSource)
+    );
+    assert_eq!(c.state(&key), Some(State::Calling));
+    assert!(events(&mut c).is_empty());
+    c.receive(response_to(&sent, 200), tcp(5060), t0).unwrap();
+    assert!(matches!(&events(&mut c)[..], [Event::Response { .. }, ..]));
+}

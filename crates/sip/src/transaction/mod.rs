@@ -237,6 +237,8 @@ pub enum TxError {
     InvalidState,
     #[error("ACK is not sent through a transaction; use send_stateless")]
     AckNotTransactional,
+    #[error("response from an address its request was not sent to; dropped")]
+    ForeignSource,
     #[error("transaction table is full ({0} live transactions)")]
     TableFull(usize),
 }

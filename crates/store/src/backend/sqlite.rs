@@ -36,6 +36,7 @@ impl SqliteDirectory {
         let options = if in_memory {
             options
         } else {
+            create_private(options.get_filename());
             options.journal_mode(SqliteJournalMode::Wal)
         };
         // An in-memory database lives in one connection: keep exactly one, forever.
@@ -57,6 +58,40 @@ impl SqliteDirectory {
         .map_err(db_err)?;
         Ok(Self { pool })
     }
+}
+
+/// Creates the database file, if it does not exist yet, readable and writable by its owner only
+/// (0600): it holds SIP credentials and password hashes. SQLite gives the `-wal` and `-shm`
+/// files the mode of the database file. An existing file is left as it is, with a warning when
+/// others may read it; any other failure (a missing directory, no permission) is left for
+/// SQLite to report when it opens the file.
+fn create_private(path: &std::path::Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        use std::os::unix::fs::PermissionsExt as _;
+        // Dropped at once: an empty file is a valid new database.
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        if created.is_err() {
+            if let Ok(meta) = std::fs::metadata(path) {
+                let mode = meta.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format_args!("{mode:o}"),
+                        "the SQLite database (SIP credentials, password hashes) is readable by \
+                         other users; chmod 600 it"
+                    );
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// Binds a timestamp as fixed-width RFC 3339 UTC text (six fractional digits), so that text

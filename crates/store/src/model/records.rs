@@ -376,6 +376,8 @@ pub struct Cdr {
     pub record: NewCdr,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// The name of the trunk that carried the call (`record.trunk_id`), when it still exists.
+    pub trunk_name: Option<String>,
 }
 
 /// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled.

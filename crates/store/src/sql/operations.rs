@@ -103,6 +103,16 @@ macro_rules! cdr_cols {
 }
 pub(crate) use cdr_cols;
 
+/// [`cdr_cols`] of `cdrs c`, with the name of the trunk that carried the call (`trunks tr`).
+macro_rules! cdr_list_cols {
+    () => {
+        "c.id, c.tenant_id, c.call_id, c.direction, c.caller, c.callee, c.dialled, c.trunk_id, c.started_at, \
+         c.answered_at, c.ended_at, c.duration_secs, c.disposition, c.hangup_cause, c.hangup_by, \
+         c.transferred_by, c.transferred_to, c.created_at, tr.name AS trunk_name"
+    };
+}
+pub(crate) use cdr_list_cols;
+
 macro_rules! operations_impl {
     () => {
         fn trunk_row(r: &DbRow) -> Result<Trunk> {
@@ -394,6 +404,7 @@ macro_rules! operations_impl {
                     transferred_to: get(r, "transferred_to")?,
                 },
                 created_at: get(r, "created_at")?,
+                trunk_name: get(r, "trunk_name")?,
             })
         }
 
@@ -445,23 +456,25 @@ macro_rules! operations_impl {
 
         async fn list_cdrs(pool: &Pool, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
             fn filters<'a>(b: &mut sqlx::QueryBuilder<'a, Db>, tenant: TenantId, query: &'a CdrQuery) {
-                b.push(" FROM cdrs WHERE tenant_id = ").push_bind(tenant.as_uuid());
+                // Trunks are the operator's: the record is the tenant's, the join adds only the name.
+                b.push(" FROM cdrs c LEFT JOIN trunks tr ON tr.id = c.trunk_id WHERE c.tenant_id = ")
+                    .push_bind(tenant.as_uuid());
                 if let Some(from) = query.from {
-                    b.push(" AND started_at >= ").push_bind(ts(micros(from)));
+                    b.push(" AND c.started_at >= ").push_bind(ts(micros(from)));
                 }
                 if let Some(to) = query.to {
-                    b.push(" AND started_at < ").push_bind(ts(micros(to)));
+                    b.push(" AND c.started_at < ").push_bind(ts(micros(to)));
                 }
                 if let Some(party) = query.party.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
                     let p = like_pattern(&party.to_lowercase());
-                    b.push(" AND (lower(caller) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
-                    b.push(" OR lower(callee) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
-                    b.push(" OR lower(dialled) LIKE ").push_bind(p).push(" ESCAPE '\\')");
+                    b.push(" AND (lower(c.caller) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+                    b.push(" OR lower(c.callee) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
+                    b.push(" OR lower(c.dialled) LIKE ").push_bind(p).push(" ESCAPE '\\')");
                 }
             }
-            let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", cdr_cols!()));
+            let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", cdr_list_cols!()));
             filters(&mut b, tenant, query);
-            b.push(" ORDER BY started_at DESC, id DESC LIMIT ")
+            b.push(" ORDER BY c.started_at DESC, c.id DESC LIMIT ")
                 .push_bind(i64::from(query.page.effective_limit()))
                 .push(" OFFSET ")
                 .push_bind(i64::from(query.page.offset));

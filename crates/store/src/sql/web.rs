@@ -10,7 +10,9 @@ pub(crate) use web_session_cols;
 
 macro_rules! api_token_cols {
     () => {
-        "id, tenant_id, name, token_hash, prefix, created_by, created_at, last_used_at, revoked_at"
+        "t.id, t.tenant_id, t.name, t.token_hash, t.prefix, t.created_by, t.created_at, t.last_used_at, \
+         t.revoked_at, t.expires_at, u.tenant_id AS creator_tenant_id, u.role AS creator_role, \
+         u.disabled AS creator_disabled FROM api_tokens t LEFT JOIN users u ON u.id = t.created_by"
     };
 }
 pub(crate) use api_token_cols;
@@ -18,7 +20,7 @@ pub(crate) use api_token_cols;
 macro_rules! web_impl {
     ($ty:ty) => {
         use crate::sql::web::{api_token_cols, web_session_cols};
-        use crate::web::{ApiToken, NewApiToken, NewWebSession, TokenHash, WebSession, WebStore};
+        use crate::web::{ApiToken, NewApiToken, NewWebSession, TokenCreator, TokenHash, WebSession, WebStore};
 
         fn truncate_chars(s: &Option<String>, max: usize) -> Option<String> {
             s.as_ref().map(|s| s.chars().take(max).collect())
@@ -38,16 +40,27 @@ macro_rules! web_impl {
         }
 
         fn api_token_row(r: &DbRow) -> Result<ApiToken> {
+            let created_by = get::<Option<Uuid>>(r, "created_by")?.map(UserId::from_uuid);
             Ok(ApiToken {
                 id: ApiTokenId::from_uuid(get(r, "id")?),
                 tenant_id: get::<Option<Uuid>>(r, "tenant_id")?.map(TenantId::from_uuid),
                 name: get(r, "name")?,
                 token_hash: parse_col(get(r, "token_hash")?, "token_hash")?,
                 prefix: get(r, "prefix")?,
-                created_by: get::<Option<Uuid>>(r, "created_by")?.map(UserId::from_uuid),
+                created_by,
                 created_at: get(r, "created_at")?,
                 last_used_at: get(r, "last_used_at")?,
                 revoked_at: get(r, "revoked_at")?,
+                expires_at: get(r, "expires_at")?,
+                creator: match (created_by, get::<Option<String>>(r, "creator_role")?) {
+                    (Some(id), Some(role)) => Some(TokenCreator {
+                        id,
+                        tenant_id: get::<Option<Uuid>>(r, "creator_tenant_id")?.map(TenantId::from_uuid),
+                        role: parse_col(role, "role")?,
+                        disabled: get::<Option<bool>>(r, "creator_disabled")?.unwrap_or(false),
+                    }),
+                    _ => None,
+                },
             })
         }
 
@@ -154,6 +167,67 @@ macro_rules! web_impl {
             Ok(done.rows_affected())
         }
 
+        async fn web_count_login_attempt(
+            pool: &Pool,
+            keys: &[(&str, u32)],
+            window: time::Duration,
+            now: OffsetDateTime,
+        ) -> Result<Option<OffsetDateTime>> {
+            let now = micros(now);
+            let cutoff = now - window;
+            let mut retry_at: Option<OffsetDateTime> = None;
+            for (key, limit) in keys {
+                if key.is_empty() || key.chars().count() > 200 {
+                    return Err(StoreError::invalid("key", "key must be 1 to 200 characters"));
+                }
+                let row = sqlx::query(
+                    "INSERT INTO login_attempts (key, failures, window_start) VALUES ($1, 1, $2) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                       failures = CASE WHEN login_attempts.window_start <= $3 THEN 1 \
+                                       ELSE login_attempts.failures + 1 END, \
+                       window_start = CASE WHEN login_attempts.window_start <= $3 THEN $2 \
+                                           ELSE login_attempts.window_start END \
+                     RETURNING failures, window_start",
+                )
+                .bind(*key)
+                .bind(ts(now))
+                .bind(ts(cutoff))
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+                let failures: i64 = get(&row, "failures")?;
+                let since: OffsetDateTime = get(&row, "window_start")?;
+                if failures > i64::from(*limit) {
+                    let until = since + window;
+                    retry_at = Some(retry_at.map_or(until, |r| r.max(until)));
+                }
+            }
+            Ok(retry_at)
+        }
+
+        async fn web_login_succeeded(pool: &Pool, clear: &str, refund: &str) -> Result<()> {
+            sqlx::query("DELETE FROM login_attempts WHERE key = $1")
+                .bind(clear)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            sqlx::query("UPDATE login_attempts SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+                .bind(refund)
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        }
+
+        async fn web_delete_stale_login_attempts(pool: &Pool, cutoff: OffsetDateTime) -> Result<u64> {
+            let done = sqlx::query("DELETE FROM login_attempts WHERE window_start <= $1")
+                .bind(ts(micros(cutoff)))
+                .execute(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(done.rows_affected())
+        }
+
         async fn web_create_api_token(pool: &Pool, new: &NewApiToken) -> Result<ApiToken> {
             let name = new.name.trim();
             let len = name.chars().count();
@@ -164,37 +238,29 @@ macro_rules! web_impl {
             if plen == 0 || plen > 16 {
                 return Err(StoreError::invalid("prefix", "prefix must be 1 to 16 characters"));
             }
-            let token = ApiToken {
-                id: ApiTokenId::new(),
-                tenant_id: new.tenant_id,
-                name: name.to_owned(),
-                token_hash: new.token_hash.clone(),
-                prefix: new.prefix.clone(),
-                created_by: new.created_by,
-                created_at: now(),
-                last_used_at: None,
-                revoked_at: None,
-            };
+            let id = ApiTokenId::new();
             sqlx::query(
-                "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_by, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO api_tokens (id, tenant_id, name, token_hash, prefix, created_by, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(token.id.as_uuid())
-            .bind(token.tenant_id.map(|t| t.as_uuid()))
-            .bind(&token.name)
-            .bind(token.token_hash.as_str())
-            .bind(&token.prefix)
-            .bind(token.created_by.map(|u| u.as_uuid()))
-            .bind(ts(token.created_at))
+            .bind(id.as_uuid())
+            .bind(new.tenant_id.map(|t| t.as_uuid()))
+            .bind(name)
+            .bind(new.token_hash.as_str())
+            .bind(&new.prefix)
+            .bind(new.created_by.map(|u| u.as_uuid()))
+            .bind(ts(now()))
+            .bind(new.expires_at.map(|t| ts(micros(t))))
             .execute(pool)
             .await
             .map_err(db_err)
             .map_err(|e| on_fk(e, "tenant_id", "no such tenant or user"))?;
-            Ok(token)
+            // Read back, so the creator's current state comes with it.
+            web_get_api_token(pool, new.tenant_id, id).await
         }
 
         async fn web_get_api_token_by_hash(pool: &Pool, hash: &TokenHash) -> Result<ApiToken> {
-            let row = sqlx::query(concat!("SELECT ", api_token_cols!(), " FROM api_tokens WHERE token_hash = $1"))
+            let row = sqlx::query(concat!("SELECT ", api_token_cols!(), " WHERE t.token_hash = $1"))
                 .bind(hash.as_str())
                 .fetch_optional(pool)
                 .await
@@ -205,13 +271,13 @@ macro_rules! web_impl {
         async fn web_list_api_tokens(pool: &Pool, tenant: Option<TenantId>) -> Result<Vec<ApiToken>> {
             let rows = match tenant {
                 Some(t) => sqlx::query(concat!(
-                    "SELECT ", api_token_cols!(), " FROM api_tokens WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC"
+                    "SELECT ", api_token_cols!(), " WHERE t.tenant_id = $1 ORDER BY t.created_at DESC, t.id DESC"
                 ))
                 .bind(t.as_uuid())
                 .fetch_all(pool)
                 .await,
                 None => sqlx::query(concat!(
-                    "SELECT ", api_token_cols!(), " FROM api_tokens WHERE tenant_id IS NULL ORDER BY created_at DESC, id DESC"
+                    "SELECT ", api_token_cols!(), " WHERE t.tenant_id IS NULL ORDER BY t.created_at DESC, t.id DESC"
                 ))
                 .fetch_all(pool)
                 .await,
@@ -222,12 +288,12 @@ macro_rules! web_impl {
 
         async fn web_get_api_token(pool: &Pool, tenant: Option<TenantId>, id: ApiTokenId) -> Result<ApiToken> {
             let row = match tenant {
-                Some(t) => sqlx::query(concat!("SELECT ", api_token_cols!(), " FROM api_tokens WHERE tenant_id = $1 AND id = $2"))
+                Some(t) => sqlx::query(concat!("SELECT ", api_token_cols!(), " WHERE t.tenant_id = $1 AND t.id = $2"))
                     .bind(t.as_uuid())
                     .bind(id.as_uuid())
                     .fetch_optional(pool)
                     .await,
-                None => sqlx::query(concat!("SELECT ", api_token_cols!(), " FROM api_tokens WHERE tenant_id IS NULL AND id = $1"))
+                None => sqlx::query(concat!("SELECT ", api_token_cols!(), " WHERE t.tenant_id IS NULL AND t.id = $1"))
                     .bind(id.as_uuid())
                     .fetch_optional(pool)
                     .await,
@@ -383,6 +449,20 @@ macro_rules! web_impl {
             }
             async fn delete_expired_web_sessions(&self, now: OffsetDateTime) -> Result<u64> {
                 web_delete_expired_sessions(&self.pool, now).await
+            }
+            async fn count_login_attempt(
+                &self,
+                keys: &[(&str, u32)],
+                window: time::Duration,
+                now: OffsetDateTime,
+            ) -> Result<Option<OffsetDateTime>> {
+                web_count_login_attempt(&self.pool, keys, window, now).await
+            }
+            async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()> {
+                web_login_succeeded(&self.pool, clear, refund).await
+            }
+            async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64> {
+                web_delete_stale_login_attempts(&self.pool, cutoff).await
             }
             async fn create_api_token(&self, new: &NewApiToken) -> Result<ApiToken> {
                 web_create_api_token(&self.pool, new).await

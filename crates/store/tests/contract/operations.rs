@@ -243,6 +243,18 @@ pub async fn cdrs(b: Backend) {
     );
     let got = all.items.iter().find(|c| c.record.id == out.id).unwrap();
     assert_eq!(got.record.trunk_id, Some(trunk.id));
+    assert_eq!(
+        got.trunk_name.as_deref(),
+        Some("main"),
+        "the record names the trunk that carried the call"
+    );
+    assert!(
+        all.items
+            .iter()
+            .filter(|c| c.record.id != out.id)
+            .all(|c| c.trunk_name.is_none()),
+        "internal calls name no trunk"
+    );
     assert_eq!(got.record.started_at, store_micros(out.started_at));
 
     let q = CdrQuery {
@@ -287,6 +299,7 @@ pub async fn cdrs(b: Backend) {
         .await
         .unwrap();
     assert_eq!(again.items[0].record.trunk_id, None);
+    assert_eq!(again.items[0].trunk_name, None);
 }
 
 fn store_micros(t: OffsetDateTime) -> OffsetDateTime {

@@ -120,6 +120,7 @@ pub async fn web_api_tokens(b: Backend) {
         token_hash: hash(h),
         prefix: "sbt_abcd".into(),
         created_by: None,
+        expires_at: None,
     };
     let ta = d
         .create_api_token(&NewApiToken {
@@ -143,6 +144,17 @@ pub async fn web_api_tokens(b: Backend) {
     );
 
     assert_eq!(d.get_api_token_by_hash(&hash('a')).await.unwrap(), ta);
+    assert_eq!(
+        ta.creator,
+        Some(TokenCreator {
+            id: alice.id,
+            tenant_id: Some(a.id),
+            role: Role::Admin,
+            disabled: false,
+        })
+    );
+    assert_eq!(tb.creator, None, "no creator recorded");
+    assert_eq!(ta.expires_at, None);
     let ids = |v: Vec<ApiToken>| v.into_iter().map(|t| t.id).collect::<Vec<_>>();
     assert_eq!(
         ids(d.list_api_tokens(Some(a.id)).await.unwrap()),
@@ -187,6 +199,28 @@ pub async fn web_api_tokens(b: Backend) {
         again.revoked_at, r.revoked_at,
         "revoking twice keeps the first time"
     );
+
+    // Expiry is stored; the creator is read as they are now.
+    let until = OffsetDateTime::now_utc() + Duration::days(30);
+    let te = d
+        .create_api_token(&NewApiToken {
+            created_by: Some(alice.id),
+            expires_at: Some(until),
+            ..new(Some(a.id), 'e', "expiring")
+        })
+        .await
+        .unwrap();
+    let micros = |t: OffsetDateTime| t.unix_timestamp_nanos() / 1000;
+    assert_eq!(te.expires_at.map(micros), Some(micros(until)));
+    d.set_user_role(a.id, alice.id, Role::Member).await.unwrap();
+    let demoted = d.get_api_token_by_hash(&hash('e')).await.unwrap();
+    assert_eq!(demoted.creator.map(|c| c.role), Some(Role::Member));
+    d.set_user_disabled(Some(a.id), alice.id, true)
+        .await
+        .unwrap();
+    let disabled = d.get_api_token_by_hash(&hash('e')).await.unwrap();
+    assert!(disabled.creator.is_some_and(|c| c.disabled));
+    assert_eq!(d.list_api_tokens(Some(a.id)).await.unwrap().len(), 2);
 
     d.touch_api_token(tb.id, now).await.unwrap();
     assert!(
@@ -303,4 +337,90 @@ pub async fn web_user_roles(b: Backend) {
             .is_not_found()
     );
     assert_eq!(d.get_user(a.id, ann.id).await.unwrap().role, Role::Member);
+}
+
+pub async fn web_login_attempts(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let t0 = OffsetDateTime::now_utc();
+    let window = Duration::minutes(15);
+    let keys = [("pair:192.0.2.1 x", 3), ("addr:192.0.2.1", 5)];
+    for i in 0..3 {
+        assert_eq!(
+            d.count_login_attempt(&keys, window, t0 + Duration::seconds(i))
+                .await
+                .unwrap(),
+            None,
+            "attempt {i} within the limit"
+        );
+    }
+    let retry = d
+        .count_login_attempt(&keys, window, t0 + Duration::seconds(10))
+        .await
+        .unwrap()
+        .expect("the pair is over its limit");
+    assert!(
+        (retry - (t0 + window)).abs() < Duration::milliseconds(1),
+        "{retry} is the end of the first window"
+    );
+    // Another pair from the same address is still allowed (the address has 4 of 5)...
+    let other = [("pair:192.0.2.1 y", 3), ("addr:192.0.2.1", 5)];
+    assert_eq!(
+        d.count_login_attempt(&other, window, t0).await.unwrap(),
+        None
+    );
+    // ...and a success clears its pair and gives the address its attempt back.
+    d.login_succeeded("pair:192.0.2.1 y", "addr:192.0.2.1")
+        .await
+        .unwrap();
+    assert_eq!(
+        d.count_login_attempt(&other, window, t0).await.unwrap(),
+        None
+    );
+    assert!(
+        d.count_login_attempt(&other, window, t0)
+            .await
+            .unwrap()
+            .is_some(),
+        "now the address has had 6"
+    );
+    // After the window a count starts again.
+    let later = t0 + window + Duration::seconds(1);
+    assert_eq!(
+        d.count_login_attempt(&keys, window, later).await.unwrap(),
+        None
+    );
+
+    // Parallel increments are never lost: exactly the limit's worth get through.
+    let fresh = [("pair:198.51.100.1 z", 5)];
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let dir = db.dir.clone();
+            tokio::spawn(async move {
+                dir.count_login_attempt(&fresh, window, t0)
+                    .await
+                    .unwrap()
+                    .is_none()
+            })
+        })
+        .collect();
+    let mut allowed = 0;
+    for t in tasks {
+        allowed += u32::from(t.await.unwrap());
+    }
+    assert_eq!(allowed, 5);
+
+    assert_eq!(
+        field(
+            d.count_login_attempt(&[(&"k".repeat(201), 1)], window, t0)
+                .await
+        ),
+        ("invalid", Some("key"))
+    );
+    assert!(d.delete_stale_login_attempts(later).await.unwrap() >= 2);
+    assert_eq!(
+        d.count_login_attempt(&fresh, window, later).await.unwrap(),
+        None,
+        "stale counts are gone"
+    );
 }
