@@ -131,7 +131,7 @@ async fn admin_flow(b: Backend) {
     );
     // The extension's concurrent-call limit: 8 unless the admin sets it.
     assert_eq!(e.settings.max_concurrent_calls, 8);
-    for (bad, code) in [
+    for (value, code) in [
         ("0", StatusCode::UNPROCESSABLE_ENTITY),
         ("12", StatusCode::OK),
     ] {
