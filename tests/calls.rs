@@ -389,6 +389,12 @@ fn trunk_failover_emergency_at_limit_and_inbound_numbers() {
                     emergency_priority: emergency,
                     enabled: true,
                     inbound_source: None,
+                    force_wide_source: false,
+                    inbound_auth: false,
+                    calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+                    register: false,
+                    registrar: None,
+                    register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
                 })
                 .await
                 .unwrap();

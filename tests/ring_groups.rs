@@ -217,6 +217,12 @@ fn the_first_to_answer_gets_the_call_and_the_others_are_told_it_was_answered_els
                 emergency_priority: None,
                 enabled: true,
                 inbound_source: None,
+                force_wide_source: false,
+                inbound_auth: false,
+                calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+                register: false,
+                registrar: None,
+                register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
             })
             .await
             .unwrap();

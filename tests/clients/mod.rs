@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::{Db, Output, Server, cli, run_bounded};
 
+pub mod carrier;
 pub mod pbx;
 pub mod sipua;
 
@@ -31,6 +32,8 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// installed; the caller then returns without asserting anything. `.ci/run`
 /// installs them all, so in CI these tests always run. Setting
 /// `SWITCHBOARD_E2E_REQUIRE_CLIENTS=1` turns a missing client into a failure.
+/// Either way the run ledger notes it, so `cargo xtask test` counts which tests
+/// ran with which client and which skipped.
 pub fn clients_available(test: &str, tools: &[&str]) -> bool {
     let missing: Vec<&str> = tools
         .iter()
@@ -38,15 +41,26 @@ pub fn clients_available(test: &str, tools: &[&str]) -> bool {
         .filter(|t| which(t).is_none())
         .collect();
     if missing.is_empty() {
+        testkit::ledger::client_ready(test, tools);
         return true;
     }
+    let mut packages: Vec<&str> = missing
+        .iter()
+        .map(|t| match *t {
+            "svwar" | "svcrack" | "svmap" => "sipvicious",
+            other => other,
+        })
+        .collect();
+    packages.dedup();
     let msg = format!(
-        "SKIPPED {test}: {} not found on PATH (apt-get install baresip sipsak sipvicious; .ci/run does)",
-        missing.join(", ")
+        "SKIPPED {test}: {} not found on PATH (apt-get install {}; .ci/run does)",
+        missing.join(", "),
+        packages.join(" ")
     );
-    if std::env::var_os("SWITCHBOARD_E2E_REQUIRE_CLIENTS").is_some_and(|v| v == "1") {
+    if testkit::env_flag(testkit::REQUIRE_CLIENTS_ENV) {
         panic!("{msg}");
     }
+    testkit::ledger::client_missing(test, &missing);
     println!("{msg}");
     eprintln!("{msg}");
     false

@@ -33,6 +33,16 @@ pub fn pbx(numbers: &[&str], rtp: &str) -> Pbx {
 /// run in parallel; all below 32768, where Linux starts handing out
 /// ephemeral ports).
 pub fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, TenantId)) -> Pbx {
+    pbx_with_env(numbers, rtp, &[], setup)
+}
+
+/// [`pbx_with`], the server started with `env` set too.
+pub fn pbx_with_env(
+    numbers: &[&str],
+    rtp: &str,
+    env: &[(&str, &str)],
+    setup: impl FnOnce(&dyn Directory, TenantId),
+) -> Pbx {
     let db = Db::sqlite();
     let accounts = provision(&db, DOMAIN, numbers);
     let dir = block_on(store::connect(&db.url)).expect("directory");
@@ -40,13 +50,12 @@ pub fn pbx_with(numbers: &[&str], rtp: &str, setup: impl FnOnce(&dyn Directory, 
         .unwrap()
         .id;
     setup(&*dir, tenant);
-    let server = Server::start(
-        &db,
-        &[
-            ("SWITCHBOARD_RTP_PORTS", rtp),
-            ("RUST_LOG", "info,pbx=debug"),
-        ],
-    );
+    let mut all = vec![
+        ("SWITCHBOARD_RTP_PORTS", rtp),
+        ("RUST_LOG", "info,pbx=debug"),
+    ];
+    all.extend_from_slice(env);
+    let server = Server::start(&db, &all);
     let sip = sip_addrs(&server).udp;
     Pbx {
         _db: db,

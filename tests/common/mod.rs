@@ -29,6 +29,7 @@ impl Db {
     pub fn sqlite() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let url = format!("sqlite://{}", dir.path().join("switchboard.db").display());
+        testkit::ledger::opened(testkit::Backend::Sqlite);
         Self {
             url,
             pg_admin: None,
@@ -37,27 +38,37 @@ impl Db {
     }
 
     /// Creates `sb_e2e_<uuid>` on the server named by `SWITCHBOARD_TEST_PG_URL`
-    /// (default postgres://postgres@127.0.0.1:5432).
+    /// (default postgres://postgres@127.0.0.1:5432; crates/testkit). In a run without
+    /// Postgres, use [`Db::postgres_or_skip`].
     pub fn postgres() -> Self {
-        let admin = std::env::var("SWITCHBOARD_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let server = server_part(&admin);
+        assert!(
+            !testkit::env_flag(testkit::SKIP_PG_ENV),
+            "this run has no Postgres ({}=1): a test that needs it calls Db::postgres_or_skip",
+            testkit::SKIP_PG_ENV
+        );
+        let admin_url = testkit::pg_admin_url();
         let name = format!("sb_e2e_{}", uuid::Uuid::now_v7().simple());
-        let admin_url = format!("{server}/postgres");
         block_on(async {
             let mut conn = sqlx::PgConnection::connect(&admin_url)
                 .await
-                .unwrap_or_else(|e| panic!("Postgres for tests at {server} is not reachable: {e}"));
+                .unwrap_or_else(|e| panic!("{}", testkit::pg_unreachable(&admin_url, &e)));
             sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
                 .execute(&mut conn)
                 .await
                 .expect("create test database");
         });
+        testkit::ledger::opened(testkit::Backend::Postgres);
         Self {
-            url: format!("{server}/{name}"),
+            url: testkit::with_database(&admin_url, &name),
             pg_admin: Some((admin_url, name)),
             _dir: None,
         }
+    }
+
+    /// [`Db::postgres`], or None (said loudly, counted as skipped) when this run has no
+    /// Postgres; `test` names the test in that message.
+    pub fn postgres_or_skip(test: &str) -> Option<Self> {
+        (!testkit::skip_postgres(test)).then(Self::postgres)
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -77,15 +88,6 @@ impl Drop for Db {
             });
         }
     }
-}
-
-/// `postgres://user@host:port` from a URL that may carry a path or query.
-fn server_part(url: &str) -> String {
-    let (scheme, rest) = url
-        .split_once("://")
-        .expect("SWITCHBOARD_TEST_PG_URL is a URL");
-    let end = rest.find(['/', '?']).unwrap_or(rest.len());
-    format!("{scheme}://{}", &rest[..end])
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -337,7 +339,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
     Ok((status, body))
 }
 
-/// Generates one test per backend from a function taking a `Db`.
+/// Generates one test per backend from a function taking a `Db`. A Postgres test returns at
+/// once, counted as skipped, when the run has no Postgres.
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),+ $(,)?) => {
@@ -345,7 +348,12 @@ macro_rules! both_backends {
             $(#[test] fn $name() { super::$name($crate::common::Db::sqlite()) })+
         }
         mod postgres {
-            $(#[test] fn $name() { super::$name($crate::common::Db::postgres()) })+
+            $(#[test] fn $name() {
+                let test = concat!(module_path!(), "::", stringify!($name));
+                if let Some(db) = $crate::common::Db::postgres_or_skip(test) {
+                    super::$name(db)
+                }
+            })+
         }
     };
 }

@@ -24,16 +24,14 @@ async fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let (url, pg_name) = match backend.as_str() {
         "postgres" => {
-            let admin = std::env::var("SWITCHBOARD_TEST_PG_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let admin = testkit::pg_admin_url();
             let name = format!("sb_bench_{}", uuid::Uuid::now_v7().simple());
             let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
             sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
                 .execute(&mut c)
                 .await
                 .unwrap();
-            let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-            (format!("{base}/{name}"), Some((admin, name)))
+            (testkit::with_database(&admin, &name), Some((admin, name)))
         }
         _ => (
             format!("sqlite://{}", tmp.path().join("bench.db").display()),

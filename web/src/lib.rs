@@ -43,6 +43,7 @@ mod pages;
 pub mod session;
 mod static_files;
 pub mod throttle;
+pub mod trunk_state;
 pub mod views;
 
 use std::future::Future;
@@ -57,6 +58,7 @@ use tokio::net::TcpListener;
 
 pub use config::{CookieSecure, WebConfig};
 pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
+pub use trunk_state::{NoTrunkStates, TrunkRegistration, TrunkState, TrunkStates};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -65,6 +67,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     /// Calls in progress; none unless the binary attaches the call engine.
     pub live_calls: Arc<dyn LiveCalls>,
+    /// Trunk health and registration; none unless the binary attaches the engine.
+    pub trunk_states: Arc<dyn TrunkStates>,
 }
 
 impl AppState {
@@ -78,7 +82,14 @@ impl AppState {
             directory,
             config: Arc::new(config),
             live_calls: Arc::new(NoLiveCalls),
+            trunk_states: Arc::new(NoTrunkStates),
         }
+    }
+
+    /// Shows the trunk states `states` reports on the trunk pages and the trunks API.
+    pub fn with_trunk_states(mut self, states: Arc<dyn TrunkStates>) -> Self {
+        self.trunk_states = states;
+        self
     }
 
     /// Shows the calls `live` reports on the active-calls pages and `GET /api/v1/calls`.

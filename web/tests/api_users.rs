@@ -368,4 +368,35 @@ async fn trunks(b: Backend) {
     .assert(StatusCode::NOT_FOUND);
 }
 
-both_backends!(users_and_devices, trunks);
+/// Issue #10: the API refuses an inbound source wider than /24 (or /48)
+/// with a 422 naming the field and the reason, unless forced.
+async fn cidr_slash_zero_trunk_is_refused(b: Backend) {
+    let app = App::new(b).await;
+    let op = token(&app, None).await;
+    for wide in ["0.0.0.0/0", "::/0"] {
+        let r = call(
+            &app,
+            &op,
+            Method::POST,
+            "/api/v1/trunks",
+            Some(json!({"name": "Any", "host": "sip.carrier.test", "inbound_source": wide})),
+        )
+        .await;
+        r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.json()["error"]["field"], "inbound_source", "{}", r.body);
+        assert!(r.body.contains("wider than"), "{}", r.body);
+    }
+    let r = call(&app, &op, Method::POST, "/api/v1/trunks", Some(json!({"name": "Any", "host": "sip.carrier.test", "inbound_source": "0.0.0.0/0", "force_wide_source": true, "calls_per_second": 4}))).await;
+    r.assert(StatusCode::CREATED);
+    let v = r.json();
+    assert_eq!(
+        (
+            v["force_wide_source"].as_bool(),
+            v["calls_per_second"].as_u64(),
+            v["inbound_auth"].as_bool()
+        ),
+        (Some(true), Some(4), Some(false))
+    );
+}
+
+both_backends!(users_and_devices, trunks, cidr_slash_zero_trunk_is_refused);

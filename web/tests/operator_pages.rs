@@ -324,4 +324,41 @@ async fn operator_trunks(b: Backend) {
     op.get(&url).await.assert(StatusCode::NOT_FOUND);
 }
 
-both_backends!(operator_flow, operator_trunks);
+/// Issue #10: an inbound source of 0.0.0.0/0 would let anyone call in as the
+/// carrier. The form refuses it with the reason at the field, and accepts
+/// it only when the operator ticks the force box.
+async fn cidr_slash_zero_trunk_is_refused(b: Backend) {
+    let app = App::new(b).await;
+    let mut op = app.signed_in(None, Role::Operator, "op@example.test").await;
+    let mut fields = vec![
+        ("name", "Carrier A"),
+        ("host", "sip.carrier.test"),
+        ("port", "5060"),
+        ("transport", "udp"),
+        ("priority", "5"),
+        ("inbound_source", "0.0.0.0/0"),
+        ("enabled", "on"),
+    ];
+    let r = op.post("/operator/trunks", &fields).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains(r#"id="e-inbound_source""#), "{}", r.body);
+    assert!(r.body.contains("wider than /24"), "{}", r.body);
+    assert!(app.dir.list_trunks().await.unwrap().is_empty());
+    fields.push(("force_wide_source", "on"));
+    op.post("/operator/trunks", &fields)
+        .await
+        .assert(StatusCode::SEE_OTHER);
+    let t = app.dir.list_trunks().await.unwrap().remove(0);
+    assert_eq!(t.settings.inbound_source.as_deref(), Some("0.0.0.0/0"));
+    assert!(t.settings.force_wide_source);
+    assert_eq!(
+        t.settings.calls_per_second,
+        store::TrunkSettings::DEFAULT_CALLS_PER_SECOND
+    );
+}
+
+both_backends!(
+    operator_flow,
+    operator_trunks,
+    cidr_slash_zero_trunk_is_refused
+);

@@ -436,6 +436,12 @@ async fn call_history_names_the_trunk(b: Backend) {
             emergency_priority: None,
             enabled: true,
             inbound_source: None,
+            force_wide_source: false,
+            inbound_auth: false,
+            calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+            register: false,
+            registrar: None,
+            register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
         })
         .await
         .unwrap();

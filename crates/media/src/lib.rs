@@ -37,9 +37,16 @@
 
 mod anchor;
 pub mod codec;
+pub mod dtmf;
 pub mod g711;
+pub mod g722;
+pub mod jitter;
+pub mod leg_input;
+pub mod mixer;
 pub mod music;
 mod negotiate;
+pub mod pcm;
+pub mod player;
 pub mod ports;
 pub mod relay;
 pub mod rtp;

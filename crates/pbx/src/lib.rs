@@ -10,6 +10,7 @@ pub mod media_driver;
 pub mod registrar;
 pub mod server;
 pub mod transport;
+pub mod trunks;
 
 pub use location::{Binding, LocationService};
 pub use registrar::persist::PersistConfig;

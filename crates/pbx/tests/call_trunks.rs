@@ -336,3 +336,53 @@ fn inbound_calls_cannot_be_routed_back_out() {
         "no trombone"
     );
 }
+
+#[test]
+fn a_trunk_known_to_be_down_is_tried_last() {
+    let (mut sim, a, trunks) = carriers(42, 2);
+    let status = std::sync::Arc::clone(sim.engine.trunk_status());
+    status.set_trunks(trunks.iter().map(|&(_, t)| (t, 10)), sim.now);
+    status.record_probe(trunks[0].1, None, std::time::SystemTime::now());
+    sim.phones[a].call("02079460018", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[a].invite_finals(), [200]);
+    // answered at once by the second trunk: no wait on the first
+    let answered = sim.engine.calls()[0].answered.unwrap() - sim.start;
+    assert!(answered < secs(2), "{answered:?}");
+    assert!(sim.phones[trunks[0].0].received(Method::Invite).is_empty());
+    assert_eq!(sim.phones[trunks[1].0].received(Method::Invite).len(), 1);
+}
+
+#[test]
+fn every_trunk_down_still_tries_them_in_order() {
+    let (mut sim, a, trunks) = carriers(43, 2);
+    let status = std::sync::Arc::clone(sim.engine.trunk_status());
+    status.set_trunks(trunks.iter().map(|&(_, t)| (t, 10)), sim.now);
+    for &(_, t) in &trunks {
+        status.record_probe(t, None, std::time::SystemTime::now());
+    }
+    sim.phones[a].call("02079460018", sim.now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[a].invite_finals(), [200]);
+    assert_eq!(sim.phones[trunks[0].0].received(Method::Invite).len(), 1);
+}
+
+#[test]
+fn a_trunk_over_its_call_rate_is_passed_over() {
+    let (mut sim, a, trunks) = carriers(44, 2);
+    let b = sim.phone("bob", "1001", true);
+    let c = sim.phone("carol", "1002", true);
+    let status = std::sync::Arc::clone(sim.engine.trunk_status());
+    status.set_trunks([(trunks[0].1, 1), (trunks[1].1, 1)], sim.now);
+    let now = sim.now;
+    sim.phones[a].call("02079460018", now);
+    sim.phones[b].call("02079460019", now);
+    sim.phones[c].call("02079460020", now);
+    sim.run_until(secs(5));
+    assert_eq!(sim.phones[a].invite_finals(), [200]);
+    assert_eq!(sim.phones[b].invite_finals(), [200]);
+    assert_eq!(sim.phones[trunks[0].0].received(Method::Invite).len(), 1);
+    assert_eq!(sim.phones[trunks[1].0].received(Method::Invite).len(), 1);
+    // both trunks at their rate: the third caller is refused, not queued
+    assert_eq!(sim.phones[c].invite_finals(), [503]);
+}

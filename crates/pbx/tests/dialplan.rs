@@ -49,6 +49,12 @@ async fn trunk(
         emergency_priority: emergency,
         enabled,
         inbound_source: None,
+        force_wide_source: false,
+        inbound_auth: false,
+        calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+        register: false,
+        registrar: None,
+        register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
     })
     .await
     .unwrap()

@@ -113,6 +113,12 @@ async fn rig() -> Rig {
             emergency_priority: emergency,
             enabled: true,
             inbound_source: None,
+            force_wide_source: false,
+            inbound_auth: false,
+            calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+            register: false,
+            registrar: None,
+            register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
         })
         .await
         .unwrap();

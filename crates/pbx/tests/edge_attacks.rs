@@ -27,6 +27,12 @@ async fn add_carrier(env: &Env) {
             emergency_priority: Some(1),
             enabled: true,
             inbound_source: None,
+            force_wide_source: false,
+            inbound_auth: false,
+            calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+            register: false,
+            registrar: None,
+            register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
         })
         .await
         .unwrap();

@@ -14,7 +14,9 @@ pub enum Framing {
     Incomplete,
     /// RFC 5626 keep-alive ping (`CRLFCRLF`): consume `len` bytes and answer with a `CRLF` pong.
     Ping(usize),
-    /// A lone CRLF (an RFC 5626 pong, or stray line end): consume `len` bytes, no answer.
+    /// A CRLF followed by something other than CRLF (an RFC 5626 pong, or a stray
+    /// line end): consume `len` bytes, no answer. A lone CRLF at the end of the
+    /// buffer is `Incomplete`: it may be the first half of a ping.
     Pong(usize),
     /// Unrecoverable: answer if possible, then close the connection.
     Error(ParseError),
@@ -25,11 +27,13 @@ pub fn frame_stream(buf: &[u8], limits: &Limits) -> Framing {
     if buf.starts_with(b"\r\n\r\n") {
         return Framing::Ping(4);
     }
+    // `\r`, `\r\n` or `\r\n\r` may be a ping cut by the transport: wait for
+    // the next byte rather than take its first half for a pong
+    if b"\r\n\r\n".starts_with(buf) {
+        return Framing::Incomplete;
+    }
     if buf.starts_with(b"\r\n") {
         return Framing::Pong(2);
-    }
-    if buf == b"\r" {
-        return Framing::Incomplete;
     }
     let Some(head_end) = find_head_end(buf) else {
         if buf.len() > limits.max_message_size {
@@ -288,7 +292,6 @@ mod tests {
         let m = parse_stream_message(body.as_bytes(), &l()).unwrap();
         assert_eq!(m.body(), b"hello");
         assert_eq!(frame_stream(b"\r\n\r\nINVITE", &l()), Framing::Ping(4));
-        assert_eq!(frame_stream(b"\r\n", &l()), Framing::Pong(2));
         assert_eq!(frame_stream(b"\r\nSIP/2.0", &l()), Framing::Pong(2));
         assert_eq!(frame_stream(b"\r", &l()), Framing::Incomplete);
         assert_eq!(frame_stream(b"", &l()), Framing::Incomplete);
@@ -326,6 +329,20 @@ mod tests {
             frame_stream(&garbage, &l()),
             Framing::Error(ParseError::MessageTooLarge { .. })
         ));
+    }
+
+    /// A CRLFCRLF ping that arrives in two TCP reads (`\r\n` then `\r\n`)
+    /// is still one ping, answered once, not two pongs left unanswered
+    /// (the client would then declare the flow dead, RFC 5626 §4.4.1).
+    #[test]
+    fn ping_split_across_reads_is_still_a_ping() {
+        for cut in 1..4 {
+            let first = &b"\r\n\r\n"[..cut];
+            assert_eq!(frame_stream(first, &l()), Framing::Incomplete, "{first:?}");
+        }
+        assert_eq!(frame_stream(b"\r\n\r\n", &l()), Framing::Ping(4));
+        assert_eq!(frame_stream(b"\r\nR", &l()), Framing::Pong(2));
+        assert_eq!(frame_stream(b"\r\n\rR", &l()), Framing::Pong(2));
     }
 
     /// Everything the framer yields for `stream` cut into `chunk`-byte reads.

@@ -33,6 +33,7 @@ mod framing;
 mod headers;
 mod message;
 mod parse;
+mod received;
 mod syntax;
 mod typed;
 mod uri;

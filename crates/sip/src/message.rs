@@ -332,12 +332,40 @@ impl Request {
 
     /// A response to this request per RFC 3261 §8.2.6: status line with the
     /// default reason, Via(s), From, To, Call-ID and CSeq copied, empty body.
+    /// When the response establishes or refreshes a dialog (101-299 to INVITE,
+    /// UPDATE, SUBSCRIBE, NOTIFY or REFER), the request's Record-Route values
+    /// are copied too, in order (RFC 3261 §12.1.1), so the peer's route set
+    /// includes every proxy that record-routed.
     /// No To-tag is added; see [`Response::set_to_tag`] and [`Request::response_tagged`].
     pub fn response(&self, status: StatusCode) -> Response {
         let mut r = Response::new(status);
         self.headers
-            .copy_known_into(&mut r.headers, &COPIED_IDS, None);
+            .copy_known_into(&mut r.headers, self.copied_ids(status), None);
         r
+    }
+
+    /// The header ids a response with `status` copies from this request.
+    fn copied_ids(&self, status: StatusCode) -> &'static [u8] {
+        let dialog_method = matches!(
+            self.method,
+            Method::Invite | Method::Update | Method::Subscribe | Method::Notify | Method::Refer
+        );
+        let code = status.as_u16();
+        if dialog_method && code > 100 && code < 300 {
+            &COPIED_IDS_WITH_RR
+        } else {
+            &COPIED_IDS
+        }
+    }
+
+    /// Writes where this request came from into its top Via, as a server
+    /// must on arrival (RFC 3261 §18.2.1, RFC 3581 §4): `received=<source
+    /// IP>` when the sent-by host differs from it or `rport` is present, and
+    /// a valueless `rport` filled in with the source port. Every response
+    /// built from the request afterwards carries them. Returns false (and
+    /// changes nothing) when the top Via is missing or unreadable.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) -> bool {
+        crate::received::stamp_top_via(&mut self.headers, source)
     }
 
     /// Like [`Request::response`], adding a To-tag (when the To has none and the
@@ -367,7 +395,7 @@ impl Request {
         push_stable_tag(&mut tagged, &self.headers);
         let mut r = Response::new(status);
         self.headers
-            .copy_known_into(&mut r.headers, &COPIED_IDS, Some(&tagged));
+            .copy_known_into(&mut r.headers, self.copied_ids(status), Some(&tagged));
         r
     }
 }
@@ -380,6 +408,17 @@ const COPIED_IDS: [u8; 5] = [
     crate::headers::id::TO,
     crate::headers::id::CALL_ID,
     crate::headers::id::CSEQ,
+];
+
+/// [`COPIED_IDS`] plus Record-Route, for responses that establish or refresh a
+/// dialog (RFC 3261 §12.1.1).
+const COPIED_IDS_WITH_RR: [u8; 6] = [
+    crate::headers::id::VIA,
+    crate::headers::id::FROM,
+    crate::headers::id::TO,
+    crate::headers::id::CALL_ID,
+    crate::headers::id::CSEQ,
+    crate::headers::id::RECORD_ROUTE,
 ];
 
 /// A tag derived from Call-ID, From, Via and CSeq: stable across
@@ -435,6 +474,12 @@ impl Response {
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         self.headers.push(name, value);
         self
+    }
+
+    /// Like [`Request::stamp_source`], for a response built from a request
+    /// that was not stamped on arrival.
+    pub fn stamp_source(&mut self, source: std::net::SocketAddr) -> bool {
+        crate::received::stamp_top_via(&mut self.headers, source)
     }
 
     /// Sets the body and its Content-Type (Content-Length is written on serialization).
@@ -656,3 +701,7 @@ mod tests {
         assert!(StatusCode::TRYING.is_provisional());
     }
 }
+
+#[cfg(test)]
+#[path = "record_route_tests.rs"]
+mod record_route_tests;

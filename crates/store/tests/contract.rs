@@ -98,6 +98,8 @@ contract_tests!(
     numbers_and_routes,
     ring_groups,
     trunks,
+    cidr_slash_zero_trunk_is_refused,
+    trunk_interop_settings,
     schema_refuses_bad_rows,
     schema_checks_each_column,
     registrations,

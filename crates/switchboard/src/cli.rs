@@ -157,6 +157,17 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(60..=604_800)
     )]
     pub max_hold_duration: u64,
+    /// Seconds between OPTIONS keepalives to each enabled trunk (0: off). A
+    /// trunk that does not answer within 4 s is shown down and tried last.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_TRUNK_KEEPALIVE",
+        default_value = "30",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub trunk_keepalive: u64,
 
     /// File where call records that could not be written (database away at
     /// shutdown) wait for the next start. Default: beside the SQLite file, or
@@ -329,6 +340,66 @@ pub enum Command {
     /// Inspect SIP registrations (bindings) held in the directory.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Manage the platform's trunks to SIP providers.
+    #[command(subcommand)]
+    Trunk(TrunkCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrunkCommand {
+    /// Add a trunk.
+    Add(TrunkAdd),
+    /// List the trunks.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct TrunkAdd {
+    #[arg(long)]
+    pub name: String,
+    /// The provider's host name or IP address.
+    #[arg(long)]
+    pub host: String,
+    #[arg(long, default_value = "5060")]
+    pub port: u16,
+    /// udp, tcp or tls.
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Read the trunk's password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[arg(long)]
+    pub from_domain: Option<String>,
+    /// Lower goes first.
+    #[arg(long, default_value = "100")]
+    pub priority: i32,
+    /// Order for 999/112 calls; absent: never used for them.
+    #[arg(long)]
+    pub emergency_priority: Option<i32>,
+    /// IP address or CIDR the provider's calls come from (/24 or narrower
+    /// for IPv4, /48 for IPv6, unless --force-wide-source).
+    #[arg(long, value_name = "CIDR")]
+    pub inbound_source: Option<String>,
+    /// Accept an inbound source wider than /24 (/48): anyone in it can call in as this trunk.
+    #[arg(long)]
+    pub force_wide_source: bool,
+    /// The provider authenticates its calls with this trunk's username and password.
+    #[arg(long)]
+    pub inbound_auth: bool,
+    /// New calls per second at most, each way.
+    #[arg(long, default_value = "10")]
+    pub calls_per_second: u32,
+    /// Register to the provider (needs --username and --password-stdin).
+    #[arg(long)]
+    pub register: bool,
+    /// Where to register, host or host:port (default: --host and --port).
+    #[arg(long)]
+    pub registrar: Option<String>,
+    /// Registration expiry asked for, in seconds.
+    #[arg(long, default_value = "3600")]
+    pub register_expires: u32,
 }
 
 #[derive(Debug, Subcommand)]

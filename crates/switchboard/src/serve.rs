@@ -236,6 +236,7 @@ pub async fn spawn_services(
     sip_config.calls.emergency_port_reserve = settings.emergency_port_reserve;
     sip_config.calls.max_call_duration = Duration::from_secs(settings.max_call_duration);
     sip_config.calls.max_hold_duration = Duration::from_secs(settings.max_hold_duration);
+    sip_config.calls.trunk_keepalive = Duration::from_secs(settings.trunk_keepalive);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
     settings.sip_guard.apply(&mut sip_config);
     let token = services.shutdown_token();
@@ -246,6 +247,7 @@ pub async fn spawn_services(
     info!(addr = %addrs.udp, "sip listening on udp");
     info!(addr = %addrs.tcp, "sip listening on tcp");
     let calls = sip.calls();
+    let trunk_status = sip.trunk_status();
     services.spawn("sip", async move {
         sip.join().await.context("SIP service error")
     });
@@ -267,7 +269,8 @@ pub async fn spawn_services(
         "web settings"
     );
     let state = web::AppState::with_config(Arc::clone(&directory), config)
-        .with_live_calls(Arc::new(EngineCalls(calls)));
+        .with_live_calls(Arc::new(EngineCalls(calls)))
+        .with_trunk_states(Arc::new(EngineTrunks(trunk_status)));
     let token = services.shutdown_token();
     services.spawn("web", async move {
         web::serve(listener, state, token.cancelled_owned())
@@ -276,6 +279,38 @@ pub async fn spawn_services(
     });
 
     Ok(services)
+}
+
+/// The trunks' health and registration as the web app reads them.
+struct EngineTrunks(Arc<pbx::trunks::TrunkStatus>);
+
+impl web::TrunkStates for EngineTrunks {
+    fn state(&self, trunk: store::TrunkId) -> Option<web::TrunkState> {
+        use pbx::trunks::Registration;
+        let r = self.0.get(trunk)?;
+        Some(web::TrunkState {
+            health: r.health.as_str().to_owned(),
+            last_status: r.last_status,
+            latency_ms: r
+                .latency
+                .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
+            checked_at: r.checked_at.map(time::OffsetDateTime::from),
+            registration: r.registration.map(|reg| match reg {
+                Registration::Registered { expires_at } => web::TrunkRegistration {
+                    state: "registered".into(),
+                    expires_at: Some(time::OffsetDateTime::from(expires_at)),
+                    status: None,
+                    reason: None,
+                },
+                Registration::Failed { status, reason } => web::TrunkRegistration {
+                    state: "failed".into(),
+                    expires_at: None,
+                    status,
+                    reason: Some(reason),
+                },
+            }),
+        })
+    }
 }
 
 /// The engine's active calls as the web app reads them.

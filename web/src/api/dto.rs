@@ -544,6 +544,73 @@ pub struct TrunkOut {
     pub emergency_priority: Option<i32>,
     pub enabled: bool,
     pub inbound_source: Option<String>,
+    /// The inbound source is wider than /24 (IPv4) or /48 (IPv6), accepted because forced.
+    pub force_wide_source: bool,
+    /// Inbound calls are recognised by digest with the trunk's username and password.
+    pub inbound_auth: bool,
+    /// New calls per second at most, each way.
+    pub calls_per_second: u32,
+    /// Switchboard registers to the provider.
+    pub register: bool,
+    /// Where it registers (`host` or `host:port`); null: the trunk's host and port.
+    pub registrar: Option<String>,
+    /// Registration expiry asked for, in seconds.
+    pub register_expires: u32,
+    /// What the running server knows: health from the OPTIONS keepalive and
+    /// the registration to the provider (null when no engine runs).
+    pub state: Option<TrunkStateOut>,
+}
+
+/// A trunk's runtime state.
+#[derive(Serialize, ToSchema)]
+pub struct TrunkStateOut {
+    /// `up`, `down` or `unknown` (not probed yet, or the keepalive is off).
+    pub health: String,
+    /// Status of the last OPTIONS response.
+    pub last_status: Option<u16>,
+    /// Round trip of the last answered OPTIONS, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// When the last OPTIONS finished (RFC 3339).
+    pub checked_at: Option<String>,
+    pub registration: Option<TrunkRegistrationOut>,
+}
+
+/// Registration to the provider.
+#[derive(Serialize, ToSchema)]
+pub struct TrunkRegistrationOut {
+    /// `registered` or `failed`.
+    pub state: String,
+    /// Registered: when it runs out (refreshed before), RFC 3339.
+    pub expires_at: Option<String>,
+    /// Failed: the registrar's final status (null: no response).
+    pub status: Option<u16>,
+    /// Failed: why.
+    pub reason: Option<String>,
+}
+
+impl From<crate::TrunkState> for TrunkStateOut {
+    fn from(s: crate::TrunkState) -> Self {
+        Self {
+            health: s.health,
+            last_status: s.last_status,
+            latency_ms: s.latency_ms,
+            checked_at: s.checked_at.map(rfc3339),
+            registration: s.registration.map(|r| TrunkRegistrationOut {
+                state: r.state,
+                expires_at: r.expires_at.map(rfc3339),
+                status: r.status,
+                reason: r.reason,
+            }),
+        }
+    }
+}
+
+impl TrunkOut {
+    /// Adds what the running server knows about the trunk.
+    pub fn with_state(mut self, state: Option<crate::TrunkState>) -> Self {
+        self.state = state.map(TrunkStateOut::from);
+        self
+    }
 }
 
 impl From<&store::Trunk> for TrunkOut {
@@ -562,6 +629,13 @@ impl From<&store::Trunk> for TrunkOut {
             emergency_priority: s.emergency_priority,
             enabled: s.enabled,
             inbound_source: s.inbound_source.clone(),
+            force_wide_source: s.force_wide_source,
+            inbound_auth: s.inbound_auth,
+            calls_per_second: s.calls_per_second,
+            register: s.register,
+            registrar: s.registrar.clone(),
+            register_expires: s.register_expires,
+            state: None,
         }
     }
 }
@@ -585,7 +659,20 @@ pub struct TrunkIn {
     pub priority: Option<i32>,
     pub emergency_priority: Option<i32>,
     pub enabled: Option<bool>,
+    /// An IP address or CIDR; a block wider than /24 (IPv4) or /48 (IPv6)
+    /// is refused (422) unless `force_wide_source` is true.
     pub inbound_source: Option<String>,
+    pub force_wide_source: Option<bool>,
+    /// Recognise inbound calls by digest (needs username and password).
+    pub inbound_auth: Option<bool>,
+    /// 1 to 1000, default 10.
+    pub calls_per_second: Option<u32>,
+    /// Register to the provider (needs username and password).
+    pub register: Option<bool>,
+    /// `host` or `host:port`; `""` clears it (the trunk's host and port).
+    pub registrar: Option<String>,
+    /// 60 to 86400 seconds, default 3600.
+    pub register_expires: Option<u32>,
 }
 
 // ------------------------------------------------------------------ API tokens

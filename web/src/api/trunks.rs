@@ -52,6 +52,24 @@ fn apply(mut s: TrunkSettings, b: TrunkIn) -> Result<TrunkSettings, ApiError> {
     if b.inbound_source.is_some() {
         s.inbound_source = opt(b.inbound_source);
     }
+    if let Some(v) = b.force_wide_source {
+        s.force_wide_source = v;
+    }
+    if let Some(v) = b.inbound_auth {
+        s.inbound_auth = v;
+    }
+    if let Some(v) = b.calls_per_second {
+        s.calls_per_second = v;
+    }
+    if let Some(v) = b.register {
+        s.register = v;
+    }
+    if b.registrar.is_some() {
+        s.registrar = opt(b.registrar);
+    }
+    if let Some(v) = b.register_expires {
+        s.register_expires = v;
+    }
     Ok(s)
 }
 
@@ -63,7 +81,10 @@ pub async fn list(
 ) -> Result<Json<TrunkList>, ApiError> {
     let trunks = state.directory.list_trunks().await?;
     Ok(Json(TrunkList {
-        items: trunks.iter().map(TrunkOut::from).collect(),
+        items: trunks
+            .iter()
+            .map(|t| TrunkOut::from(t).with_state(state.trunk_states.state(t.id)))
+            .collect(),
     }))
 }
 
@@ -82,17 +103,8 @@ pub async fn create(
         )));
     }
     let defaults = TrunkSettings {
-        name: String::new(),
-        host: String::new(),
-        port: 5060,
-        transport: Transport::Udp,
-        username: None,
-        password: None,
-        from_domain: None,
         priority: 10,
-        emergency_priority: None,
-        enabled: true,
-        inbound_source: None,
+        ..TrunkSettings::new("", "", 5060)
     };
     let t = state.directory.create_trunk(&apply(defaults, b)?).await?;
     Ok(created(TrunkOut::from(&t)))
@@ -111,9 +123,10 @@ pub async fn get_one(
     _op: ApiOperator,
     Path(p): Path<TrunkPath>,
 ) -> Result<Json<TrunkOut>, ApiError> {
-    Ok(Json(TrunkOut::from(
-        &state.directory.get_trunk(parse_id(&p.trunk)?).await?,
-    )))
+    let t = state.directory.get_trunk(parse_id(&p.trunk)?).await?;
+    Ok(Json(
+        TrunkOut::from(&t).with_state(state.trunk_states.state(t.id)),
+    ))
 }
 
 #[utoipa::path(patch, path = "/trunks/{trunk}", tag = "trunks", request_body = TrunkIn,

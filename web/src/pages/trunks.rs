@@ -37,6 +37,7 @@ async fn list(
         .await?
         .into_iter()
         .map(|t| TrunkRow {
+            status: describe(state.trunk_states.state(t.id).as_ref()),
             id: t.id.to_string(),
             target: format!(
                 "{}:{};transport={}",
@@ -81,6 +82,7 @@ fn form_page(
         form,
         errors,
         saved,
+        status: Vec::new(),
     }
 }
 
@@ -90,6 +92,8 @@ async fn new(OperatorUser(me): OperatorUser) -> Result<Response, PageError> {
         transport: "udp".into(),
         priority: "10".into(),
         enabled: Some("on".into()),
+        calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND.to_string(),
+        register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES.to_string(),
         ..TrunkForm::default()
     };
     render(&form_page(
@@ -138,6 +142,21 @@ fn settings_from(
             None
         }),
     };
+    // empty: the default
+    let calls_per_second = match opt(&f.calls_per_second) {
+        None => TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+        Some(v) => v.parse::<u32>().unwrap_or_else(|_| {
+            errors.add("calls_per_second", "Enter a whole number from 1 to 1000.");
+            TrunkSettings::DEFAULT_CALLS_PER_SECOND
+        }),
+    };
+    let register_expires = match opt(&f.register_expires) {
+        None => TrunkSettings::DEFAULT_REGISTER_EXPIRES,
+        Some(v) => v.parse::<u32>().unwrap_or_else(|_| {
+            errors.add("register_expires", "Enter seconds from 60 to 86400.");
+            TrunkSettings::DEFAULT_REGISTER_EXPIRES
+        }),
+    };
     TrunkSettings {
         name: f.name.trim().to_owned(),
         host: f.host.trim().to_owned(),
@@ -154,6 +173,12 @@ fn settings_from(
         emergency_priority,
         enabled: ticked(&f.enabled),
         inbound_source: opt(&f.inbound_source),
+        force_wide_source: ticked(&f.force_wide_source),
+        inbound_auth: ticked(&f.inbound_auth),
+        calls_per_second,
+        register: ticked(&f.register),
+        registrar: opt(&f.registrar),
+        register_expires,
     }
 }
 
@@ -192,6 +217,12 @@ fn form_of(t: &Trunk) -> TrunkForm {
             .map(|p| p.to_string())
             .unwrap_or_default(),
         inbound_source: s.inbound_source.clone().unwrap_or_default(),
+        force_wide_source: s.force_wide_source.then(|| "on".into()),
+        inbound_auth: s.inbound_auth.then(|| "on".into()),
+        calls_per_second: s.calls_per_second.to_string(),
+        register: s.register.then(|| "on".into()),
+        registrar: s.registrar.clone().unwrap_or_default(),
+        register_expires: s.register_expires.to_string(),
         enabled: s.enabled.then(|| "on".into()),
     }
 }
@@ -207,14 +238,16 @@ async fn edit(
     Path(p): Path<TrunkPath>,
 ) -> Result<Response, PageError> {
     let t = state.directory.get_trunk(parse_id(&p.trunk)?).await?;
-    render(&form_page(
+    let mut page = form_page(
         &me,
         Some(t.id),
         t.settings.password.is_some(),
         form_of(&t),
         FormErrors::default(),
         false,
-    ))
+    );
+    page.status = describe(state.trunk_states.state(t.id).as_ref());
+    render(&page)
 }
 
 async fn update(

@@ -1,6 +1,6 @@
 //! In-process test harness: the real router over a fresh database (SQLite file, or a fresh
-//! PostgreSQL database at `SWITCHBOARD_TEST_PG_URL`, default
-//! postgres://postgres@127.0.0.1:5432/postgres, dropped afterwards), driven with
+//! PostgreSQL database on the server at `SWITCHBOARD_TEST_PG_URL` (crates/testkit), dropped
+//! afterwards; each noted in the run ledger `cargo xtask test` counts), driven with
 //! `tower::ServiceExt::oneshot`, and a small "browser" that keeps the session cookie and the
 //! page's CSRF token.
 
@@ -23,23 +23,9 @@ pub enum Backend {
     Sqlite,
 }
 
+/// The tests' Postgres server, database `postgres` (crates/testkit: `SWITCHBOARD_TEST_PG_URL`).
 pub fn admin_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = url
-        .split_once('?')
-        .map_or((url, None), |(b, q)| (b, Some(q)));
-    let after = base.find("://").map_or(0, |i| i + 3);
-    let host_end = base[after..].find('/').map_or(base.len(), |i| i + after);
-    let mut out = format!("{}/{}", &base[..host_end], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
+    testkit::pg_admin_url()
 }
 
 /// The call engine as the web app sees it, with calls a test puts in. It answers the tenant
@@ -114,19 +100,24 @@ impl App {
                 let name = format!("sb_webtest_{}", Uuid::now_v7().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
-                    .expect("postgres admin");
+                    .unwrap_or_else(|e| panic!("{}", testkit::pg_unreachable(&admin, &e)));
                 sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)
                     .await
                     .expect("create database");
                 let _ = conn.close().await;
-                let dir = store::connect(&with_database(&admin, &name)).await.unwrap();
+                let dir = store::connect(&testkit::with_database(&admin, &name))
+                    .await
+                    .unwrap();
+                testkit::ledger::opened(testkit::Backend::Postgres);
                 (dir, Some(name), None)
             }
             Backend::Sqlite => {
                 let tmp = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", tmp.path().join("d.db").display());
-                (store::connect(&url).await.unwrap(), None, Some(tmp))
+                let dir = store::connect(&url).await.unwrap();
+                testkit::ledger::opened(testkit::Backend::Sqlite);
+                (dir, None, Some(tmp))
             }
         };
         dir.migrate().await.unwrap();
@@ -390,7 +381,8 @@ pub fn csrf_in(html: &str) -> Option<String> {
 }
 
 /// Generates `mod postgres { #[tokio::test] fn name() }` and `mod sqlite { ... }` for each
-/// `async fn name(b: Backend)`.
+/// `async fn name(b: Backend)`. A Postgres test returns at once, counted as skipped, when the
+/// run has no Postgres (`testkit::skip_postgres`).
 #[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
@@ -398,6 +390,9 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
+                    if testkit::skip_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                        return;
+                    }
                     super::$name($crate::support::Backend::Postgres).await;
                 }
             )*

@@ -296,4 +296,33 @@ mod tests {
         assert_eq!(again.headers.get("CSeq"), Some("2 BYE"));
         assert!(!d.accept_remote_cseq(0, &Method::Bye) || d.remote_cseq == Some(0));
     }
+
+    #[test]
+    fn uas_route_set_is_the_invite_s_record_route_in_order() {
+        // RFC 3261 §12.1.1: the UAS takes Record-Route as it came, not reversed.
+        let mut invite = Request::new(Method::Invite, Uri::parse("sip:+442079460018@pbx").unwrap());
+        invite.headers.push(
+            "Record-Route",
+            "<sip:edge.carrier;lr>, <sip:core.carrier;lr>",
+        );
+        invite.headers.push("Record-Route", "<sip:sbc.carrier;lr>");
+        invite.headers.push("From", "<sip:a@carrier>;tag=f");
+        invite.headers.push("To", "<sip:b@pbx>");
+        invite.headers.push("Call-ID", "c");
+        invite.headers.push("CSeq", "1 INVITE");
+        invite.headers.push("Contact", "<sip:far@10.0.0.5>");
+        let peer = Target::new(Transport::Udp, "10.0.0.2:5060".parse().unwrap());
+        let mut d = Dialog::uas(&invite, peer, "lt".into(), "<sip:pbx>".into());
+        let bye = d.request(Method::Bye, "10.0.0.1:5060".parse().unwrap(), "z9hG4bKb");
+        let routes: Vec<_> = bye.headers.get_all("Route").collect();
+        assert_eq!(
+            routes,
+            [
+                "<sip:edge.carrier;lr>",
+                "<sip:core.carrier;lr>",
+                "<sip:sbc.carrier;lr>"
+            ]
+        );
+        assert_eq!(bye.uri.as_str(), "sip:far@10.0.0.5");
+    }
 }

@@ -53,6 +53,9 @@ pub struct CallEngine {
     pub(crate) last_answered: HashMap<store::RingGroupId, MemberKey>,
     /// Each trunk's address blocks (see [`CallEngine::set_trunk_networks`]).
     pub(crate) trunk_nets: HashMap<store::TrunkId, Vec<(std::net::IpAddr, u8)>>,
+    /// Trunks' call rates and health (shared with the calls driver and the
+    /// keepalive): failover skips trunks known to be down or over their rate.
+    pub(crate) trunk_status: Arc<crate::trunks::TrunkStatus>,
 }
 
 /// Bound on remembered early cancels (oldest forgotten first).
@@ -86,7 +89,13 @@ impl CallEngine {
             group_answers: VecDeque::new(),
             last_answered: HashMap::new(),
             trunk_nets: HashMap::new(),
+            trunk_status: Arc::default(),
         }
+    }
+
+    /// The trunks' shared runtime state (rates, health, registration).
+    pub fn trunk_status(&self) -> &Arc<crate::trunks::TrunkStatus> {
+        &self.trunk_status
     }
 
     /// Next SIP action for the transaction layer.

@@ -301,7 +301,11 @@ impl CallEngine {
             }
         };
         let mut routes: VecDeque<TrunkRoute> = outside.routes.into();
-        let Some(first) = routes.pop_front() else {
+        let emergency = outside.emergency;
+        let Some(first) = routes
+            .pop_front()
+            .and_then(|f| self.pick_trunk(f, &mut routes, emergency, now))
+        else {
             return Err(Skip::Unreachable);
         };
         if !outside.emergency && !call.outside_counted {

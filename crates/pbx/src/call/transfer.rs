@@ -531,7 +531,11 @@ impl CallEngine {
         now: Instant,
     ) {
         let mut routes: std::collections::VecDeque<_> = outside.routes.into();
-        let Some(first) = routes.pop_front() else {
+        let emergency = outside.emergency;
+        let Some(first) = routes
+            .pop_front()
+            .and_then(|f| self.pick_trunk(f, &mut routes, emergency, now))
+        else {
             return self.notify(call, transferor, "503 Service Unavailable", true);
         };
         let Some(offer) = self.transfer_offer(call) else {

@@ -13,34 +13,13 @@ use super::dialog::Dialog;
 use super::engine::{Call, CallEngine, ForkState, TrunkLeg};
 use super::media::MediaError;
 use super::{OutsideCall, TrunkRoute};
+use crate::trunks::inbound::in_net;
 
 /// Whether a trunk's final response means "try the next trunk": the
 /// provider failed (5xx), timed out (408), or never answered. Anything
 /// else (404, 486, 603...) is the far end's answer and goes to the caller.
 pub(crate) fn is_failover(code: u16) -> bool {
     code == 408 || (500..600).contains(&code)
-}
-
-/// Whether `ip` is inside `net/prefix` (an IPv4-mapped IPv6 address counts
-/// as the IPv4 address).
-pub(crate) fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = u32::from(prefix.min(32));
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = u32::from(prefix.min(128));
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
 }
 
 impl CallEngine {
@@ -97,8 +76,18 @@ impl CallEngine {
         }
         call.callee = outside.number;
         call.routes = outside.routes.into();
+        let emergency = outside.emergency;
         let Some(first) = call.routes.pop_front() else {
             return self.fail(call, 503, Disposition::Failed, "no trunk available", now);
+        };
+        let Some(first) = self.pick_trunk(first, &mut call.routes, emergency, now) else {
+            return self.fail(
+                call,
+                503,
+                Disposition::Failed,
+                "no trunk available: every trunk is over its call rate",
+                now,
+            );
         };
         if let Err(e) = self.open_media(call) {
             let code = if matches!(e, MediaError::Exhausted) {
@@ -158,8 +147,51 @@ impl CallEngine {
         let Some(next) = call.routes.pop_front() else {
             return false;
         };
+        let emergency = call.direction == Direction::Emergency;
+        let Some(next) = self.pick_trunk(next, &mut call.routes, emergency, now) else {
+            return false;
+        };
         self.start_trunk_fork(call, next, now);
         true
+    }
+
+    /// The trunk to try now, from `first` and then `rest` in order: a trunk
+    /// the keepalive found down is put at the back of `rest` (tried only
+    /// after the others), and one over its call rate is passed over
+    /// (emergency calls are never rate limited). `None`: every trunk is over
+    /// its rate.
+    pub(crate) fn pick_trunk(
+        &self,
+        first: TrunkRoute,
+        rest: &mut std::collections::VecDeque<TrunkRoute>,
+        emergency: bool,
+        now: Instant,
+    ) -> Option<TrunkRoute> {
+        let status = &self.trunk_status;
+        let mut down = Vec::new();
+        let mut next = Some(first);
+        while let Some(route) = next.take().or_else(|| rest.pop_front()) {
+            if status.is_down(route.trunk) {
+                tracing::debug!(trunk = %route.trunk, "trunk down: tried last");
+                down.push(route);
+                continue;
+            }
+            if emergency || status.take_call(route.trunk, now) {
+                rest.extend(down);
+                return Some(route);
+            }
+            tracing::info!(trunk = %route.trunk, "trunk call rate exceeded: next trunk");
+            metrics::counter!("trunk_rate_limited_total", "direction" => "outbound").increment(1);
+        }
+        // only trunks believed down remain: try them anyway, in order
+        let mut down = down.into_iter();
+        while let Some(route) = down.next() {
+            if emergency || status.take_call(route.trunk, now) {
+                rest.extend(down);
+                return Some(route);
+            }
+        }
+        None
     }
 
     /// A 401/407 on a trunk leg: re-sends the INVITE once with credentials
@@ -245,5 +277,47 @@ impl CallEngine {
             }
             self.check_all_failed(call, now);
         }
+    }
+}
+
+impl CallEngine {
+    /// An out-of-dialog request from Switchboard itself to a trunk (the
+    /// OPTIONS keepalive, REGISTER to the provider): our Via and Contact,
+    /// a fresh branch, and a fresh Call-ID and From tag unless given.
+    pub(crate) fn trunk_request(
+        &mut self,
+        method: Method,
+        uri: sip::Uri,
+        (from, to): (&str, &str),
+        dest: sip::transaction::Target,
+        call_id: Option<&str>,
+        cseq: u32,
+    ) -> sip::Request {
+        let mut req = sip::Request::new(method.clone(), uri);
+        let branch = self.tokens.branch();
+        req.headers.push(
+            "Via",
+            &format!(
+                "SIP/2.0/{} {};branch={branch};rport",
+                dest.transport, self.config.sip_addr
+            ),
+        );
+        req.headers.push("Max-Forwards", "70");
+        let tag = self.tokens.next();
+        req.headers.push("From", &format!("{from};tag={tag}"));
+        req.headers.push("To", to);
+        let call_id = match call_id {
+            Some(c) => c.to_owned(),
+            None => format!("{}@switchboard", self.tokens.next()),
+        };
+        req.headers.push("Call-ID", &call_id);
+        req.headers.push("CSeq", &format!("{cseq} {method}"));
+        req.headers.push("Contact", &self.contact(dest.transport));
+        req
+    }
+
+    /// Our SIP address (Via sent-by, Contact host).
+    pub(crate) fn sip_addr(&self) -> std::net::SocketAddr {
+        self.config.sip_addr
     }
 }

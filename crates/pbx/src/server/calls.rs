@@ -74,8 +74,8 @@ pub(crate) enum Input {
         trunk: TrunkId,
         result: Result<dialplan::Inbound, StoreError>,
     },
-    /// The trunks' inbound sources, reread.
-    Trunks(Vec<TrunkSource>),
+    /// The trunks' inbound sources, credentials and rates, reread.
+    Trunks(TrunkTable),
     /// A layer event held back while its dial plan was prepared (REFER).
     Event(Event),
 }
@@ -97,96 +97,12 @@ pub(crate) enum AuthOutcome {
     Drop,
 }
 
-/// Where a trunk's INVITEs come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct TrunkSource {
-    pub trunk: TrunkId,
-    pub net: IpAddr,
-    pub prefix: u8,
-    /// Without `inbound_source`, the trunk's own address: exact port too.
-    pub port: Option<u16>,
-}
+pub(crate) use crate::trunks::inbound::TrunkTable;
 
-impl TrunkSource {
-    fn matches(&self, addr: SocketAddr) -> bool {
-        if self.port.is_some_and(|p| p != addr.port()) {
-            return false;
-        }
-        in_net(addr.ip(), self.net, self.prefix)
-    }
-}
-
-fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    };
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let bits = u32::from(prefix.min(32));
-            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let bits = u32::from(prefix.min(128));
-            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
-/// Parses a trunk's `inbound_source`: an address or a CIDR block.
-pub(crate) fn parse_source(s: &str) -> Option<(IpAddr, u8)> {
-    let s = s.trim();
-    match s.split_once('/') {
-        Some((ip, len)) => {
-            let ip: IpAddr = ip.trim().parse().ok()?;
-            let len: u8 = len.trim().parse().ok()?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            (len <= max).then_some((ip, len))
-        }
-        None => {
-            let ip: IpAddr = s.parse().ok()?;
-            Some((ip, if ip.is_ipv4() { 32 } else { 128 }))
-        }
-    }
-}
-
-/// Reads the enabled trunks and where their INVITEs come from.
-pub(crate) async fn load_trunk_sources(
-    dir: &dyn Directory,
-) -> Result<Vec<TrunkSource>, StoreError> {
-    let mut out = Vec::new();
-    for t in dir.list_trunks().await? {
-        let s = &t.settings;
-        if !s.enabled {
-            continue;
-        }
-        match s.inbound_source.as_deref().and_then(parse_source) {
-            Some((net, prefix)) => out.push(TrunkSource {
-                trunk: t.id,
-                net,
-                prefix,
-                port: None,
-            }),
-            None => {
-                // Resolved here so a name in `host` works; a failure skips
-                // the trunk until the next refresh.
-                if let Ok(addrs) = tokio::net::lookup_host((s.host.as_str(), s.port)).await {
-                    for a in addrs {
-                        out.push(TrunkSource {
-                            trunk: t.id,
-                            net: a.ip(),
-                            prefix: if a.is_ipv4() { 32 } else { 128 },
-                            port: Some(a.port()),
-                        });
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+/// Reads the enabled trunks: inbound sources, digest credentials and call
+/// rates ([`crate::trunks::inbound::load`]).
+pub(crate) async fn load_trunk_sources(dir: &dyn Directory) -> Result<TrunkTable, StoreError> {
+    crate::trunks::inbound::load(dir).await
 }
 
 /// The active calls, as last published by the calls task.
@@ -302,8 +218,9 @@ impl AuthContext {
     }
 
     /// The trunks' sources are never banned nor rate limited by the guard.
-    pub(crate) fn exempt_trunks(&self, trunks: &[TrunkSource]) {
+    pub(crate) fn exempt_trunks(&self, trunks: &TrunkTable) {
         let nets = trunks
+            .sources
             .iter()
             .filter_map(|t| sip::guard::IpNet::new(t.net, t.prefix))
             .collect();
@@ -530,10 +447,14 @@ pub(crate) struct CallsDriver {
     /// For spawned tasks to post their results back.
     pub self_tx: mpsc::Sender<Input>,
     pub view: CallsView,
-    pub trunks: Vec<TrunkSource>,
+    pub trunks: TrunkTable,
     /// Round-robin answers, written to the directory in order
     /// ([`spawn_group_writer`]).
     pub group_answers: mpsc::UnboundedSender<RingGroupAnswered>,
+    /// The trunk OPTIONS keepalive (`None`: off).
+    pub keepalive: Option<crate::trunks::keepalive::Keepalive>,
+    /// Registrations to providers, for trunks that ask for one.
+    pub registrations: crate::trunks::register::Registrations,
 }
 
 /// Writes each round-robin group's last answering member to the directory,
@@ -582,6 +503,11 @@ impl CallsDriver {
     /// BYEs go out and returns.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.share_trunk_networks();
+        self.engine
+            .trunk_status
+            .set_trunks(self.trunks.rates.iter().copied(), Instant::now());
+        self.registrations
+            .update(&self.trunks.targets, Instant::now());
         let mut refresh = tokio::time::interval(TRUNK_REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut snapshot = tokio::time::interval(SNAPSHOT_EVERY);
@@ -616,6 +542,7 @@ impl CallsDriver {
                     let now = Instant::now();
                     self.layer.handle_timeout(now);
                     self.engine.handle_timeout(now);
+                    self.trunk_tick(now);
                     self.pump();
                     dirty = true;
                 }
@@ -630,22 +557,35 @@ impl CallsDriver {
         self.shutdown().await;
     }
 
-    /// Tells the engine every trunk's addresses (in-dialog requests of a
-    /// trunk leg are accepted from any of them).
+    /// Tells the engine every trunk's addresses: its inbound sources and
+    /// its resolved host (a digest trunk has no sources, and a trunk with an
+    /// `inbound_source` block may still answer from its host). In-dialog
+    /// requests of a trunk leg are accepted from any of them.
     fn share_trunk_networks(&mut self) {
-        let nets: Vec<_> = self
+        let sources = self
             .trunks
+            .sources
             .iter()
-            .map(|t| (t.trunk, t.net, t.prefix))
-            .collect();
+            .map(|t| (t.trunk, t.net, t.prefix));
+        let targets = self.trunks.targets.iter().map(|t| {
+            let ip = t.dest.addr.ip();
+            (t.trunk, ip, if ip.is_ipv4() { 32 } else { 128 })
+        });
+        let nets: Vec<_> = sources.chain(targets).collect();
         self.engine.set_trunk_networks(nets);
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
-        match (self.layer.poll_timeout(), self.engine.poll_timeout()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let trunks = self.keepalive.as_ref().and_then(|k| k.poll_timeout());
+        [
+            self.layer.poll_timeout(),
+            self.engine.poll_timeout(),
+            trunks,
+            self.registrations.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn shutdown(&mut self) {
@@ -725,6 +665,10 @@ impl CallsDriver {
                 }
             },
             Input::Trunks(t) => {
+                self.engine
+                    .trunk_status
+                    .set_trunks(t.rates.iter().copied(), now);
+                self.registrations.update(&t.targets, now);
                 self.auth.exempt_trunks(&t);
                 self.trunks = t;
                 self.share_trunk_networks();
@@ -756,7 +700,9 @@ impl CallsDriver {
                 match self.auth.stateless_check(request, source.addr.ip()) {
                     Stateless::Stateful => {}
                     Stateless::Drop => return,
-                    Stateless::Reply(resp) => {
+                    Stateless::Reply(mut resp) => {
+                        // the same RFC 3581 rule as every other response
+                        resp.stamp_source(source.addr);
                         let dest = sip::transaction::response_target(request, source);
                         self.layer.send_stateless(&Message::Response(resp), dest);
                         self.pump();
@@ -779,7 +725,18 @@ impl CallsDriver {
             let mut moved = false;
             while let Some(ev) = self.layer.poll_event() {
                 moved = true;
-                self.on_event(ev);
+                let now = Instant::now();
+                let ev = match self.keepalive.as_mut() {
+                    Some(k) => k.on_event(ev, &self.engine.trunk_status, now),
+                    None => Some(ev),
+                };
+                let ev = ev.and_then(|ev| {
+                    self.registrations
+                        .on_event(ev, &self.engine.trunk_status, now)
+                });
+                if let Some(ev) = ev {
+                    self.on_event(ev);
+                }
             }
             while let Some(out) = self.engine.poll_sip() {
                 moved = true;
@@ -895,34 +852,13 @@ impl CallsDriver {
 
     /// Whether an INVITE from `addr` is a trunk's (and so not challenged).
     fn is_trunk_source(&self, addr: SocketAddr) -> bool {
-        self.trunks.iter().any(|t| t.matches(addr))
+        self.trunks.by_source(addr).is_some()
     }
 
     fn on_initial_invite(&mut self, key: TxKey, request: Request, source: Target) {
         metrics::counter!("call_attempts_total").increment(1);
-        if let Some(trunk) = self
-            .trunks
-            .iter()
-            .find(|t| t.matches(source.addr))
-            .map(|t| t.trunk)
-        {
-            let Some(dialled) = dialplan::dialled_of(&request) else {
-                self.respond(&key, request.response_tagged(StatusCode::NOT_FOUND));
-                return;
-            };
-            let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
-            tokio::spawn(async move {
-                let result = ctx.resolver.prepare_inbound(&ctx.plan, &dialled).await;
-                let _ = tx
-                    .send(Input::Inbound {
-                        key,
-                        request,
-                        source,
-                        trunk,
-                        result,
-                    })
-                    .await;
-            });
+        if let Some(trunk) = self.trunks.by_source(source.addr) {
+            self.inbound_from_trunk(key, request, source, trunk);
             return;
         }
         let Some(realm) = crate::registrar::realm_of(&request).map(|r| r.into_owned()) else {
@@ -943,6 +879,22 @@ impl CallsDriver {
             }
             InviteAuth::Verify(creds) => creds,
         };
+        if let Some(t) = self.trunks.by_username(&creds.username).cloned() {
+            match crate::trunks::inbound_digest(
+                &self.auth,
+                &request,
+                &creds,
+                &realm,
+                source.addr.ip(),
+                &t,
+                unix_now(),
+            ) {
+                Ok(()) => self.inbound_from_trunk(key, request, source, t.trunk),
+                Err(Some(resp)) => self.respond(&key, resp),
+                Err(None) => {}
+            }
+            return;
+        }
         let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
         tokio::spawn(async move {
             let outcome = ctx
@@ -954,6 +906,86 @@ impl CallsDriver {
                     request,
                     source,
                     outcome,
+                })
+                .await;
+        });
+    }
+
+    /// The trunks' periodic work: due REGISTERs go out, probes past their
+    /// timeout mark their trunk down, and each keepalive round sends an
+    /// OPTIONS to every enabled trunk that has none waiting.
+    fn trunk_tick(&mut self, now: Instant) {
+        let status = Arc::clone(&self.engine.trunk_status);
+        for (trunk, req, dest) in self.registrations.due(now, &mut self.engine) {
+            match self.layer.send_request(req, dest, now) {
+                Ok(key) => self.registrations.sent(key, trunk),
+                Err(e) => self
+                    .registrations
+                    .send_failed(trunk, &e.to_string(), &status, now),
+            }
+        }
+        let Some(k) = self.keepalive.as_mut() else {
+            return;
+        };
+        k.expire(now, &status);
+        if !k.round_due(now) {
+            return;
+        }
+        for t in self.trunks.targets.clone() {
+            if self
+                .keepalive
+                .as_ref()
+                .is_some_and(|k| k.in_flight(t.trunk))
+            {
+                continue;
+            }
+            let Some(uri) = crate::trunks::trunk_uri(None, &t.host, t.port, t.dest.transport)
+            else {
+                continue;
+            };
+            let from = format!("<sip:switchboard@{}>", self.engine.sip_addr());
+            let to = format!("<{uri}>");
+            let req =
+                self.engine
+                    .trunk_request(sip::Method::Options, uri, (&from, &to), t.dest, None, 1);
+            match self.layer.send_request(req, t.dest, now) {
+                Ok(key) => {
+                    if let Some(k) = self.keepalive.as_mut() {
+                        k.sent(key, t.trunk, now);
+                    }
+                }
+                Err(e) => tracing::debug!(trunk = %t.trunk, error = %e, "keepalive not sent"),
+            }
+        }
+    }
+
+    /// An INVITE recognised as the trunk's (by source or digest): within
+    /// the trunk's call rate, its number is looked up and the call handed to
+    /// the engine; over it, 503 with Retry-After.
+    fn inbound_from_trunk(&mut self, key: TxKey, request: Request, source: Target, trunk: TrunkId) {
+        if !self.engine.trunk_status.take_call(trunk, Instant::now()) {
+            tracing::info!(%trunk, remote = %source.addr, "trunk call rate exceeded: inbound call refused");
+            metrics::counter!("trunk_rate_limited_total", "direction" => "inbound").increment(1);
+            let mut r = request.response_tagged(StatusCode::SERVICE_UNAVAILABLE);
+            r.reason = "Service Unavailable (trunk call rate exceeded)".to_owned();
+            r.headers.push("Retry-After", "1");
+            self.respond(&key, r);
+            return;
+        }
+        let Some(dialled) = dialplan::dialled_of(&request) else {
+            self.respond(&key, request.response_tagged(StatusCode::NOT_FOUND));
+            return;
+        };
+        let (ctx, tx) = (Arc::clone(&self.auth), self.self_tx.clone());
+        tokio::spawn(async move {
+            let result = ctx.resolver.prepare_inbound(&ctx.plan, &dialled).await;
+            let _ = tx
+                .send(Input::Inbound {
+                    key,
+                    request,
+                    source,
+                    trunk,
+                    result,
                 })
                 .await;
         });
@@ -986,48 +1018,5 @@ impl CallsDriver {
                 Err(e) => tracing::warn!(error = %e, "reading trunks failed"),
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_parse_and_match() {
-        assert_eq!(
-            parse_source("192.0.2.0/24"),
-            Some(("192.0.2.0".parse().unwrap(), 24))
-        );
-        assert_eq!(
-            parse_source(" 2001:db8::1 "),
-            Some(("2001:db8::1".parse().unwrap(), 128))
-        );
-        assert_eq!(parse_source("192.0.2.0/33"), None);
-        assert_eq!(parse_source("carrier.example"), None);
-        let block = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "192.0.2.0".parse().unwrap(),
-            prefix: 24,
-            port: None,
-        };
-        assert!(block.matches("192.0.2.77:5060".parse().unwrap()));
-        assert!(block.matches("[::ffff:192.0.2.9]:5060".parse().unwrap()));
-        assert!(!block.matches("192.0.3.1:5060".parse().unwrap()));
-        let exact = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "127.0.0.1".parse().unwrap(),
-            prefix: 32,
-            port: Some(5080),
-        };
-        assert!(exact.matches("127.0.0.1:5080".parse().unwrap()));
-        assert!(!exact.matches("127.0.0.1:5081".parse().unwrap()));
-        let all = TrunkSource {
-            trunk: TrunkId::new(),
-            net: "0.0.0.0".parse().unwrap(),
-            prefix: 0,
-            port: None,
-        };
-        assert!(all.matches("198.51.100.1:1".parse().unwrap()));
     }
 }

@@ -66,6 +66,9 @@ pub struct CallsConfig {
     /// A call on hold this long is hung up (`SWITCHBOARD_MAX_HOLD_DURATION`,
     /// default 1 h).
     pub max_hold_duration: Duration,
+    /// Interval of the trunk OPTIONS keepalive (`SWITCHBOARD_TRUNK_KEEPALIVE`);
+    /// zero turns it off. Default 30 s.
+    pub trunk_keepalive: Duration,
 }
 
 impl Default for CallsConfig {
@@ -80,6 +83,7 @@ impl Default for CallsConfig {
             emergency_port_reserve: 5,
             max_call_duration: crate::call::EngineConfig::DEFAULT_MAX_CALL,
             max_hold_duration: crate::call::EngineConfig::DEFAULT_MAX_HOLD,
+            trunk_keepalive: Duration::from_secs(30),
         }
     }
 }

@@ -18,7 +18,7 @@
 //! Responses get RFC 3581 `received`/`rport` and go back on the request's flow
 //! ([`crate::transport::apply_rport_received`]).
 
-mod calls;
+pub(crate) mod calls;
 mod config;
 
 use std::future::Future;
@@ -81,6 +81,7 @@ pub struct SipService;
 pub struct SipServiceHandle {
     addrs: LocalAddrs,
     calls: CallsView,
+    trunks: Arc<crate::trunks::TrunkStatus>,
     location: Arc<LocationService>,
     outbound: Outbound,
     supervisor: JoinHandle<()>,
@@ -107,6 +108,11 @@ impl SipServiceHandle {
     /// The active calls (for the web app).
     pub fn calls(&self) -> CallsView {
         self.calls.clone()
+    }
+
+    /// The trunks' runtime state (health, registration), for the web app.
+    pub fn trunk_status(&self) -> Arc<crate::trunks::TrunkStatus> {
+        Arc::clone(&self.trunks)
     }
 
     /// Sends on flows (for the calls engine: requests to registered phones).
@@ -245,6 +251,12 @@ impl SipService {
         ));
         let mut listeners = Vec::new();
         let sink: Arc<dyn Inbound> = core.clone();
+        outbound.enable_tcp_dial(tcp::TcpDialer {
+            sink: Arc::downgrade(&sink),
+            cfg: config.tcp.clone(),
+            limits: config.limits,
+            stop: stop_rx.clone(),
+        });
         for s in &udp_socks {
             listeners.push(sip_handle.spawn(udp::run(
                 Arc::clone(s),
@@ -261,6 +273,7 @@ impl SipService {
             stop_rx.clone(),
         )));
         drop(sink);
+        let trunk_status = Arc::clone(calls_driver.engine.trunk_status());
         let calls_task = tokio::spawn(calls_driver.run(stop_rx.clone()));
         let sweeper = tokio::spawn(sweep_loop(
             Arc::clone(&location),
@@ -305,6 +318,7 @@ impl SipService {
             tracing::info!("SIP service stopped");
         });
         Ok(SipServiceHandle {
+            trunks: trunk_status,
             calls: calls_view,
             addrs: LocalAddrs {
                 udp: udp_addr,
@@ -788,7 +802,7 @@ async fn build_calls(
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "reading trunks failed; inbound calls wait for the next refresh");
-            Vec::new()
+            Default::default()
         }
     };
     auth.exempt_trunks(&trunks);
@@ -806,6 +820,8 @@ async fn build_calls(
         view: parts.view,
         trunks,
         group_answers: calls::spawn_group_writer(Arc::clone(&parts.directory)),
+        keepalive: crate::trunks::keepalive::Keepalive::new(c.trunk_keepalive, Instant::now()),
+        registrations: Default::default(),
     };
     (driver, writer)
 }

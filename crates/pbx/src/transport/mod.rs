@@ -281,6 +281,8 @@ pub struct Outbound {
 struct OutboundInner {
     udp: Vec<Arc<UdpSocket>>,
     conns: Arc<ConnTable>,
+    /// Opens TCP connections for sends that find none (trunks over TCP).
+    dialer: std::sync::OnceLock<tcp::TcpDialer>,
 }
 
 impl fmt::Debug for Outbound {
@@ -295,8 +297,18 @@ impl fmt::Debug for Outbound {
 impl Outbound {
     pub(crate) fn new(udp: Vec<Arc<UdpSocket>>, conns: Arc<ConnTable>) -> Self {
         Outbound {
-            inner: Arc::new(OutboundInner { udp, conns }),
+            inner: Arc::new(OutboundInner {
+                udp,
+                conns,
+                dialer: std::sync::OnceLock::new(),
+            }),
         }
+    }
+
+    /// From now on, a TCP send that finds no connection to its destination
+    /// opens one (see [`tcp::TcpDialer`]). Set once; later calls are ignored.
+    pub(crate) fn enable_tcp_dial(&self, dialer: tcp::TcpDialer) {
+        let _ = self.inner.dialer.set(dialer);
     }
 
     /// The connection table (for the calls engine: is the phone's connection still there?).
@@ -305,7 +317,8 @@ impl Outbound {
     }
 
     /// Sends on the flow: UDP to `flow.remote`; a stream transport on `flow.conn` (an error if
-    /// that connection is gone: the caller may then try the contact address).
+    /// that connection is gone: the caller may then try the contact address), or without one on
+    /// the newest connection to `flow.remote`; TCP with none opens one when dialling is enabled.
     pub fn send(&self, flow: &Flow, bytes: Bytes) -> Result<(), SendError> {
         match flow.kind {
             TransportKind::Udp => self.send_udp(flow.remote, bytes),
@@ -313,6 +326,10 @@ impl Outbound {
                 Some(id) => self.inner.conns.send(id, bytes),
                 None => match self.inner.conns.find(kind, flow.remote) {
                     Some(id) => self.inner.conns.send(id, bytes),
+                    None if kind == TransportKind::Tcp => match self.inner.dialer.get() {
+                        Some(d) => d.dial(&self.inner.conns, flow.remote, bytes),
+                        None => Err(SendError::ConnectionGone),
+                    },
                     None => Err(SendError::ConnectionGone),
                 },
             },

@@ -1,6 +1,5 @@
 //! RFC 3581 (`rport`) and RFC 3261 §18.2.2 response routing, for phones behind NAT.
 
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 
 use sip::{Response, Via};
@@ -28,7 +27,7 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
     let Some(first_line) = resp.headers.get("Via") else {
         return ResponseTarget::Nowhere;
     };
-    let (top, rest) = split_first_item(first_line);
+    let (top, _) = split_first_item(first_line);
     let Ok(via) = Via::parse(top) else {
         return ResponseTarget::Nowhere;
     };
@@ -46,79 +45,13 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
         None if flow.kind == TransportKind::Udp => via.port.unwrap_or(5060),
         None => src.port(),
     };
-    if needs_received || rport == Some(None) {
-        let params = via.params.as_str();
-        let head = top.trim_end();
-        let prefix = head.strip_suffix(params).unwrap_or(head);
-        let mut out = String::with_capacity(first_line.len() + 40);
-        out.push_str(prefix.trim_end());
-        for (name, value) in via.params.iter() {
-            if name.eq_ignore_ascii_case("rport") || name.eq_ignore_ascii_case("received") {
-                continue;
-            }
-            out.push(';');
-            out.push_str(name);
-            if let Some(v) = value {
-                out.push('=');
-                out.push_str(v);
-            }
-        }
-        if rport.is_some() {
-            out.push_str(";rport=");
-            push_u32(&mut out, u32::from(src.port()));
-        }
-        if needs_received {
-            out.push_str(";received=");
-            match src.ip() {
-                // dotted quad by hand: `Display` for addresses goes through the formatter
-                IpAddr::V4(v4) => {
-                    for (i, octet) in v4.octets().into_iter().enumerate() {
-                        if i > 0 {
-                            out.push('.');
-                        }
-                        push_u32(&mut out, u32::from(octet));
-                    }
-                }
-                ip @ IpAddr::V6(_) => {
-                    let _ = write!(out, "{ip}");
-                }
-            }
-        }
-        if let Some(rest) = rest {
-            out.push(',');
-            out.push_str(rest);
-        }
-        // One Via line carrying every value is equivalent (RFC 3261 §7.3.1), and replacing the
-        // lines in place is much cheaper than rebuilding the header list.
-        for more in resp.headers.get_all("Via").skip(1) {
-            out.push_str(", ");
-            out.push_str(more);
-        }
-        resp.headers.set("Via", &out);
+    if needs_received {
+        // the same rule the transaction layer applies to every request it receives
+        resp.stamp_source(src);
     }
     let mut target = *flow;
     target.remote = SocketAddr::new(src.ip(), target_port);
     ResponseTarget::Flow(target)
-}
-
-/// Appends `n` in decimal.
-fn push_u32(out: &mut String, n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        if let Some(d) = digits.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    for &d in digits.get(i..).unwrap_or(&[]) {
-        out.push(char::from(d));
-    }
 }
 
 /// Splits a header value at the first comma outside a quoted string.

@@ -118,6 +118,82 @@ pub(crate) async fn run(
     }
 }
 
+/// Opens outbound TCP connections (trunks over TCP): the first message is
+/// queued at once and the connection is registered before it is up, so
+/// later sends to the same address share it; once connected it runs like an
+/// accepted connection (responses and in-dialog requests come back on it).
+/// A connection that cannot be made within [`CONNECT_TIMEOUT`] is dropped
+/// with its queue (the transaction then times out).
+#[derive(Clone)]
+pub(crate) struct TcpDialer {
+    /// Weak: the sink (the SIP core) owns the [`super::Outbound`] that owns this dialer.
+    pub sink: std::sync::Weak<dyn Inbound>,
+    pub cfg: TcpConfig,
+    pub limits: Limits,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// How long an outbound TCP connect may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+impl TcpDialer {
+    pub(crate) fn dial(
+        &self,
+        conns: &Arc<ConnTable>,
+        remote: std::net::SocketAddr,
+        bytes: Bytes,
+    ) -> Result<(), super::SendError> {
+        let sink = self
+            .sink
+            .upgrade()
+            .ok_or(super::SendError::ConnectionGone)?;
+        let (tx, rx) = mpsc::channel::<Bytes>(self.cfg.send_queue.max(1));
+        // our own connections are not held to the per-source limit of accepted ones
+        let id = conns
+            .register_inbound(
+                TransportKind::Tcp,
+                remote,
+                tx.clone(),
+                self.cfg.max_connections,
+                usize::MAX,
+            )
+            .map_err(|_| super::SendError::QueueFull)?;
+        tx.try_send(bytes)
+            .map_err(|_| super::SendError::QueueFull)?;
+        let (conns, d) = (Arc::clone(conns), self.clone());
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!(%remote, error = %e, "outbound TCP connection failed");
+                        conns.remove(id);
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%remote, "outbound TCP connection timed out");
+                        conns.remove(id);
+                        return;
+                    }
+                };
+            let _ = stream.set_nodelay(true);
+            let local = stream.local_addr().unwrap_or(remote);
+            tracing::debug!(%remote, %local, "outbound TCP connection open");
+            let flow = Flow {
+                kind: TransportKind::Tcp,
+                local,
+                remote,
+                conn: Some(id),
+            };
+            connection(
+                stream, flow, tx, rx, sink, &d.cfg, &d.limits, d.stop, &conns,
+            )
+            .await;
+        });
+        Ok(())
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn connection(
     stream: TcpStream,

@@ -97,6 +97,8 @@ impl Running {
 
 pub async fn start(env: &Env, tweak: impl FnOnce(&mut SipConfig)) -> Running {
     let mut cfg = SipConfig::new("127.0.0.1:0".parse().unwrap());
+    // no OPTIONS keepalive to the tests' scripted carriers unless a test turns it on
+    cfg.calls.trunk_keepalive = std::time::Duration::ZERO;
     tweak(&mut cfg);
     let (stop, rx) = oneshot::channel::<()>();
     let handle = SipService::start(cfg, Arc::clone(&env.dir), async move {
@@ -263,6 +265,11 @@ impl Ua {
         let t = self.tcp.as_mut()?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
+            // a client that sent a ping knows a lone CRLF is its pong (the framer
+            // waits for more, since for a server it may be half a ping)
+            if self.tcp_buf == b"\r\n" {
+                return Some(std::mem::take(&mut self.tcp_buf));
+            }
             match sip::frame_stream(&self.tcp_buf, &Limits::default()) {
                 sip::Framing::Complete(n) => {
                     let msg = self.tcp_buf.drain(..n).collect();

@@ -295,7 +295,7 @@ impl Credentials {
             push_quoted_param(&mut out, "opaque", o);
         }
         if let Some(q) = &self.qop {
-            push_token_param(&mut out, "qop", q);
+            push_token_or_quoted_param(&mut out, "qop", q);
         }
         if let Some(nc) = &self.nc {
             push_token_param(&mut out, "nc", nc);
@@ -321,6 +321,17 @@ fn push_token_param(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push('=');
     out.push_str(value);
+}
+
+/// A value that is a token goes out bare; anything else (empty, or with
+/// spaces, commas or quotes, as a peer may have sent it quoted) is quoted, so
+/// that it reads back the same.
+fn push_token_or_quoted_param(out: &mut String, name: &str, value: &str) {
+    if !value.is_empty() && value.bytes().all(is_token_byte) {
+        push_token_param(out, name, value);
+    } else {
+        push_quoted_param(out, name, value);
+    }
 }
 
 fn push_quoted_param(out: &mut String, name: &str, value: &str) {

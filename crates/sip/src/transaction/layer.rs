@@ -134,7 +134,7 @@ impl TransactionLayer {
 
     fn receive_request(
         &mut self,
-        req: Request,
+        mut req: Request,
         source: Target,
         now: Instant,
     ) -> Result<(), TxError> {
@@ -169,6 +169,9 @@ impl TransactionLayer {
         self.check_room()?;
         let reliable = source.transport.is_reliable();
         let dest = response_target(&req, source);
+        // RFC 3261 §18.2.1 / RFC 3581 §4: every response the TU builds from
+        // this request then names where it came from.
+        req.stamp_source(source.addr);
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         let machine = if req.method == Method::Invite {

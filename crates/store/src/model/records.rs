@@ -297,7 +297,56 @@ pub struct TrunkSettings {
     pub emergency_priority: Option<i32>,
     pub enabled: bool,
     /// IP address or CIDR that inbound INVITEs from this trunk come from.
+    /// A block wider than /24 (IPv4) or /48 (IPv6) is refused unless
+    /// `force_wide_source` is set.
     pub inbound_source: Option<String>,
+    /// Accept an `inbound_source` wider than /24 (IPv4) or /48 (IPv6).
+    pub force_wide_source: bool,
+    /// Inbound calls from this carrier are recognised by digest: the carrier
+    /// answers Switchboard's 407 with this trunk's username and password
+    /// (both required). Its source address alone is then not trusted.
+    pub inbound_auth: bool,
+    /// New calls per second at most through this trunk, each way (1 to
+    /// 1000, default [`TrunkSettings::DEFAULT_CALLS_PER_SECOND`]).
+    pub calls_per_second: u32,
+    /// Register to the provider (username and password required).
+    pub register: bool,
+    /// Where to register, `host` or `host:port`; `None`: the trunk's host and port.
+    pub registrar: Option<String>,
+    /// Registration expiry asked for, in seconds (60 to 86400, default 3600).
+    pub register_expires: u32,
+}
+
+impl TrunkSettings {
+    pub const DEFAULT_CALLS_PER_SECOND: u32 = 10;
+    pub const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
+    /// The narrowest prefixes accepted without `force_wide_source`.
+    pub const MIN_V4_PREFIX: u8 = 24;
+    pub const MIN_V6_PREFIX: u8 = 48;
+
+    /// A UDP trunk to `host:port` with every optional setting at its default
+    /// (enabled, priority 100, no credentials).
+    pub fn new(name: &str, host: &str, port: u16) -> Self {
+        TrunkSettings {
+            name: name.to_owned(),
+            host: host.to_owned(),
+            port,
+            transport: Transport::Udp,
+            username: None,
+            password: None,
+            from_domain: None,
+            priority: 100,
+            emergency_priority: None,
+            enabled: true,
+            inbound_source: None,
+            force_wide_source: false,
+            inbound_auth: false,
+            calls_per_second: Self::DEFAULT_CALLS_PER_SECOND,
+            register: false,
+            registrar: None,
+            register_expires: Self::DEFAULT_REGISTER_EXPIRES,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -43,22 +43,72 @@ pub(crate) fn check_trunk(s: &TrunkSettings) -> Result<()> {
         }
     }
     if let Some(src) = &s.inbound_source {
-        let ok = match src.split_once('/') {
-            None => src.parse::<IpAddr>().is_ok(),
+        let parsed = match src.split_once('/') {
+            None => src.parse::<IpAddr>().ok().map(|ip| (ip, None)),
             Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-                (Ok(IpAddr::V4(_)), Ok(b)) => b <= 32,
-                (Ok(IpAddr::V6(_)), Ok(b)) => b <= 128,
-                _ => false,
+                (Ok(ip @ IpAddr::V4(_)), Ok(b)) if b <= 32 => Some((ip, Some(b))),
+                (Ok(ip @ IpAddr::V6(_)), Ok(b)) if b <= 128 => Some((ip, Some(b))),
+                _ => None,
             },
         };
-        if !ok {
+        let Some((ip, bits)) = parsed else {
             return Err(StoreError::invalid(
                 "inbound_source",
                 format!(
                     "{src:?} is not a valid inbound source: expected an IP address or CIDR such as 192.0.2.0/24"
                 ),
             ));
+        };
+        let min = if ip.is_ipv4() {
+            TrunkSettings::MIN_V4_PREFIX
+        } else {
+            TrunkSettings::MIN_V6_PREFIX
+        };
+        if bits.is_some_and(|b| b < min) && !s.force_wide_source {
+            return Err(StoreError::invalid(
+                "inbound_source",
+                format!(
+                    "{src:?} is wider than /{min}: anyone in it could call in as this trunk. \
+                     Give the carrier's own addresses (/{min} or narrower), or force the wide block \
+                     if the carrier really sends from all of it"
+                ),
+            ));
         }
+    }
+    if !(1..=1000).contains(&s.calls_per_second) {
+        return Err(StoreError::invalid(
+            "calls_per_second",
+            "calls per second must be 1 to 1000",
+        ));
+    }
+    let has_credentials =
+        s.username.is_some() && s.password.as_ref().is_some_and(|p| !p.expose().is_empty());
+    if s.inbound_auth && !has_credentials {
+        return Err(StoreError::invalid(
+            "inbound_auth",
+            "inbound digest authentication needs the trunk's username and password",
+        ));
+    }
+    if s.register && !has_credentials {
+        return Err(StoreError::invalid(
+            "register",
+            "registering to the provider needs the trunk's username and password",
+        ));
+    }
+    if let Some(r) = &s.registrar {
+        let r = r.trim();
+        if r.is_empty() || r.len() > 260 || r.contains(char::is_whitespace) {
+            return Err(StoreError::invalid(
+                "registrar",
+                format!("{r:?} is not a valid registrar: expected host or host:port"),
+            ));
+        }
+    }
+    if !(60..=86400).contains(&s.register_expires) {
+        return Err(StoreError::invalid(
+            "register_expires",
+            "registration expiry must be 60 to 86400 seconds",
+        ));
     }
     Ok(())
 }
@@ -82,7 +132,8 @@ pub(crate) fn check_binding(b: &Binding) -> Result<()> {
 macro_rules! trunk_cols {
     () => {
         "id, name, host, port, transport, username, password, from_domain, priority, emergency_priority, \
-         enabled, inbound_source, created_at"
+         enabled, inbound_source, force_wide_source, inbound_auth, calls_per_second, register_enabled, \
+         registrar, register_expires, created_at"
     };
 }
 pub(crate) use trunk_cols;
@@ -131,6 +182,14 @@ macro_rules! operations_impl {
                     emergency_priority: get(r, "emergency_priority")?,
                     enabled: get(r, "enabled")?,
                     inbound_source: get(r, "inbound_source")?,
+                    force_wide_source: get(r, "force_wide_source")?,
+                    inbound_auth: get(r, "inbound_auth")?,
+                    calls_per_second: u32::try_from(get::<i32>(r, "calls_per_second")?)
+                        .map_err(|e| corrupt("calls_per_second", e))?,
+                    register: get(r, "register_enabled")?,
+                    registrar: get(r, "registrar")?,
+                    register_expires: u32::try_from(get::<i32>(r, "register_expires")?)
+                        .map_err(|e| corrupt("register_expires", e))?,
                 },
                 created_at: get(r, "created_at")?,
             })
@@ -138,9 +197,9 @@ macro_rules! operations_impl {
 
         async fn create_trunk(pool: &Pool, s: &TrunkSettings) -> Result<Trunk> {
             check_trunk(s)?;
-            let trunk = Trunk { id: TrunkId::new(), settings: TrunkSettings { name: s.name.trim().to_owned(), ..s.clone() }, created_at: now() };
+            let trunk = Trunk { id: TrunkId::new(), settings: TrunkSettings { name: s.name.trim().to_owned(), registrar: s.registrar.as_deref().map(|r| r.trim().to_owned()), ..s.clone() }, created_at: now() };
             sqlx::query(concat!(
-                "INSERT INTO trunks (", trunk_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "INSERT INTO trunks (", trunk_cols!(), ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
             ))
             .bind(trunk.id.as_uuid())
             .bind(&trunk.settings.name)
@@ -154,6 +213,12 @@ macro_rules! operations_impl {
             .bind(s.emergency_priority)
             .bind(s.enabled)
             .bind(s.inbound_source.as_deref())
+            .bind(s.force_wide_source)
+            .bind(s.inbound_auth)
+            .bind(i32::try_from(s.calls_per_second).unwrap_or(i32::MAX))
+            .bind(s.register)
+            .bind(s.registrar.as_deref().map(str::trim))
+            .bind(i32::try_from(s.register_expires).unwrap_or(i32::MAX))
             .bind(ts(trunk.created_at))
             .execute(pool)
             .await
@@ -199,7 +264,9 @@ macro_rules! operations_impl {
             check_trunk(s)?;
             let done = sqlx::query(
                 "UPDATE trunks SET name = $2, host = $3, port = $4, transport = $5, username = $6, password = $7, \
-                 from_domain = $8, priority = $9, emergency_priority = $10, enabled = $11, inbound_source = $12 WHERE id = $1",
+                 from_domain = $8, priority = $9, emergency_priority = $10, enabled = $11, inbound_source = $12, \
+                 force_wide_source = $13, inbound_auth = $14, calls_per_second = $15, register_enabled = $16, \
+                 registrar = $17, register_expires = $18 WHERE id = $1",
             )
             .bind(id.as_uuid())
             .bind(s.name.trim())
@@ -213,6 +280,12 @@ macro_rules! operations_impl {
             .bind(s.emergency_priority)
             .bind(s.enabled)
             .bind(s.inbound_source.as_deref())
+            .bind(s.force_wide_source)
+            .bind(s.inbound_auth)
+            .bind(i32::try_from(s.calls_per_second).unwrap_or(i32::MAX))
+            .bind(s.register)
+            .bind(s.registrar.as_deref().map(str::trim))
+            .bind(i32::try_from(s.register_expires).unwrap_or(i32::MAX))
             .execute(pool)
             .await
             .map_err(db_err)

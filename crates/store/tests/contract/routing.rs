@@ -341,6 +341,12 @@ fn trunk(name: &str, priority: i32, emergency: Option<i32>) -> TrunkSettings {
         emergency_priority: emergency,
         enabled: true,
         inbound_source: Some("192.0.2.0/24".into()),
+        force_wide_source: false,
+        inbound_auth: false,
+        calls_per_second: TrunkSettings::DEFAULT_CALLS_PER_SECOND,
+        register: false,
+        registrar: None,
+        register_expires: TrunkSettings::DEFAULT_REGISTER_EXPIRES,
     }
 }
 
@@ -396,4 +402,135 @@ pub async fn trunks(b: Backend) {
     assert_eq!(d.update_trunk(main.id, &s).await.unwrap().settings, s);
     d.delete_trunk(off.id).await.unwrap();
     assert!(d.get_trunk(off.id).await.unwrap_err().is_not_found());
+}
+
+/// Issue #10: a trunk recognised by a source block as wide as 0.0.0.0/0 would
+/// let anyone on the internet call in as the carrier. Prefixes wider than /24
+/// (IPv4) or /48 (IPv6) are refused, naming the field, unless forced.
+pub async fn cidr_slash_zero_trunk_is_refused(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    for wide in [
+        "0.0.0.0/0",
+        "10.0.0.0/8",
+        "192.0.0.0/23",
+        "::/0",
+        "2001:db8::/47",
+    ] {
+        let mut t = trunk("wide", 1, None);
+        t.inbound_source = Some(wide.into());
+        let err = d.create_trunk(&t).await.unwrap_err();
+        assert!(err.to_string().contains("wider than"), "{wide}: {err}");
+        assert_eq!(
+            field(Err::<(), _>(err)),
+            ("invalid", Some("inbound_source")),
+            "{wide}"
+        );
+    }
+    let mut narrow = trunk("narrow", 1, None);
+    for ok in [
+        "192.0.2.0/24",
+        "192.0.2.7",
+        "2001:db8:1::/48",
+        "2001:db8::1",
+    ] {
+        narrow.inbound_source = Some(ok.into());
+        narrow.name = format!("narrow {ok}");
+        d.create_trunk(&narrow).await.unwrap();
+    }
+    // forced by the operator: accepted, and kept
+    let mut forced = trunk("forced", 1, None);
+    forced.inbound_source = Some("198.51.0.0/16".into());
+    forced.force_wide_source = true;
+    let created = d.create_trunk(&forced).await.unwrap();
+    assert!(created.settings.force_wide_source);
+    // un-forcing an existing wide trunk is refused too
+    let mut s = created.settings.clone();
+    s.force_wide_source = false;
+    assert_eq!(
+        field(d.update_trunk(created.id, &s).await),
+        ("invalid", Some("inbound_source"))
+    );
+}
+
+/// The interop settings round-trip and are checked: inbound digest and
+/// registration need credentials; the call rate and expiry have bounds.
+pub async fn trunk_interop_settings(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let mut t = trunk("carrier", 1, None);
+    t.inbound_auth = true;
+    t.calls_per_second = 3;
+    t.register = true;
+    t.registrar = Some(" reg.carrier.test:5080 ".into());
+    t.register_expires = 600;
+    let created = d.create_trunk(&t).await.unwrap();
+    assert_eq!(
+        created.settings.registrar.as_deref(),
+        Some("reg.carrier.test:5080")
+    );
+    let got = d.get_trunk(created.id).await.unwrap();
+    assert_eq!(got, created);
+    assert!(got.settings.inbound_auth && got.settings.register);
+    assert_eq!(
+        (got.settings.calls_per_second, got.settings.register_expires),
+        (3, 600)
+    );
+    let defaults = d.create_trunk(&trunk("plain", 2, None)).await.unwrap();
+    assert_eq!(
+        defaults.settings.calls_per_second,
+        TrunkSettings::DEFAULT_CALLS_PER_SECOND
+    );
+    for (bad, name) in [
+        (
+            TrunkSettings {
+                calls_per_second: 0,
+                ..t.clone()
+            },
+            "calls_per_second",
+        ),
+        (
+            TrunkSettings {
+                calls_per_second: 1001,
+                ..t.clone()
+            },
+            "calls_per_second",
+        ),
+        (
+            TrunkSettings {
+                register_expires: 59,
+                ..t.clone()
+            },
+            "register_expires",
+        ),
+        (
+            TrunkSettings {
+                registrar: Some("a b".into()),
+                ..t.clone()
+            },
+            "registrar",
+        ),
+        (
+            TrunkSettings {
+                password: None,
+                register: false,
+                ..t.clone()
+            },
+            "inbound_auth",
+        ),
+        (
+            TrunkSettings {
+                password: None,
+                inbound_auth: false,
+                ..t.clone()
+            },
+            "register",
+        ),
+    ] {
+        assert_eq!(
+            field(d.update_trunk(created.id, &bad).await),
+            ("invalid", Some(name)),
+            "{bad:?}"
+        );
+    }
 }

@@ -1,4 +1,6 @@
 //! Test harness: a fresh database per test on each backend, dropped afterwards (also on panic).
+//! Postgres is the server at `SWITCHBOARD_TEST_PG_URL` (crates/testkit); each database opened
+//! is noted in the run ledger `cargo xtask test` counts.
 
 use std::sync::Arc;
 
@@ -12,28 +14,9 @@ pub enum Backend {
     Sqlite,
 }
 
+/// The tests' Postgres server, database `postgres` (crates/testkit: `SWITCHBOARD_TEST_PG_URL`).
 pub fn admin_url() -> String {
-    std::env::var("SWITCHBOARD_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// Replaces the database name (the last path segment) of a PostgreSQL URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let after_scheme = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let host_end = base[after_scheme..]
-        .find('/')
-        .map(|i| i + after_scheme)
-        .unwrap_or(base.len());
-    let mut out = format!("{}/{}", &base[..host_end], name);
-    if let Some(q) = query {
-        out.push('?');
-        out.push_str(q);
-    }
-    out
+    testkit::pg_admin_url()
 }
 
 enum Cleanup {
@@ -66,15 +49,16 @@ impl Backend {
                 let name = format!("sb_test_{}", Uuid::now_v7().simple());
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
-                    .expect("connect to the PostgreSQL admin URL");
+                    .unwrap_or_else(|e| panic!("{}", testkit::pg_unreachable(&admin, &e)));
                 // An identifier, not a value: it cannot be bound, and it is generated right here.
                 sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
                 let _ = conn.close().await;
-                let url = with_database(&admin, &name);
+                let url = testkit::with_database(&admin, &name);
                 let dir = store::connect(&url).await.expect("open postgres directory");
+                testkit::ledger::opened(testkit::Backend::Postgres);
                 TestDb {
                     dir,
                     backend: self,
@@ -86,6 +70,7 @@ impl Backend {
                 let tmp = tempfile::tempdir().expect("tempdir");
                 let url = format!("sqlite://{}", tmp.path().join("directory.db").display());
                 let dir = store::connect(&url).await.expect("open sqlite directory");
+                testkit::ledger::opened(testkit::Backend::Sqlite);
                 TestDb {
                     dir,
                     backend: self,
@@ -197,13 +182,17 @@ impl Drop for TestDb {
 }
 
 /// Generates `mod postgres { #[tokio::test] fn name() }` and `mod sqlite { ... }` for each
-/// contract test `async fn name(b: Backend)`.
+/// contract test `async fn name(b: Backend)`. A Postgres test returns at once, counted as
+/// skipped, when the run has no Postgres (`testkit::skip_postgres`).
 macro_rules! contract_tests {
     ($($name:ident),* $(,)?) => {
         mod postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
+                    if testkit::skip_postgres(concat!(module_path!(), "::", stringify!($name))) {
+                        return;
+                    }
                     super::$name($crate::support::Backend::Postgres).await;
                 }
             )*

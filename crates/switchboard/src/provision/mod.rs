@@ -6,6 +6,7 @@ mod extension;
 mod number;
 mod registration;
 mod tenant;
+mod trunk;
 mod user;
 
 use std::io::BufRead as _;
@@ -36,6 +37,7 @@ pub async fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
         Command::Extension(c) => extension::run(ctx, c).await,
         Command::Number(c) => number::run(ctx, c).await,
         Command::Registration(c) => registration::run(ctx, c).await,
+        Command::Trunk(c) => trunk::run(ctx, c).await,
         Command::Serve | Command::Migrate | Command::Healthcheck => {
             Err(anyhow!("not a provisioning command"))
         }
