@@ -557,21 +557,10 @@ impl CallsDriver {
         self.shutdown().await;
     }
 
-    /// Tells the engine every trunk's addresses: its inbound sources and
-    /// its resolved host (a digest trunk has no sources, and a trunk with an
-    /// `inbound_source` block may still answer from its host). In-dialog
-    /// requests of a trunk leg are accepted from any of them.
+    /// Tells the engine every trunk's addresses ([`TrunkTable::networks`]):
+    /// in-dialog requests of a trunk leg are accepted from any of them.
     fn share_trunk_networks(&mut self) {
-        let sources = self
-            .trunks
-            .sources
-            .iter()
-            .map(|t| (t.trunk, t.net, t.prefix));
-        let targets = self.trunks.targets.iter().map(|t| {
-            let ip = t.dest.addr.ip();
-            (t.trunk, ip, if ip.is_ipv4() { 32 } else { 128 })
-        });
-        let nets: Vec<_> = sources.chain(targets).collect();
+        let nets: Vec<_> = self.trunks.networks().collect();
         self.engine.set_trunk_networks(nets);
     }
 
