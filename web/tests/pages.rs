@@ -129,6 +129,26 @@ async fn admin_flow(b: Backend) {
         e.settings.forwarding.busy.unwrap().to_string(),
         "+447400123456"
     );
+    // The extension's concurrent-call limit: 8 unless the admin sets it.
+    assert_eq!(e.settings.max_concurrent_calls, 8);
+    for (value, code) in [
+        ("0", StatusCode::UNPROCESSABLE_ENTITY),
+        ("12", StatusCode::OK),
+    ] {
+        let r = adm
+            .post(
+                &url,
+                &[
+                    ("display_name", "Front desk"),
+                    ("no_answer_timeout_secs", "20"),
+                    ("max_concurrent_calls", value),
+                ],
+            )
+            .await;
+        r.assert(code);
+    }
+    let e = app.dir.get_extension(t.id, ext.id).await.unwrap();
+    assert_eq!(e.settings.max_concurrent_calls, 12);
 
     // The inline DND switch: htmx gets the row back, a plain post goes back to the list.
     let r = adm.post(&format!("{url}/dnd"), &[("dnd", "off")]).await;

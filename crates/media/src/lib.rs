@@ -59,7 +59,7 @@ pub use music::Music;
 pub use negotiate::{
     Answer, Capabilities, NegotiationError, Stream, answer, answer_direction, negotiated,
 };
-pub use ports::{PortError, PortPair, PortPool, PortRange};
+pub use ports::{PortError, PortPair, PortPool, PortProbe, PortRange};
 pub use relay::{
     Action, Bridge, Component, DropReason, Forward, LatchPolicy, Leg, LegConfig, LegStats,
     RelayConfig, Side, Transcode,

@@ -66,17 +66,39 @@ impl FromStr for PortRange {
     }
 }
 
-#[derive(Debug)]
+/// Whether an RTP port and the RTCP port above it can be bound now (no
+/// other process holds them). Given by the socket side; the pool itself
+/// does no I/O.
+pub type PortProbe = Arc<dyn Fn(u16) -> bool + Send + Sync>;
+
 struct Inner {
     base: u16,
     /// Free pair indices, oldest released first: a port is reused as late
     /// as possible, so stray packets of an ended call rarely reach a new one.
     free: VecDeque<u16>,
     busy: Vec<bool>,
+    /// Pairs only emergency allocations may take.
+    reserve: usize,
+    probe: Option<PortProbe>,
+    /// Pairs passed over because the probe found them held elsewhere.
+    skipped: u64,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inner")
+            .field("base", &self.base)
+            .field("free", &self.free.len())
+            .field("pairs", &self.busy.len())
+            .field("reserve", &self.reserve)
+            .field("probe", &self.probe.is_some())
+            .field("skipped", &self.skipped)
+            .finish()
+    }
 }
 
 /// A shared pool of port pairs; cheap to clone. Allocation and release are
-/// O(1).
+/// O(1) (plus one probe per pair tried, when a probe is set).
 #[derive(Debug, Clone)]
 pub struct PortPool {
     inner: Arc<Mutex<Inner>>,
@@ -90,8 +112,41 @@ impl PortPool {
                 base: range.first_even() as u16,
                 free: (0..pairs as u16).collect(),
                 busy: vec![false; pairs],
+                reserve: 0,
+                probe: None,
+                skipped: 0,
             })),
         }
+    }
+
+    /// Keeps `percent` % of the pairs (rounded up) for emergency calls:
+    /// [`PortPool::allocate`] fails once only that many are free, while
+    /// [`PortPool::allocate_emergency`] may take them.
+    pub fn with_emergency_reserve(self, percent: u8) -> PortPool {
+        {
+            let mut inner = self.lock();
+            let pairs = inner.busy.len();
+            inner.reserve = (pairs * usize::from(percent.min(100))).div_ceil(100);
+        }
+        self
+    }
+
+    /// Checks each pair with `probe` before handing it out: a pair another
+    /// process holds is passed over (and tried again only after every other
+    /// free pair) instead of failing the call that drew it.
+    pub fn with_probe(self, probe: PortProbe) -> PortPool {
+        self.lock().probe = Some(probe);
+        self
+    }
+
+    /// Pairs kept for emergency calls.
+    pub fn reserve(&self) -> usize {
+        self.lock().reserve
+    }
+
+    /// Pairs passed over so far because another process held them.
+    pub fn skipped(&self) -> u64 {
+        self.lock().skipped
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -100,18 +155,41 @@ impl PortPool {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes a pair; it returns to the pool when the guard is dropped.
+    /// Takes a pair for an ordinary call, leaving the emergency reserve
+    /// untouched; it returns to the pool when the guard is dropped.
     pub fn allocate(&self) -> Result<PortPair, PortError> {
+        self.take(false)
+    }
+
+    /// Takes a pair for an emergency call (999/112): the reserve too.
+    pub fn allocate_emergency(&self) -> Result<PortPair, PortError> {
+        self.take(true)
+    }
+
+    fn take(&self, emergency: bool) -> Result<PortPair, PortError> {
         let mut inner = self.lock();
-        let Some(i) = inner.free.pop_front() else {
-            return Err(PortError::Exhausted(inner.busy.len()));
-        };
-        inner.busy[usize::from(i)] = true;
-        Ok(PortPair {
-            rtp: inner.base + 2 * i,
-            index: i,
-            pool: self.clone(),
-        })
+        let floor = if emergency { 0 } else { inner.reserve };
+        // Each free pair is probed at most once per allocation.
+        let mut tries = inner.free.len();
+        while tries > 0 && inner.free.len() > floor {
+            tries -= 1;
+            let Some(i) = inner.free.pop_front() else {
+                break;
+            };
+            let rtp = inner.base + 2 * i;
+            if inner.probe.as_ref().is_some_and(|probe| !probe(rtp)) {
+                inner.skipped += 1;
+                inner.free.push_back(i);
+                continue;
+            }
+            inner.busy[usize::from(i)] = true;
+            return Ok(PortPair {
+                rtp,
+                index: i,
+                pool: self.clone(),
+            });
+        }
+        Err(PortError::Exhausted(inner.busy.len()))
     }
 
     /// Pairs free now.
@@ -221,6 +299,38 @@ mod tests {
         assert_eq!(again.rtp(), 40002);
         drop(pairs);
         drop(again);
+        assert_eq!(pool.available(), 4);
+    }
+
+    #[test]
+    fn the_emergency_reserve_is_left_to_emergency_calls() {
+        // 10 pairs, 20 % reserved: 8 for anyone, the last 2 for 999/112.
+        let pool = PortPool::new("41000-41019".parse().unwrap()).with_emergency_reserve(20);
+        assert_eq!(pool.reserve(), 2);
+        let held: Vec<PortPair> = (0..8).map(|_| pool.allocate().unwrap()).collect();
+        assert_eq!(pool.allocate().unwrap_err(), PortError::Exhausted(10));
+        let e1 = pool.allocate_emergency().unwrap();
+        let e2 = pool.allocate_emergency().unwrap();
+        assert!(pool.allocate_emergency().is_err(), "the reserve is finite");
+        drop((held, e1, e2));
+        assert_eq!(pool.available(), 10);
+        // 5 % of 8191 pairs, rounded up.
+        let big = PortPool::new("16384-32767".parse().unwrap()).with_emergency_reserve(5);
+        assert_eq!(big.reserve(), 410);
+    }
+
+    #[test]
+    fn pairs_held_by_another_process_are_skipped() {
+        let held_elsewhere = 42002;
+        let probe: PortProbe = Arc::new(move |rtp| rtp != held_elsewhere);
+        let pool = PortPool::new("42000-42007".parse().unwrap()).with_probe(probe);
+        let a = pool.allocate().unwrap();
+        let b = pool.allocate().unwrap();
+        let c = pool.allocate().unwrap();
+        assert_eq!([a.rtp(), b.rtp(), c.rtp()], [42000, 42004, 42006]);
+        assert_eq!(pool.skipped(), 1);
+        assert!(pool.allocate().is_err(), "only the held pair is left");
+        drop((a, b, c));
         assert_eq!(pool.available(), 4);
     }
 

@@ -214,7 +214,13 @@ async fn unwritten_records_spill_to_a_file_and_replay_at_the_next_start() {
 
     // Restart: the spilled records go first, then new ones; the file goes
     // once they are all written.
+    // A generous grace: shutdown waits at most this long for the writes,
+    // and 50 ms for eleven SQLite inserts failed once on a loaded machine.
     env.flaky.down.store(false, Ordering::SeqCst);
+    let config = CdrWriterConfig {
+        grace: Duration::from_secs(10),
+        ..config
+    };
     let writer = CdrWriter::spawn(env.flaky.clone(), config);
     let late = cdr(env.tenant, 10);
     writer.sender().send(late.clone()).unwrap();

@@ -583,3 +583,54 @@ async fn a_preparation_is_reused_for_a_second_then_refreshed() {
         .unwrap();
     assert!(!dnd(&later), "a second later: read again");
 }
+
+/// Guernsey (+44 1481), Jersey (+44 1534), the Isle of Man (+44 1624) and
+/// Guernsey mobiles (+44 7781) share +44 but are not UK numbers: a tenant
+/// without international calls cannot reach them (toll fraud to the Crown
+/// Dependencies' expensive ranges).
+#[tokio::test]
+async fn plus_44_1481_is_not_uk() {
+    let mut env = env().await;
+    for dialled in [
+        "+44 1481 256789",
+        "01481 256789",
+        "+44 1534 456789",
+        "+44 1624 756789",
+        "+44 7781 123456",
+    ] {
+        let d = env.dial(Some("1001"), dialled).await;
+        assert_eq!(refused(&d), 403, "{dialled}");
+        let Destination::Refused { reason, .. } = d else {
+            unreachable!()
+        };
+        assert!(reason.contains("international"), "{reason}");
+    }
+    // A London number is still domestic.
+    outside(env.dial(Some("1001"), "020 7946 0999").await);
+    env.settings(|s| s.allow_international = true).await;
+    assert_eq!(
+        outside(env.dial(Some("1001"), "01481 256789").await).number,
+        "+441481256789"
+    );
+}
+
+/// Personal numbers (070) and pagers (076) look like mobiles but are
+/// special-rate: refused unless the operator allows premium and
+/// special-rate calls for the tenant. A forward to one is refused too.
+#[tokio::test]
+async fn personal_number_070_is_denied_by_default() {
+    let mut env = env().await;
+    for dialled in ["070 1234 5678", "+44 76 4012 3456"] {
+        let d = env.dial(Some("1001"), dialled).await;
+        assert_eq!(refused(&d), 403, "{dialled}");
+        let Destination::Refused { reason, .. } = d else {
+            unreachable!()
+        };
+        assert!(reason.contains("not allowed"), "{reason}");
+    }
+    env.settings(|s| s.allow_premium = true).await;
+    assert_eq!(
+        outside(env.dial(Some("1001"), "070 1234 5678").await).number,
+        "+447012345678"
+    );
+}

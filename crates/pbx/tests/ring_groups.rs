@@ -196,7 +196,7 @@ fn round_robin_rotation_is_persisted_across_a_restart() {
     assert_eq!(answered_by(&mut sim, a), "1002");
     // The driver wrote position 1 to the directory; a new engine (after a
     // restart) knows only that.
-    sim.restart_engine(99);
+    sim.restart_engine();
     assert_eq!(sim.dir.groups.lock().unwrap()["20"].last_answered, Some(1));
     assert_eq!(answered_by(&mut sim, a), "1003");
     // A busy member's turn is skipped, and the rotation continues from

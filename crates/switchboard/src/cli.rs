@@ -69,12 +69,12 @@ pub struct Settings {
     )]
     pub sip_addr: SocketAddr,
 
-    /// UDP port range for RTP media.
+    /// UDP port range for RTP media (an audio call takes 2 even/odd pairs).
     #[arg(
         long,
         global = true,
         env = "SWITCHBOARD_RTP_PORTS",
-        default_value = "20000-20999",
+        default_value = "16384-32767",
         value_name = "LOW-HIGH",
         value_parser = with_env::<PortRange>("SWITCHBOARD_RTP_PORTS")
     )]
@@ -136,6 +136,39 @@ pub struct Settings {
         value_parser = clap::value_parser!(u64).range(10..=60_000)
     )]
     pub change_poll_ms: u64,
+
+    /// Percent of the RTP port pairs only emergency calls (999/112) may use.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_EMERGENCY_PORT_RESERVE",
+        default_value = "5",
+        value_name = "PERCENT",
+        value_parser = clap::value_parser!(u8).range(0..=50)
+    )]
+    pub emergency_port_reserve: u8,
+
+    /// Seconds an answered call may last before it is hung up (both legs get BYE).
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_MAX_CALL_DURATION",
+        default_value = "14400",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(60..=604_800)
+    )]
+    pub max_call_duration: u64,
+
+    /// Seconds a call may stay on hold before it is hung up.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHBOARD_MAX_HOLD_DURATION",
+        default_value = "3600",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(60..=604_800)
+    )]
+    pub max_hold_duration: u64,
 
     /// Seconds between OPTIONS keepalives to each enabled trunk (0: off). A
     /// trunk that does not answer within 4 s is shown down and tried last.
@@ -523,7 +556,10 @@ mod tests {
     fn no_subcommand_means_serve_with_defaults() {
         let cli = Cli::try_parse_from(["switchboard"]).unwrap();
         assert!(cli.command.is_none());
-        assert_eq!(cli.settings.rtp_ports.to_string(), "20000-20999");
+        assert_eq!(cli.settings.rtp_ports.to_string(), "16384-32767");
+        assert_eq!(cli.settings.emergency_port_reserve, 5);
+        assert_eq!(cli.settings.max_call_duration, 4 * 3600);
+        assert_eq!(cli.settings.max_hold_duration, 3600);
     }
 
     #[test]

@@ -233,6 +233,9 @@ pub async fn spawn_services(
         media::PortRange::new(settings.rtp_ports.low(), settings.rtp_ports.high())
             .map_err(|e| anyhow::anyhow!("SWITCHBOARD_RTP_PORTS: {e}"))?;
     sip_config.calls.media.media_timeout = Duration::from_secs(settings.media_timeout);
+    sip_config.calls.emergency_port_reserve = settings.emergency_port_reserve;
+    sip_config.calls.max_call_duration = Duration::from_secs(settings.max_call_duration);
+    sip_config.calls.max_hold_duration = Duration::from_secs(settings.max_hold_duration);
     sip_config.calls.trunk_keepalive = Duration::from_secs(settings.trunk_keepalive);
     sip_config.calls.cdr.spill_path = Some(cdr_spill_path(settings));
     // Admin changes: the web app publishes on this bus and the engine applies them at once;

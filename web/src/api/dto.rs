@@ -270,6 +270,8 @@ pub struct ExtensionOut {
     pub display_name: String,
     pub dnd: bool,
     pub no_answer_timeout_secs: u32,
+    /// Calls the extension may take part in at once (made and received).
+    pub max_concurrent_calls: u32,
     pub forward_always: Option<String>,
     pub forward_busy: Option<String>,
     pub forward_no_answer: Option<String>,
@@ -286,6 +288,7 @@ impl From<&Extension> for ExtensionOut {
             display_name: s.display_name.clone(),
             dnd: s.dnd,
             no_answer_timeout_secs: s.no_answer_timeout_secs,
+            max_concurrent_calls: s.max_concurrent_calls,
             forward_always: f(&s.forwarding.always),
             forward_busy: f(&s.forwarding.busy),
             forward_no_answer: f(&s.forwarding.no_answer),
@@ -313,6 +316,8 @@ pub struct ExtensionPatch {
     pub display_name: Option<String>,
     pub dnd: Option<bool>,
     pub no_answer_timeout_secs: Option<u32>,
+    /// 1 to 1000.
+    pub max_concurrent_calls: Option<u32>,
     /// An extension number or a phone number; "" to clear.
     pub forward_always: Option<String>,
     pub forward_busy: Option<String>,

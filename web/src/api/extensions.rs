@@ -130,6 +130,9 @@ pub async fn patch(
     if let Some(v) = b.no_answer_timeout_secs {
         s.no_answer_timeout_secs = v;
     }
+    if let Some(v) = b.max_concurrent_calls {
+        s.max_concurrent_calls = v;
+    }
     s.forwarding = Forwarding {
         always: forward(b.forward_always, s.forwarding.always, "forward_always")?,
         busy: forward(b.forward_busy, s.forwarding.busy, "forward_busy")?,

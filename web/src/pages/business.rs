@@ -215,6 +215,7 @@ pub fn edit_form(e: &Extension) -> ExtEditForm {
         forward_busy: show(&s.forwarding.busy),
         forward_no_answer: show(&s.forwarding.no_answer),
         no_answer_timeout_secs: s.no_answer_timeout_secs.to_string(),
+        max_concurrent_calls: s.max_concurrent_calls.to_string(),
         dnd: s.dnd.then(|| "on".into()),
         user: s.user_id.map(|u| u.to_string()).unwrap_or_default(),
     }
@@ -323,6 +324,19 @@ async fn update_extension(
             25
         }
     };
+    let call_limit = match form.max_concurrent_calls.trim() {
+        "" => e.settings.max_concurrent_calls,
+        v => match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => {
+                errors.add(
+                    "max_concurrent_calls",
+                    "Enter a number of calls from 1 to 1000.",
+                );
+                e.settings.max_concurrent_calls
+            }
+        },
+    };
     let forwarding = Forwarding {
         always: parse_forward(&form.forward_always, "forward_always", &mut errors),
         busy: parse_forward(&form.forward_busy, "forward_busy", &mut errors),
@@ -343,6 +357,7 @@ async fn update_extension(
             no_answer_timeout_secs: timeout,
             forwarding,
             dnd: ticked(&form.dnd),
+            max_concurrent_calls: call_limit,
         };
         match state
             .service

@@ -88,6 +88,9 @@ pub struct ExtEditForm {
     pub forward_no_answer: String,
     #[serde(default)]
     pub no_answer_timeout_secs: String,
+    /// Empty (an older form): the limit is left as it is.
+    #[serde(default)]
+    pub max_concurrent_calls: String,
     pub dnd: Option<String>,
     /// The user id this extension belongs to, or "" for nobody.
     #[serde(default)]

@@ -1,7 +1,7 @@
 //! One leg of a bridge: its addresses, symmetric-RTP latches, the stream
 //! it is sent and its counters.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::stream::{OutStream, Source};
@@ -63,6 +63,10 @@ pub struct LegConfig {
     /// Payload type rewriting for packets toward this leg.
     pub pt_map: PtMap,
     pub transcode: Option<Transcode>,
+    /// The IPs this leg's media may come from: its signalling source and
+    /// the connection addresses of its SDP. Packets from any other IP are
+    /// dropped and never latched. Empty: any source (no signalling known).
+    pub sources: Vec<IpAddr>,
 }
 
 impl LegConfig {
@@ -81,6 +85,22 @@ impl LegConfig {
                 .unwrap_or_default(),
             pt_map: PtMap::default(),
             transcode: None,
+            sources: Vec::new(),
+        }
+    }
+
+    /// Allows media from `ip` too (unless unspecified, as in a `c=0.0.0.0`
+    /// hold).
+    pub fn allow_source(&mut self, ip: IpAddr) {
+        if !ip.is_unspecified() && !self.sources.contains(&ip) {
+            self.sources.push(ip);
+        }
+    }
+
+    /// Allows the SDP's RTP and RTCP addresses.
+    pub fn allow_sdp_sources(&mut self) {
+        for a in [self.remote_rtp, self.remote_rtcp].into_iter().flatten() {
+            self.allow_source(a.ip());
         }
     }
 
@@ -128,15 +148,30 @@ pub struct Leg {
     pub(super) stats: LegStats,
 }
 
-/// Accepts or refuses `from` as the source of a leg's packets.
+/// Whether two addresses are the same host: equal, or both loopback (a
+/// loopback source cannot come from another machine, and a process on
+/// this one may send from any 127/8 address whatever it binds for SIP).
+fn same_host(a: IpAddr, b: IpAddr) -> bool {
+    a == b || (a.is_loopback() && b.is_loopback())
+}
+
+/// Accepts or refuses `from` as the source of a leg's packets. Only a
+/// source among `sources` (when any are known) is admitted; once latched,
+/// the latch moves only to another port of the same IP (a NAT rebinding)
+/// after `quiet`, never to another host: a silent or held leg cannot be
+/// captured by packets sprayed at the relay's ports.
 pub(super) fn admit(
     latch: &mut Option<Latch>,
     policy: LatchPolicy,
     declared: Option<SocketAddr>,
+    sources: &[IpAddr],
     from: SocketAddr,
     now: Instant,
     quiet: Duration,
 ) -> Result<(), DropReason> {
+    if !sources.is_empty() && !sources.iter().any(|&s| same_host(s, from.ip())) {
+        return Err(DropReason::ForeignSource);
+    }
     match policy {
         LatchPolicy::Off => return Ok(()),
         LatchPolicy::SameIp if declared.map(|d| d.ip()) != Some(from.ip()) => {
@@ -146,6 +181,9 @@ pub(super) fn admit(
     }
     match latch {
         Some(l) if l.addr == from => l.last_seen = now,
+        Some(l) if !sources.is_empty() && !same_host(l.addr.ip(), from.ip()) => {
+            return Err(DropReason::UnlatchedSource);
+        }
         Some(l) if now.saturating_duration_since(l.last_seen) < quiet => {
             return Err(DropReason::UnlatchedSource);
         }
@@ -188,12 +226,16 @@ impl Leg {
     /// latch policy, payload map and transcoding already set.
     pub fn update_from_sdp(&mut self, sdp: &Sdp, index: usize) {
         let fresh = LegConfig::from_sdp(sdp, index);
-        let config = LegConfig {
+        let mut config = LegConfig {
             latch: self.config.latch,
             pt_map: std::mem::take(&mut self.config.pt_map),
             transcode: self.config.transcode,
+            sources: std::mem::take(&mut self.config.sources),
             ..fresh
         };
+        if !config.sources.is_empty() {
+            config.allow_sdp_sources();
+        }
         self.update(config);
     }
 

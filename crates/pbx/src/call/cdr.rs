@@ -49,6 +49,11 @@ impl CallRecord {
     /// time (the driver keeps one `(Instant, SystemTime)` pair from start-up).
     /// `id` is chosen once so a retried insert is recognised.
     pub fn to_new_cdr(&self, id: CdrId, wall: impl Fn(Instant) -> SystemTime) -> NewCdr {
+        // One conversion (the start); the other times are offsets from it,
+        // so converting against clocks read at different moments can never
+        // put the end before the start.
+        let start = wall(self.started);
+        let at = |t: Instant| start + t.saturating_duration_since(self.started);
         NewCdr {
             id,
             tenant_id: self.tenant,
@@ -58,9 +63,9 @@ impl CallRecord {
             callee: self.callee.clone(),
             dialled: self.dialled.clone(),
             trunk_id: self.trunk,
-            started_at: wall(self.started).into(),
-            answered_at: self.answered.map(|a| wall(a).into()),
-            ended_at: wall(self.ended).into(),
+            started_at: start.into(),
+            answered_at: self.answered.map(|a| at(a).into()),
+            ended_at: at(self.ended).into(),
             duration_secs: self.duration_secs(),
             disposition: self.disposition,
             hangup_cause: self.hangup_cause.clone(),

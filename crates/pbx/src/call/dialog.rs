@@ -5,22 +5,19 @@ use std::net::SocketAddr;
 use sip::transaction::Target;
 use sip::{Method, NameAddr, Request, Response, Uri};
 
-/// A small xorshift generator for tags, Call-IDs and branches.
-#[derive(Clone, Debug)]
-pub(crate) struct Tokens(u64);
+/// Tags, Call-IDs and branches: 128 bits each from the thread's CSPRNG
+/// (`rand::thread_rng`, ChaCha seeded from the OS), so no token reveals
+/// anything about the next one.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Tokens;
+
+/// Hex digits in a token (128 bits).
+pub(crate) const TOKEN_HEX: usize = 32;
 
 impl Tokens {
-    pub fn new(seed: u64) -> Self {
-        Tokens(seed | 1)
-    }
-
     pub fn next(&mut self) -> String {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        format!("{x:016x}")
+        let x: u128 = rand::random();
+        format!("{x:0width$x}", width = TOKEN_HEX)
     }
 
     pub fn branch(&mut self) -> String {
@@ -88,6 +85,10 @@ pub(crate) struct Dialog {
     pub peer: Target,
     /// Our Contact header value.
     pub local_contact: String,
+    /// The trunk this dialog runs over (`None`: a phone of the business).
+    /// In-dialog requests of a trunk dialog may come from any of the
+    /// trunk's addresses; a phone's only from `peer`.
+    pub trunk: Option<store::TrunkId>,
 }
 
 impl Dialog {
@@ -115,6 +116,7 @@ impl Dialog {
                 .collect(),
             peer: source,
             local_contact,
+            trunk: None,
         }
     }
 
@@ -140,6 +142,7 @@ impl Dialog {
             route_set: Vec::new(),
             peer,
             local_contact,
+            trunk: None,
         }
     }
 
@@ -245,6 +248,17 @@ impl Dialog {
 mod tests {
     use super::*;
     use sip::transaction::Transport;
+
+    #[test]
+    fn tokens_are_128_bit_and_unrelated() {
+        let mut t = Tokens;
+        let a = t.next();
+        let b = t.next();
+        assert_eq!(a.len(), TOKEN_HEX);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert!(t.branch().starts_with("z9hG4bKsb"));
+    }
 
     #[test]
     fn without_tag_keeps_display_and_other_params() {

@@ -51,6 +51,8 @@ pub struct CallEngine {
     /// Who answered each round-robin group last, as this engine saw it:
     /// newer than the directory's copy until the driver has written it.
     pub(crate) last_answered: HashMap<store::RingGroupId, MemberKey>,
+    /// Each trunk's address blocks (see [`CallEngine::set_trunk_networks`]).
+    pub(crate) trunk_nets: HashMap<store::TrunkId, Vec<(std::net::IpAddr, u8)>>,
     /// Trunks' call rates and health (shared with the calls driver and the
     /// keepalive): failover skips trunks known to be down or over their rate.
     pub(crate) trunk_status: Arc<crate::trunks::TrunkStatus>,
@@ -66,7 +68,7 @@ impl CallEngine {
         locator: Arc<dyn Locator + Send + Sync>,
         ports: PortPool,
     ) -> Self {
-        let tokens = Tokens::new(config.seed);
+        let tokens = Tokens;
         CallEngine {
             config,
             dial_plan,
@@ -86,6 +88,7 @@ impl CallEngine {
             outside_started: VecDeque::new(),
             group_answers: VecDeque::new(),
             last_answered: HashMap::new(),
+            trunk_nets: HashMap::new(),
             trunk_status: Arc::default(),
         }
     }
@@ -211,7 +214,9 @@ impl CallEngine {
             Event::Timeout { key, .. } | Event::TransportError { key } => {
                 self.client_failed(key.branch(), key.method(), now);
             }
-            Event::Ack { request, .. } => self.on_ack(request, now),
+            Event::Ack {
+                request, source, ..
+            } => self.on_ack(request, source, now),
             Event::StrayResponse { response, .. } => self.on_stray(response, now),
             Event::Terminated { .. } => {}
         }
@@ -288,7 +293,7 @@ impl CallEngine {
         &mut self,
         key: TxKey,
         request: Request,
-        _source: Target,
+        source: Target,
         cancels: Option<TxKey>,
         now: Instant,
     ) {
@@ -313,7 +318,7 @@ impl CallEngine {
             self.respond(&key, r);
             return;
         }
-        self.on_dialog_request(key, request, now);
+        self.on_dialog_request(key, request, source, now);
     }
 
     /// CANCEL (RFC 3261 §9.2): 200 when the INVITE transaction exists, and
@@ -371,6 +376,7 @@ impl CallEngine {
                     e.trunk_timeouts(c, now);
                     e.transfer_timeouts(c, now);
                     e.run_retransmits(c, now);
+                    e.enforce_caps(c, now);
                     c.linger_until.is_some_and(|t| t <= now)
                 })
                 .unwrap_or(false);

@@ -549,6 +549,7 @@ mod tests {
                 dnd: false,
                 forwarding: Forwarding::default(),
                 no_answer_timeout: Duration::from_secs(20),
+                max_calls: 8,
             }),
         }
     }

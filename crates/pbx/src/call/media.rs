@@ -52,6 +52,8 @@ pub enum MediaCommand {
 pub(crate) enum MediaError {
     #[error("no usable SDP offer")]
     NoOffer,
+    #[error("no audio or video stream to relay")]
+    NoStream,
     #[error("too many m-lines ({0})")]
     TooManyStreams(usize),
     #[error("relay ports exhausted")]
@@ -64,6 +66,26 @@ pub(crate) enum MediaError {
     Anchor(#[from] media::AnchorError),
 }
 
+/// How many streams of each kind one call may relay; further m-lines are
+/// refused (port 0) and get no relay ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Most m-lines an offer may have at all (beyond: 488).
+    pub lines: usize,
+    pub audio: usize,
+    pub video: usize,
+}
+
+impl Default for StreamLimits {
+    fn default() -> Self {
+        StreamLimits {
+            lines: 16,
+            audio: 2,
+            video: 2,
+        }
+    }
+}
+
 /// The anchoring state of one call. Ports are taken only when the call
 /// actually rings something ([`CallMedia::open`]), so calls refused by the
 /// dial plan never touch the relay.
@@ -71,7 +93,11 @@ pub(crate) enum MediaError {
 pub(crate) struct CallMedia {
     call: u64,
     addr: IpAddr,
-    streams: usize,
+    /// m-lines of the caller's offer.
+    lines: usize,
+    /// Per m-line, its relayed stream (index into the port lists and the
+    /// relay's bridges), `None` for a refused line.
+    slots: Vec<Option<usize>>,
     a_ports: Vec<u16>,
     b_ports: Vec<u16>,
     origin_a: LegOrigin,
@@ -81,6 +107,9 @@ pub(crate) struct CallMedia {
     last: [Vec<u8>; 2],
     /// The last description each side sent (what it accepts), A then B.
     declared: [Option<Sdp>; 2],
+    /// Where each side's signalling comes from (A, B): its media may come
+    /// from there or from its SDP addresses, nowhere else.
+    signal: [Option<IpAddr>; 2],
 }
 
 pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> {
@@ -98,25 +127,62 @@ pub(crate) fn parse_sdp(body: &[u8], content_type: Option<&str>) -> Option<Sdp> 
     Sdp::parse(body).ok()
 }
 
+/// Which m-lines of `offer` are relayed: the first `limits.audio` audio and
+/// `limits.video` video RTP streams not already refused, numbered in order.
+fn slots_of(offer: &Sdp, limits: StreamLimits) -> Vec<Option<usize>> {
+    let (mut audio, mut video, mut next) = (0, 0, 0);
+    offer
+        .media
+        .iter()
+        .map(|m| {
+            if m.is_rejected() || !m.is_rtp() {
+                return None;
+            }
+            let count = match m.kind.as_str() {
+                "audio" => &mut audio,
+                "video" => &mut video,
+                _ => return None,
+            };
+            let cap = if m.kind == "audio" {
+                limits.audio
+            } else {
+                limits.video
+            };
+            if *count >= cap {
+                return None;
+            }
+            *count += 1;
+            next += 1;
+            Some(next - 1)
+        })
+        .collect()
+}
+
 impl CallMedia {
-    /// Checks the caller's offer; allocates nothing yet.
+    /// Checks the caller's offer and chooses the streams to relay;
+    /// allocates nothing yet.
     pub fn new(
         call: u64,
         offer: &Sdp,
         addr: IpAddr,
-        max_streams: usize,
+        limits: StreamLimits,
     ) -> Result<CallMedia, MediaError> {
         let n = offer.media.len();
         if n == 0 {
             return Err(MediaError::NoOffer);
         }
-        if n > max_streams {
+        if n > limits.lines {
             return Err(MediaError::TooManyStreams(n));
+        }
+        let slots = slots_of(offer, limits);
+        if slots.iter().all(Option::is_none) {
+            return Err(MediaError::NoStream);
         }
         Ok(CallMedia {
             call,
             addr,
-            streams: n,
+            lines: n,
+            slots,
             a_ports: Vec::new(),
             b_ports: Vec::new(),
             origin_a: LegOrigin::new(call.wrapping_mul(2).wrapping_add(0x1000)),
@@ -124,25 +190,41 @@ impl CallMedia {
             open: false,
             last: [Vec::new(), Vec::new()],
             declared: [None, None],
+            signal: [None, None],
         })
     }
 
-    /// Allocates ports for every m-line of the caller's offer, queues the
-    /// `Open` and the A-leg configuration. Idempotent.
+    /// Relayed streams (m-lines that get ports).
+    pub fn relayed(&self) -> usize {
+        self.slots.iter().flatten().count()
+    }
+
+    /// Allocates ports for every relayed m-line of the caller's offer
+    /// (from the emergency reserve too when `emergency`), queues the `Open`
+    /// and the A-leg configuration. Idempotent.
     pub fn open(
         &mut self,
         pool: &PortPool,
         offer: &Sdp,
+        emergency: bool,
         out: &mut VecDeque<MediaCommand>,
     ) -> Result<(), MediaError> {
         if self.open {
             return Ok(());
         }
-        let mut streams = Vec::with_capacity(self.streams);
-        for _ in 0..self.streams {
+        let take = || {
+            if emergency {
+                pool.allocate_emergency()
+            } else {
+                pool.allocate()
+            }
+        };
+        let n = self.relayed();
+        let mut streams = Vec::with_capacity(n);
+        for _ in 0..n {
             // On failure the pairs taken so far drop back into the pool.
-            let a = pool.allocate().map_err(|_| MediaError::Exhausted)?;
-            let b = pool.allocate().map_err(|_| MediaError::Exhausted)?;
+            let a = take().map_err(|_| MediaError::Exhausted)?;
+            let b = take().map_err(|_| MediaError::Exhausted)?;
             streams.push(StreamPorts { a, b });
         }
         self.a_ports = streams.iter().map(|s| s.a.rtp()).collect();
@@ -163,11 +245,13 @@ impl CallMedia {
         }
     }
 
+    /// m-lines of the call's descriptions.
     pub fn streams(&self) -> usize {
-        self.streams
+        self.lines
     }
 
-    /// Rewrites `sdp` (received from the other side) for sending to `to`.
+    /// Rewrites `sdp` (received from the other side) for sending to `to`:
+    /// relayed m-lines get the relay's ports, the others port 0 (refused).
     pub fn sdp_for(&mut self, to: Side, sdp: &Sdp) -> Result<Vec<u8>, MediaError> {
         if !self.open {
             return Err(MediaError::NotOpen);
@@ -182,7 +266,18 @@ impl CallMedia {
             Side::A => (&self.a_ports, &mut self.origin_a),
             Side::B => (&self.b_ports, &mut self.origin_b),
         };
-        let bytes = anchor(sdp, self.addr, ports, origin)?.to_bytes();
+        let mut trimmed = sdp.clone();
+        let mut line_ports = Vec::with_capacity(self.lines);
+        for (m, slot) in trimmed.media.iter_mut().zip(&self.slots) {
+            match slot.and_then(|k| ports.get(k)) {
+                Some(&p) => line_ports.push(p),
+                None => {
+                    m.port = 0;
+                    line_ports.push(0);
+                }
+            }
+        }
+        let bytes = anchor(&trimmed, self.addr, &line_ports, origin)?.to_bytes();
         self.last[usize::from(to == Side::B)] = bytes.clone();
         Ok(bytes)
     }
@@ -212,14 +307,21 @@ impl CallMedia {
         };
         // The peer sends with the numbers of the description it received.
         let peer_told = Sdp::parse(self.last_sent(side.other())).ok();
-        for index in 0..sdp.media.len().min(self.streams()) {
-            let mut config = LegConfig::from_sdp(sdp, index);
-            let receiver = sdp.media.get(index).map(codecs_of).unwrap_or_default();
+        for line in 0..sdp.media.len().min(self.streams()) {
+            let Some(index) = self.slots.get(line).copied().flatten() else {
+                continue;
+            };
+            let mut config = LegConfig::from_sdp(sdp, line);
+            let receiver = sdp.media.get(line).map(codecs_of).unwrap_or_default();
             let sender = peer_told
                 .as_ref()
-                .and_then(|p| p.media.get(index))
+                .and_then(|p| p.media.get(line))
                 .map(codecs_of)
                 .unwrap_or_default();
+            if let Some(ip) = self.signal[usize::from(side == Side::B)] {
+                config.allow_source(ip);
+                config.allow_sdp_sources();
+            }
             config.pt_map = PtMap::between(&sender, &receiver);
             config.transcode = Transcode::between(&sender, &receiver);
             out.push_back(MediaCommand::Leg {
@@ -229,6 +331,12 @@ impl CallMedia {
                 config,
             });
         }
+    }
+
+    /// Records where `side`'s signalling comes from: its media is accepted
+    /// (and latched) only from there and from its SDP addresses.
+    pub fn set_signal(&mut self, side: Side, ip: IpAddr) {
+        self.signal[usize::from(side == Side::B)] = Some(ip);
     }
 
     /// The last description `side` sent (what it accepts).
@@ -243,6 +351,7 @@ impl CallMedia {
         std::mem::swap(&mut self.origin_a, &mut self.origin_b);
         self.last.swap(0, 1);
         self.declared.swap(0, 1);
+        self.signal.swap(0, 1);
         if self.open {
             out.push_back(MediaCommand::Swap { call: self.call });
         }

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use media::Side;
-use sip::transaction::TxKey;
+use sip::transaction::{Target, TxKey};
 use sip::{Method, Request, Response, StatusCode};
 use store::{Disposition, HangupBy};
 
@@ -39,12 +39,45 @@ impl CallEngine {
     }
 
     /// A request with a To tag (inside a dialog).
-    pub(crate) fn on_dialog_request(&mut self, key: TxKey, req: Request, now: Instant) {
+    pub(crate) fn on_dialog_request(
+        &mut self,
+        key: TxKey,
+        req: Request,
+        source: Target,
+        now: Instant,
+    ) {
         let Some((id, leg)) = self.locate(&req) else {
             self.respond(&key, req.response(status(481)));
             return;
         };
+        if !self.request_from_leg(id, leg, source) {
+            // Someone who learnt (or guessed) the dialog's identifiers but
+            // is not the party on this leg: refused, nothing changes.
+            tracing::warn!(
+                call = id,
+                method = %req.method,
+                %source.addr,
+                "in-dialog request from outside the leg's flow refused"
+            );
+            metrics::counter!("sip_foreign_dialog_requests_total").increment(1);
+            let mut r = req.response(StatusCode::FORBIDDEN);
+            r.reason = "Forbidden (not from this dialog's party)".to_owned();
+            self.respond(&key, r);
+            return;
+        }
         self.with_call(id, |e, call| e.dialog_request(call, leg, key, req, now));
+    }
+
+    /// Whether `source` is the flow of leg `leg` of call `id`.
+    pub(crate) fn request_from_leg(&self, id: u64, leg: LegRef, source: Target) -> bool {
+        let Some(call) = self.calls.get(&id) else {
+            return false;
+        };
+        let dialog = match leg {
+            LegRef::A => Some(&call.a.dialog),
+            LegRef::Fork(i) => call.forks.get(i).map(|f| &f.dialog),
+        };
+        dialog.is_some_and(|d| self.is_leg_flow(d, source))
     }
 
     fn dialog_request(
@@ -328,6 +361,7 @@ impl CallEngine {
         call.media.configure(from, offer, &mut self.media_out);
         if call.held[idx(from)] != holds {
             call.held[idx(from)] = holds;
+            call.held_at[idx(from)] = holds.then_some(now);
             tracing::info!(call = call.id, side = ?from, holds, "hold");
             self.media_out.push_back(MediaCommand::Music {
                 call: call.id,
@@ -390,10 +424,14 @@ impl CallEngine {
     }
 
     /// An ACK for a 2xx we sent (initial INVITE or re-INVITE).
-    pub(crate) fn on_ack(&mut self, req: Request, now: Instant) {
+    pub(crate) fn on_ack(&mut self, req: Request, source: Target, now: Instant) {
         let Some((id, leg)) = self.locate(&req) else {
             return;
         };
+        if !self.request_from_leg(id, leg, source) {
+            tracing::debug!(call = id, %source.addr, "ACK from outside the leg's flow ignored");
+            return;
+        }
         let seq = req.cseq().ok().flatten().map_or(0, |c| c.seq);
         let answer = parse_sdp(&req.body, req.content_type().ok().flatten());
         self.with_call(id, |e, call| {
@@ -462,6 +500,42 @@ fn is_hold_offer(sdp: &media::Sdp) -> bool {
 }
 
 impl CallEngine {
+    /// Hangs up a call that reached the call length cap or the hold length
+    /// cap: BYE to both legs (a still ringing call is refused with 480),
+    /// with a CDR cause naming the cap.
+    pub(crate) fn enforce_caps(&mut self, call: &mut Call, now: Instant) {
+        if call.phase == CallPhase::Ended {
+            return;
+        }
+        let (cause, reason) = if call.cap_at <= now {
+            let cause = format!(
+                "call length cap reached ({} s)",
+                self.config.max_call_duration.as_secs()
+            );
+            (cause, "SIP;cause=200;text=\"Call length limit reached\"")
+        } else if call.hold_deadline().is_some_and(|t| t <= now) {
+            let cause = format!(
+                "hold length cap reached ({} s)",
+                self.config.max_hold_duration.as_secs()
+            );
+            (cause, "SIP;cause=200;text=\"Hold length limit reached\"")
+        } else {
+            return;
+        };
+        tracing::info!(call = call.id, tenant = %call.tenant, %cause, "hanging up");
+        match call.phase {
+            CallPhase::Ringing => self.fail(call, 480, Disposition::Failed, &cause, now),
+            _ => {
+                let transferor_gone = self.abandon_transfer(call);
+                self.bye(call, Side::A, Some(reason));
+                if !transferor_gone {
+                    self.bye(call, Side::B, Some(reason));
+                }
+                self.end(call, now, Disposition::Answered, &cause, HangupBy::System);
+            }
+        }
+    }
+
     /// Ends a call from outside signalling: the relay saw no media for too
     /// long ([`media::Bridge::media_timed_out`]), or an operator hung it up.
     /// A ringing call gets 480 towards the caller and its B-legs cancelled;

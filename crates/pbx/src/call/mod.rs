@@ -32,6 +32,29 @@
 //! per-call hunt state (in `group.rs`) decides who rings next, skips members
 //! who are unregistered, busy or on DND, and falls back when nobody answers.
 //!
+//! # Defences
+//!
+//! * Tags, Call-IDs and branches are 128 random bits each (thread CSPRNG).
+//! * An in-dialog request (BYE, re-INVITE, UPDATE, INFO, REFER, NOTIFY...)
+//!   is accepted only from its leg's flow: a phone's dialog from the
+//!   address (and transport) it was set up over, a trunk's from the peer's
+//!   IP or any of the trunk's networks ([`CallEngine::set_trunk_networks`]);
+//!   anything else gets 403 and changes nothing. ACKs likewise are ignored.
+//! * REFER is refused (403) on a trunk's leg, and an INVITE with Replaces
+//!   from a trunk: only the business's own extensions transfer or take
+//!   calls over.
+//! * Concurrent calls are capped per business ([`DialPlan::call_limit`],
+//!   403) and per extension ([`ExtensionProfile::max_calls`]: 486 for the
+//!   caller; a callee at its limit is busy), emergency calls excepted.
+//! * At most [`StreamLimits`] streams (2 audio, 2 video) get relay ports;
+//!   other m-lines are refused with port 0. Emergency calls may take the
+//!   pool's reserved ports.
+//! * Calls are hung up (BYE both legs) at
+//!   [`EngineConfig::max_call_duration`] after their INVITE, and after
+//!   [`EngineConfig::max_hold_duration`] on hold.
+//! * The relay accepts (and latches to) a leg's media only from its
+//!   signalling IP or its SDP addresses.
+//!
 //! # Driving it
 //!
 //! One engine and one transaction layer per SIP element, owned by one task:
@@ -75,6 +98,7 @@ mod cdr;
 mod dialog;
 mod engine;
 mod group;
+mod limits;
 mod media;
 mod midcall;
 mod outcome;
@@ -96,7 +120,7 @@ use store::{
 
 pub use cdr::CallRecord;
 pub use engine::CallEngine;
-pub use media::{MediaCommand, StreamPorts};
+pub use media::{MediaCommand, StreamLimits, StreamPorts};
 pub use select::best_response;
 
 /// Who is calling, established by the driver from the INVITE's
@@ -142,6 +166,9 @@ pub struct ExtensionProfile {
     pub dnd: bool,
     pub forwarding: Forwarding,
     pub no_answer_timeout: Duration,
+    /// Calls it may take part in at once (made and received); beyond it a
+    /// new call of its own gets 486 and one for it is treated as busy.
+    pub max_calls: u32,
 }
 
 /// Where a dialled string leads inside a tenant.
@@ -261,6 +288,14 @@ pub trait DialPlan {
     /// the presented caller ID of an outside call); `None` for calls from a
     /// trunk and for looking up an extension's own profile.
     fn resolve(&self, tenant: TenantId, caller: Option<&str>, dialled: &str) -> Destination;
+
+    /// The tenant's concurrent-call limit (`max_concurrent_calls`), when
+    /// known: a new call beyond it is refused with 403, emergency calls
+    /// excepted.
+    fn call_limit(&self, tenant: TenantId) -> Option<u32> {
+        let _ = tenant;
+        None
+    }
 }
 
 /// Engine settings.
@@ -277,15 +312,18 @@ pub struct EngineConfig {
     pub t2: Duration,
     /// How long an ended call lingers to absorb retransmissions.
     pub linger: Duration,
-    /// Seed for tags, Call-IDs and branches (distinct per process).
-    pub seed: u64,
-    /// Most m-lines accepted in one offer.
-    pub max_streams: usize,
+    /// Streams relayed per call (2 audio, 2 video by default); further
+    /// m-lines are refused with port 0 and take no relay ports.
+    pub streams: StreamLimits,
     /// A trunk that sends no response at all within this time is skipped
     /// (the next trunk is tried).
     pub trunk_setup_timeout: Duration,
     /// How long an outside (non-emergency) call may ring.
     pub outside_ring_timeout: Duration,
+    /// An answered call is hung up (BYE to both legs) after this long.
+    pub max_call_duration: Duration,
+    /// A call one party has held for this long is hung up.
+    pub max_hold_duration: Duration,
 }
 
 impl EngineConfig {
@@ -297,12 +335,18 @@ impl EngineConfig {
             t1: Duration::from_millis(500),
             t2: Duration::from_secs(4),
             linger: Duration::from_secs(32),
-            seed: 0x5b_c0de,
-            max_streams: 4,
+            streams: StreamLimits::default(),
             trunk_setup_timeout: Duration::from_secs(4),
             outside_ring_timeout: Duration::from_secs(180),
+            max_call_duration: Self::DEFAULT_MAX_CALL,
+            max_hold_duration: Self::DEFAULT_MAX_HOLD,
         }
     }
+
+    /// Default call length cap: 4 hours.
+    pub const DEFAULT_MAX_CALL: Duration = Duration::from_secs(4 * 3600);
+    /// Default hold length cap: 1 hour.
+    pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(3600);
 }
 
 /// Something for the driver to do with its transaction layer.

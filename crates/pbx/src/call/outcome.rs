@@ -45,6 +45,15 @@ impl CallEngine {
         if profile.dnd {
             return self.busy(call, now);
         }
+        if !self.extension_has_room(call.tenant, profile.number.as_str(), profile.max_calls) {
+            tracing::info!(
+                call = call.id,
+                extension = %profile.number,
+                limit = profile.max_calls,
+                "callee at its concurrent call limit: busy"
+            );
+            return self.busy(call, now);
+        }
         let contacts = self.locator.contacts(call.tenant, &profile);
         if contacts.is_empty() {
             if let Some(t) = profile.forwarding.no_answer.clone() {
@@ -75,8 +84,9 @@ impl CallEngine {
         if !call.offer_b.is_empty() {
             return Ok(());
         }
+        let emergency = call.direction == store::Direction::Emergency;
         call.media
-            .open(&self.ports, &call.offer_a, &mut self.media_out)?;
+            .open(&self.ports, &call.offer_a, emergency, &mut self.media_out)?;
         call.offer_b = call.media.sdp_for(Side::B, &call.offer_a)?;
         Ok(())
     }

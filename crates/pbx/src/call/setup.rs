@@ -29,6 +29,8 @@ pub(crate) struct Origin {
     pub name: String,
     pub direction: store::Direction,
     pub trunk: Option<store::TrunkId>,
+    /// The calling extension's concurrent-call limit (`None`: a trunk's call).
+    pub call_limit: Option<u32>,
 }
 
 impl CallEngine {
@@ -42,9 +44,12 @@ impl CallEngine {
         now: Instant,
     ) {
         let ext = caller.extension.to_string();
-        let name = match self.dial_plan.resolve(caller.tenant, None, &ext) {
-            Destination::Extension(p) if !p.display_name.is_empty() => p.display_name,
-            _ => ext.clone(),
+        let (name, call_limit) = match self.dial_plan.resolve(caller.tenant, None, &ext) {
+            Destination::Extension(p) if !p.display_name.is_empty() => {
+                (p.display_name, Some(p.max_calls))
+            }
+            Destination::Extension(p) => (ext.clone(), Some(p.max_calls)),
+            _ => (ext.clone(), None),
         };
         let origin = Origin {
             tenant: caller.tenant,
@@ -52,6 +57,7 @@ impl CallEngine {
             name,
             direction: store::Direction::Internal,
             trunk: None,
+            call_limit,
         };
         self.start_call(key, request, source, origin, now);
     }
@@ -86,6 +92,7 @@ impl CallEngine {
             caller,
             direction: store::Direction::Inbound,
             trunk: Some(inbound.trunk),
+            call_limit: None,
         };
         self.start_call(key, request, source, origin, now);
     }
@@ -148,14 +155,25 @@ impl CallEngine {
             .user()
             .map(|u| String::from_utf8_lossy(&sip::unescape(u)).into_owned())
             .unwrap_or_default();
+        let origin_call_limit = origin.call_limit;
         let id = self.new_call_id();
-        let Ok(media) = CallMedia::new(id, &offer, self.config.media_addr, self.config.max_streams)
-        else {
-            return reject(self, 488);
+        let media = match CallMedia::new(id, &offer, self.config.media_addr, self.config.streams) {
+            Ok(m) => m,
+            Err(e) => {
+                let mut r = request.response_tagged(status(488));
+                r.reason = format!("Not Acceptable Here ({e})");
+                self.respond(&key, r);
+                return;
+            }
         };
         let local_tag = self.tokens.next();
         let contact = self.contact(source.transport);
-        let dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
+        let mut media = media;
+        media.set_signal(Side::A, source.addr.ip());
+        let mut dialog = Dialog::uas(&request, source, local_tag.clone(), contact);
+        if origin.direction == store::Direction::Inbound {
+            dialog.trunk = origin.trunk;
+        }
         let mut call = Call {
             id,
             tenant: origin.tenant,
@@ -198,6 +216,9 @@ impl CallEngine {
             tags: Vec::new(),
             routes: Default::default(),
             held: [false; 2],
+            held_at: [None; 2],
+            cap_at: now + self.config.max_call_duration,
+            max_hold: self.config.max_hold_duration,
             transfer: None,
             join_into: None,
             presented: None,
@@ -220,10 +241,23 @@ impl CallEngine {
         );
         self.server_tx.insert(key, id);
         self.add_dialog(&mut call, local_tag, LegRef::A);
-        match self
+        let destination = self
             .dial_plan
-            .resolve(call.tenant, call.calling_extension(), &dialled)
-        {
+            .resolve(call.tenant, call.calling_extension(), &dialled);
+        let emergency = matches!(&destination, Destination::Outside(o) if o.emergency);
+        if !emergency {
+            if let Err((code, reason)) = self.admit_call(&call, origin_call_limit) {
+                tracing::warn!(call = id, tenant = %call.tenant, extension = %call.caller, %reason, "call refused");
+                let mut r = self.a_response(&call, status(code));
+                r.reason = format!("{} ({reason})", r.reason);
+                self.respond(&call.a.key.clone(), r);
+                call.a.finalized = true;
+                self.fail(&mut call, code, Disposition::Failed, &reason, now);
+                self.insert_call(call);
+                return;
+            }
+        }
+        match destination {
             Destination::Extension(profile) => self.ring(&mut call, profile, now),
             Destination::RingGroup(group) => self.ring_group(&mut call, group, now),
             Destination::Outside(_) if call.direction == store::Direction::Inbound => self.fail(
@@ -413,6 +447,8 @@ impl CallEngine {
         if let Some(sdp) = sdp {
             // Early media: the caller hears this fork's ringback/announcement.
             if let Ok(body) = call.media.sdp_for(Side::A, &sdp) {
+                let ip = call.forks[i].dialog.peer.addr.ip();
+                call.media.set_signal(Side::B, ip);
                 call.media.configure(Side::B, &sdp, &mut self.media_out);
                 let r = self
                     .a_response(call, status(183))
@@ -480,6 +516,8 @@ impl CallEngine {
                 self.cancel_fork(call, j, Some(COMPLETED_ELSEWHERE));
             }
         }
+        let ip = call.forks[i].dialog.peer.addr.ip();
+        call.media.set_signal(Side::B, ip);
         call.media.configure(Side::B, &sdp, &mut self.media_out);
         self.media_out
             .push_back(super::MediaCommand::Connected { call: call.id });

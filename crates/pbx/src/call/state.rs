@@ -149,6 +149,13 @@ pub(crate) struct Call {
     /// Per side (A, B): it has put the call on hold (music plays to the
     /// other side).
     pub held: [bool; 2],
+    /// Per side: when it last put the call on hold (meaningful while
+    /// `held` says so), for the hold length cap.
+    pub held_at: [Option<Instant>; 2],
+    /// When the call length cap hangs the call up (from its INVITE).
+    pub cap_at: Instant,
+    /// The hold length cap, copied from the engine's settings.
+    pub max_hold: Duration,
     /// Whether one of the tenant's extensions placed the call (`caller` is
     /// then its number); false for calls from a trunk.
     pub from_extension: bool,
@@ -255,6 +262,15 @@ impl Call {
         }
     }
 
+    /// When a party's hold reaches the hold length cap, if one holds.
+    pub fn hold_deadline(&self) -> Option<Instant> {
+        (0..2)
+            .filter(|&i| self.held[i])
+            .filter_map(|i| self.held_at[i])
+            .min()
+            .map(|t| t + self.max_hold)
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         let retx = self.retransmits.iter().map(|r| r.next.min(r.give_up)).min();
         let setup = self
@@ -264,6 +280,12 @@ impl Call {
             .min();
         let member = self.group.as_ref().and_then(|g| g.member_deadline);
         let transfer = self.transfer.as_ref().and_then(|t| t.deadline);
+        // The caps apply until the call ends (then it only lingers).
+        let live = self.phase != super::CallPhase::Ended;
+        let caps = live.then(|| {
+            self.hold_deadline()
+                .map_or(self.cap_at, |h| h.min(self.cap_at))
+        });
         [
             self.no_answer_at,
             self.linger_until,
@@ -271,6 +293,7 @@ impl Call {
             setup,
             member,
             transfer,
+            caps,
         ]
         .into_iter()
         .flatten()

@@ -109,13 +109,26 @@ fn replaces_of(refer_to: &str) -> Option<Replaces> {
 impl CallEngine {
     /// What the driver must prepare before handing an in-dialog REFER over:
     /// the call's tenant, the transferor's extension (it chooses the caller
-    /// ID of an outside target) and the dialled target.
+    /// ID of an outside target) and the dialled target. `None` when there
+    /// is nothing to prepare: no such dialog, a REFER from outside the
+    /// leg's flow, or one on a trunk's leg (all refused by the engine).
     pub fn refer_context(
         &self,
         request: &Request,
+        source: sip::transaction::Target,
     ) -> Option<(store::TenantId, Option<String>, String)> {
         let (id, leg) = self.locate(request)?;
+        if !self.request_from_leg(id, leg, source) {
+            return None;
+        }
         let call = self.calls.get(&id)?;
+        let dialog = match leg {
+            LegRef::A => &call.a.dialog,
+            LegRef::Fork(i) => &call.forks.get(i)?.dialog,
+        };
+        if dialog.trunk.is_some() {
+            return None;
+        }
         let (target, _) = refer_target(request.headers.get("Refer-To")?)?;
         let by = match leg {
             LegRef::A => call.calling_extension().map(str::to_owned),
@@ -132,6 +145,15 @@ impl CallEngine {
         req: Request,
         now: Instant,
     ) {
+        if call.dialog(side).is_some_and(|d| d.trunk.is_some()) {
+            // Only the business's own phones transfer: a PSTN party (or a
+            // carrier) must not move an employee's call elsewhere.
+            tracing::warn!(call = call.id, "REFER from a trunk leg refused");
+            let mut r = req.response(StatusCode::FORBIDDEN);
+            r.reason = "Forbidden (only the business's extensions may transfer)".to_owned();
+            self.respond(&key, r);
+            return;
+        }
         if call.phase != CallPhase::Connected || call.transfer.is_some() {
             self.respond(&key, req.response(status(491)));
             return;
@@ -346,6 +368,7 @@ impl CallEngine {
         let tag = fork.dialog.local_tag.clone();
         consult.tags.retain(|t| *t != tag);
         let i = call.forks.len();
+        call.media.set_signal(Side::B, fork.dialog.peer.addr.ip());
         call.forks.push(fork);
         self.add_dialog(call, tag, LegRef::Fork(i));
         // The transferor leaves both calls.
@@ -672,6 +695,8 @@ impl CallEngine {
                 on: false,
             });
         }
+        let ip = call.forks[i].dialog.peer.addr.ip();
+        call.media.set_signal(Side::B, ip);
         call.media.configure(Side::B, &answer, &mut self.media_out);
         // The transferee learns who it talks to now, and the target's codecs.
         let Ok(body) = call.media.sdp_for(Side::A, &answer) else {
@@ -827,6 +852,7 @@ impl CallEngine {
             (call.id, LegRef::Fork(w)),
         );
         call.held.swap(0, 1);
+        call.held_at.swap(0, 1);
         call.uas_invite.swap(0, 1);
         call.uac_invite.swap(0, 1);
         call.last_ack.swap(0, 1);
@@ -867,6 +893,15 @@ impl CallEngine {
         offer: media::Sdp,
         now: Instant,
     ) {
+        if origin.direction != store::Direction::Internal {
+            // Only a phone of the business may take a call over (RFC 3891
+            // leaves authorisation to us): never a trunk or its callers.
+            tracing::warn!(tenant = %origin.tenant, "INVITE with Replaces from a trunk refused");
+            let mut r = request.response_tagged(StatusCode::FORBIDDEN);
+            r.reason =
+                "Forbidden (Replaces is only accepted from the business's extensions)".to_owned();
+            return self.respond(&key, r);
+        }
         let found = self.find_replaced(&replaces);
         let Some((id, leg)) = found else {
             return self.respond(&key, request.response_tagged(status(481)));
@@ -952,6 +987,7 @@ impl CallEngine {
         let tag = self.tokens.next();
         let contact = self.contact(source.transport);
         let dialog = Dialog::uas(request, source, tag.clone(), contact);
+        call.media.set_signal(Side::B, source.addr.ip());
         let i = call.forks.len();
         call.forks.push(super::state::Fork {
             dialog,

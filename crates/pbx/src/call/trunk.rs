@@ -2,6 +2,7 @@
 //! plan's order, failing over on 5xx, 408 or silence, and answering the
 //! provider's digest challenge.
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use sip::auth::Challenge;
@@ -12,6 +13,7 @@ use super::dialog::Dialog;
 use super::engine::{Call, CallEngine, ForkState, TrunkLeg};
 use super::media::MediaError;
 use super::{OutsideCall, TrunkRoute};
+use crate::trunks::inbound::in_net;
 
 /// Whether a trunk's final response means "try the next trunk": the
 /// provider failed (5xx), timed out (408), or never answered. Anything
@@ -21,6 +23,46 @@ pub(crate) fn is_failover(code: u16) -> bool {
 }
 
 impl CallEngine {
+    /// Replaces what the engine knows of the trunks' addresses (their
+    /// `inbound_source` blocks and resolved hosts): in-dialog requests on a
+    /// trunk leg are accepted from any of them (carriers send from SBC
+    /// pools).
+    pub fn set_trunk_networks(
+        &mut self,
+        networks: impl IntoIterator<Item = (store::TrunkId, IpAddr, u8)>,
+    ) {
+        self.trunk_nets.clear();
+        for (trunk, net, prefix) in networks {
+            self.trunk_nets
+                .entry(trunk)
+                .or_default()
+                .push((net, prefix));
+        }
+    }
+
+    /// Whether a request from `source` may act on dialog `d`: a phone's
+    /// dialog only from the flow it was set up over (UDP: same address and
+    /// port; TCP/TLS/WS: the same connection's address); a trunk's from the
+    /// peer's IP or any of the trunk's configured addresses.
+    pub(crate) fn is_leg_flow(
+        &self,
+        d: &super::dialog::Dialog,
+        source: sip::transaction::Target,
+    ) -> bool {
+        if source == d.peer {
+            return true;
+        }
+        let Some(trunk) = d.trunk else {
+            return false;
+        };
+        let ip = source.addr.ip();
+        in_net(ip, d.peer.addr.ip(), if ip.is_ipv4() { 32 } else { 128 })
+            || self
+                .trunk_nets
+                .get(&trunk)
+                .is_some_and(|nets| nets.iter().any(|&(n, p)| in_net(ip, n, p)))
+    }
+
     /// Starts an outside call (or a forward to an outside number).
     pub(crate) fn route_outside(&mut self, call: &mut Call, outside: OutsideCall, now: Instant) {
         call.direction = if outside.emergency {
@@ -75,7 +117,7 @@ impl CallEngine {
     ) -> usize {
         let call_id = format!("{}@switchboard", self.tokens.next());
         let tag = self.tokens.next();
-        let dialog = Dialog::uac(
+        let mut dialog = Dialog::uac(
             call_id,
             tag.clone(),
             route.from.clone(),
@@ -84,6 +126,7 @@ impl CallEngine {
             route.dest,
             self.contact(route.dest.transport),
         );
+        dialog.trunk = Some(route.trunk);
         tracing::debug!(call = call.id, trunk = %route.trunk, "trying trunk");
         let leg = TrunkLeg {
             route,

@@ -27,9 +27,13 @@
 //! * `999` / `112`: always routed through the emergency trunk order, no
 //!   limit or restriction, even for a suspended tenant.
 //! * Any UK or international form → E.164. A number the tenant itself holds
-//!   rings its route target directly; otherwise premium rate (403 unless
-//!   `allow_premium`), international (403 unless `allow_international`), then
-//!   the outbound trunks by priority. The limit answers 503
+//!   rings its route target directly; otherwise it is classified by the
+//!   numbering plan ([`tariff`]): premium rate and special-rate kinds
+//!   (personal, pager, UAN, shared-cost, unknown type) are refused (403)
+//!   unless `allow_premium`, numbers outside region GB (the Crown
+//!   Dependencies included) unless `allow_international`; then the
+//!   outbound trunks by priority. Forwarding to an outside number resolves
+//!   the same way, so it obeys the same permissions. The limit answers 503
 //!   ([`LIMIT_STATUS`]).
 //! * Presented caller ID: the tenant's number routed to the calling
 //!   extension, else its main number, else the first number it holds; a
@@ -55,10 +59,12 @@
 mod classify;
 mod prepared;
 mod resolver;
+mod tariff;
 
 pub use classify::{Dialled, classify};
 pub use prepared::{LIMIT_STATUS, Lookup, OutsideCallGuard, OutsideCalls, PreparedPlan};
 pub use resolver::{Inbound, Resolver};
+pub use tariff::{Tariff, tariff};
 
 use crate::call::Destination;
 use store::StoreError;

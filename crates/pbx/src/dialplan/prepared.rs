@@ -84,6 +84,8 @@ pub struct Lookup {
     pub destination: Destination,
     /// The tenant's `max_outside_calls`.
     pub outside_limit: u32,
+    /// The tenant's `max_concurrent_calls` (all calls, emergency excepted).
+    pub call_limit: u32,
 }
 
 impl Lookup {
@@ -125,6 +127,8 @@ pub struct PreparedPlan {
     calls: Arc<OutsideCalls>,
     ttl: Duration,
     last_purge: Mutex<Option<Instant>>,
+    /// Each tenant's concurrent-call limit, as last read from the directory.
+    call_limits: Mutex<HashMap<TenantId, u32>>,
 }
 
 impl PreparedPlan {
@@ -138,6 +142,7 @@ impl PreparedPlan {
             calls,
             ttl,
             last_purge: Mutex::new(None),
+            call_limits: Mutex::new(HashMap::new()),
         }
     }
 
@@ -169,6 +174,10 @@ impl PreparedPlan {
         lookup: Lookup,
         now: Instant,
     ) {
+        self.call_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tenant, lookup.call_limit);
         let caller = match (&lookup.destination, caller) {
             (Destination::Outside(_), Some(c)) => c.to_owned(),
             _ => String::new(),
@@ -237,6 +246,10 @@ impl PreparedPlan {
             .retain(|(t, _, _), _| *t != tenant);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.retain(|(t, _, _), _| *t != tenant);
+        self.call_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&tenant);
     }
 
     /// Forgets everything (changes may have been missed, or one spans tenants).
@@ -261,6 +274,14 @@ impl PreparedPlan {
 }
 
 impl DialPlan for PreparedPlan {
+    fn call_limit(&self, tenant: TenantId) -> Option<u32> {
+        self.call_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&tenant)
+            .copied()
+    }
+
     fn resolve(&self, tenant: TenantId, caller: Option<&str>, dialled: &str) -> Destination {
         let lookup = {
             let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());

@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use sip::Uri;
 use sip::transaction::{Target, Transport as SipTransport};
 use store::{
-    Directory, E164, Extension, ExtensionNumber, ForwardTarget, Number, NumberScope, NumberType,
-    Page, RingGroup, RingGroupMember, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
+    Directory, E164, Extension, ExtensionNumber, ForwardTarget, Number, NumberScope, Page,
+    RingGroup, RingGroupMember, RouteTarget, StoreError, Tenant, TenantId, Transport, Trunk,
 };
 
 use super::classify::{Dialled, classify};
 use super::prepared::{Lookup, OutsideCalls, PreparedPlan};
+use super::tariff::Tariff;
 use crate::call::{
     Destination, ExtensionProfile, GroupMember, MemberTarget, OutsideCall, RingGroupPlan,
     TrunkCredentials, TrunkRoute,
@@ -26,6 +27,8 @@ pub struct Inbound {
     /// `None` when the number is not assigned to any tenant.
     pub tenant: Option<TenantId>,
     pub destination: Destination,
+    /// The tenant's concurrent-call limit (0 when no tenant).
+    pub call_limit: u32,
 }
 
 /// Resolves dialled strings against the directory. Cheap to clone.
@@ -56,6 +59,7 @@ fn profile(ext: &Extension) -> ExtensionProfile {
         dnd: ext.settings.dnd,
         forwarding: ext.settings.forwarding.clone(),
         no_answer_timeout: Duration::from_secs(u64::from(ext.settings.no_answer_timeout_secs)),
+        max_calls: ext.settings.max_concurrent_calls,
     }
 }
 
@@ -190,6 +194,7 @@ impl Resolver {
             let lookup = Lookup {
                 destination: inbound.destination.clone(),
                 outside_limit: 0,
+                call_limit: inbound.call_limit,
             };
             plan.insert(t, None, dialled, lookup, now);
             self.prepare_forwards(plan, t, None, &inbound.destination, now)
@@ -210,6 +215,7 @@ impl Resolver {
         let unknown = Inbound {
             tenant: None,
             destination: Destination::Unknown,
+            call_limit: 0,
         };
         let Ok(e164) = plus.parse::<E164>() else {
             return Ok(unknown);
@@ -231,6 +237,7 @@ impl Resolver {
         Ok(Inbound {
             tenant: Some(tenant_id),
             destination,
+            call_limit: tenant.settings.max_concurrent_calls,
         })
     }
 
@@ -307,9 +314,11 @@ impl Resolver {
     ) -> Result<Lookup> {
         let tenant = self.dir.get_tenant(tenant_id).await?;
         let outside_limit = tenant.settings.max_outside_calls;
+        let call_limit = tenant.settings.max_concurrent_calls;
         let lookup = |destination| Lookup {
             destination,
             outside_limit,
+            call_limit,
         };
         let class = classify(dialled);
         if tenant.suspended && !matches!(class, Dialled::Emergency(_)) {
@@ -356,13 +365,25 @@ impl Resolver {
             // One of the tenant's own numbers: ring its target, no trunk.
             return self.route_target(tenant.id, own.route).await;
         }
-        if number.number_type() == NumberType::Premium && !tenant.settings.allow_premium {
-            return Ok(refused(
-                403,
-                format!("premium-rate numbers are not allowed for this tenant ({number})"),
-            ));
+        match super::tariff(number) {
+            Tariff::Premium if !tenant.settings.allow_premium => {
+                return Ok(refused(
+                    403,
+                    format!("premium-rate numbers are not allowed for this tenant ({number})"),
+                ));
+            }
+            Tariff::Special(kind) if !tenant.settings.allow_premium => {
+                return Ok(refused(
+                    403,
+                    format!(
+                        "{kind} numbers are not allowed for this tenant ({number}); \
+                         the operator can allow premium and special-rate calls"
+                    ),
+                ));
+            }
+            _ => {}
         }
-        if !number.is_uk() && !tenant.settings.allow_international {
+        if super::tariff(number) == Tariff::International && !tenant.settings.allow_international {
             return Ok(refused(
                 403,
                 format!("international calls are not allowed for this tenant ({number})"),

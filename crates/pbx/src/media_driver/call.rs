@@ -75,6 +75,8 @@ struct Relay {
     send_errors: u64,
     oversized: u64,
     before_leg: u64,
+    /// A packet from a foreign source was logged already.
+    foreign_logged: bool,
     /// Music on hold toward A, toward B (while the other side holds).
     music_to: [bool; 2],
     music: media::Music,
@@ -129,6 +131,7 @@ impl CallTask {
             send_errors: 0,
             oversized: 0,
             before_leg: 0,
+            foreign_logged: false,
             music_to: [false; 2],
             music: media::Music::new(),
             music_seq: 0,
@@ -342,6 +345,18 @@ impl Relay {
                 }
             }
             Action::Drop(DropReason::NoLeg) => self.before_leg += 1,
+            Action::Drop(DropReason::ForeignSource) => {
+                // Counted by the bridge on the leg; said once per call, so a
+                // spray at the port range cannot flood the log.
+                if !std::mem::replace(&mut self.foreign_logged, true) {
+                    tracing::info!(
+                        call = self.call,
+                        %from,
+                        ?side,
+                        "media from an address other than the leg's signalling or SDP dropped"
+                    );
+                }
+            }
             // Counted by the bridge on the leg.
             Action::Drop(_) => {}
         }

@@ -263,6 +263,20 @@ impl MediaDriver {
     }
 }
 
+/// A [`media::PortProbe`] for the relay's pool: whether the RTP port and the
+/// RTCP port above it can both be bound on `ip` now (another process may
+/// hold them). The test sockets close at once.
+pub fn bind_probe(ip: IpAddr) -> media::PortProbe {
+    std::sync::Arc::new(move |rtp: u16| {
+        let Some(rtcp) = rtp.checked_add(1) else {
+            return false;
+        };
+        let a = std::net::UdpSocket::bind(SocketAddr::new(ip, rtp));
+        let b = std::net::UdpSocket::bind(SocketAddr::new(ip, rtcp));
+        a.is_ok() && b.is_ok()
+    })
+}
+
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let s = std::net::UdpSocket::bind(addr)?;
     s.set_nonblocking(true)?;

@@ -503,6 +503,7 @@ impl CallsDriver {
     /// Runs until `stop` turns true; then hangs up every call, lets the
     /// BYEs go out and returns.
     pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.share_trunk_networks();
         self.engine
             .trunk_status
             .set_trunks(self.trunks.rates.iter().copied(), Instant::now());
@@ -555,6 +556,13 @@ impl CallsDriver {
             }
         }
         self.shutdown().await;
+    }
+
+    /// Tells the engine every trunk's addresses ([`TrunkTable::networks`]):
+    /// in-dialog requests of a trunk leg are accepted from any of them.
+    fn share_trunk_networks(&mut self) {
+        let nets: Vec<_> = self.trunks.networks().collect();
+        self.engine.set_trunk_networks(nets);
     }
 
     fn next_deadline(&mut self) -> Option<Instant> {
@@ -653,6 +661,7 @@ impl CallsDriver {
                 self.registrations.update(&t.targets, now);
                 self.auth.exempt_trunks(&t);
                 self.trunks = t;
+                self.share_trunk_networks();
             }
             Input::Event(ev) => {
                 self.engine.handle_event(ev, now);
@@ -817,8 +826,12 @@ impl CallsDriver {
                 source,
                 ..
             } if is_initial_invite(&request) => self.on_initial_invite(key, request, source),
-            Event::Request { ref request, .. } if request.method == sip::Method::Refer => {
-                match self.engine.refer_context(request) {
+            Event::Request {
+                ref request,
+                source,
+                ..
+            } if request.method == sip::Method::Refer => {
+                match self.engine.refer_context(request, source) {
                     Some((tenant, by, target)) => self.prepare_then(ev, tenant, by, target),
                     None => self.engine.handle_event(ev, now),
                 }

@@ -63,6 +63,15 @@ pub struct CallsConfig {
     pub cdr: CdrWriterConfig,
     /// How long a call may ring out through a trunk.
     pub outside_ring_timeout: Duration,
+    /// Percent of the relay's port pairs kept for emergency calls
+    /// (`SWITCHBOARD_EMERGENCY_PORT_RESERVE`, default 5).
+    pub emergency_port_reserve: u8,
+    /// An answered call is hung up after this long
+    /// (`SWITCHBOARD_MAX_CALL_DURATION`, default 4 h).
+    pub max_call_duration: Duration,
+    /// A call on hold this long is hung up (`SWITCHBOARD_MAX_HOLD_DURATION`,
+    /// default 1 h).
+    pub max_hold_duration: Duration,
     /// Interval of the trunk OPTIONS keepalive (`SWITCHBOARD_TRUNK_KEEPALIVE`);
     /// zero turns it off. Default 30 s.
     pub trunk_keepalive: Duration,
@@ -71,12 +80,15 @@ pub struct CallsConfig {
 impl Default for CallsConfig {
     fn default() -> Self {
         CallsConfig {
-            rtp_ports: media::PortRange::new(20_000, 20_999)
+            rtp_ports: media::PortRange::new(16_384, 32_767)
                 .unwrap_or_else(|_| unreachable!("a valid constant range")),
             media_addr: None,
             media: MediaDriverConfig::default(),
             cdr: CdrWriterConfig::default(),
             outside_ring_timeout: Duration::from_secs(180),
+            emergency_port_reserve: 5,
+            max_call_duration: crate::call::EngineConfig::DEFAULT_MAX_CALL,
+            max_hold_duration: crate::call::EngineConfig::DEFAULT_MAX_HOLD,
             trunk_keepalive: Duration::from_secs(30),
         }
     }

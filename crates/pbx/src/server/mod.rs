@@ -800,23 +800,29 @@ async fn build_calls(
     let sip_ip = public_ip.or(listen_ip).unwrap_or(media_ip);
     let mut engine_config = calls_engine_config(SocketAddr::new(sip_ip, udp_addr.port()), media_ip);
     engine_config.outside_ring_timeout = c.outside_ring_timeout;
+    engine_config.max_call_duration = c.max_call_duration;
+    engine_config.max_hold_duration = c.max_hold_duration;
     let outside = crate::dialplan::OutsideCalls::new();
     let plan = Arc::new(crate::dialplan::PreparedPlan::new(
         outside,
         crate::dialplan::PreparedPlan::DEFAULT_TTL,
     ));
-    let engine = calls::engine(
-        engine_config,
-        Arc::clone(&plan),
-        parts.location,
-        media::PortPool::new(c.rtp_ports),
-    );
     let mut media_config = c.media.clone();
     if media_config.bind_ip.is_unspecified() {
         if let Some(ip) = listen_ip {
             media_config.bind_ip = ip;
         }
     }
+    let ports = media::PortPool::new(c.rtp_ports)
+        .with_emergency_reserve(c.emergency_port_reserve)
+        .with_probe(crate::media_driver::bind_probe(media_config.bind_ip));
+    tracing::info!(
+        rtp_ports = %c.rtp_ports,
+        pairs = ports.capacity(),
+        emergency_reserve = ports.reserve(),
+        "relay port pool"
+    );
+    let engine = calls::engine(engine_config, Arc::clone(&plan), parts.location, ports);
     let (media, media_events) = crate::media_driver::MediaDriver::new(media_config);
     let writer = crate::cdr::CdrWriter::spawn(Arc::clone(&parts.directory), c.cdr.clone());
     let auth = Arc::new(calls::AuthContext {
@@ -861,9 +867,7 @@ async fn build_calls(
 }
 
 fn calls_engine_config(sip_addr: SocketAddr, media_addr: IpAddr) -> crate::call::EngineConfig {
-    let mut c = crate::call::EngineConfig::new(sip_addr, media_addr);
-    c.seed = rand::random();
-    c
+    crate::call::EngineConfig::new(sip_addr, media_addr)
 }
 
 fn method_label(m: &Method) -> &'static str {

@@ -84,6 +84,19 @@ impl TrunkTable {
     pub(crate) fn by_username(&self, username: &str) -> Option<&DigestTrunk> {
         self.digest.iter().find(|t| t.username == username)
     }
+
+    /// Every address block a trunk's signalling may come from: its inbound
+    /// sources and its resolved host (a digest trunk has no sources, and a
+    /// trunk with an `inbound_source` block may still send from its host).
+    /// The call engine accepts a trunk leg's in-dialog requests from these.
+    pub(crate) fn networks(&self) -> impl Iterator<Item = (TrunkId, IpAddr, u8)> + '_ {
+        let sources = self.sources.iter().map(|t| (t.trunk, t.net, t.prefix));
+        let targets = self.targets.iter().map(|t| {
+            let ip = t.dest.addr.ip();
+            (t.trunk, ip, if ip.is_ipv4() { 32 } else { 128 })
+        });
+        sources.chain(targets)
+    }
 }
 
 pub(crate) fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
@@ -290,6 +303,39 @@ mod tests {
         assert_eq!(table.by_source("198.51.100.1:5060".parse().unwrap()), None);
         assert!(table.by_username("carrier").is_some());
         assert!(table.by_username("Carrier").is_none());
+        assert_eq!(
+            table.networks().collect::<Vec<_>>(),
+            vec![(block.trunk, block.net, 24), (exact.trunk, exact.net, 32)]
+        );
+        let digest = table.digest[0].trunk;
+        let with_hosts = TrunkTable {
+            targets: vec![
+                TrunkTarget {
+                    trunk: digest,
+                    host: "carrier.example".into(),
+                    port: 5060,
+                    dest: Target::new(Transport::Udp, "203.0.113.5:5060".parse().unwrap()),
+                    register: None,
+                },
+                TrunkTarget {
+                    trunk: block.trunk,
+                    host: "2001:db8::7".into(),
+                    port: 5061,
+                    dest: Target::new(Transport::Tls, "[2001:db8::7]:5061".parse().unwrap()),
+                    register: None,
+                },
+            ],
+            ..table
+        };
+        assert_eq!(
+            with_hosts.networks().collect::<Vec<_>>(),
+            vec![
+                (block.trunk, block.net, 24),
+                (exact.trunk, exact.net, 32),
+                (digest, "203.0.113.5".parse().unwrap(), 32),
+                (block.trunk, "2001:db8::7".parse().unwrap(), 128),
+            ]
+        );
         assert_eq!(
             split_host_port("reg.example:5080", 5060),
             ("reg.example".into(), 5080)

@@ -63,6 +63,8 @@ pub struct Dir {
     pub refuse: Mutex<Option<(u16, String)>>,
     /// Ring groups by number.
     pub groups: Mutex<HashMap<String, GroupSpec>>,
+    /// Concurrent-call limits of tenants (`max_concurrent_calls`).
+    pub call_limits: Mutex<HashMap<TenantId, u32>>,
 }
 
 /// A ring group as the directory holds it: members by number (`+...` for
@@ -88,6 +90,7 @@ impl Dir {
             dnd: false,
             forwarding: Forwarding::default(),
             no_answer_timeout: Duration::from_secs(20),
+            max_calls: 8,
         };
         self.profiles.lock().unwrap().insert(ext.into(), p);
     }
@@ -174,6 +177,10 @@ impl Dir {
 }
 
 impl DialPlan for Dir {
+    fn call_limit(&self, tenant: TenantId) -> Option<u32> {
+        self.call_limits.lock().unwrap().get(&tenant).copied()
+    }
+
     fn resolve(&self, _tenant: TenantId, _caller: Option<&str>, dialled: &str) -> Destination {
         let routed = self.numbers.lock().unwrap().get(dialled).cloned();
         if let Some(ext) = routed {
@@ -267,6 +274,8 @@ pub struct Sim {
     pub dir: Arc<Dir>,
     pub pool: PortPool,
     pub tenant: TenantId,
+    /// Phones of other tenants (by address); the rest are `tenant`'s.
+    pub tenants: HashMap<SocketAddr, TenantId>,
     pub records: Vec<CallRecord>,
     /// Round-robin answers the engine reported (also written to `dir`).
     pub group_answers: Vec<RingGroupAnswered>,
@@ -293,11 +302,14 @@ impl Sim {
 
     /// A simulation whose relay has the port range `ports`.
     pub fn with_ports(seed: u64, net: NetConfig, ports: &str) -> Sim {
+        Sim::with_pool(seed, net, PortPool::new(ports.parse().unwrap()))
+    }
+
+    /// A simulation whose relay takes its ports from `pool`.
+    pub fn with_pool(seed: u64, net: NetConfig, pool: PortPool) -> Sim {
         let now = Instant::now();
         let dir = Arc::new(Dir::default());
-        let pool = PortPool::new(ports.parse().unwrap());
-        let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
-        cfg.seed = seed.wrapping_add(17);
+        let cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         let engine = CallEngine::new(cfg, dir.clone(), dir.clone(), pool.clone());
         Sim {
             now,
@@ -308,6 +320,7 @@ impl Sim {
             dir,
             pool,
             tenant: TenantId::new(),
+            tenants: HashMap::new(),
             records: Vec::new(),
             group_answers: Vec::new(),
             media: Vec::new(),
@@ -326,9 +339,8 @@ impl Sim {
 
     /// A fresh engine over the same directory and relay ports, as after a
     /// restart between calls (what the engine remembered is gone).
-    pub fn restart_engine(&mut self, seed: u64) {
-        let mut cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
-        cfg.seed = seed;
+    pub fn restart_engine(&mut self) {
+        let cfg = EngineConfig::new(PBX.parse().unwrap(), "203.0.113.7".parse().unwrap());
         self.engine = CallEngine::new(cfg, self.dir.clone(), self.dir.clone(), self.pool.clone());
     }
 
@@ -375,7 +387,7 @@ impl Sim {
     fn identity(&self, source: SocketAddr) -> CallerIdentity {
         let p = self.phones.iter().find(|p| p.addr == source).unwrap();
         CallerIdentity {
-            tenant: self.tenant,
+            tenant: self.tenants.get(&source).copied().unwrap_or(self.tenant),
             extension: p.ext.parse().unwrap(),
             credential: p.ext.try_into().unwrap(),
         }

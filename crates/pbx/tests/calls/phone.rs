@@ -69,6 +69,8 @@ pub struct Phone {
     pub ended: bool,
     /// Headers added to the next in-dialog request.
     pub extra_headers: Vec<(&'static str, String)>,
+    /// The SDP offered in new calls instead of the default one.
+    pub offer: Option<Vec<u8>>,
     server: Target,
     counter: u32,
 }
@@ -116,6 +118,7 @@ impl Phone {
             reinvite_oks: Vec::new(),
             ended: false,
             extra_headers: Vec::new(),
+            offer: None,
             server: Target::new(Transport::Udp, server),
             counter: 0,
         }
@@ -157,7 +160,7 @@ impl Phone {
         }
         if self.send_sdp {
             r.headers.push("Content-Type", "application/sdp");
-            r.body = self.body();
+            r.body = self.offer.clone().unwrap_or_else(|| self.body());
         }
         self.dialog = Some(PhoneDialog {
             call_id,

@@ -135,9 +135,15 @@ pub struct ExtensionSettings {
     pub no_answer_timeout_secs: u32,
     pub forwarding: Forwarding,
     pub dnd: bool,
+    /// Calls this extension may take part in at once, made and received
+    /// together: 1..=1000, default [`ExtensionSettings::DEFAULT_CALL_LIMIT`].
+    pub max_concurrent_calls: u32,
 }
 
 impl ExtensionSettings {
+    /// The per-extension concurrent-call limit of a new extension.
+    pub const DEFAULT_CALL_LIMIT: u32 = 8;
+
     pub fn new(display_name: impl Into<String>) -> Self {
         Self {
             display_name: display_name.into(),
@@ -145,6 +151,7 @@ impl ExtensionSettings {
             no_answer_timeout_secs: 25,
             forwarding: Forwarding::default(),
             dnd: false,
+            max_concurrent_calls: Self::DEFAULT_CALL_LIMIT,
         }
     }
 }

@@ -182,6 +182,11 @@ const CHECKS: &[(&str, &str, &str)] = &[
         "no-answer timeout must be 5 to 300 seconds",
     ),
     (
+        "extensions_max_concurrent_calls_check",
+        "max_concurrent_calls",
+        "concurrent call limit must be 1 to 1000",
+    ),
+    (
         "extensions_forward_always_check",
         "forward_always",
         "forward target must not be empty",

@@ -3,7 +3,7 @@
 macro_rules! extension_cols {
     () => {
         "id, tenant_id, number, display_name, user_id, no_answer_timeout_secs, forward_always, \
-         forward_busy, forward_no_answer, dnd, created_at"
+         forward_busy, forward_no_answer, dnd, max_concurrent_calls, created_at"
     };
 }
 pub(crate) use extension_cols;
@@ -34,6 +34,7 @@ macro_rules! extensions_impl {
                         no_answer: parse_opt(get(r, "forward_no_answer")?, "forward_no_answer")?,
                     },
                     dnd: get(r, "dnd")?,
+                    max_concurrent_calls: get_u32(r, "max_concurrent_calls")?,
                 },
                 created_at: get(r, "created_at")?,
             })
@@ -63,6 +64,12 @@ macro_rules! extensions_impl {
                 return Err(StoreError::invalid(
                     "no_answer_timeout_secs",
                     format!("no-answer timeout must be 5 to 300 seconds, not {}", s.no_answer_timeout_secs),
+                ));
+            }
+            if !(1..=1000).contains(&s.max_concurrent_calls) {
+                return Err(StoreError::invalid(
+                    "max_concurrent_calls",
+                    format!("concurrent call limit must be 1 to 1000, not {}", s.max_concurrent_calls),
                 ));
             }
             let f = &s.forwarding;
@@ -114,8 +121,8 @@ macro_rules! extensions_impl {
             let fwd = |t: &Option<ForwardTarget>| t.as_ref().map(|t| t.to_string());
             sqlx::query(
                 "INSERT INTO extensions (id, tenant_id, number, display_name, user_id, no_answer_timeout_secs, \
-                 forward_always, forward_busy, forward_no_answer, dnd, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 forward_always, forward_busy, forward_no_answer, dnd, created_at, max_concurrent_calls) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(ext.id.as_uuid())
             .bind(tenant.as_uuid())
@@ -128,6 +135,7 @@ macro_rules! extensions_impl {
             .bind(fwd(&s.forwarding.no_answer))
             .bind(s.dnd)
             .bind(ts(ext.created_at))
+            .bind(to_i32(s.max_concurrent_calls, "max_concurrent_calls")?)
             .execute(&mut *conn)
             .await
             .map_err(db_err)
@@ -264,8 +272,8 @@ macro_rules! extensions_impl {
             let fwd = |t: &Option<ForwardTarget>| t.as_ref().map(|t| t.to_string());
             let done = sqlx::query(
                 "UPDATE extensions SET display_name = $3, user_id = $4, no_answer_timeout_secs = $5, \
-                 forward_always = $6, forward_busy = $7, forward_no_answer = $8, dnd = $9 \
-                 WHERE tenant_id = $1 AND id = $2",
+                 forward_always = $6, forward_busy = $7, forward_no_answer = $8, dnd = $9, \
+                 max_concurrent_calls = $10 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
@@ -276,6 +284,7 @@ macro_rules! extensions_impl {
             .bind(fwd(&s.forwarding.busy))
             .bind(fwd(&s.forwarding.no_answer))
             .bind(s.dnd)
+            .bind(to_i32(s.max_concurrent_calls, "max_concurrent_calls")?)
             .execute(pool)
             .await
             .map_err(db_err)

@@ -152,6 +152,13 @@ pub async fn schema_checks_each_column(b: Backend) {
         ),
         (
             "extensions",
+            "max_concurrent_calls",
+            e.id.as_uuid(),
+            V::Int(1),
+            V::Int(0),
+        ),
+        (
+            "extensions",
             "forward_always",
             e.id.as_uuid(),
             V::Text("202"),

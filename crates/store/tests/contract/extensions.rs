@@ -141,6 +141,31 @@ pub async fn extensions_and_credentials(b: Backend) {
         field(d.update_extension(a.id, e201.id, &s).await),
         ("invalid", Some("no_answer_timeout_secs"))
     );
+    s.no_answer_timeout_secs = 15;
+    // The per-extension concurrent-call limit: 8 by default, 1..=1000.
+    assert_eq!(
+        e201.settings.max_concurrent_calls,
+        ExtensionSettings::DEFAULT_CALL_LIMIT
+    );
+    s.max_concurrent_calls = 60;
+    let up = d.update_extension(a.id, e201.id, &s).await.unwrap();
+    assert_eq!(up.settings.max_concurrent_calls, 60);
+    assert_eq!(
+        d.get_extension(a.id, e201.id)
+            .await
+            .unwrap()
+            .settings
+            .max_concurrent_calls,
+        60
+    );
+    for bad in [0, 1001] {
+        s.max_concurrent_calls = bad;
+        assert_eq!(
+            field(d.update_extension(a.id, e201.id, &s).await),
+            ("invalid", Some("max_concurrent_calls"))
+        );
+    }
+    s.max_concurrent_calls = 60;
     // A user of another tenant cannot own this extension.
     let bob = d
         .create_user(&NewUser {

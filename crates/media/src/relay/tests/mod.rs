@@ -505,3 +505,86 @@ fn g711_laws_are_converted_when_legs_disagree() {
         );
     }
 }
+
+/// A leg whose media may come only from `ip` (its signalling and SDP).
+fn guarded_leg(rtp: &str) -> Leg {
+    let mut config = leg(rtp).config().clone();
+    config.allow_sdp_sources();
+    Leg::new(config)
+}
+
+#[test]
+fn rtp_from_another_address_does_not_capture_a_held_leg() {
+    let mut b = Bridge::new(
+        guarded_leg("10.0.0.5:4000"),
+        guarded_leg("10.0.0.6:5000"),
+        RelayConfig::default(),
+    );
+    let c = Clock(Instant::now());
+    // A talks, then holds (silent for a minute).
+    send(&mut b, Side::A, "10.0.0.5:4000", &voice(1, 0, 7), c.at(0)).unwrap();
+    // An attacker sprays RTP at both relay ports while A is held and B
+    // has never sent anything.
+    for (i, side) in [Side::A, Side::B].into_iter().enumerate() {
+        let r = send(
+            &mut b,
+            side,
+            "198.51.100.66:4000",
+            &voice(9, 0, 66),
+            c.at(60_000 + i as u64),
+        );
+        assert_eq!(r.unwrap_err(), DropReason::ForeignSource);
+    }
+    assert_eq!(
+        b.leg(Side::A).unwrap().latched(),
+        Some(addr("10.0.0.5:4000"))
+    );
+    assert_eq!(b.leg(Side::B).unwrap().latched(), None);
+    // Media still flows to the real parties.
+    let (f, _) = send(
+        &mut b,
+        Side::B,
+        "10.0.0.6:5000",
+        &voice(1, 0, 9),
+        c.at(60_010),
+    )
+    .unwrap();
+    assert_eq!(f.to, addr("10.0.0.5:4000"));
+    // Once latched, another port of the same host may take over after the
+    // quiet period (NAT rebinding), another host never.
+    let r = send(
+        &mut b,
+        Side::A,
+        "10.0.0.5:4002",
+        &voice(2, 160, 7),
+        c.at(63_000),
+    );
+    assert!(r.is_ok());
+    assert_eq!(
+        b.leg(Side::A).unwrap().latched(),
+        Some(addr("10.0.0.5:4002"))
+    );
+}
+
+#[test]
+fn a_loopback_party_may_send_from_any_loopback_address() {
+    // A phone on this host signalling from 127.0.0.2 whose RTP socket
+    // leaves from 127.0.0.1: a loopback source never comes from elsewhere.
+    let mut config = leg("127.0.0.2:4000").config().clone();
+    config.allow_sdp_sources();
+    let mut b = Bridge::new(
+        Leg::new(config),
+        leg("10.0.0.6:5000"),
+        RelayConfig::default(),
+    );
+    let c = Clock(Instant::now());
+    send(&mut b, Side::A, "127.0.0.1:4000", &voice(1, 0, 7), c.at(0)).unwrap();
+    let r = send(
+        &mut b,
+        Side::A,
+        "192.0.2.1:4000",
+        &voice(2, 160, 7),
+        c.at(9_000),
+    );
+    assert_eq!(r.unwrap_err(), DropReason::ForeignSource);
+}
