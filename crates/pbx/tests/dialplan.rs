@@ -542,6 +542,28 @@ async fn prepared_plan_answers_the_engine_synchronously() {
     assert_eq!(plan.resolve(t, None, "442079460018"), i.destination);
     plan.invalidate(t);
     assert!(plan.is_empty());
+    assert_eq!(plan.call_limit(t), None, "invalidate forgets the limit");
+}
+
+/// Clearing the whole plan (a change spanning tenants, or a resync after
+/// missed changes) forgets each tenant's call limit too: a limit changed
+/// meanwhile is read again, not enforced from the old value.
+#[tokio::test]
+async fn clearing_the_plan_forgets_call_limits() {
+    let env = env().await;
+    let plan = PreparedPlan::new(env.calls.clone(), PreparedPlan::DEFAULT_TTL);
+    let t = env.tenant.id;
+    env.resolver
+        .prepare(&plan, t, Some(&n("1001")), "1002")
+        .await
+        .unwrap();
+    assert_eq!(
+        plan.call_limit(t),
+        Some(env.tenant.settings.max_concurrent_calls)
+    );
+    plan.clear();
+    assert!(plan.is_empty());
+    assert_eq!(plan.call_limit(t), None);
 }
 
 /// A preparation is reused for a second (bursts, retried INVITEs); a change

@@ -262,6 +262,10 @@ impl PreparedPlan {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
+        self.call_limits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn len(&self) -> usize {
