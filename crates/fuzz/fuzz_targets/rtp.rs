@@ -7,7 +7,7 @@
 //! changing its length.
 #![no_main]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +35,13 @@ fn leg(port: u16, flags: u8) -> Leg {
             1 => Some(Transcode::UlawToAlaw),
             2 => Some(Transcode::AlawToUlaw),
             _ => None,
+        },
+        // Any source, the packets' own address, another host, or both.
+        sources: match flags >> 6 & 3 {
+            0 => vec![],
+            1 => vec![IpAddr::from([127, 0, 0, 1])],
+            2 => vec![IpAddr::from([192, 0, 2, 1])],
+            _ => vec![IpAddr::from([192, 0, 2, 1]), IpAddr::from([127, 0, 0, 1])],
         },
     })
 }

@@ -106,11 +106,13 @@ fn invite(from: SocketAddr, to: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The first non-100 answer. Every caller expects one, so the wait is long
+/// (10 s per datagram): on a loaded machine a dial-plan lookup took over 2 s.
 async fn answer_to(sock: &UdpSocket, server: SocketAddr, bytes: &[u8]) -> Option<sip::Response> {
     sock.send_to(bytes, server).await.unwrap();
     let mut buf = vec![0u8; 65535];
     loop {
-        let (n, _) = tokio::time::timeout(Duration::from_secs(2), sock.recv_from(&mut buf))
+        let (n, _) = tokio::time::timeout(Duration::from_secs(10), sock.recv_from(&mut buf))
             .await
             .ok()?
             .ok()?;
