@@ -559,11 +559,49 @@ async fn member_manages_own_extension(b: Backend) {
         .await;
     r.assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains(r#"id="e-forward_no_answer""#) && r.body.contains(r#"value="bogus""#));
+    // Forwarding outside is an outside call the business pays for: admins only.
+    let r = m
+        .post(
+            "/account/extension",
+            &[("forward_no_answer", "07400 123456")],
+        )
+        .await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.body.contains(r#"id="e-forward_no_answer""#)
+            && r.body
+                .contains("Only an admin of your business can forward calls to an outside number"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        app.dir
+            .get_extension(t.id, ext.id)
+            .await
+            .unwrap()
+            .settings
+            .forwarding
+            .no_answer,
+        None
+    );
+    // An admin sets one; the member keeps it while changing the rest.
+    adm.post(
+        &url,
+        &[
+            ("display_name", "Mia's desk"),
+            ("no_answer_timeout_secs", "25"),
+            ("user", &mia.id.to_string()),
+            ("forward_no_answer", "07400 123456"),
+        ],
+    )
+    .await
+    .assert(StatusCode::OK);
     m.post(
         "/account/extension",
         &[
             ("dnd", "on"),
-            ("forward_no_answer", "07400 123456"),
+            ("forward_no_answer", "+447400123456"),
+            ("forward_busy", "206"),
             ("display_name", "Renamed"),
         ],
     )
@@ -571,6 +609,7 @@ async fn member_manages_own_extension(b: Backend) {
     .assert(StatusCode::OK);
     let e = app.dir.get_extension(t.id, ext.id).await.unwrap();
     assert!(e.settings.dnd);
+    assert_eq!(e.settings.forwarding.busy.unwrap().to_string(), "206");
     assert_eq!(
         e.settings.display_name, "Mia's desk",
         "a member cannot rename"

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
-use store::{CdrQuery, Extension, Forwarding, Page};
+use store::{CdrQuery, Extension, ForwardTarget, Forwarding, Page, Role};
 
 use super::activity::{duration, stamp};
 use super::business::{edit_form, parse_forward};
@@ -130,6 +130,9 @@ async fn update(
         busy: parse_forward(&form.forward_busy, "forward_busy", &mut errors),
         no_answer: parse_forward(&form.forward_no_answer, "forward_no_answer", &mut errors),
     };
+    if a.user.role == Role::Member {
+        outside_forwards_stay_with_admins(&e.settings.forwarding, &forwarding, &mut errors);
+    }
     if !errors.is_empty() {
         let calls = recent_calls(&state, &e).await?;
         return render_status(
@@ -166,6 +169,29 @@ async fn update(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 &page(&state, &a, &e, form, errors, false, calls),
             )
+        }
+    }
+}
+
+/// A forward to an outside number is an outside call the business pays for,
+/// so only its admins set one: a member may keep or clear a forward an admin
+/// set, and forward to any extension, but not point a forward outside.
+fn outside_forwards_stay_with_admins(
+    current: &Forwarding,
+    wanted: &Forwarding,
+    errors: &mut FormErrors,
+) {
+    for (field, now, new) in [
+        ("forward_always", &current.always, &wanted.always),
+        ("forward_busy", &current.busy, &wanted.busy),
+        ("forward_no_answer", &current.no_answer, &wanted.no_answer),
+    ] {
+        if matches!(new, Some(ForwardTarget::External(_))) && new != now {
+            errors.add(
+                field,
+                "Only an admin of your business can forward calls to an outside number. \
+                 Forward to an extension, or ask an admin.",
+            );
         }
     }
 }
