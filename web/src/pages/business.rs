@@ -2,6 +2,8 @@
 //! search, create with generated credentials, edit forwarding and DND, new password) and the
 //! business's numbers (route to an extension).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,13 +11,16 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 use store::*;
+use time::OffsetDateTime;
 
 use super::{field_error, page_number, see_other, ticked};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
 use crate::error::PageError;
 use crate::views::business::*;
-use crate::views::{ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status};
+use crate::views::{
+    ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status, utc_minute,
+};
 
 pub const PER_PAGE: u32 = 50;
 
@@ -78,7 +83,38 @@ fn forwarding_summary(f: &Forwarding) -> String {
     parts.join(", ")
 }
 
-fn ext_row(base: &str, e: &Extension) -> ExtRow {
+/// Whether an extension's phones are registered, from the stored registrations.
+#[derive(Clone, Copy, Debug, Default)]
+struct Presence {
+    online: bool,
+    last: Option<OffsetDateTime>,
+}
+
+/// Presence of each extension of the business that ever registered (two queries).
+async fn presence(
+    state: &AppState,
+    tenant: TenantId,
+    now: OffsetDateTime,
+) -> Result<HashMap<ExtensionId, Presence>, PageError> {
+    let mut map: HashMap<ExtensionId, Presence> = HashMap::new();
+    for (ext, at) in state.directory.list_last_registered(tenant).await? {
+        map.entry(ext).or_default().last = Some(at);
+    }
+    for (_, r) in state
+        .directory
+        .list_tenant_registrations(tenant, now)
+        .await?
+    {
+        map.entry(r.binding.extension_id).or_default().online = true;
+    }
+    Ok(map)
+}
+
+fn last_registered(at: Option<OffsetDateTime>) -> String {
+    at.map(utc_minute).unwrap_or_else(|| "never".into())
+}
+
+fn ext_row(base: &str, e: &Extension, p: Presence) -> ExtRow {
     ExtRow {
         id: e.id.to_string(),
         href: format!("{base}/extensions/{}", e.id),
@@ -86,6 +122,8 @@ fn ext_row(base: &str, e: &Extension) -> ExtRow {
         name: e.settings.display_name.clone(),
         dnd: e.settings.dnd,
         forwarding: forwarding_summary(&e.settings.forwarding),
+        online: p.online,
+        last_registered: last_registered(p.last),
     }
 }
 
@@ -111,7 +149,12 @@ async fn extensions(
         )
         .await?;
     let b = base(t);
-    let rows = list.items.iter().map(|e| ext_row(&b, e)).collect();
+    let seen = presence(&state, t.id, OffsetDateTime::now_utc()).await?;
+    let rows = list
+        .items
+        .iter()
+        .map(|e| ext_row(&b, e, seen.get(&e.id).copied().unwrap_or_default()))
+        .collect();
     let qs = encode_query(&search);
     render(&ExtensionsPage {
         layout: Layout::for_business("Extensions", &a.authed, t, &format!("{b}/extensions")),
@@ -229,19 +272,29 @@ pub(crate) async fn extension_page(
     saved: bool,
 ) -> Result<ExtensionPage, PageError> {
     let b = base(&a.tenant);
+    let now = OffsetDateTime::now_utc();
+    // All stored bindings of the extension, expired ones included until the sweep removes
+    // them (it then keeps their time as the credential's last_seen_at).
+    let bindings = state
+        .directory
+        .list_registrations(a.tenant.id, e.id)
+        .await?;
     let credentials = state
         .directory
         .list_credentials(a.tenant.id, e.id)
         .await?
         .into_iter()
-        .map(|c| CredRow {
-            id: c.id.to_string(),
-            username: c.username.to_string(),
-            device: c.model.clone().unwrap_or_default(),
-            last_seen: c
-                .last_seen_at
-                .map(|t| t.date().to_string())
-                .unwrap_or_else(|| "never".into()),
+        .map(|c| {
+            let mine = bindings.iter().filter(|r| r.binding.credential_id == c.id);
+            let online = mine.clone().filter(|r| r.binding.expires_at > now).count();
+            let last = mine.map(|r| r.updated_at).chain(c.last_seen_at).max();
+            CredRow {
+                id: c.id.to_string(),
+                username: c.username.to_string(),
+                device: c.model.clone().unwrap_or_default(),
+                online,
+                last_registered: last_registered(last),
+            }
         })
         .collect();
     let users = state
@@ -484,9 +537,10 @@ async fn toggle_dnd(
         .await?;
     let b = base(&a.tenant);
     if headers.get("hx-request").is_some() {
+        let seen = presence(&state, a.tenant.id, OffsetDateTime::now_utc()).await?;
         return render(&ExtRowPartial {
             layout: Layout::for_business("Extensions", &a.authed, &a.tenant, ""),
-            e: ext_row(&b, &e),
+            e: ext_row(&b, &e, seen.get(&e.id).copied().unwrap_or_default()),
         });
     }
     Ok(see_other(&format!("{b}/extensions")))

@@ -13,6 +13,10 @@ pub struct ExtRow {
     pub name: String,
     pub dnd: bool,
     pub forwarding: String,
+    /// Some phone of it holds an unexpired registration.
+    pub online: bool,
+    /// When it last registered ("never", or a time with its zone).
+    pub last_registered: String,
 }
 
 /// One row of the extensions table: what the inline DND toggle (htmx) swaps in.
@@ -99,7 +103,10 @@ pub struct CredRow {
     pub id: String,
     pub username: String,
     pub device: String,
-    pub last_seen: String,
+    /// Unexpired registrations (phones registered with it now); 0 is offline.
+    pub online: usize,
+    /// When it last registered ("never", or a time with its zone).
+    pub last_registered: String,
 }
 
 #[derive(Template)]
@@ -230,6 +237,8 @@ mod tests {
                 name: "Reception <desk>".into(),
                 dnd: true,
                 forwarding: String::new(),
+                online: true,
+                last_registered: "2026-12-08 14:05 UTC".into(),
             }],
             q: "rec".into(),
             pager: Pager::new(1, 50, 1, |n| format!("?page={n}")),
@@ -239,6 +248,7 @@ mod tests {
         assert!(html.contains(r#"value="rec""#) && html.contains("201"));
         assert!(!html.contains("<desk>"), "names are escaped");
         assert!(html.contains("hx-get"));
+        assert!(html.contains("online") && html.contains("2026-12-08 14:05 UTC"));
     }
 }
 

@@ -198,6 +198,8 @@ pub struct SipCredential {
     pub mac_address: Option<MacAddress>,
     pub model: Option<String>,
     pub created_at: OffsetDateTime,
+    /// When a registration of it was last refreshed, as kept when its bindings were removed
+    /// (expiry sweep, or removal of all its bindings); current bindings may be newer.
     pub last_seen_at: Option<OffsetDateTime>,
 }
 

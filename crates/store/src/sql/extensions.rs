@@ -419,20 +419,6 @@ macro_rules! extensions_impl {
             get_credential(pool, tenant, id).await
         }
 
-        async fn touch_credential(pool: &Pool, tenant: TenantId, id: CredentialId, seen_at: OffsetDateTime) -> Result<()> {
-            let done = sqlx::query("UPDATE sip_credentials SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_uuid())
-                .bind(id.as_uuid())
-                .bind(ts(micros(seen_at)))
-                .execute(pool)
-                .await
-                .map_err(db_err)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::not_found("credential"));
-            }
-            Ok(())
-        }
-
         async fn delete_credential(pool: &Pool, tenant: TenantId, id: CredentialId) -> Result<()> {
             let done = sqlx::query("DELETE FROM sip_credentials WHERE tenant_id = $1 AND id = $2")
                 .bind(tenant.as_uuid())

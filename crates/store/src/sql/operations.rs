@@ -396,12 +396,27 @@ macro_rules! operations_impl {
         }
 
         async fn remove_registrations_for_credential(pool: &Pool, tenant: TenantId, credential: CredentialId) -> Result<u64> {
+            let mut tx = begin(pool).await?;
+            // Keep when it last registered (see delete_expired_registrations).
+            sqlx::query(
+                "UPDATE sip_credentials SET last_seen_at = r.seen \
+                 FROM (SELECT credential_id, max(updated_at) AS seen FROM registrations \
+                       WHERE tenant_id = $1 AND credential_id = $2 GROUP BY credential_id) r \
+                 WHERE sip_credentials.id = r.credential_id \
+                   AND (sip_credentials.last_seen_at IS NULL OR sip_credentials.last_seen_at < r.seen)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(credential.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             let done = sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND credential_id = $2")
                 .bind(tenant.as_uuid())
                 .bind(credential.as_uuid())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
             Ok(done.rows_affected())
         }
 
@@ -446,12 +461,45 @@ macro_rules! operations_impl {
         }
 
         async fn delete_expired_registrations(pool: &Pool, at: OffsetDateTime) -> Result<u64> {
+            let mut tx = begin(pool).await?;
+            // The bindings' own refresh times become the credentials' "last seen": the
+            // registrar writes nothing for it, the sweep carries it over.
+            sqlx::query(
+                "UPDATE sip_credentials SET last_seen_at = r.seen \
+                 FROM (SELECT credential_id, max(updated_at) AS seen FROM registrations \
+                       WHERE expires_at <= $1 GROUP BY credential_id) r \
+                 WHERE sip_credentials.id = r.credential_id \
+                   AND (sip_credentials.last_seen_at IS NULL OR sip_credentials.last_seen_at < r.seen)",
+            )
+            .bind(ts(micros(at)))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
                 .bind(ts(micros(at)))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
             Ok(done.rows_affected())
+        }
+
+        async fn list_last_registered(pool: &Pool, tenant: TenantId) -> Result<Vec<(ExtensionId, OffsetDateTime)>> {
+            let rows = sqlx::query(
+                "SELECT extension_id, max(seen) AS seen FROM ( \
+                   SELECT extension_id, last_seen_at AS seen FROM sip_credentials \
+                     WHERE tenant_id = $1 AND last_seen_at IS NOT NULL \
+                   UNION ALL \
+                   SELECT extension_id, updated_at AS seen FROM registrations WHERE tenant_id = $1 \
+                 ) s GROUP BY extension_id",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| Ok((ExtensionId::from_uuid(get(r, "extension_id")?), get(r, "seen")?)))
+                .collect()
         }
 
         fn cdr_row(r: &DbRow) -> Result<Cdr> {
