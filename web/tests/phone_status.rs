@@ -142,4 +142,57 @@ async fn online_offline_and_last_registered(b: Backend) {
     assert!(r.body.contains(">online<"), "{}", r.body);
 }
 
-both_backends!(online_offline_and_last_registered);
+/// Refused registrations reported by the SIP service show on the extension page, newest first,
+/// and only on the page of the credential's own extension and business.
+async fn failed_registrations_on_the_extension_page(b: Backend) {
+    let app = App::new(b).await;
+    let t = app.tenant("acme").await;
+    let other = app.tenant("bravo").await;
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "ann@acme.test")
+        .await;
+    let base = format!("/t/{}", t.id);
+    let (e1, c1) = ext(&app, t.id, "201").await;
+    let (e2, _) = ext(&app, t.id, "202").await;
+    let at = time::macros::datetime!(2026-12-08 09:30:10 UTC);
+    let failure = |secs: i64, source: &str, reason: &str, count: u32| web::RegistrationFailure {
+        at: at + Duration::seconds(secs),
+        source: source.parse().unwrap(),
+        reason: reason.into(),
+        count,
+    };
+    app.failures
+        .add(t.id, c1.id, failure(0, "198.51.100.7", "wrong password", 3));
+    app.failures.add(
+        t.id,
+        c1.id,
+        failure(
+            120,
+            "198.51.100.7",
+            "source address banned (request ignored)",
+            1,
+        ),
+    );
+    // Filed under another business: not shown.
+    app.failures
+        .add(other.id, c1.id, failure(60, "203.0.113.9", "forged", 1));
+
+    let r = adm.get(&format!("{base}/extensions/{}", e1.id)).await;
+    r.assert(StatusCode::OK);
+    let table = between(&r.body, "<h3>Failed registrations</h3>", "</table>");
+    let banned = table.find("source address banned").expect(table);
+    let wrong = table.find("wrong password").expect(table);
+    assert!(banned < wrong, "newest first: {table}");
+    assert!(table.contains("198.51.100.7") && table.contains("2026-12-08 09:32 UTC"));
+    assert!(table.contains("<td>3</td>"), "{table}");
+    assert!(!table.contains("203.0.113.9") && !table.contains("forged"));
+
+    let r = adm.get(&format!("{base}/extensions/{}", e2.id)).await;
+    let section = between(&r.body, "<h3>Failed registrations</h3>", "<h3>");
+    assert!(section.contains("None recently"), "{section}");
+}
+
+both_backends!(
+    online_offline_and_last_registered,
+    failed_registrations_on_the_extension_page
+);

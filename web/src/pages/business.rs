@@ -279,10 +279,29 @@ pub(crate) async fn extension_page(
         .directory
         .list_registrations(a.tenant.id, e.id)
         .await?;
-    let credentials = state
-        .directory
-        .list_credentials(a.tenant.id, e.id)
-        .await?
+    let creds = state.directory.list_credentials(a.tenant.id, e.id).await?;
+    let mut failures: Vec<(OffsetDateTime, FailureRow)> = creds
+        .iter()
+        .flat_map(|c| {
+            state
+                .reg_failures
+                .recent(a.tenant.id, c.id)
+                .into_iter()
+                .map(|f| {
+                    let row = FailureRow {
+                        username: c.username.to_string(),
+                        at: utc_minute(f.at),
+                        source: f.source.to_string(),
+                        reason: f.reason,
+                        count: f.count,
+                    };
+                    (f.at, row)
+                })
+        })
+        .collect();
+    failures.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let failures = failures.into_iter().map(|(_, r)| r).collect();
+    let credentials = creds
         .into_iter()
         .map(|c| {
             let mine = bindings.iter().filter(|r| r.binding.credential_id == c.id);
@@ -321,6 +340,7 @@ pub(crate) async fn extension_page(
         errors,
         saved,
         credentials,
+        failures,
     })
 }
 

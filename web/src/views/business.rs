@@ -109,6 +109,16 @@ pub struct CredRow {
     pub last_registered: String,
 }
 
+/// A failed registration of one of the extension's credentials, for its page.
+#[derive(Clone, Debug)]
+pub struct FailureRow {
+    pub username: String,
+    pub at: String,
+    pub source: String,
+    pub reason: String,
+    pub count: u32,
+}
+
 #[derive(Template)]
 #[template(path = "business/extension.html")]
 pub struct ExtensionPage {
@@ -120,6 +130,8 @@ pub struct ExtensionPage {
     pub errors: FormErrors,
     pub saved: bool,
     pub credentials: Vec<CredRow>,
+    /// Recent failed registrations of its credentials, newest first.
+    pub failures: Vec<FailureRow>,
     /// (id, e-mail) of the business's users, for the owner select.
     pub users: Vec<(String, String)>,
     /// The add-a-device form, as typed, and its errors.
