@@ -41,6 +41,7 @@ mod health;
 pub mod live;
 mod pages;
 pub mod reg_failures;
+pub mod reveal;
 pub mod service;
 pub mod session;
 mod static_files;
@@ -76,6 +77,8 @@ pub struct AppState {
     pub trunk_states: Arc<dyn TrunkStates>,
     /// Recent failed registrations per credential; none unless the binary attaches the engine.
     pub reg_failures: Arc<dyn RegistrationFailures>,
+    /// New SIP passwords waiting for their one view (POST/redirect/GET).
+    pub reveals: Arc<reveal::Reveals>,
 }
 
 impl AppState {
@@ -92,6 +95,7 @@ impl AppState {
             live_calls: Arc::new(NoLiveCalls),
             trunk_states: Arc::new(NoTrunkStates),
             reg_failures: Arc::new(NoRegistrationFailures),
+            reveals: Arc::new(reveal::Reveals::default()),
         }
     }
 

@@ -17,6 +17,7 @@ use super::{field_error, page_number, see_other, ticked};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
 use crate::error::PageError;
+use crate::reveal::{Secret, View};
 use crate::views::business::*;
 use crate::views::{
     ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status, utc_minute,
@@ -44,6 +45,68 @@ pub fn routes() -> Router<AppState> {
             "/t/{tenant}/extensions/{ext}/credentials/{cred}/regenerate",
             get(regenerate_confirm).post(regenerate),
         )
+        .route("/t/{tenant}/credentials/{token}", get(show_credentials))
+}
+
+/// Keeps a new password for its one view and redirects there (POST/redirect/GET): a reload
+/// of the page that shows it never posts the form again.
+pub(crate) fn reveal_once(state: &AppState, a: &AdminOf, secret: Secret) -> Response {
+    let token = state.reveals.put(
+        &a.authed.session.id_hash,
+        a.tenant.id,
+        secret,
+        std::time::Instant::now(),
+    );
+    see_other(&format!("{}/credentials/{token}", base(&a.tenant)))
+}
+
+#[derive(Deserialize)]
+pub struct RevealPath {
+    pub token: String,
+}
+
+/// The one view of a new password; after it, "shown once" (410).
+async fn show_credentials(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<RevealPath>,
+) -> Result<Response, PageError> {
+    let t = &a.tenant;
+    let b = base(t);
+    let view = state.reveals.take(
+        &p.token,
+        &a.authed.session.id_hash,
+        t.id,
+        std::time::Instant::now(),
+    );
+    let (back, back_label) = match view {
+        View::Secret(s) => {
+            return render(&CredentialsPage {
+                layout: Layout::for_business(s.title, &a.authed, t, &format!("{b}/extensions")),
+                intro: s.intro,
+                username: s.username,
+                password: s.password,
+                domain: t.sip_domain.to_string(),
+                registrar: registrar(&state, t),
+                back: s.back,
+            });
+        }
+        View::Shown { back } => (back, "Go to the extension".to_owned()),
+        View::Unknown => (format!("{b}/extensions"), "Back to extensions".to_owned()),
+    };
+    render_status(
+        StatusCode::GONE,
+        &CredentialsShownPage {
+            layout: Layout::for_business(
+                "Password already shown",
+                &a.authed,
+                t,
+                &format!("{b}/extensions"),
+            ),
+            back,
+            back_label,
+        },
+    )
 }
 
 pub fn base(t: &Tenant) -> String {
@@ -207,23 +270,17 @@ async fn create_extension(
         match state.service.create_extension(t, &new, None).await {
             Ok((ext, cred, password)) => {
                 tracing::info!(tenant = %t.id, extension = %ext.number, "extension created");
-                return render(&CredentialsPage {
-                    layout: Layout::for_business(
-                        format!("Extension {} created", ext.number),
-                        &a.authed,
-                        t,
-                        &format!("{b}/extensions"),
-                    ),
+                let secret = Secret {
+                    title: format!("Extension {} created", ext.number),
                     intro: format!(
                         "Extension {} ({}) is ready.",
                         ext.number, ext.settings.display_name
                     ),
                     username: cred.username.to_string(),
                     password,
-                    domain: t.sip_domain.to_string(),
-                    registrar: registrar(&state, t),
                     back: format!("{b}/extensions/{}", ext.id),
-                });
+                };
+                return Ok(reveal_once(&state, &a, secret));
             }
             Err(e) => field_error(&mut errors, e, &[("username", "number")])?,
         }
@@ -514,20 +571,14 @@ async fn regenerate(
     }
     let password = state.service.regenerate_credential(&a.tenant, &c).await?;
     tracing::info!(tenant = %a.tenant.id, extension = %e.number, "SIP password regenerated");
-    render(&CredentialsPage {
-        layout: Layout::for_business(
-            format!("New password for {}", e.number),
-            &a.authed,
-            &a.tenant,
-            &format!("{b}/extensions"),
-        ),
+    let secret = Secret {
+        title: format!("New password for {}", e.number),
         intro: format!("Extension {} has a new SIP password.", e.number),
         username: c.username.to_string(),
         password,
-        domain: a.tenant.sip_domain.to_string(),
-        registrar: registrar(&state, &a.tenant),
         back: format!("{b}/extensions/{}", e.id),
-    })
+    };
+    Ok(reveal_once(&state, &a, secret))
 }
 
 #[derive(Deserialize)]

@@ -80,6 +80,16 @@ impl CredentialsPage {
     }
 }
 
+/// A one-time credentials view that was already used (or is unknown): no password, only how
+/// to get a new one.
+#[derive(Template)]
+#[template(path = "business/credentials_shown.html")]
+pub struct CredentialsShownPage {
+    pub layout: Layout,
+    pub back: String,
+    pub back_label: String,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ExtEditForm {
     #[serde(default)]
