@@ -84,8 +84,8 @@ macro_rules! extensions_impl {
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)
-                .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))
-                .map_err(|e| on_conflict(e, "number", format!("the number {number} is already in use in this tenant")))?;
+                .map_err(|e| on_fk(e, "tenant_id", "no such business"))
+                .map_err(|e| on_conflict(e, "number", format!("the number {number} is already in use in this business")))?;
             Ok(())
         }
 
@@ -131,8 +131,8 @@ macro_rules! extensions_impl {
             .execute(&mut *conn)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "user_id", "no such user in this tenant"))
-            .map_err(|e| on_conflict(e, "number", format!("the number {} is already in use in this tenant", new.number)))?;
+            .map_err(|e| on_fk(e, "user_id", "no such user in this business"))
+            .map_err(|e| on_conflict(e, "number", format!("the number {} is already in use in this business", new.number)))?;
             Ok(ext)
         }
 
@@ -279,7 +279,7 @@ macro_rules! extensions_impl {
             .execute(pool)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "user_id", "no such user in this tenant"))?;
+            .map_err(|e| on_fk(e, "user_id", "no such user in this business"))?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::not_found("extension"));
             }
