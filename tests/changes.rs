@@ -300,6 +300,83 @@ fn regenerated_password_old_one_fails_at_once() {
 /// extension has no disabled state of its own): none of its phones can
 /// register from the next REGISTER on, and its registered phones are
 /// signed off.
+/// A phone with a wrong password is refused, and the business admin sees the refusal (time,
+/// source address, reason) on the extension's page: the SIP service and the web app share it
+/// in memory.
+#[test]
+fn wrong_password_shows_on_the_extension_page() {
+    let pbx = start(Db::sqlite(), &["101"]);
+    let a = pbx.account("101");
+    let mut phone = SipUa::new(
+        "127.0.0.31",
+        pbx.sip,
+        &a.user,
+        "not-the-password",
+        DOMAIN,
+        440.0,
+    );
+    assert_eq!(phone.try_register(), 403);
+
+    let (status, head, _) = web_request(
+        pbx.server.http,
+        "POST",
+        "/login",
+        None,
+        "email=boss%40acme.example&password=a+long+test+password",
+    );
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap_or("").to_owned())
+        })
+        .expect("a session cookie");
+    let page = format!("/t/{}/extensions/{}", pbx.tenant, pbx.extension_id("101"));
+    let (status, _, body) = web_request(pbx.server.http, "GET", &page, Some(&cookie), "");
+    assert_eq!(status, 200, "{body}");
+    let i = body
+        .find("<h3>Failed registrations</h3>")
+        .expect("the section");
+    let section = &body[i..body[i..].find("</table>").map_or(body.len(), |j| i + j)];
+    assert!(
+        section.contains("wrong password") && section.contains("127.0.0.31"),
+        "{section}"
+    );
+}
+
+/// A plain HTTP/1.1 request to the web app; returns the status, the head and the body.
+fn web_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> (u16, String, String) {
+    let mut s = TcpStream::connect(addr).expect("connect to the web app");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n{form}",
+        form.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
 #[test]
 fn suspended_business_cannot_register_at_once() {
     let pbx = start(Db::sqlite(), &["101"]);

@@ -40,6 +40,8 @@ mod headers;
 mod health;
 pub mod live;
 mod pages;
+pub mod reg_failures;
+pub mod reveal;
 pub mod service;
 pub mod session;
 mod static_files;
@@ -59,6 +61,7 @@ use tokio::net::TcpListener;
 
 pub use config::{CookieSecure, WebConfig};
 pub use live::{ActiveCall, CallState, LiveCalls, NoLiveCalls};
+pub use reg_failures::{NoRegistrationFailures, RegistrationFailure, RegistrationFailures};
 pub use trunk_state::{NoTrunkStates, TrunkRegistration, TrunkState, TrunkStates};
 
 /// What every handler can reach.
@@ -72,6 +75,10 @@ pub struct AppState {
     pub service: service::Service,
     /// Trunk health and registration; none unless the binary attaches the engine.
     pub trunk_states: Arc<dyn TrunkStates>,
+    /// Recent failed registrations per credential; none unless the binary attaches the engine.
+    pub reg_failures: Arc<dyn RegistrationFailures>,
+    /// New SIP passwords waiting for their one view (POST/redirect/GET).
+    pub reveals: Arc<reveal::Reveals>,
 }
 
 impl AppState {
@@ -87,6 +94,8 @@ impl AppState {
             config: Arc::new(config),
             live_calls: Arc::new(NoLiveCalls),
             trunk_states: Arc::new(NoTrunkStates),
+            reg_failures: Arc::new(NoRegistrationFailures),
+            reveals: Arc::new(reveal::Reveals::default()),
         }
     }
 
@@ -99,6 +108,12 @@ impl AppState {
     /// Shows the trunk states `states` reports on the trunk pages and the trunks API.
     pub fn with_trunk_states(mut self, states: Arc<dyn TrunkStates>) -> Self {
         self.trunk_states = states;
+        self
+    }
+
+    /// Shows the failed registrations `failures` reports on the extension page.
+    pub fn with_registration_failures(mut self, failures: Arc<dyn RegistrationFailures>) -> Self {
+        self.reg_failures = failures;
         self
     }
 

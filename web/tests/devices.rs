@@ -19,7 +19,7 @@ async fn devices(b: Backend) {
         &[("number", "201"), ("display_name", "Reception")],
     )
     .await
-    .assert(StatusCode::OK);
+    .assert(StatusCode::SEE_OTHER);
     let ext = app
         .dir
         .get_extension_by_number(t.id, &"201".parse().unwrap())
@@ -45,6 +45,8 @@ async fn devices(b: Backend) {
             ],
         )
         .await;
+    r.assert(StatusCode::SEE_OTHER);
+    let r = adm.get(r.location()).await;
     r.assert(StatusCode::OK);
     let pw = between(&r.body, r#"id="sip-password">"#, "<").to_owned();
     let c = app
@@ -75,6 +77,8 @@ async fn devices(b: Backend) {
     r.assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains(r#"id="e-mac_address""#), "{}", r.body);
     let r = adm.post(&url, &[]).await;
+    r.assert(StatusCode::SEE_OTHER);
+    let r = adm.get(r.location()).await;
     r.assert(StatusCode::OK);
     assert!(r.body.contains("201-3"));
 
@@ -142,7 +146,7 @@ async fn delete_extension(b: Backend) {
         &[("number", "201"), ("display_name", "Reception")],
     )
     .await
-    .assert(StatusCode::OK);
+    .assert(StatusCode::SEE_OTHER);
     let ext = app
         .dir
         .get_extension_by_number(t.id, &"201".parse().unwrap())

@@ -27,6 +27,8 @@ async fn admin_flow(b: Backend) {
             &[("number", "201"), ("display_name", "Reception")],
         )
         .await;
+    r.assert(StatusCode::SEE_OTHER);
+    let r = adm.get(r.location()).await;
     r.assert(StatusCode::OK);
     let pw = between(&r.body, r#"id="sip-password">"#, "<").to_owned();
     assert_eq!(pw.len(), web::crypto::SIP_PASSWORD_LEN);
@@ -194,6 +196,8 @@ async fn admin_flow(b: Backend) {
     let regen = format!("{url}/credentials/{}/regenerate", cred.id);
     adm.get(&regen).await.assert(StatusCode::OK);
     let r = adm.post(&regen, &[("confirm", "yes")]).await;
+    r.assert(StatusCode::SEE_OTHER);
+    let r = adm.get(r.location()).await;
     r.assert(StatusCode::OK);
     let pw2 = between(&r.body, r#"id="sip-password">"#, "<").to_owned();
     assert_ne!(pw, pw2);

@@ -166,12 +166,6 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         ha1_md5: &Ha1Md5,
         ha1_sha256: &Ha1Sha256,
     ) -> Result<SipCredential>;
-    async fn touch_credential(
-        &self,
-        tenant: TenantId,
-        id: CredentialId,
-        seen_at: OffsetDateTime,
-    ) -> Result<()>;
     async fn delete_credential(&self, tenant: TenantId, id: CredentialId) -> Result<()>;
 
     // ------------------------------------------------------------ IVR menus, conference rooms
@@ -292,7 +286,8 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         credential: CredentialId,
         contact_uri: &str,
     ) -> Result<bool>;
-    /// Returns how many bindings were removed.
+    /// Returns how many bindings were removed. The newest `updated_at` among them is kept as
+    /// the credential's `last_seen_at`.
     async fn remove_registrations_for_credential(
         &self,
         tenant: TenantId,
@@ -312,7 +307,16 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     ) -> Result<Vec<(ExtensionNumber, Registration)>>;
     /// Cross-tenant by nature: loads the location service at start-up.
     async fn list_unexpired_registrations(&self, now: OffsetDateTime) -> Result<Vec<Registration>>;
-    /// Deletes bindings with `expires_at <= now`; returns how many.
+    /// When each of a tenant's extensions last registered: the newest `updated_at` of its
+    /// bindings (expired ones included until they are swept) or `last_seen_at` of its
+    /// credentials, whichever is later. Extensions that never registered are left out.
+    async fn list_last_registered(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(ExtensionId, OffsetDateTime)>>;
+    /// Deletes bindings with `expires_at <= now`; returns how many. Before they go, the newest
+    /// `updated_at` of each credential's deleted bindings becomes its `last_seen_at` (if later),
+    /// so "last registered" outlives the binding without the registrar writing anything more.
     async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64>;
 
     /// The registrar's group commit: applies `changes` in order. Backends override this with one

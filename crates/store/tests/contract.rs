@@ -98,6 +98,7 @@ contract_tests!(
     list_ten_thousand,
     concurrent_writers,
     numbers_and_routes,
+    last_registered_outlives_bindings,
     ring_groups,
     trunks,
     cidr_slash_zero_trunk_is_refused,

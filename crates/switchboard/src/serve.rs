@@ -253,6 +253,7 @@ pub async fn spawn_services(
     info!(addr = %addrs.tcp, "sip listening on tcp");
     let calls = sip.calls();
     let trunk_status = sip.trunk_status();
+    let reg_failures = sip.registration_failures();
     services.spawn("sip", async move {
         sip.join().await.context("SIP service error")
     });
@@ -276,6 +277,7 @@ pub async fn spawn_services(
     let state = web::AppState::with_config(Arc::clone(&directory), config)
         .with_live_calls(Arc::new(EngineCalls(calls)))
         .with_trunk_states(Arc::new(EngineTrunks(trunk_status)))
+        .with_registration_failures(Arc::new(EngineRegFailures(reg_failures)))
         .with_changes(changes);
     let token = services.shutdown_token();
     services.spawn("web", async move {
@@ -316,6 +318,28 @@ impl web::TrunkStates for EngineTrunks {
                 },
             }),
         })
+    }
+}
+
+/// The registrar's recent failed registrations as the web app reads them.
+struct EngineRegFailures(Arc<pbx::registrar::failures::RegistrationFailures>);
+
+impl web::RegistrationFailures for EngineRegFailures {
+    fn recent(
+        &self,
+        tenant: store::TenantId,
+        credential: store::CredentialId,
+    ) -> Vec<web::RegistrationFailure> {
+        self.0
+            .recent(tenant, credential)
+            .into_iter()
+            .map(|f| web::RegistrationFailure {
+                at: time::OffsetDateTime::from(f.at),
+                source: f.source,
+                reason: f.reason.describe().to_owned(),
+                count: f.count,
+            })
+            .collect()
     }
 }
 

@@ -493,6 +493,8 @@ pub struct DeviceOut {
     pub username: String,
     pub mac_address: Option<String>,
     pub model: Option<String>,
+    /// Last registration kept from bindings that are gone (expired and swept, or removed);
+    /// bindings still stored may be newer (see the registrations endpoint).
     pub last_seen_at: Option<String>,
 }
 

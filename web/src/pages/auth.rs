@@ -212,7 +212,8 @@ pub async fn change_password(
     }
     if let Err(m) = crypto::check_new_password(&form.new_password) {
         errors.add("new_password", m);
-    } else if form.new_password != form.confirm {
+    }
+    if form.new_password != form.confirm {
         errors.add("confirm", "The two new passwords are not the same.");
     }
     let layout = Layout::new("Account", &authed, "/account/password");

@@ -2,6 +2,8 @@
 //! search, create with generated credentials, edit forwarding and DND, new password) and the
 //! business's numbers (route to an extension).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,13 +11,17 @@ use axum::routing::get;
 use axum::{Form, Router};
 use serde::Deserialize;
 use store::*;
+use time::OffsetDateTime;
 
 use super::{field_error, page_number, see_other, ticked};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
 use crate::error::PageError;
+use crate::reveal::{Secret, View};
 use crate::views::business::*;
-use crate::views::{ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status};
+use crate::views::{
+    ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status, utc_minute,
+};
 
 pub const PER_PAGE: u32 = 50;
 
@@ -39,6 +45,68 @@ pub fn routes() -> Router<AppState> {
             "/t/{tenant}/extensions/{ext}/credentials/{cred}/regenerate",
             get(regenerate_confirm).post(regenerate),
         )
+        .route("/t/{tenant}/credentials/{token}", get(show_credentials))
+}
+
+/// Keeps a new password for its one view and redirects there (POST/redirect/GET): a reload
+/// of the page that shows it never posts the form again.
+pub(crate) fn reveal_once(state: &AppState, a: &AdminOf, secret: Secret) -> Response {
+    let token = state.reveals.put(
+        &a.authed.session.id_hash,
+        a.tenant.id,
+        secret,
+        std::time::Instant::now(),
+    );
+    see_other(&format!("{}/credentials/{token}", base(&a.tenant)))
+}
+
+#[derive(Deserialize)]
+pub struct RevealPath {
+    pub token: String,
+}
+
+/// The one view of a new password; after it, "shown once" (410).
+async fn show_credentials(
+    State(state): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<RevealPath>,
+) -> Result<Response, PageError> {
+    let t = &a.tenant;
+    let b = base(t);
+    let view = state.reveals.take(
+        &p.token,
+        &a.authed.session.id_hash,
+        t.id,
+        std::time::Instant::now(),
+    );
+    let (back, back_label) = match view {
+        View::Secret(s) => {
+            return render(&CredentialsPage {
+                layout: Layout::for_business(s.title, &a.authed, t, &format!("{b}/extensions")),
+                intro: s.intro,
+                username: s.username,
+                password: s.password,
+                domain: t.sip_domain.to_string(),
+                registrar: registrar(&state, t),
+                back: s.back,
+            });
+        }
+        View::Shown { back } => (back, "Go to the extension".to_owned()),
+        View::Unknown => (format!("{b}/extensions"), "Back to extensions".to_owned()),
+    };
+    render_status(
+        StatusCode::GONE,
+        &CredentialsShownPage {
+            layout: Layout::for_business(
+                "Password already shown",
+                &a.authed,
+                t,
+                &format!("{b}/extensions"),
+            ),
+            back,
+            back_label,
+        },
+    )
 }
 
 pub fn base(t: &Tenant) -> String {
@@ -78,7 +146,38 @@ fn forwarding_summary(f: &Forwarding) -> String {
     parts.join(", ")
 }
 
-fn ext_row(base: &str, e: &Extension) -> ExtRow {
+/// Whether an extension's phones are registered, from the stored registrations.
+#[derive(Clone, Copy, Debug, Default)]
+struct Presence {
+    online: bool,
+    last: Option<OffsetDateTime>,
+}
+
+/// Presence of each extension of the business that ever registered (two queries).
+async fn presence(
+    state: &AppState,
+    tenant: TenantId,
+    now: OffsetDateTime,
+) -> Result<HashMap<ExtensionId, Presence>, PageError> {
+    let mut map: HashMap<ExtensionId, Presence> = HashMap::new();
+    for (ext, at) in state.directory.list_last_registered(tenant).await? {
+        map.entry(ext).or_default().last = Some(at);
+    }
+    for (_, r) in state
+        .directory
+        .list_tenant_registrations(tenant, now)
+        .await?
+    {
+        map.entry(r.binding.extension_id).or_default().online = true;
+    }
+    Ok(map)
+}
+
+fn last_registered(at: Option<OffsetDateTime>) -> String {
+    at.map(utc_minute).unwrap_or_else(|| "never".into())
+}
+
+fn ext_row(base: &str, e: &Extension, p: Presence) -> ExtRow {
     ExtRow {
         id: e.id.to_string(),
         href: format!("{base}/extensions/{}", e.id),
@@ -86,6 +185,8 @@ fn ext_row(base: &str, e: &Extension) -> ExtRow {
         name: e.settings.display_name.clone(),
         dnd: e.settings.dnd,
         forwarding: forwarding_summary(&e.settings.forwarding),
+        online: p.online,
+        last_registered: last_registered(p.last),
     }
 }
 
@@ -111,7 +212,12 @@ async fn extensions(
         )
         .await?;
     let b = base(t);
-    let rows = list.items.iter().map(|e| ext_row(&b, e)).collect();
+    let seen = presence(&state, t.id, OffsetDateTime::now_utc()).await?;
+    let rows = list
+        .items
+        .iter()
+        .map(|e| ext_row(&b, e, seen.get(&e.id).copied().unwrap_or_default()))
+        .collect();
     let qs = encode_query(&search);
     render(&ExtensionsPage {
         layout: Layout::for_business("Extensions", &a.authed, t, &format!("{b}/extensions")),
@@ -164,23 +270,17 @@ async fn create_extension(
         match state.service.create_extension(t, &new, None).await {
             Ok((ext, cred, password)) => {
                 tracing::info!(tenant = %t.id, extension = %ext.number, "extension created");
-                return render(&CredentialsPage {
-                    layout: Layout::for_business(
-                        format!("Extension {} created", ext.number),
-                        &a.authed,
-                        t,
-                        &format!("{b}/extensions"),
-                    ),
+                let secret = Secret {
+                    title: format!("Extension {} created", ext.number),
                     intro: format!(
                         "Extension {} ({}) is ready.",
                         ext.number, ext.settings.display_name
                     ),
                     username: cred.username.to_string(),
                     password,
-                    domain: t.sip_domain.to_string(),
-                    registrar: registrar(&state, t),
                     back: format!("{b}/extensions/{}", ext.id),
-                });
+                };
+                return Ok(reveal_once(&state, &a, secret));
             }
             Err(e) => field_error(&mut errors, e, &[("username", "number")])?,
         }
@@ -230,19 +330,48 @@ pub(crate) async fn extension_page(
     saved: bool,
 ) -> Result<ExtensionPage, PageError> {
     let b = base(&a.tenant);
-    let credentials = state
+    let now = OffsetDateTime::now_utc();
+    // All stored bindings of the extension, expired ones included until the sweep removes
+    // them (it then keeps their time as the credential's last_seen_at).
+    let bindings = state
         .directory
-        .list_credentials(a.tenant.id, e.id)
-        .await?
+        .list_registrations(a.tenant.id, e.id)
+        .await?;
+    let creds = state.directory.list_credentials(a.tenant.id, e.id).await?;
+    let mut failures: Vec<(OffsetDateTime, FailureRow)> = creds
+        .iter()
+        .flat_map(|c| {
+            state
+                .reg_failures
+                .recent(a.tenant.id, c.id)
+                .into_iter()
+                .map(|f| {
+                    let row = FailureRow {
+                        username: c.username.to_string(),
+                        at: utc_minute(f.at),
+                        source: f.source.to_string(),
+                        reason: f.reason,
+                        count: f.count,
+                    };
+                    (f.at, row)
+                })
+        })
+        .collect();
+    failures.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let failures = failures.into_iter().map(|(_, r)| r).collect();
+    let credentials = creds
         .into_iter()
-        .map(|c| CredRow {
-            id: c.id.to_string(),
-            username: c.username.to_string(),
-            device: c.model.clone().unwrap_or_default(),
-            last_seen: c
-                .last_seen_at
-                .map(|t| t.date().to_string())
-                .unwrap_or_else(|| "never".into()),
+        .map(|c| {
+            let mine = bindings.iter().filter(|r| r.binding.credential_id == c.id);
+            let online = mine.clone().filter(|r| r.binding.expires_at > now).count();
+            let last = mine.map(|r| r.updated_at).chain(c.last_seen_at).max();
+            CredRow {
+                id: c.id.to_string(),
+                username: c.username.to_string(),
+                device: c.model.clone().unwrap_or_default(),
+                online,
+                last_registered: last_registered(last),
+            }
         })
         .collect();
     let users = state
@@ -269,6 +398,7 @@ pub(crate) async fn extension_page(
         errors,
         saved,
         credentials,
+        failures,
     })
 }
 
@@ -456,20 +586,14 @@ async fn regenerate(
     }
     let password = state.service.regenerate_credential(&a.tenant, &c).await?;
     tracing::info!(tenant = %a.tenant.id, extension = %e.number, "SIP password regenerated");
-    render(&CredentialsPage {
-        layout: Layout::for_business(
-            format!("New password for {}", e.number),
-            &a.authed,
-            &a.tenant,
-            &format!("{b}/extensions"),
-        ),
+    let secret = Secret {
+        title: format!("New password for {}", e.number),
         intro: format!("Extension {} has a new SIP password.", e.number),
         username: c.username.to_string(),
         password,
-        domain: a.tenant.sip_domain.to_string(),
-        registrar: registrar(&state, &a.tenant),
         back: format!("{b}/extensions/{}", e.id),
-    })
+    };
+    Ok(reveal_once(&state, &a, secret))
 }
 
 #[derive(Deserialize)]
@@ -499,9 +623,10 @@ async fn toggle_dnd(
         .await?;
     let b = base(&a.tenant);
     if headers.get("hx-request").is_some() {
+        let seen = presence(&state, a.tenant.id, OffsetDateTime::now_utc()).await?;
         return render(&ExtRowPartial {
             layout: Layout::for_business("Extensions", &a.authed, &a.tenant, ""),
-            e: ext_row(&b, &e),
+            e: ext_row(&b, &e, seen.get(&e.id).copied().unwrap_or_default()),
         });
     }
     Ok(see_other(&format!("{b}/extensions")))

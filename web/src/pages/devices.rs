@@ -9,14 +9,14 @@ use axum::{Form, Router};
 use store::*;
 
 use super::business::{
-    ConfirmForm, CredPath, ExtPath, base, edit_form, extension_page, load_credential, registrar,
+    ConfirmForm, CredPath, ExtPath, base, edit_form, extension_page, load_credential, reveal_once,
 };
 use super::{field_error, see_other};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
 use crate::error::{AppError, PageError};
 use crate::service::credentials::new_credential;
-use crate::views::business::{CredentialsPage, DeviceForm};
+use crate::views::business::DeviceForm;
 use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
 
 /// Most credentials one extension may have.
@@ -77,23 +77,17 @@ async fn add(
         match state.service.add_credential(t.id, e.id, &cred).await {
             Ok(c) => {
                 let b = base(t);
-                return render(&CredentialsPage {
-                    layout: Layout::for_business(
-                        format!("Device added to {}", e.number),
-                        &a.authed,
-                        t,
-                        &format!("{b}/extensions"),
-                    ),
+                let secret = crate::reveal::Secret {
+                    title: format!("Device added to {}", e.number),
                     intro: format!(
                         "A new device of extension {} can sign in with these.",
                         e.number
                     ),
                     username: c.username.to_string(),
                     password,
-                    domain: t.sip_domain.to_string(),
-                    registrar: registrar(&state, t),
                     back: format!("{b}/extensions/{}", e.id),
-                });
+                };
+                return Ok(reveal_once(&state, &a, secret));
             }
             Err(err) => field_error(&mut errors, err, &[("mac_address", "mac_address")])?,
         }

@@ -157,7 +157,7 @@ fn settings_from(
             TrunkSettings::DEFAULT_REGISTER_EXPIRES
         }),
     };
-    TrunkSettings {
+    let s = TrunkSettings {
         name: f.name.trim().to_owned(),
         host: f.host.trim().to_owned(),
         port,
@@ -179,7 +179,26 @@ fn settings_from(
         register: ticked(&f.register),
         registrar: opt(&f.registrar),
         register_expires,
+    };
+    // Everything the store would refuse, all at once (a field keeps its first message).
+    for (field, message) in s.problems() {
+        errors.add(field, sentence(&message));
     }
+    s
+}
+
+/// A store message as a sentence: capital first letter, full stop.
+fn sentence(m: &str) -> String {
+    let mut chars = m.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 async fn create(

@@ -28,29 +28,37 @@ pub async fn parse_members(
         ));
     }
     let mut out = Vec::with_capacity(entries.len());
+    // Every bad member is reported, in one message, not only the first.
+    let mut problems = Vec::new();
     for (i, typed) in entries.iter().enumerate() {
-        let at = |m: String| AppError::invalid("members", format!("Member {}: {m}", i + 1));
+        let at = |m: String| format!("Member {}: {m}", i + 1);
         let member = match typed.parse::<ForwardTarget>() {
             Err(_) => {
-                return Err(at(format!(
+                problems.push(at(format!(
                     "“{typed}” is neither an extension number nor a phone number."
                 )));
+                continue;
             }
             Ok(ForwardTarget::External(e164)) => RingGroupMember::External(e164),
             Ok(ForwardTarget::Extension(n)) => {
                 match dir.get_extension_by_number(tenant, &n).await {
                     Ok(e) => RingGroupMember::Extension(e.id),
                     Err(e) if e.is_not_found() => {
-                        return Err(at(format!("there is no extension {n}.")));
+                        problems.push(at(format!("there is no extension {n}.")));
+                        continue;
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
         };
         if out.contains(&member) {
-            return Err(at(format!("{typed} is listed twice.")));
+            problems.push(at(format!("{typed} is listed twice.")));
+            continue;
         }
         out.push(member);
+    }
+    if !problems.is_empty() {
+        return Err(AppError::invalid("members", problems.join(" ")));
     }
     Ok(out)
 }

@@ -13,6 +13,10 @@ pub struct ExtRow {
     pub name: String,
     pub dnd: bool,
     pub forwarding: String,
+    /// Some phone of it holds an unexpired registration.
+    pub online: bool,
+    /// When it last registered ("never", or a time with its zone).
+    pub last_registered: String,
 }
 
 /// One row of the extensions table: what the inline DND toggle (htmx) swaps in.
@@ -76,6 +80,16 @@ impl CredentialsPage {
     }
 }
 
+/// A one-time credentials view that was already used (or is unknown): no password, only how
+/// to get a new one.
+#[derive(Template)]
+#[template(path = "business/credentials_shown.html")]
+pub struct CredentialsShownPage {
+    pub layout: Layout,
+    pub back: String,
+    pub back_label: String,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct ExtEditForm {
     #[serde(default)]
@@ -102,7 +116,20 @@ pub struct CredRow {
     pub id: String,
     pub username: String,
     pub device: String,
-    pub last_seen: String,
+    /// Unexpired registrations (phones registered with it now); 0 is offline.
+    pub online: usize,
+    /// When it last registered ("never", or a time with its zone).
+    pub last_registered: String,
+}
+
+/// A failed registration of one of the extension's credentials, for its page.
+#[derive(Clone, Debug)]
+pub struct FailureRow {
+    pub username: String,
+    pub at: String,
+    pub source: String,
+    pub reason: String,
+    pub count: u32,
 }
 
 #[derive(Template)]
@@ -116,6 +143,8 @@ pub struct ExtensionPage {
     pub errors: FormErrors,
     pub saved: bool,
     pub credentials: Vec<CredRow>,
+    /// Recent failed registrations of its credentials, newest first.
+    pub failures: Vec<FailureRow>,
     /// (id, e-mail) of the business's users, for the owner select.
     pub users: Vec<(String, String)>,
     /// The add-a-device form, as typed, and its errors.
@@ -233,6 +262,8 @@ mod tests {
                 name: "Reception <desk>".into(),
                 dnd: true,
                 forwarding: String::new(),
+                online: true,
+                last_registered: "2026-12-08 14:05 UTC".into(),
             }],
             q: "rec".into(),
             pager: Pager::new(1, 50, 1, |n| format!("?page={n}")),
@@ -242,6 +273,7 @@ mod tests {
         assert!(html.contains(r#"value="rec""#) && html.contains("201"));
         assert!(!html.contains("<desk>"), "names are escaped");
         assert!(html.contains("hx-get"));
+        assert!(html.contains("online") && html.contains("2026-12-08 14:05 UTC"));
     }
 }
 

@@ -207,6 +207,16 @@ pub fn count(n: u64, word: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// A moment for people to read, to the minute, in UTC and saying so ("2026-12-08 14:05 UTC").
+/// No time-zone database is a dependency, so local (Europe/London) time is not shown yet.
+pub fn utc_minute(t: time::OffsetDateTime) -> String {
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&f)
+        .map(|s| format!("{s} UTC"))
+        .unwrap_or_default()
+}
+
 /// Minimal percent-encoding for a query-string value.
 pub fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -301,6 +311,12 @@ mod tests {
         assert_eq!(count(1, "extension"), "1 extension");
         assert_eq!(count(0, "call"), "0 calls");
         assert_eq!(count(2, "business|businesses"), "2 businesses");
+    }
+
+    #[test]
+    fn utc_minute_names_the_zone() {
+        let t = time::macros::datetime!(2026-12-08 15:05:59 +01:00);
+        assert_eq!(utc_minute(t), "2026-12-08 14:05 UTC");
     }
 
     #[test]

@@ -58,6 +58,34 @@ impl web::LiveCalls for FakeCalls {
     }
 }
 
+/// The SIP service's failed registrations as the web app sees them, with entries a test puts
+/// in. Like the real one it answers only for the credential's own business.
+#[derive(Default)]
+pub struct FakeFailures {
+    entries: Mutex<Vec<(TenantId, CredentialId, web::RegistrationFailure)>>,
+}
+
+impl FakeFailures {
+    pub fn add(&self, tenant: TenantId, credential: CredentialId, f: web::RegistrationFailure) {
+        self.entries.lock().unwrap().push((tenant, credential, f));
+    }
+}
+
+impl web::RegistrationFailures for FakeFailures {
+    fn recent(&self, tenant: TenantId, credential: CredentialId) -> Vec<web::RegistrationFailure> {
+        let mut out: Vec<_> = self
+            .entries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, c, _)| *t == tenant && *c == credential)
+            .map(|(_, _, f)| f.clone())
+            .collect();
+        out.reverse();
+        out
+    }
+}
+
 /// A call of `tenant` from `caller` to `callee`; answered `talking` seconds ago, or ringing.
 pub fn active_call(
     id: u64,
@@ -88,6 +116,8 @@ pub struct App {
     pub dir: Arc<dyn Directory>,
     /// Calls in progress, as the pages and the API see them.
     pub live: Arc<FakeCalls>,
+    /// Failed registrations, as the extension page sees them.
+    pub failures: Arc<FakeFailures>,
     pg_name: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -122,6 +152,7 @@ impl App {
         };
         dir.migrate().await.unwrap();
         let live = Arc::new(FakeCalls::default());
+        let failures = Arc::new(FakeFailures::default());
         let state = web::AppState::with_config(
             dir.clone(),
             web::WebConfig {
@@ -129,11 +160,13 @@ impl App {
                 ..web::WebConfig::default()
             },
         )
-        .with_live_calls(live.clone());
+        .with_live_calls(live.clone())
+        .with_registration_failures(failures.clone());
         App {
             router: web::router(state),
             dir,
             live,
+            failures,
             pg_name,
             _tmp: tmp,
         }

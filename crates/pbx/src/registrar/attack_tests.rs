@@ -18,6 +18,8 @@ struct Fixture {
     registrar: Registrar,
     cache: Arc<CredCache>,
     guard: Arc<Mutex<Guard>>,
+    failures: Arc<RegistrationFailures>,
+    dir: Arc<dyn Directory>,
     _tmp: tempfile::TempDir,
 }
 
@@ -33,8 +35,13 @@ async fn fixture() -> Fixture {
     })
     .await
     .unwrap();
-    let cache = Arc::new(CredCache::new(dir, Duration::from_secs(30), 1000));
+    let cache = Arc::new(CredCache::new(
+        Arc::clone(&dir),
+        Duration::from_secs(30),
+        1000,
+    ));
     let guard = Arc::new(Mutex::new(Guard::new(GuardConfig::default())));
+    let failures = Arc::new(RegistrationFailures::default());
     let registrar = Registrar::new(
         RegistrarConfig {
             challenges: ChallengeAlgorithms::Md5Only,
@@ -44,11 +51,14 @@ async fn fixture() -> Fixture {
         Arc::new(LocationService::new()),
         Verifier::new(&[7u8; 32], VerifierConfig::default()),
         Arc::clone(&guard),
+        Arc::clone(&failures),
     );
     Fixture {
         registrar,
         cache,
         guard,
+        failures,
+        dir,
         _tmp: tmp,
     }
 }
@@ -201,5 +211,83 @@ async fn a_flood_of_unknown_names_evicts_only_the_coldest_cache_entries() {
         cache.sizes().1,
         16,
         "one entry evicted per insertion, never all"
+    );
+}
+
+#[tokio::test]
+async fn refused_registrations_are_noted_against_the_credential() {
+    use failures::FailureReason;
+    let f = fixture().await;
+    let t = f
+        .dir
+        .get_tenant_by_domain(&DOMAIN.parse().unwrap())
+        .await
+        .unwrap();
+    let (_, cred) = f
+        .dir
+        .create_extension(
+            t.id,
+            &store::NewExtension {
+                number: "1001".parse().unwrap(),
+                settings: store::ExtensionSettings::new("Desk"),
+            },
+            Some(&store::NewCredential {
+                username: "1001".parse().unwrap(),
+                // not the HA1 of "guess", the password `answer` uses
+                ha1_md5: "5f4dcc3b5aa765d61d8327deb882cf99".parse().unwrap(),
+                ha1_sha256: "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8"
+                    .parse()
+                    .unwrap(),
+                mac_address: None,
+                model: None,
+            }),
+        )
+        .await
+        .unwrap();
+    let cred = cred.unwrap();
+    let phone = flow("192.0.2.10:5060");
+    let mut banned = false;
+    for _ in 0..50 {
+        let challenge = f
+            .registrar
+            .handle_fast(&register("1001", None), &phone, now());
+        if matches!(challenge, Step::Drop) {
+            banned = true;
+            break;
+        }
+        let req = register("1001", Some(&answer(&challenge, "1001")));
+        let step = match f.registrar.handle_fast(&req, &phone, now()) {
+            Step::Lookup => f.registrar.handle_slow(&req, &phone, now()).await,
+            s => s,
+        };
+        if status(&step) == 0 {
+            banned = true;
+            break;
+        }
+        assert_eq!(status(&step), 403);
+    }
+    let got = f.failures.recent(t.id, cred.id);
+    assert!(!got.is_empty());
+    let oldest = got.last().unwrap();
+    assert_eq!(oldest.reason, FailureReason::WrongPassword);
+    assert_eq!(
+        oldest.source,
+        "192.0.2.10".parse::<std::net::IpAddr>().unwrap()
+    );
+    assert!(oldest.count >= 1);
+    // Repeated failures pile up in one entry, then the guard's verdict shows.
+    assert!(got.len() <= 3, "{got:?}");
+    let locked_or_banned = got.iter().any(|e| {
+        matches!(
+            e.reason,
+            FailureReason::SourceBanned | FailureReason::UsernameLocked
+        )
+    });
+    assert!(locked_or_banned, "{got:?} (banned while trying: {banned})");
+    // Another business's view of the same id is empty.
+    assert!(
+        f.failures
+            .recent(store::TenantId::from_uuid(uuid::Uuid::now_v7()), cred.id)
+            .is_empty()
     );
 }

@@ -29,6 +29,7 @@
 
 mod bindings;
 pub(crate) mod cache;
+pub mod failures;
 pub(crate) mod persist;
 
 use std::borrow::Cow;
@@ -45,6 +46,7 @@ use crate::location::LocationService;
 use crate::transport::Flow;
 pub(crate) use bindings::from_store;
 use cache::{CredCache, REFETCH_AFTER, Resolved};
+use failures::{FailureReason, RegistrationFailures};
 
 /// Registrar settings.
 #[derive(Clone, Debug)]
@@ -164,6 +166,8 @@ pub(crate) struct Registrar {
     location: Arc<LocationService>,
     verifier: Verifier,
     guard: Arc<Mutex<Guard>>,
+    /// Recent failures per credential, for the web app.
+    failures: Arc<RegistrationFailures>,
 }
 
 struct AuthInput<'r> {
@@ -178,6 +182,7 @@ impl Registrar {
         location: Arc<LocationService>,
         verifier: Verifier,
         guard: Arc<Mutex<Guard>>,
+        failures: Arc<RegistrationFailures>,
     ) -> Self {
         Registrar {
             cfg,
@@ -185,6 +190,17 @@ impl Registrar {
             location,
             verifier,
             guard,
+            failures,
+        }
+    }
+
+    /// Notes a refused REGISTER against the credential it named, when that credential is
+    /// already in the cache (no lookup is made for it: a banned source costs nothing more).
+    fn note_refused(&self, realm: &str, username: &str, ip: IpAddr, why: FailureReason, now: Now) {
+        if let Some((Resolved::Known { tenant, cred, .. }, _)) =
+            self.cache.get(realm, username, now.mono)
+        {
+            self.failures.record(tenant, cred.id, ip, why, now.wall);
         }
     }
 
@@ -288,8 +304,24 @@ impl Registrar {
             .check_auth(ip, &creds.username, &realm, now.guard)
         {
             AuthGate::Allow => {}
-            AuthGate::IpBanned { .. } => return Err(Step::Drop),
+            AuthGate::IpBanned { .. } => {
+                self.note_refused(
+                    &realm,
+                    &creds.username,
+                    ip,
+                    FailureReason::SourceBanned,
+                    now,
+                );
+                return Err(Step::Drop);
+            }
             AuthGate::UserLocked { .. } => {
+                self.note_refused(
+                    &realm,
+                    &creds.username,
+                    ip,
+                    FailureReason::UsernameLocked,
+                    now,
+                );
                 return Err(Step::Reply(req.response_tagged(StatusCode::FORBIDDEN)));
             }
         }
@@ -372,7 +404,20 @@ impl Registrar {
                 return Step::Reply(self.challenge(req, realm, ip, false, now));
             }
             Verdict::BadResponse => {
-                self.failure(ip, &creds.username, realm, now);
+                let events = self.failure(ip, &creds.username, realm, now);
+                if let Resolved::Known { tenant, cred, .. } = resolved {
+                    let note = |why| self.failures.record(*tenant, cred.id, ip, why, now.wall);
+                    note(FailureReason::WrongPassword);
+                    // What this failure triggered concerns this source (or its address
+                    // group) and this username.
+                    for ev in events {
+                        match ev {
+                            GuardEvent::Banned { .. } => note(FailureReason::SourceBanned),
+                            GuardEvent::UserLocked { .. } => note(FailureReason::UsernameLocked),
+                            GuardEvent::UsernameTargeted { .. } => {}
+                        }
+                    }
+                }
                 return Step::Reply(req.response_tagged(StatusCode::FORBIDDEN));
             }
             Verdict::BadStoredHa1 => {
@@ -400,11 +445,13 @@ impl Registrar {
         self.bindings(req, flow, *tenant, cred, aor, now)
     }
 
-    fn failure(&self, ip: IpAddr, username: &str, realm: &str, now: Now) {
+    /// Counts a failed authentication with the guard and logs what it decided; returns its
+    /// decisions.
+    fn failure(&self, ip: IpAddr, username: &str, realm: &str, now: Now) -> Vec<GuardEvent> {
         metrics::counter!("sip_auth_failures_total").increment(1);
         tracing::info!(%ip, realm, username = %truncate(username), "SIP authentication failed");
         let events = self.guard().record_failure(ip, username, realm, now.guard);
-        for ev in events {
+        for ev in &events {
             match ev {
                 GuardEvent::Banned { ip, until, reason } => {
                     metrics::counter!("sip_bans_total").increment(1);
@@ -434,6 +481,7 @@ impl Registrar {
                 }
             }
         }
+        events
     }
 }
 

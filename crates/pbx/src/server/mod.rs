@@ -83,6 +83,7 @@ pub struct SipServiceHandle {
     addrs: LocalAddrs,
     calls: CallsView,
     trunks: Arc<crate::trunks::TrunkStatus>,
+    reg_failures: Arc<crate::registrar::failures::RegistrationFailures>,
     location: Arc<LocationService>,
     outbound: Outbound,
     supervisor: JoinHandle<()>,
@@ -114,6 +115,11 @@ impl SipServiceHandle {
     /// The trunks' runtime state (health, registration), for the web app.
     pub fn trunk_status(&self) -> Arc<crate::trunks::TrunkStatus> {
         Arc::clone(&self.trunks)
+    }
+
+    /// Recent failed registrations per credential, for the web app.
+    pub fn registration_failures(&self) -> Arc<crate::registrar::failures::RegistrationFailures> {
+        Arc::clone(&self.reg_failures)
     }
 
     /// Sends on flows (for the calls engine: requests to registered phones).
@@ -195,6 +201,7 @@ impl SipService {
             config.registrar.cache_max_entries,
         ));
         let registrar_cache = Arc::clone(&cache);
+        let reg_failures = Arc::new(crate::registrar::failures::RegistrationFailures::default());
         let lookups = Arc::new(LookupGate::new(
             config.registrar.max_lookups,
             config.registrar.lookup_backlog,
@@ -205,6 +212,7 @@ impl SipService {
             Arc::clone(&location),
             verifier,
             Arc::clone(&guard),
+            Arc::clone(&reg_failures),
         );
         let conns = Arc::new(ConnTable::default());
         let outbound = Outbound::new(udp_socks.clone(), Arc::clone(&conns));
@@ -333,6 +341,7 @@ impl SipService {
         });
         Ok(SipServiceHandle {
             trunks: trunk_status,
+            reg_failures,
             calls: calls_view,
             addrs: LocalAddrs {
                 udp: udp_addr,

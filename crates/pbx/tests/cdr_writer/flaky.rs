@@ -192,14 +192,6 @@ impl Directory for Flaky {
             .regenerate_credential(tenant, id, ha1_md5, ha1_sha256)
             .await
     }
-    async fn touch_credential(
-        &self,
-        tenant: TenantId,
-        id: CredentialId,
-        seen_at: OffsetDateTime,
-    ) -> Result<()> {
-        self.inner.touch_credential(tenant, id, seen_at).await
-    }
     async fn delete_credential(&self, tenant: TenantId, id: CredentialId) -> Result<()> {
         self.inner.delete_credential(tenant, id).await
     }
@@ -376,6 +368,12 @@ impl Directory for Flaky {
     }
     async fn list_unexpired_registrations(&self, now: OffsetDateTime) -> Result<Vec<Registration>> {
         self.inner.list_unexpired_registrations(now).await
+    }
+    async fn list_last_registered(
+        &self,
+        tenant: TenantId,
+    ) -> Result<Vec<(ExtensionId, OffsetDateTime)>> {
+        self.inner.list_last_registered(tenant).await
     }
     async fn delete_expired_registrations(&self, now: OffsetDateTime) -> Result<u64> {
         self.inner.delete_expired_registrations(now).await

@@ -1,6 +1,6 @@
 //! The records the directory stores, and the inputs that create or change them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -205,6 +205,8 @@ pub struct SipCredential {
     pub mac_address: Option<MacAddress>,
     pub model: Option<String>,
     pub created_at: OffsetDateTime,
+    /// When a registration of it was last refreshed, as kept when its bindings were removed
+    /// (expiry sweep, or removal of all its bindings); current bindings may be newer.
     pub last_seen_at: Option<OffsetDateTime>,
 }
 
@@ -318,6 +320,115 @@ pub struct TrunkSettings {
 }
 
 impl TrunkSettings {
+    /// Everything wrong with these settings, in form order, as (field, message); empty when
+    /// they can be stored. The store refuses settings with the first of them; a form shows
+    /// them all at once.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        let s = self;
+        let mut out: Vec<(&'static str, String)> = Vec::new();
+        let len = s.name.trim().chars().count();
+        if len == 0 || len > 100 {
+            out.push(("name", "name must be 1 to 100 characters".into()));
+        }
+        if s.host.trim().is_empty() || s.host.len() > 253 || s.host.contains(char::is_whitespace) {
+            out.push((
+                "host",
+                format!(
+                    "{:?} is not a valid host: expected a hostname or IP address",
+                    s.host
+                ),
+            ));
+        }
+        if s.port == 0 {
+            out.push(("port", "port must be 1 to 65535".into()));
+        }
+        if !matches!(
+            s.transport,
+            Transport::Udp | Transport::Tcp | Transport::Tls
+        ) {
+            out.push((
+                "transport",
+                "trunk transport must be udp, tcp or tls".into(),
+            ));
+        }
+        for (field, v) in [("username", &s.username), ("from_domain", &s.from_domain)] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                out.push((field, format!("{field} must not be empty when given")));
+            }
+        }
+        if let Some(src) = &s.inbound_source {
+            let parsed = match src.split_once('/') {
+                None => src.parse::<IpAddr>().ok().map(|ip| (ip, None)),
+                Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
+                    (Ok(ip @ IpAddr::V4(_)), Ok(b)) if b <= 32 => Some((ip, Some(b))),
+                    (Ok(ip @ IpAddr::V6(_)), Ok(b)) if b <= 128 => Some((ip, Some(b))),
+                    _ => None,
+                },
+            };
+            match parsed {
+                None => out.push((
+                    "inbound_source",
+                    format!(
+                        "{src:?} is not a valid inbound source: expected an IP address or CIDR such as 192.0.2.0/24"
+                    ),
+                )),
+                Some((ip, bits)) => {
+                    let min = if ip.is_ipv4() {
+                        TrunkSettings::MIN_V4_PREFIX
+                    } else {
+                        TrunkSettings::MIN_V6_PREFIX
+                    };
+                    if bits.is_some_and(|b| b < min) && !s.force_wide_source {
+                        out.push((
+                            "inbound_source",
+                            format!(
+                                "{src:?} is wider than /{min}: anyone in it could call in as this trunk. \
+                                 Give the carrier's own addresses (/{min} or narrower), or force the wide block \
+                                 if the carrier really sends from all of it"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if !(1..=1000).contains(&s.calls_per_second) {
+            out.push((
+                "calls_per_second",
+                "calls per second must be 1 to 1000".into(),
+            ));
+        }
+        let has_credentials =
+            s.username.is_some() && s.password.as_ref().is_some_and(|p| !p.expose().is_empty());
+        if s.inbound_auth && !has_credentials {
+            out.push((
+                "inbound_auth",
+                "inbound digest authentication needs the trunk's username and password".into(),
+            ));
+        }
+        if s.register && !has_credentials {
+            out.push((
+                "register",
+                "registering to the provider needs the trunk's username and password".into(),
+            ));
+        }
+        if let Some(r) = &s.registrar {
+            let r = r.trim();
+            if r.is_empty() || r.len() > 260 || r.contains(char::is_whitespace) {
+                out.push((
+                    "registrar",
+                    format!("{r:?} is not a valid registrar: expected host or host:port"),
+                ));
+            }
+        }
+        if !(60..=86400).contains(&s.register_expires) {
+            out.push((
+                "register_expires",
+                "registration expiry must be 60 to 86400 seconds".into(),
+            ));
+        }
+        out
+    }
+
     pub const DEFAULT_CALLS_PER_SECOND: u32 = 10;
     pub const DEFAULT_REGISTER_EXPIRES: u32 = 3600;
     /// The narrowest prefixes accepted without `force_wide_source`.

@@ -27,7 +27,7 @@ const UNIQUES: &[Unique] = &[
         name: "tenants_sip_domain_key",
         sqlite_columns: "tenants.sip_domain",
         field: "sip_domain",
-        message: "this SIP domain is already used by another tenant",
+        message: "this SIP domain is already used by another business",
     },
     Unique {
         name: "users_email_key",
@@ -164,7 +164,7 @@ const CHECKS: &[(&str, &str, &str)] = &[
     (
         "users_operator_tenant_check",
         "tenant_id",
-        "operators belong to no tenant; admins and members belong to one",
+        "operators belong to no business; admins and members belong to one",
     ),
     (
         "dialables_number_check",
@@ -311,7 +311,7 @@ const CHECKS: &[(&str, &str, &str)] = &[
     (
         "numbers_route_tenant_check",
         "route",
-        "a number must belong to a tenant before it can be routed",
+        "a number must belong to a business before it can be routed",
     ),
     (
         "trunks_name_check",

@@ -235,14 +235,6 @@ macro_rules! directory_impl {
             ) -> Result<SipCredential> {
                 regenerate_credential(&self.pool, tenant, id, ha1_md5, ha1_sha256).await
             }
-            async fn touch_credential(
-                &self,
-                tenant: TenantId,
-                id: CredentialId,
-                seen_at: OffsetDateTime,
-            ) -> Result<()> {
-                touch_credential(&self.pool, tenant, id, seen_at).await
-            }
             async fn delete_credential(&self, tenant: TenantId, id: CredentialId) -> Result<()> {
                 delete_credential(&self.pool, tenant, id).await
             }
@@ -410,6 +402,12 @@ macro_rules! directory_impl {
                 extension: ExtensionId,
             ) -> Result<Vec<Registration>> {
                 list_registrations(&self.pool, tenant, extension).await
+            }
+            async fn list_last_registered(
+                &self,
+                tenant: TenantId,
+            ) -> Result<Vec<(ExtensionId, OffsetDateTime)>> {
+                list_last_registered(&self.pool, tenant).await
             }
             async fn list_unexpired_registrations(
                 &self,

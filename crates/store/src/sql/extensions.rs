@@ -91,8 +91,8 @@ macro_rules! extensions_impl {
                 .execute(&mut *conn)
                 .await
                 .map_err(db_err)
-                .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))
-                .map_err(|e| on_conflict(e, "number", format!("the number {number} is already in use in this tenant")))?;
+                .map_err(|e| on_fk(e, "tenant_id", "no such business"))
+                .map_err(|e| on_conflict(e, "number", format!("the number {number} is already in use in this business")))?;
             Ok(())
         }
 
@@ -139,8 +139,8 @@ macro_rules! extensions_impl {
             .execute(&mut *conn)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "user_id", "no such user in this tenant"))
-            .map_err(|e| on_conflict(e, "number", format!("the number {} is already in use in this tenant", new.number)))?;
+            .map_err(|e| on_fk(e, "user_id", "no such user in this business"))
+            .map_err(|e| on_conflict(e, "number", format!("the number {} is already in use in this business", new.number)))?;
             Ok(ext)
         }
 
@@ -288,7 +288,7 @@ macro_rules! extensions_impl {
             .execute(pool)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "user_id", "no such user in this tenant"))?;
+            .map_err(|e| on_fk(e, "user_id", "no such user in this business"))?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::not_found("extension"));
             }
@@ -426,20 +426,6 @@ macro_rules! extensions_impl {
                 return Err(StoreError::not_found("credential"));
             }
             get_credential(pool, tenant, id).await
-        }
-
-        async fn touch_credential(pool: &Pool, tenant: TenantId, id: CredentialId, seen_at: OffsetDateTime) -> Result<()> {
-            let done = sqlx::query("UPDATE sip_credentials SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant.as_uuid())
-                .bind(id.as_uuid())
-                .bind(ts(micros(seen_at)))
-                .execute(pool)
-                .await
-                .map_err(db_err)?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::not_found("credential"));
-            }
-            Ok(())
         }
 
         async fn delete_credential(pool: &Pool, tenant: TenantId, id: CredentialId) -> Result<()> {

@@ -8,11 +8,11 @@ pub(crate) const MAX_RANGE: u32 = 10_000;
 /// The field a foreign-key failure of a number insert or route change is about.
 pub(crate) fn route_fk_field(route: &RouteTarget) -> (&'static str, String) {
     match route {
-        RouteTarget::None => ("tenant_id", "no such tenant".to_owned()),
+        RouteTarget::None => ("tenant_id", "no such business".to_owned()),
         r => (
             "route",
             format!(
-                "the {} to route to does not exist in this tenant",
+                "the {} to route to does not exist in this business",
                 r.kind().replace('_', " ")
             ),
         ),
@@ -182,7 +182,7 @@ macro_rules! numbers_impl {
             .execute(pool)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))?;
+            .map_err(|e| on_fk(e, "tenant_id", "no such business"))?;
             if done.rows_affected() == 0 {
                 return Err(StoreError::not_found("number"));
             }
@@ -220,7 +220,7 @@ macro_rules! numbers_impl {
                 .map_err(db_err)?;
             if done.rows_affected() == 0 {
                 get_number(pool, id).await?;
-                return Err(StoreError::conflict("tenant_id", "the number belongs to a tenant; return it to inventory first"));
+                return Err(StoreError::conflict("tenant_id", "the number belongs to a business; return it to inventory first"));
             }
             Ok(())
         }

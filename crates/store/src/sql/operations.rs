@@ -1,116 +1,13 @@
 //! Platform trunks, registration bindings and call detail records.
 
-use std::net::IpAddr;
-
 use crate::error::{Result, StoreError};
 use crate::model::*;
 
 pub(crate) fn check_trunk(s: &TrunkSettings) -> Result<()> {
-    let len = s.name.trim().chars().count();
-    if len == 0 || len > 100 {
-        return Err(StoreError::invalid(
-            "name",
-            "name must be 1 to 100 characters",
-        ));
+    match s.problems().into_iter().next() {
+        Some((field, message)) => Err(StoreError::invalid(field, message)),
+        None => Ok(()),
     }
-    if s.host.trim().is_empty() || s.host.len() > 253 || s.host.contains(char::is_whitespace) {
-        return Err(StoreError::invalid(
-            "host",
-            format!(
-                "{:?} is not a valid host: expected a hostname or IP address",
-                s.host
-            ),
-        ));
-    }
-    if s.port == 0 {
-        return Err(StoreError::invalid("port", "port must be 1 to 65535"));
-    }
-    if !matches!(
-        s.transport,
-        Transport::Udp | Transport::Tcp | Transport::Tls
-    ) {
-        return Err(StoreError::invalid(
-            "transport",
-            "trunk transport must be udp, tcp or tls",
-        ));
-    }
-    for (field, v) in [("username", &s.username), ("from_domain", &s.from_domain)] {
-        if v.as_deref().is_some_and(|v| v.trim().is_empty()) {
-            return Err(StoreError::invalid(
-                field,
-                format!("{field} must not be empty when given"),
-            ));
-        }
-    }
-    if let Some(src) = &s.inbound_source {
-        let parsed = match src.split_once('/') {
-            None => src.parse::<IpAddr>().ok().map(|ip| (ip, None)),
-            Some((ip, bits)) => match (ip.parse::<IpAddr>(), bits.parse::<u8>()) {
-                (Ok(ip @ IpAddr::V4(_)), Ok(b)) if b <= 32 => Some((ip, Some(b))),
-                (Ok(ip @ IpAddr::V6(_)), Ok(b)) if b <= 128 => Some((ip, Some(b))),
-                _ => None,
-            },
-        };
-        let Some((ip, bits)) = parsed else {
-            return Err(StoreError::invalid(
-                "inbound_source",
-                format!(
-                    "{src:?} is not a valid inbound source: expected an IP address or CIDR such as 192.0.2.0/24"
-                ),
-            ));
-        };
-        let min = if ip.is_ipv4() {
-            TrunkSettings::MIN_V4_PREFIX
-        } else {
-            TrunkSettings::MIN_V6_PREFIX
-        };
-        if bits.is_some_and(|b| b < min) && !s.force_wide_source {
-            return Err(StoreError::invalid(
-                "inbound_source",
-                format!(
-                    "{src:?} is wider than /{min}: anyone in it could call in as this trunk. \
-                     Give the carrier's own addresses (/{min} or narrower), or force the wide block \
-                     if the carrier really sends from all of it"
-                ),
-            ));
-        }
-    }
-    if !(1..=1000).contains(&s.calls_per_second) {
-        return Err(StoreError::invalid(
-            "calls_per_second",
-            "calls per second must be 1 to 1000",
-        ));
-    }
-    let has_credentials =
-        s.username.is_some() && s.password.as_ref().is_some_and(|p| !p.expose().is_empty());
-    if s.inbound_auth && !has_credentials {
-        return Err(StoreError::invalid(
-            "inbound_auth",
-            "inbound digest authentication needs the trunk's username and password",
-        ));
-    }
-    if s.register && !has_credentials {
-        return Err(StoreError::invalid(
-            "register",
-            "registering to the provider needs the trunk's username and password",
-        ));
-    }
-    if let Some(r) = &s.registrar {
-        let r = r.trim();
-        if r.is_empty() || r.len() > 260 || r.contains(char::is_whitespace) {
-            return Err(StoreError::invalid(
-                "registrar",
-                format!("{r:?} is not a valid registrar: expected host or host:port"),
-            ));
-        }
-    }
-    if !(60..=86400).contains(&s.register_expires) {
-        return Err(StoreError::invalid(
-            "register_expires",
-            "registration expiry must be 60 to 86400 seconds",
-        ));
-    }
-    Ok(())
 }
 
 pub(crate) fn check_binding(b: &Binding) -> Result<()> {
@@ -396,12 +293,27 @@ macro_rules! operations_impl {
         }
 
         async fn remove_registrations_for_credential(pool: &Pool, tenant: TenantId, credential: CredentialId) -> Result<u64> {
+            let mut tx = begin(pool).await?;
+            // Keep when it last registered (see delete_expired_registrations).
+            sqlx::query(
+                "UPDATE sip_credentials SET last_seen_at = r.seen \
+                 FROM (SELECT credential_id, max(updated_at) AS seen FROM registrations \
+                       WHERE tenant_id = $1 AND credential_id = $2 GROUP BY credential_id) r \
+                 WHERE sip_credentials.id = r.credential_id \
+                   AND (sip_credentials.last_seen_at IS NULL OR sip_credentials.last_seen_at < r.seen)",
+            )
+            .bind(tenant.as_uuid())
+            .bind(credential.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             let done = sqlx::query("DELETE FROM registrations WHERE tenant_id = $1 AND credential_id = $2")
                 .bind(tenant.as_uuid())
                 .bind(credential.as_uuid())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
             Ok(done.rows_affected())
         }
 
@@ -446,12 +358,45 @@ macro_rules! operations_impl {
         }
 
         async fn delete_expired_registrations(pool: &Pool, at: OffsetDateTime) -> Result<u64> {
+            let mut tx = begin(pool).await?;
+            // The bindings' own refresh times become the credentials' "last seen": the
+            // registrar writes nothing for it, the sweep carries it over.
+            sqlx::query(
+                "UPDATE sip_credentials SET last_seen_at = r.seen \
+                 FROM (SELECT credential_id, max(updated_at) AS seen FROM registrations \
+                       WHERE expires_at <= $1 GROUP BY credential_id) r \
+                 WHERE sip_credentials.id = r.credential_id \
+                   AND (sip_credentials.last_seen_at IS NULL OR sip_credentials.last_seen_at < r.seen)",
+            )
+            .bind(ts(micros(at)))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             let done = sqlx::query("DELETE FROM registrations WHERE expires_at <= $1")
                 .bind(ts(micros(at)))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await
                 .map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
             Ok(done.rows_affected())
+        }
+
+        async fn list_last_registered(pool: &Pool, tenant: TenantId) -> Result<Vec<(ExtensionId, OffsetDateTime)>> {
+            let rows = sqlx::query(
+                "SELECT extension_id, max(seen) AS seen FROM ( \
+                   SELECT extension_id, last_seen_at AS seen FROM sip_credentials \
+                     WHERE tenant_id = $1 AND last_seen_at IS NOT NULL \
+                   UNION ALL \
+                   SELECT extension_id, updated_at AS seen FROM registrations WHERE tenant_id = $1 \
+                 ) s GROUP BY extension_id",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| Ok((ExtensionId::from_uuid(get(r, "extension_id")?), get(r, "seen")?)))
+                .collect()
         }
 
         fn cdr_row(r: &DbRow) -> Result<Cdr> {
@@ -523,7 +468,7 @@ macro_rules! operations_impl {
             .execute(&mut *conn)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "tenant_id", "no such tenant or trunk"))?;
+            .map_err(|e| on_fk(e, "tenant_id", "no such business or trunk"))?;
             Ok(done.rows_affected() > 0)
         }
 

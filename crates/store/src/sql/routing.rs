@@ -221,7 +221,7 @@ macro_rules! routing_impl {
         }
 
         fn fallback_err(e: StoreError) -> StoreError {
-            on_fk(e, "fallback", "the fallback target does not exist in this tenant")
+            on_fk(e, "fallback", "the fallback target does not exist in this business")
         }
 
         async fn create_ring_group(pool: &Pool, tenant: TenantId, number: &ExtensionNumber, s: &RingGroupSettings) -> Result<RingGroup> {
@@ -382,7 +382,7 @@ macro_rules! routing_impl {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_err)
-                .map_err(|e| on_fk(e, "members", &format!("member {}: no such extension in this tenant", i + 1)))?;
+                .map_err(|e| on_fk(e, "members", &format!("member {}: no such extension in this business", i + 1)))?;
             }
             tx.commit().await.map_err(db_err)?;
             get_ring_group(pool, tenant, id).await

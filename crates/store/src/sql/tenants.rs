@@ -90,7 +90,7 @@ macro_rules! tenants_impl {
             .map_err(db_err)
             .map_err(|e| on_conflict(e, "slug", format!("the slug {} is already taken", new.slug)))
             .map_err(|e| {
-                on_conflict(e, "sip_domain", format!("the SIP domain {} is already used by another tenant", new.sip_domain))
+                on_conflict(e, "sip_domain", format!("the SIP domain {} is already used by another business", new.sip_domain))
             })?;
             Ok(tenant)
         }
@@ -167,10 +167,10 @@ macro_rules! tenants_impl {
         async fn create_user(pool: &Pool, new: &NewUser) -> Result<User> {
             match (new.role, new.tenant_id) {
                 (Role::Operator, Some(_)) => {
-                    return Err(StoreError::invalid("tenant_id", "operators belong to no tenant"));
+                    return Err(StoreError::invalid("tenant_id", "operators belong to no business"));
                 }
                 (Role::Admin | Role::Member, None) => {
-                    return Err(StoreError::invalid("tenant_id", "admins and members belong to a tenant"));
+                    return Err(StoreError::invalid("tenant_id", "admins and members belong to a business"));
                 }
                 _ => {}
             }
@@ -208,7 +208,7 @@ macro_rules! tenants_impl {
             .execute(pool)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "tenant_id", "no such tenant"))
+            .map_err(|e| on_fk(e, "tenant_id", "no such business"))
             .map_err(|e| on_conflict(e, "email", format!("a user with the e-mail address {} already exists", new.email)))?;
             Ok(user)
         }

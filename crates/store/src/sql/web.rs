@@ -254,7 +254,7 @@ macro_rules! web_impl {
             .execute(pool)
             .await
             .map_err(db_err)
-            .map_err(|e| on_fk(e, "tenant_id", "no such tenant or user"))?;
+            .map_err(|e| on_fk(e, "tenant_id", "no such business or user"))?;
             // Read back, so the creator's current state comes with it.
             web_get_api_token(pool, new.tenant_id, id).await
         }

@@ -3,7 +3,6 @@
 use std::time::Instant;
 
 use store::*;
-use time::{Duration, OffsetDateTime};
 
 use super::support::Backend;
 use super::{HASH, ext, field, new_cred, new_ext, tenant};
@@ -114,12 +113,6 @@ pub async fn extensions_and_credentials(b: Backend) {
             .unwrap_err()
             .is_not_found()
     );
-    assert!(
-        d.touch_credential(bt.id, c201.id, OffsetDateTime::now_utc())
-            .await
-            .unwrap_err()
-            .is_not_found()
-    );
     assert!(d.list_credentials(bt.id, e201.id).await.unwrap().is_empty());
 
     // Update forwarding and DND.
@@ -185,7 +178,7 @@ pub async fn extensions_and_credentials(b: Backend) {
     );
     assert!(d.update_extension(bt.id, e201b.id, &s).await.is_ok());
 
-    // Credentials: second device, regenerate, touch, delete.
+    // Credentials: second device, regenerate, delete.
     let c2 = d
         .create_credential(a.id, e201.id, &new_cred("201-desk"))
         .await
@@ -198,15 +191,6 @@ pub async fn extensions_and_credentials(b: Backend) {
         .await
         .unwrap();
     assert_eq!((re.ha1_md5, re.ha1_sha256), (md5, sha));
-    let seen = OffsetDateTime::now_utc();
-    d.touch_credential(a.id, c2.id, seen).await.unwrap();
-    let got = d
-        .get_credential(a.id, c2.id)
-        .await
-        .unwrap()
-        .last_seen_at
-        .unwrap();
-    assert!((got - seen).abs() < Duration::milliseconds(1));
     d.delete_credential(a.id, c2.id).await.unwrap();
 
     // Delete frees the number (and cascades the credentials).

@@ -29,6 +29,83 @@ pub(crate) fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_i
     }
 }
 
+/// "Last registered" comes from the bindings' own `updated_at`, and outlives them: the expiry
+/// sweep and the removal of a credential's bindings carry it into `last_seen_at`.
+pub async fn last_registered_outlives_bindings(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    let (e1, c1) = d
+        .create_extension(a.id, &new_ext("201"), Some(&new_cred("201")))
+        .await
+        .unwrap();
+    let (e2, c2) = d
+        .create_extension(a.id, &new_ext("202"), Some(&new_cred("202")))
+        .await
+        .unwrap();
+    let (c1, c2) = (c1.unwrap(), c2.unwrap());
+    d.create_extension(a.id, &new_ext("203"), Some(&new_cred("203")))
+        .await
+        .unwrap();
+    assert!(d.list_last_registered(a.id).await.unwrap().is_empty());
+
+    let gone = d
+        .upsert_registration(a.id, &binding(&e1, &c1, "sip:201@10.0.0.1", -5))
+        .await
+        .unwrap();
+    let live = d
+        .upsert_registration(a.id, &binding(&e2, &c2, "sip:202@10.0.0.2", 60))
+        .await
+        .unwrap();
+    let mut last = d.list_last_registered(a.id).await.unwrap();
+    last.sort_by_key(|(e, _)| *e == e2.id);
+    assert_eq!(last, [(e1.id, gone.updated_at), (e2.id, live.updated_at)]);
+    assert!(d.list_last_registered(bt.id).await.unwrap().is_empty());
+    assert_eq!(
+        d.get_credential(a.id, c1.id).await.unwrap().last_seen_at,
+        None
+    );
+
+    assert_eq!(
+        d.delete_expired_registrations(OffsetDateTime::now_utc())
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        d.get_credential(a.id, c1.id).await.unwrap().last_seen_at,
+        Some(gone.updated_at),
+        "the sweep keeps when it last registered"
+    );
+    assert_eq!(
+        d.get_credential(a.id, c2.id).await.unwrap().last_seen_at,
+        None
+    );
+    let mut last = d.list_last_registered(a.id).await.unwrap();
+    last.sort_by_key(|(e, _)| *e == e2.id);
+    assert_eq!(last, [(e1.id, gone.updated_at), (e2.id, live.updated_at)]);
+
+    assert_eq!(
+        d.remove_registrations_for_credential(a.id, c2.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        d.get_credential(a.id, c2.id).await.unwrap().last_seen_at,
+        Some(live.updated_at)
+    );
+    // Removing nothing leaves it as it was.
+    d.remove_registrations_for_credential(a.id, c2.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.get_credential(a.id, c2.id).await.unwrap().last_seen_at,
+        Some(live.updated_at)
+    );
+}
+
 pub async fn registrations(b: Backend) {
     let db = b.open().await;
     let d = &*db.dir;
