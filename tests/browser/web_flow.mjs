@@ -220,9 +220,18 @@ try {
   assert.match(routed, /^0113 496 00\d\d$/);
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');
   await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
-  await adm.getByText('extension 201 (Reception)').waitFor();
+  await adm.getByRole('status').filter({ hasText: `Calls to ${routed} now go to extension 201 (Reception).` }).waitFor();
   assert.equal((await adm.locator('tbody tr', { hasText: 'extension 201' }).locator('td').first().textContent()).trim(), routed);
+  // The route box shows where the number goes; emptying it asks first, and Cancel keeps it.
+  const routeBox = adm.locator('tbody tr').first().locator('input[name=extension]');
+  assert.equal(await routeBox.inputValue(), '201');
   await snap(adm, 'number-routed');
+  await routeBox.fill('');
+  await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
+  await adm.getByText(`Stop routing ${routed}?`).waitFor();
+  await snap(adm, 'number-unroute-confirm');
+  await adm.click('a:has-text("Cancel")');
+  await adm.locator('tbody td', { hasText: 'extension 201 (Reception)' }).waitFor();
 
   // A phone registers with the credentials shown; the open page lists it by itself.
   await adm.goto(`/t/${tenantId}/registrations`);

@@ -1,5 +1,6 @@
 //! The operator's number inventory: add one number or a range (all or nothing), list with type,
-//! assign to a business, delete from the inventory.
+//! assign to a business, delete from the inventory. Taking a routed number from its business
+//! stops it ringing, so that is confirmed first; every assignment is reported back.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -10,12 +11,15 @@ use serde::Deserialize;
 use store::*;
 
 use super::operator::{ConfirmForm, PER_PAGE, PageQuery};
+use super::ring_groups::target_label;
 use super::{field_error, page_number, see_other};
 use crate::AppState;
 use crate::auth::{OperatorUser, parse_id};
 use crate::error::{AppError, PageError};
 use crate::views::operator::*;
-use crate::views::{ConfirmPage, FormErrors, Layout, Pager, render, render_status};
+use crate::views::{
+    ConfirmChangePage, ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status,
+};
 
 /// Most numbers one add action may create.
 pub const MAX_RANGE: u64 = 10_000;
@@ -192,16 +196,45 @@ async fn numbers(
         unassigned_only: unassigned,
         find: q.find.as_deref(),
     };
+    let notice = match q.changed.as_deref().map(str::parse::<NumberId>) {
+        Some(Ok(id)) => match state.directory.get_number(NumberScope::All, id).await {
+            Ok(n) => Some(assignment_notice(&state, &n).await?),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(e.into()),
+        },
+        _ => None,
+    };
     let page = numbers_page(
         &state,
         &me,
         listing,
         NumberAddForm::default(),
         FormErrors::default(),
-        None,
+        notice,
     )
     .await?;
     render(&page)
+}
+
+/// Where a number is now and what its calls do, after an assignment.
+async fn assignment_notice(state: &AppState, n: &Number) -> Result<String, PageError> {
+    let num = n.e164.display();
+    let Some(t) = n.tenant_id else {
+        return Ok(format!(
+            "{num} is in the inventory: calls to it do not ring anywhere."
+        ));
+    };
+    let name = state.directory.get_tenant(t).await?.settings.name;
+    Ok(match n.route {
+        RouteTarget::None => format!(
+            "{num} belongs to {name}. It is not routed yet: calls to it do not ring anywhere \
+             until {name} routes it on their Numbers page."
+        ),
+        r => format!(
+            "{num} belongs to {name}; its calls go to {}.",
+            target_label(&*state.directory, t, r).await?
+        ),
+    })
 }
 
 async fn add_numbers(
@@ -272,15 +305,18 @@ async fn add_numbers(
 pub struct AssignForm {
     #[serde(default)]
     tenant: String,
+    /// "yes" once the operator has confirmed that a routed number stops ringing.
+    confirm: Option<String>,
 }
 
 async fn assign_number(
     State(state): State<AppState>,
-    OperatorUser(_me): OperatorUser,
+    OperatorUser(me): OperatorUser,
     Path(id): Path<String>,
     Form(form): Form<AssignForm>,
 ) -> Result<Response, PageError> {
     let id: NumberId = parse_id(&id)?;
+    let number = state.directory.get_number(NumberScope::All, id).await?;
     // The business by its SIP domain (what the field offers) or its id; empty: inventory.
     let unknown = || AppError::invalid("tenant", "No business has that SIP domain.");
     let tenant = match form.tenant.trim() {
@@ -297,8 +333,51 @@ async fn assign_number(
             }
         },
     };
+    let done = format!(
+        "/operator/numbers?find={}&changed={id}",
+        encode_query(number.e164.as_str())
+    );
+    // Assigning a number clears its route: the same business again changes nothing.
+    if tenant == number.tenant_id {
+        return Ok(see_other(&done));
+    }
+    // A routed number of a business would stop ringing: ask first.
+    let confirmed = form.confirm.as_deref() == Some("yes");
+    if let (Some(from), false) = (
+        number.tenant_id,
+        number.route == RouteTarget::None || confirmed,
+    ) {
+        let from_name = state.directory.get_tenant(from).await?.settings.name;
+        let now = target_label(&*state.directory, from, number.route).await?;
+        let num = number.e164.display();
+        let (question, button) = match tenant {
+            None => (
+                format!("Take {num} from {from_name} back to the inventory?"),
+                "Return to inventory".to_owned(),
+            ),
+            Some(to) => {
+                let to_name = state.directory.get_tenant(to).await?.settings.name;
+                (
+                    format!("Move {num} from {from_name} to {to_name}?"),
+                    format!("Move to {to_name}"),
+                )
+            }
+        };
+        return render(&ConfirmChangePage {
+            layout: Layout::new("Number in use", &me, "/operator/numbers"),
+            question,
+            detail: format!(
+                "{num} is in use: its calls go to {now} at {from_name}. Afterwards calls to it \
+                 will not ring anywhere until it is routed again."
+            ),
+            action: format!("/operator/numbers/{id}/assign"),
+            hidden: vec![("tenant".into(), form.tenant.trim().to_owned())],
+            button,
+            cancel: "/operator/numbers".into(),
+        });
+    }
     state.service.assign_number(id, tenant).await?;
-    Ok(see_other("/operator/numbers"))
+    Ok(see_other(&done))
 }
 
 /// The number, if it is in the inventory (a business's number is taken back first).

@@ -150,7 +150,8 @@ pub struct BizNumberRow {
     pub display: String,
     pub kind: String,
     pub route: String,
-    /// The extension number typed into the route form (kept after an error).
+    /// What the route form holds: the number the route goes to now, or what was typed
+    /// (kept after an error).
     pub value: String,
     pub error: Option<String>,
 }
@@ -162,6 +163,8 @@ pub struct BizNumbersPage {
     pub base: String,
     pub rows: Vec<BizNumberRow>,
     pub pager: Pager,
+    /// What the last change did.
+    pub notice: Option<String>,
 }
 
 #[derive(Clone, Debug)]
