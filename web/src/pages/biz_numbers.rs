@@ -122,7 +122,7 @@ async fn route_notice(state: &AppState, t: TenantId, n: &Number) -> Result<Strin
 }
 
 /// The page of the list that holds the number.
-async fn page_of(state: &AppState, t: TenantId, id: NumberId) -> Result<u32, PageError> {
+pub(crate) async fn page_of(state: &AppState, t: TenantId, id: NumberId) -> Result<u32, PageError> {
     let all = state
         .directory
         .list_numbers(NumberScope::Tenant(t), Page::first(Page::MAX_LIMIT))

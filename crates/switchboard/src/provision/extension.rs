@@ -229,7 +229,7 @@ async fn delete(ctx: &Ctx, tenant: &str, number: &str) -> anyhow::Result<()> {
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
     let ext = extension_of(ctx, &tenant, number).await?;
     ctx.service
-        .delete_extension(tenant.id, ext.id)
+        .delete_extension(tenant.id, ext.id, false)
         .await
         .map_err(service_error)?;
     ctx.out.emit(
