@@ -158,10 +158,12 @@ try {
   await op.getByText('Added 100 numbers.').waitFor();
   await op.goto('/operator/numbers?unassigned=1');
   const firstRow = op.locator('tbody tr').first();
-  const assigned = (await firstRow.locator('td').first().textContent()).trim();
-  await firstRow.locator('input[name=tenant]').fill('acme.pbx.test');
-  await firstRow.locator('button:has-text("Assign")').click();
-  await op.waitForURL('**/operator/numbers**');
+  const assigned = (await firstRow.locator('td').nth(1).textContent()).trim();
+  // Picked, not typed: tick the number, choose the business by name (its SIP domain beside it).
+  await firstRow.locator('input[name=number]').check();
+  await op.selectOption('#assign-tenant', { label: 'Acme Plumbing · acme.pbx.test' });
+  await op.click('button:has-text("Assign")');
+  await op.getByRole('status').filter({ hasText: `${assigned} belongs to Acme Plumbing.` }).waitFor();
   await op.goto(`/operator/numbers?find=${encodeURIComponent(assigned)}`);
   assert.ok((await op.textContent('tbody')).includes('Acme Plumbing'));
   await snap(op, 'numbers-assigned');
