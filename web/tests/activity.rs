@@ -151,4 +151,45 @@ async fn registrations_and_calls(b: Backend) {
         .assert(StatusCode::FORBIDDEN);
 }
 
-both_backends!(registrations_and_calls);
+/// A reversed date range says so beside the dates, naming both, instead of "0 calls".
+async fn reversed_date_range(b: Backend) {
+    let app = App::new(b).await;
+    let t = setup(&app, "bravo", "BravoPhone/2.0", "+447400123456").await;
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "bob@bravo.test")
+        .await;
+    let base = format!("/t/{}", t.id);
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let long = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+    let today = OffsetDateTime::now_utc().date();
+    let yesterday = today.previous_day().unwrap();
+    let (t0, y0) = (today.format(&day).unwrap(), yesterday.format(&day).unwrap());
+
+    let r = adm.get(&format!("{base}/calls?from={y0}&to={t0}")).await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("1 call"), "{}", r.body);
+
+    let r = adm.get(&format!("{base}/calls?from={t0}&to={y0}")).await;
+    let msg = format!(
+        "The from date ({}) is after the to date ({}), so no call can match.",
+        today.format(&long).unwrap(),
+        yesterday.format(&long).unwrap()
+    );
+    assert!(
+        r.body
+            .contains(&format!(r#"<p class="field-error" id="e-to">{msg}"#))
+            && r.body.contains(&format!(
+                r#"name="to" type="date" value="{y0}" aria-invalid="true" aria-describedby="e-to""#
+            ))
+            && r.body.contains(&format!(r#"value="{t0}""#)),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("0 calls") && !r.body.contains("No calls."),
+        "no silent empty list: {}",
+        r.body
+    );
+}
+
+both_backends!(registrations_and_calls, reversed_date_range);
