@@ -190,6 +190,35 @@ async fn reversed_date_range(b: Backend) {
         "no silent empty list: {}",
         r.body
     );
+
+    // The API refuses a reversed range too, naming both times.
+    let tok = format!("sbt_{}", web::crypto::random_token());
+    app.dir
+        .create_api_token(&NewApiToken {
+            tenant_id: Some(t.id),
+            name: "test".into(),
+            token_hash: web::crypto::token_hash(&tok),
+            prefix: tok[..10].into(),
+            created_by: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let req = axum::http::Request::get(format!(
+        "/api/v1/tenants/{}/calls?from=2026-11-24T00:00:00Z&to=2026-11-01T00:00:00Z",
+        t.id
+    ))
+    .header("authorization", format!("Bearer {tok}"))
+    .body(axum::body::Body::empty())
+    .unwrap();
+    let r = app.send(req).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    let e = &r.json()["error"];
+    assert_eq!(e["field"], "to");
+    assert_eq!(
+        e["message"],
+        "from (2026-11-24T00:00:00Z) is after to (2026-11-01T00:00:00Z), so no call can match"
+    );
 }
 
 both_backends!(registrations_and_calls, reversed_date_range);
