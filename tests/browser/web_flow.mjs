@@ -149,7 +149,7 @@ try {
   await op.goto('/operator/numbers');
   await op.fill('#f-first', '+44 113 496 0000');
   await op.fill('#f-last', '+44 113 496 0009');
-  await op.selectOption('#f-tenant', { label: 'Acme Plumbing' });
+  await op.selectOption('#f-tenant', { label: 'Acme Plumbing · acme.pbx.test' });
   await op.click('button:has-text("Add")');
   await op.getByText('Added 10 numbers.').waitFor();
   await op.fill('#f-first', '020 7946 0000');
@@ -158,10 +158,12 @@ try {
   await op.getByText('Added 100 numbers.').waitFor();
   await op.goto('/operator/numbers?unassigned=1');
   const firstRow = op.locator('tbody tr').first();
-  const assigned = (await firstRow.locator('td').first().textContent()).trim();
-  await firstRow.locator('input[name=tenant]').fill('acme.pbx.test');
-  await firstRow.locator('button:has-text("Assign")').click();
-  await op.waitForURL('**/operator/numbers**');
+  const assigned = (await firstRow.locator('td').nth(1).textContent()).trim();
+  // Picked, not typed: tick the number, choose the business by name (its SIP domain beside it).
+  await firstRow.locator('input[name=number]').check();
+  await op.selectOption('#assign-tenant', { label: 'Acme Plumbing · acme.pbx.test' });
+  await op.click('button:has-text("Assign")');
+  await op.getByRole('status').filter({ hasText: `${assigned} belongs to Acme Plumbing.` }).waitFor();
   await op.goto(`/operator/numbers?find=${encodeURIComponent(assigned)}`);
   assert.ok((await op.textContent('tbody')).includes('Acme Plumbing'));
   await snap(op, 'numbers-assigned');
@@ -220,9 +222,18 @@ try {
   assert.match(routed, /^0113 496 00\d\d$/);
   await adm.locator('tbody tr').first().locator('input[name=extension]').fill('201');
   await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
-  await adm.getByText('extension 201 (Reception)').waitFor();
+  await adm.getByRole('status').filter({ hasText: `Calls to ${routed} now go to extension 201 (Reception).` }).waitFor();
   assert.equal((await adm.locator('tbody tr', { hasText: 'extension 201' }).locator('td').first().textContent()).trim(), routed);
+  // The route box shows where the number goes; emptying it asks first, and Cancel keeps it.
+  const routeBox = adm.locator('tbody tr').first().locator('input[name=extension]');
+  assert.equal(await routeBox.inputValue(), '201');
   await snap(adm, 'number-routed');
+  await routeBox.fill('');
+  await adm.locator('tbody tr').first().locator('button:has-text("Route")').click();
+  await adm.getByText(`Stop routing ${routed}?`).waitFor();
+  await snap(adm, 'number-unroute-confirm');
+  await adm.click('a:has-text("Cancel")');
+  await adm.locator('tbody td', { hasText: 'extension 201 (Reception)' }).waitFor();
 
   // A phone registers with the credentials shown; the open page lists it by itself.
   await adm.goto(`/t/${tenantId}/registrations`);
@@ -368,9 +379,11 @@ try {
   await adm.click('button:has-text("Save")');
   await adm.getByText('Saved.').waitFor();
   await adm.click('text=Delete extension…');
-  await adm.getByText('Delete extension 201 (Reception)?').waitFor();
+  // A number still rings 201: the page says it cannot be deleted yet and links that number.
+  await adm.getByText('Extension 201 (Reception) cannot be deleted yet').waitFor();
+  await adm.locator('section.confirm a', { hasText: routed }).waitFor();
   await snap(adm, 'confirm-delete');
-  await adm.click('text=Cancel');
+  await adm.click('text=Back to the extension');
   await adm.getByRole('heading', { name: 'SIP credentials' }).waitFor();
 
   await adm.goto(`/t/${tenantId}/tokens`);

@@ -151,4 +151,74 @@ async fn registrations_and_calls(b: Backend) {
         .assert(StatusCode::FORBIDDEN);
 }
 
-both_backends!(registrations_and_calls);
+/// A reversed date range says so beside the dates, naming both, instead of "0 calls".
+async fn reversed_date_range(b: Backend) {
+    let app = App::new(b).await;
+    let t = setup(&app, "bravo", "BravoPhone/2.0", "+447400123456").await;
+    let mut adm = app
+        .signed_in(Some(t.id), Role::Admin, "bob@bravo.test")
+        .await;
+    let base = format!("/t/{}", t.id);
+    let day = time::macros::format_description!("[year]-[month]-[day]");
+    let long = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
+    let today = OffsetDateTime::now_utc().date();
+    let yesterday = today.previous_day().unwrap();
+    let (t0, y0) = (today.format(&day).unwrap(), yesterday.format(&day).unwrap());
+
+    let r = adm.get(&format!("{base}/calls?from={y0}&to={t0}")).await;
+    r.assert(StatusCode::OK);
+    assert!(r.body.contains("1 call"), "{}", r.body);
+
+    let r = adm.get(&format!("{base}/calls?from={t0}&to={y0}")).await;
+    let msg = format!(
+        "The from date ({}) is after the to date ({}), so no call can match.",
+        today.format(&long).unwrap(),
+        yesterday.format(&long).unwrap()
+    );
+    assert!(
+        r.body
+            .contains(&format!(r#"<p class="field-error" id="e-to">{msg}"#))
+            && r.body.contains(&format!(
+                r#"name="to" type="date" value="{y0}" aria-invalid="true" aria-describedby="e-to""#
+            ))
+            && r.body.contains(&format!(r#"value="{t0}""#)),
+        "{}",
+        r.body
+    );
+    assert!(
+        !r.body.contains("0 calls") && !r.body.contains("No calls."),
+        "no silent empty list: {}",
+        r.body
+    );
+
+    // The API refuses a reversed range too, naming both times.
+    let tok = format!("sbt_{}", web::crypto::random_token());
+    app.dir
+        .create_api_token(&NewApiToken {
+            tenant_id: Some(t.id),
+            name: "test".into(),
+            token_hash: web::crypto::token_hash(&tok),
+            prefix: tok[..10].into(),
+            created_by: None,
+            expires_at: None,
+        })
+        .await
+        .unwrap();
+    let req = axum::http::Request::get(format!(
+        "/api/v1/tenants/{}/calls?from=2026-11-24T00:00:00Z&to=2026-11-01T00:00:00Z",
+        t.id
+    ))
+    .header("authorization", format!("Bearer {tok}"))
+    .body(axum::body::Body::empty())
+    .unwrap();
+    let r = app.send(req).await;
+    r.assert(StatusCode::UNPROCESSABLE_ENTITY);
+    let e = &r.json()["error"];
+    assert_eq!(e["field"], "to");
+    assert_eq!(
+        e["message"],
+        "from (2026-11-24T00:00:00Z) is after to (2026-11-01T00:00:00Z), so no call can match"
+    );
+}
+
+both_backends!(registrations_and_calls, reversed_date_range);

@@ -158,8 +158,11 @@ async fn delete_extension(b: Backend) {
         .unwrap();
     let del = format!("{base}/extensions/{}/delete", ext.id);
     let r = adm.get(&del).await;
-    assert!(r.body.contains("Delete extension 201 (Reception)?"));
-    // Routed to by a number: refused with the reason, on the extension's page.
+    assert!(
+        r.body
+            .contains("Extension 201 (Reception) cannot be deleted yet")
+    );
+    // Routed to by a number: refused with the reason, on the delete page.
     let r = adm.post(&del, &[("confirm", "yes")]).await;
     r.assert(StatusCode::CONFLICT);
     assert!(
@@ -171,6 +174,8 @@ async fn delete_extension(b: Backend) {
         .set_number_route(t.id, n.id, RouteTarget::None)
         .await
         .unwrap();
+    let r = adm.get(&del).await;
+    assert!(r.body.contains("Delete extension 201 (Reception)?"));
     adm.post(&del, &[]).await.assert(StatusCode::SEE_OTHER);
     assert!(
         app.dir.get_extension(t.id, ext.id).await.is_ok(),

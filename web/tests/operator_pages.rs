@@ -178,11 +178,11 @@ async fn operator_flow(b: Backend) {
     r.assert(StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("Choose a business from the list."));
 
-    // Assign one to the business.
+    // Assign one to the business, picked from the list.
     let n = &all.items[0];
     op.post(
-        &format!("/operator/numbers/{}/assign", n.id),
-        &[("tenant", &t.id.to_string())],
+        "/operator/numbers/assign",
+        &[("number", &n.id.to_string()), ("tenant", &t.id.to_string())],
     )
     .await
     .assert(StatusCode::SEE_OTHER);
@@ -193,22 +193,28 @@ async fn operator_flow(b: Backend) {
         .unwrap();
     assert_eq!(mine.items.len(), 6);
     assert!(mine.items.iter().any(|m| m.id == n.id));
-    // By SIP domain (what the field offers); an unknown domain changes nothing.
+    // Only a business from the list: a typed SIP domain changes nothing.
     let n2 = &all.items[1];
     op.post(
-        &format!("/operator/numbers/{}/assign", n2.id),
-        &[("tenant", "ACME.pbx.test")],
+        "/operator/numbers/assign",
+        &[
+            ("number", &n2.id.to_string()),
+            ("tenant", &t.id.to_string()),
+        ],
     )
     .await
     .assert(StatusCode::SEE_OTHER);
     let r = op
         .post(
-            &format!("/operator/numbers/{}/assign", all.items[2].id),
-            &[("tenant", "nobody.test")],
+            "/operator/numbers/assign",
+            &[
+                ("number", &all.items[2].id.to_string()),
+                ("tenant", "acme.pbx.test"),
+            ],
         )
         .await;
     r.assert(StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("No business has that SIP domain."));
+    assert!(r.body.contains("Choose a business from the list."));
     let count = app
         .dir
         .list_numbers(NumberScope::Tenant(t.id), Page::first(10))
@@ -216,12 +222,10 @@ async fn operator_flow(b: Backend) {
         .unwrap()
         .total;
     assert_eq!(count, 7);
-    assert!(
-        op.get("/operator/numbers")
-            .await
-            .body
-            .contains(r#"value="acme.pbx.test""#)
-    );
+    assert!(op.get("/operator/numbers").await.body.contains(&format!(
+        r#"<option value="{}">Acme Plumbing · acme.pbx.test</option>"#,
+        t.id
+    )));
 
     // Inventory numbers can be deleted (after a confirm page); a business's number cannot.
     let spare = &all.items[99];

@@ -461,8 +461,11 @@ async fn tenant_isolation_pages(b: Backend) {
         assert_eq!(br.get(&url).await.status, StatusCode::FORBIDDEN);
     }
     br.post(
-        &format!("/operator/numbers/{}/assign", num.id),
-        &[("tenant", &bt.id.to_string())],
+        "/operator/numbers/assign",
+        &[
+            ("number", &num.id.to_string()),
+            ("tenant", &bt.id.to_string()),
+        ],
     )
     .await
     .assert(StatusCode::FORBIDDEN);

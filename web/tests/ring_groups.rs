@@ -255,7 +255,8 @@ async fn admin_manages_ring_groups_in_the_web_admin(b: Backend) {
     let r = adm.post(&del, &[("confirm", "yes")]).await;
     r.assert(StatusCode::CONFLICT);
     assert!(r.body.contains("routes to this ring group"), "{}", r.body);
-    adm.post(&route, &[("extension", "")])
+    // (Unrouting the live number is confirmed.)
+    adm.post(&route, &[("extension", ""), ("confirm", "yes")])
         .await
         .assert(StatusCode::SEE_OTHER);
     let r = adm.post(&del, &[("confirm", "yes")]).await;

@@ -480,7 +480,7 @@ pub enum ExtensionCommand {
         /// SIP domain of the tenant.
         #[arg(long, value_name = "DOMAIN")]
         tenant: String,
-        /// Extension number, 2 to 6 digits.
+        /// Extension number: 2 to 6 digits, not starting with 0; not 999 or 112.
         #[arg(long)]
         number: String,
         /// Display name.

@@ -63,9 +63,24 @@ pub async fn calls(
     a: ApiAdminOf,
     Query(p): Query<CallParams>,
 ) -> Result<Json<CallList>, ApiError> {
+    let (from, to) = (time_param(&p.from, "from")?, time_param(&p.to, "to")?);
+    // A reversed range matches nothing: say so rather than answer an empty list.
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        let say = |x: OffsetDateTime| x.format(&Rfc3339).unwrap_or_default();
+        return Err(ApiError(AppError::invalid(
+            "to",
+            format!(
+                "from ({}) is after to ({}), so no call can match",
+                say(f),
+                say(t)
+            ),
+        )));
+    }
     let q = CdrQuery {
-        from: time_param(&p.from, "from")?,
-        to: time_param(&p.to, "to")?,
+        from,
+        to,
         party: p.party.filter(|s| !s.trim().is_empty()),
         page: Page::new(
             p.limit.unwrap_or(50).clamp(1, Page::MAX_LIMIT),

@@ -231,7 +231,8 @@ pub struct RingGroupList {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RingGroupIn {
-    /// 2 to 6 digits, not used by another extension or group of the business.
+    /// 2 to 6 digits, not starting with 0, not 999 or 112, and not used by another extension or
+    /// group of the business.
     pub number: String,
     pub name: String,
     /// simultaneous (default), sequential or round_robin
@@ -305,7 +306,7 @@ pub struct ExtensionList {
 
 #[derive(Deserialize, ToSchema)]
 pub struct ExtensionIn {
-    /// 2 to 6 digits.
+    /// 2 to 6 digits, not starting with 0 (UK national dialling), not 999 or 112 (emergency).
     pub number: String,
     pub display_name: String,
 }

@@ -152,14 +152,17 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/tenants/{tenant}/extensions/{ext}", tag = "extensions",
     params(("tenant" = String, Path, description = "Business id"), ("ext" = String, Path, description = "Extension id")),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody, description = "A number or ring group still routes to it")))]
+        (status = 409, body = ErrorBody, description = "A number or ring group still routes to it, or another extension forwards to it")))]
 pub async fn delete(
     State(state): State<AppState>,
     a: ApiAdminOf,
     Path(p): Path<ExtPath>,
 ) -> Result<Response, ApiError> {
     let e = load(&state, &a, &p).await?;
-    state.service.delete_extension(a.tenant.id, e.id).await?;
+    state
+        .service
+        .delete_extension(a.tenant.id, e.id, false)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::{AdminOf, OperatorUser};
 use crate::error::{Internal, PageError};
 use crate::views::activity::*;
-use crate::views::{Layout, Pager, encode_query, render};
+use crate::views::{FormErrors, Layout, Pager, encode_query, render};
 
 pub const PER_PAGE: u32 = 50;
 /// Most rows one CSV export holds.
@@ -124,22 +124,43 @@ pub struct CallQuery {
     page: Option<u32>,
 }
 
-/// `from` and `to` are dates (YYYY-MM-DD, UTC); `to` is inclusive.
-fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, String> {
+/// `from` and `to` are dates (YYYY-MM-DD, UTC); `to` is inclusive. An error names the field
+/// it belongs beside: a `from` after `to` would match no call, so it is refused, naming both.
+fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, (&'static str, String)> {
     let day = format_description!("[year]-[month]-[day]");
-    let parse = |s: &str, what: &str| -> Result<Option<OffsetDateTime>, String> {
+    let parse = |s: &str, what: &'static str| -> Result<Option<Date>, (&'static str, String)> {
         let s = s.trim();
         if s.is_empty() {
             return Ok(None);
         }
-        Date::parse(s, &day)
-            .map(|d| Some(d.with_time(Time::MIDNIGHT).assume_utc()))
-            .map_err(|_| format!("The {what} date {s:?} is not a date like 2026-11-24."))
+        Date::parse(s, &day).map(Some).map_err(|_| {
+            (
+                what,
+                format!("The {what} date {s:?} is not a date like 2026-11-24."),
+            )
+        })
     };
+    let (from, to) = (parse(&q.from, "from")?, parse(&q.to, "to")?);
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        let long = format_description!("[day padding:none] [month repr:long] [year]");
+        let say = |d: Date| d.format(&long).unwrap_or_default();
+        return Err((
+            "to",
+            format!(
+                "The from date ({}) is after the to date ({}), so no call can match. Swap them \
+                 to see the calls between those days.",
+                say(f),
+                say(t)
+            ),
+        ));
+    }
+    let midnight = |d: Date| d.with_time(Time::MIDNIGHT).assume_utc();
     let party = q.party.trim();
     Ok(CdrQuery {
-        from: parse(&q.from, "from")?,
-        to: parse(&q.to, "to")?.map(|t| t + time::Duration::days(1)),
+        from: from.map(midnight),
+        to: to.map(|t| midnight(t) + time::Duration::days(1)),
         party: (!party.is_empty()).then(|| party.chars().take(64).collect()),
         page,
     })
@@ -163,8 +184,12 @@ async fn calls(
 ) -> Result<Response, PageError> {
     let base = format!("/t/{}", a.tenant.id);
     let page = page_number(q.page);
-    let (rows, total, error) = match cdr_query(&q, Page::new(PER_PAGE, (page - 1) * PER_PAGE)) {
-        Err(e) => (Vec::new(), 0, Some(e)),
+    let mut errors = FormErrors::default();
+    let (rows, total) = match cdr_query(&q, Page::new(PER_PAGE, (page - 1) * PER_PAGE)) {
+        Err((field, message)) => {
+            errors.add(field, message);
+            (Vec::new(), 0)
+        }
         Ok(cq) => {
             let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
             let rows = list
@@ -183,7 +208,7 @@ async fn calls(
                     }
                 })
                 .collect();
-            (rows, list.total, None)
+            (rows, list.total)
         }
     };
     let filter = format!(
@@ -207,7 +232,7 @@ async fn calls(
         from: q.from,
         to: q.to,
         party: q.party,
-        error,
+        errors,
         rows,
     })
 }
@@ -251,7 +276,7 @@ async fn calls_csv(
     let mut offset = 0;
     while offset < CSV_MAX {
         let cq = cdr_query(&q, Page::new(Page::MAX_LIMIT, offset))
-            .map_err(|m| PageError(crate::error::AppError::BadRequest(m)))?;
+            .map_err(|(_, m)| PageError(crate::error::AppError::BadRequest(m)))?;
         let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
         for c in &list.items {
             let r = &c.record;
@@ -331,7 +356,26 @@ mod tests {
         assert!(
             cdr_query(&bad, Page::default())
                 .unwrap_err()
+                .1
                 .contains("yesterday")
         );
+        let reversed = CallQuery {
+            from: "2026-11-24".into(),
+            to: "2026-11-01".into(),
+            ..Default::default()
+        };
+        let (field, msg) = cdr_query(&reversed, Page::default()).unwrap_err();
+        assert_eq!(field, "to");
+        assert!(
+            msg.contains("24 November 2026") && msg.contains("1 November 2026"),
+            "{msg}"
+        );
+        // One day is a range.
+        let day = CallQuery {
+            from: "2026-11-24".into(),
+            to: "2026-11-24".into(),
+            ..Default::default()
+        };
+        assert!(cdr_query(&day, Page::default()).is_ok());
     }
 }

@@ -6,17 +6,19 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
+use serde::Deserialize;
 use store::*;
 
+use super::biz_numbers::page_of;
 use super::business::{
     ConfirmForm, CredPath, ExtPath, base, edit_form, extension_page, load_credential, reveal_once,
 };
-use super::{field_error, see_other};
+use super::{field_error, see_other, ticked};
 use crate::AppState;
 use crate::auth::{AdminOf, parse_id};
 use crate::error::{AppError, PageError};
 use crate::service::credentials::new_credential;
-use crate::views::business::DeviceForm;
+use crate::views::business::{DeviceForm, ExtensionDeletePage, Link};
 use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
 
 /// Most credentials one extension may have.
@@ -142,6 +144,61 @@ async fn delete(
     Ok(see_other(&format!("{b}/extensions/{}", e.id)))
 }
 
+/// The delete page of an extension: a confirmation, or what blocks the delete, linked.
+async fn extension_delete_page(
+    state: &AppState,
+    a: &AdminOf,
+    e: &Extension,
+    refused: Option<String>,
+) -> Result<ExtensionDeletePage, PageError> {
+    let b = base(&a.tenant);
+    let deps = state.service.extension_dependents(a.tenant.id, e).await?;
+    let mut numbers = Vec::with_capacity(deps.numbers.len());
+    for n in &deps.numbers {
+        let page = page_of(state, a.tenant.id, n.id).await?;
+        numbers.push(Link {
+            href: format!("{b}/numbers?page={page}#n-{}", n.id),
+            label: n.e164.display(),
+        });
+    }
+    let fallbacks = deps
+        .fallbacks
+        .iter()
+        .map(|g| Link {
+            href: format!("{b}/ring-groups/{}", g.id),
+            label: format!("ring group {} ({})", g.number, g.settings.name),
+        })
+        .collect();
+    let forwarders = deps
+        .forwarders
+        .iter()
+        .map(|(f, how)| {
+            (
+                Link {
+                    href: format!("{b}/extensions/{}", f.id),
+                    label: format!("extension {} ({})", f.number, f.settings.display_name),
+                },
+                how.join(" and "),
+            )
+        })
+        .collect();
+    Ok(ExtensionDeletePage {
+        layout: Layout::for_business(
+            "Delete extension",
+            &a.authed,
+            &a.tenant,
+            &format!("{b}/extensions"),
+        ),
+        extension: format!("{} ({})", e.number, e.settings.display_name),
+        action: format!("{b}/extensions/{}/delete", e.id),
+        cancel: format!("{b}/extensions/{}", e.id),
+        numbers,
+        fallbacks,
+        forwarders,
+        refused,
+    })
+}
+
 async fn delete_extension_confirm(
     State(state): State<AppState>,
     a: AdminOf,
@@ -151,32 +208,21 @@ async fn delete_extension_confirm(
         .directory
         .get_extension(a.tenant.id, parse_id(&p.ext)?)
         .await?;
-    let b = base(&a.tenant);
-    render(&ConfirmPage {
-        layout: Layout::for_business(
-            "Delete extension",
-            &a.authed,
-            &a.tenant,
-            &format!("{b}/extensions"),
-        ),
-        question: format!(
-            "Delete extension {} ({})?",
-            e.number, e.settings.display_name
-        ),
-        detail: "Its phones are signed off, its SIP credentials deleted, and it leaves every ring \
-                 group. Numbers routed to it must be routed elsewhere first."
-            .into(),
-        action: format!("{b}/extensions/{}/delete", e.id),
-        button: "Delete extension".into(),
-        cancel: format!("{b}/extensions/{}", e.id),
-    })
+    render(&extension_delete_page(&state, &a, &e, None).await?)
+}
+
+#[derive(Deserialize)]
+pub struct DeleteExtensionForm {
+    confirm: Option<String>,
+    /// "yes": remove other extensions' forwards to this one, then delete it.
+    clear_forwards: Option<String>,
 }
 
 async fn delete_extension(
     State(state): State<AppState>,
     a: AdminOf,
     Path(p): Path<ExtPath>,
-    Form(form): Form<ConfirmForm>,
+    Form(form): Form<DeleteExtensionForm>,
 ) -> Result<Response, PageError> {
     let e = state
         .directory
@@ -186,13 +232,16 @@ async fn delete_extension(
     if form.confirm.as_deref() != Some("yes") {
         return Ok(see_other(&format!("{b}/extensions/{}/delete", e.id)));
     }
-    match state.service.delete_extension(a.tenant.id, e.id).await {
+    let clear = ticked(&form.clear_forwards);
+    match state
+        .service
+        .delete_extension(a.tenant.id, e.id, clear)
+        .await
+    {
         Ok(()) => Ok(see_other(&format!("{b}/extensions"))),
-        // Still routed to: say so on the extension's page, where the admin can act on it.
+        // Still in use: say by what, with links, on the delete page.
         Err(err @ AppError::Conflict { .. }) => {
-            let mut errors = FormErrors::default();
-            errors.add("delete", err.public_message());
-            let page = extension_page(&state, &a, &e, edit_form(&e), errors, false).await?;
+            let page = extension_delete_page(&state, &a, &e, Some(err.public_message())).await?;
             render_status(StatusCode::CONFLICT, &page)
         }
         Err(err) => Err(err.into()),

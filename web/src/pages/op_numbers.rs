@@ -1,21 +1,24 @@
 //! The operator's number inventory: add one number or a range (all or nothing), list with type,
-//! assign to a business, delete from the inventory.
+//! assign to a business, delete from the inventory. Taking a routed number from its business
+//! stops it ringing, so that is confirmed first; every assignment is reported back.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use serde::Deserialize;
 use store::*;
 
 use super::operator::{ConfirmForm, PER_PAGE, PageQuery};
+use super::ring_groups::target_label;
 use super::{field_error, page_number, see_other};
 use crate::AppState;
 use crate::auth::{OperatorUser, parse_id};
-use crate::error::{AppError, PageError};
+use crate::error::PageError;
 use crate::views::operator::*;
-use crate::views::{ConfirmPage, FormErrors, Layout, Pager, render, render_status};
+use crate::views::{
+    ConfirmChangePage, ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status,
+};
 
 /// Most numbers one add action may create.
 pub const MAX_RANGE: u64 = 10_000;
@@ -23,7 +26,7 @@ pub const MAX_RANGE: u64 = 10_000;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/operator/numbers", get(numbers).post(add_numbers))
-        .route("/operator/numbers/{number}/assign", post(assign_number))
+        .route("/operator/numbers/assign", post(assign_numbers))
         .route(
             "/operator/numbers/{number}/delete",
             get(delete_number_confirm).post(delete_number),
@@ -72,6 +75,38 @@ struct Listing<'a> {
     find: Option<&'a str>,
 }
 
+impl Listing<'_> {
+    /// The page's address, with `extra` query parameters ("name=value&…") added.
+    fn href(&self, extra: &str) -> String {
+        let mut q = Vec::new();
+        if self.unassigned_only {
+            q.push("unassigned=1".to_owned());
+        }
+        if let Some(f) = self.find.map(str::trim).filter(|f| !f.is_empty()) {
+            q.push(format!("find={}", encode_query(f)));
+        }
+        if self.page > 1 {
+            q.push(format!("page={}", self.page));
+        }
+        if !extra.is_empty() {
+            q.push(extra.to_owned());
+        }
+        if q.is_empty() {
+            "/operator/numbers".into()
+        } else {
+            format!("/operator/numbers?{}", q.join("&"))
+        }
+    }
+}
+
+/// The assign form as sent, to show again with its errors.
+#[derive(Default)]
+struct Picked {
+    ticked: Vec<String>,
+    tenant: String,
+    errors: FormErrors,
+}
+
 async fn numbers_page(
     state: &AppState,
     me: &crate::session::Authed,
@@ -79,6 +114,7 @@ async fn numbers_page(
     form: NumberAddForm,
     errors: FormErrors,
     notice: Option<String>,
+    picked: Picked,
 ) -> Result<NumbersPage, PageError> {
     let Listing {
         page,
@@ -178,6 +214,9 @@ async fn numbers_page(
         notice,
         find: find.unwrap_or_default().to_owned(),
         find_error,
+        ticked: picked.ticked,
+        assign_tenant: picked.tenant,
+        assign_errors: picked.errors,
     })
 }
 
@@ -192,16 +231,81 @@ async fn numbers(
         unassigned_only: unassigned,
         find: q.find.as_deref(),
     };
+    let mut changed = Vec::new();
+    for id in q.changed.as_deref().unwrap_or("").split(',') {
+        let Ok(id) = id.parse::<NumberId>() else {
+            continue;
+        };
+        match state.directory.get_number(NumberScope::All, id).await {
+            Ok(n) => changed.push(n),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let notice = match changed.as_slice() {
+        [] => None,
+        [one] => Some(assignment_notice(&state, one).await?),
+        many => Some(assignments_notice(&state, many).await?),
+    };
     let page = numbers_page(
         &state,
         &me,
         listing,
         NumberAddForm::default(),
         FormErrors::default(),
-        None,
+        notice,
+        Picked::default(),
     )
     .await?;
     render(&page)
+}
+
+/// Where several numbers are now, after an assignment.
+async fn assignments_notice(state: &AppState, ns: &[Number]) -> Result<String, PageError> {
+    let k = ns.len();
+    let first = ns[0].tenant_id;
+    if ns.iter().any(|n| n.tenant_id != first) {
+        return Ok(format!("{k} numbers assigned."));
+    }
+    let Some(t) = first else {
+        return Ok(format!(
+            "{k} numbers are in the inventory: calls to them do not ring anywhere."
+        ));
+    };
+    let name = state.directory.get_tenant(t).await?.settings.name;
+    let unrouted = ns.iter().filter(|n| n.route == RouteTarget::None).count();
+    Ok(match unrouted {
+        0 => format!("{k} numbers belong to {name}."),
+        u if u == k => format!(
+            "{k} numbers belong to {name}. They are not routed yet: calls to them do not ring \
+             anywhere until {name} routes them on their Numbers page."
+        ),
+        u => format!(
+            "{k} numbers belong to {name}; {u} of them are not routed yet, so calls to those \
+             do not ring anywhere."
+        ),
+    })
+}
+
+/// Where a number is now and what its calls do, after an assignment.
+async fn assignment_notice(state: &AppState, n: &Number) -> Result<String, PageError> {
+    let num = n.e164.display();
+    let Some(t) = n.tenant_id else {
+        return Ok(format!(
+            "{num} is in the inventory: calls to it do not ring anywhere."
+        ));
+    };
+    let name = state.directory.get_tenant(t).await?.settings.name;
+    Ok(match n.route {
+        RouteTarget::None => format!(
+            "{num} belongs to {name}. It is not routed yet: calls to it do not ring anywhere \
+             until {name} routes it on their Numbers page."
+        ),
+        r => format!(
+            "{num} belongs to {name}; its calls go to {}.",
+            target_label(&*state.directory, t, r).await?
+        ),
+    })
 }
 
 async fn add_numbers(
@@ -258,6 +362,7 @@ async fn add_numbers(
         if ok { NumberAddForm::default() } else { form },
         errors,
         notice,
+        Picked::default(),
     )
     .await?;
     let status = if ok {
@@ -268,37 +373,166 @@ async fn add_numbers(
     render_status(status, &page)
 }
 
-#[derive(Deserialize)]
-pub struct AssignForm {
-    #[serde(default)]
-    tenant: String,
-}
-
-async fn assign_number(
+/// Assigns the ticked numbers (`number`, repeated) to the business chosen from the list
+/// (`tenant`: its id, or "inventory"). Numbers that already belong there are left as they are
+/// (assigning clears a number's route). Taking routed numbers from their business stops them
+/// ringing: that is confirmed first. Errors come back on the numbers page, the ticks and the
+/// choice kept; `page`, `unassigned` and `find` say which listing the form was on.
+async fn assign_numbers(
     State(state): State<AppState>,
-    OperatorUser(_me): OperatorUser,
-    Path(id): Path<String>,
-    Form(form): Form<AssignForm>,
+    OperatorUser(me): OperatorUser,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, PageError> {
-    let id: NumberId = parse_id(&id)?;
-    // The business by its SIP domain (what the field offers) or its id; empty: inventory.
-    let unknown = || AppError::invalid("tenant", "No business has that SIP domain.");
-    let tenant = match form.tenant.trim() {
-        "" => None,
+    let value = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let ticked: Vec<String> = fields
+        .iter()
+        .filter(|(k, _)| k == "number")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let chosen = value("tenant").trim().to_owned();
+    let confirmed = value("confirm") == "yes";
+    let listing = Listing {
+        page: page_number(value("page").parse().ok()),
+        unassigned_only: !value("unassigned").is_empty(),
+        find: Some(value("find")),
+    };
+
+    let mut assign_errors = FormErrors::default();
+    let mut numbers = Vec::with_capacity(ticked.len());
+    for raw in &ticked {
+        numbers.push(
+            state
+                .directory
+                .get_number(NumberScope::All, parse_id(raw)?)
+                .await?,
+        );
+    }
+    if numbers.is_empty() {
+        assign_errors.add("number", "Tick the numbers to assign first.");
+    }
+    let target = match chosen.as_str() {
+        "" => {
+            assign_errors.add("tenant", "Choose a business, or the inventory.");
+            None
+        }
+        "inventory" => Some(None),
         t => match t.parse::<TenantId>() {
-            Ok(id) => Some(id),
-            Err(_) => {
-                let domain: SipDomain = t.to_lowercase().parse().map_err(|_| unknown())?;
-                match state.directory.get_tenant_by_domain(&domain).await {
-                    Ok(t) => Some(t.id),
-                    Err(e) if e.is_not_found() => return Err(unknown().into()),
-                    Err(e) => return Err(e.into()),
+            Ok(id) => match state.directory.get_tenant(id).await {
+                Ok(t) => Some(Some(t.id)),
+                Err(e) if e.is_not_found() => {
+                    assign_errors.add("tenant", "That business is gone; choose another.");
+                    None
                 }
+                Err(e) => return Err(e.into()),
+            },
+            Err(_) => {
+                assign_errors.add("tenant", "Choose a business from the list.");
+                None
             }
         },
     };
-    state.service.assign_number(id, tenant).await?;
-    Ok(see_other("/operator/numbers"))
+    let (Some(target), true) = (target, assign_errors.is_empty()) else {
+        let page = numbers_page(
+            &state,
+            &me,
+            listing,
+            NumberAddForm::default(),
+            FormErrors::default(),
+            None,
+            Picked {
+                ticked,
+                tenant: chosen,
+                errors: assign_errors,
+            },
+        )
+        .await?;
+        return render_status(StatusCode::UNPROCESSABLE_ENTITY, &page);
+    };
+
+    let moving: Vec<&Number> = numbers.iter().filter(|n| n.tenant_id != target).collect();
+    let live: Vec<&Number> = moving
+        .iter()
+        .copied()
+        .filter(|n| n.tenant_id.is_some() && n.route != RouteTarget::None)
+        .collect();
+    if !live.is_empty() && !confirmed {
+        let mut uses = Vec::with_capacity(live.len());
+        for n in &live {
+            let from = n
+                .tenant_id
+                .unwrap_or_else(|| unreachable!("filtered above"));
+            let from_name = state.directory.get_tenant(from).await?.settings.name;
+            let now = target_label(&*state.directory, from, n.route).await?;
+            uses.push((n.e164.display(), from_name, now));
+        }
+        let to_name = match target {
+            Some(t) => Some(state.directory.get_tenant(t).await?.settings.name),
+            None => None,
+        };
+        let (question, button) = match (moving.as_slice(), &uses[..], &to_name) {
+            ([_], [(num, from, _)], None) => (
+                format!("Take {num} from {from} back to the inventory?"),
+                "Return to inventory".to_owned(),
+            ),
+            ([_], [(num, from, _)], Some(to)) => (
+                format!("Move {num} from {from} to {to}?"),
+                format!("Move to {to}"),
+            ),
+            (all, _, None) => (
+                format!("Take {} numbers back to the inventory?", all.len()),
+                "Return to inventory".to_owned(),
+            ),
+            (all, _, Some(to)) => (
+                format!("Move {} numbers to {to}?", all.len()),
+                format!("Move to {to}"),
+            ),
+        };
+        let detail = match &uses[..] {
+            [(num, from, now)] => format!(
+                "{num} is in use: its calls go to {now} at {from}. Afterwards calls to it will \
+                 not ring anywhere until it is routed again."
+            ),
+            all => format!(
+                "These numbers are in use: {}. Afterwards calls to them will not ring anywhere \
+                 until they are routed again.",
+                all.iter()
+                    .map(|(num, from, now)| format!("{num} (calls go to {now} at {from})"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        };
+        let mut hidden: Vec<(String, String)> = ticked
+            .iter()
+            .map(|id| ("number".to_owned(), id.clone()))
+            .collect();
+        hidden.push(("tenant".into(), chosen.clone()));
+        if listing.unassigned_only {
+            hidden.push(("unassigned".into(), "1".into()));
+        }
+        hidden.push(("find".into(), value("find").to_owned()));
+        hidden.push(("page".into(), listing.page.to_string()));
+        return render(&ConfirmChangePage {
+            layout: Layout::new("Numbers in use", &me, "/operator/numbers"),
+            question,
+            detail,
+            action: "/operator/numbers/assign".into(),
+            hidden,
+            button,
+            cancel: listing.href(""),
+        });
+    }
+    for n in &moving {
+        state.service.assign_number(n.id, target).await?;
+    }
+    let ids: Vec<String> = numbers.iter().map(|n| n.id.to_string()).collect();
+    Ok(see_other(
+        &listing.href(&format!("changed={}", ids.join(","))),
+    ))
 }
 
 /// The number, if it is in the inventory (a business's number is taken back first).

@@ -40,6 +40,8 @@ pub struct PageQuery {
     pub unassigned: Option<String>,
     /// Numbers page: one number to look up.
     pub find: Option<String>,
+    /// Numbers page: a number just assigned; the page says where it is now.
+    pub changed: Option<String>,
 }
 
 async fn tenants(

@@ -17,6 +17,61 @@ use store::*;
 
 use crate::error::AppError;
 
+/// What points at an extension ([`Service::extension_dependents`]).
+#[derive(Debug, Default)]
+pub struct ExtensionDependents {
+    /// Numbers routed to it.
+    pub numbers: Vec<Number>,
+    /// Ring groups whose unanswered calls go to it.
+    pub fallbacks: Vec<RingGroup>,
+    /// Other extensions forwarding to it, each with which of its forwards do
+    /// ("always", "when busy", "on no answer").
+    pub forwarders: Vec<(Extension, Vec<&'static str>)>,
+}
+
+impl ExtensionDependents {
+    /// A number or ring group still sends calls to the extension.
+    pub fn blocks_delete(&self) -> bool {
+        !self.numbers.is_empty() || !self.fallbacks.is_empty()
+    }
+
+    /// In words: "020 7946 0018 routes to it; ring group 20 (Sales) falls back to it".
+    pub fn summary(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        for n in &self.numbers {
+            parts.push(format!("number {} routes to it", n.e164.display()));
+        }
+        for g in &self.fallbacks {
+            parts.push(format!(
+                "ring group {} ({}) falls back to it",
+                g.number, g.settings.name
+            ));
+        }
+        for (e, how) in &self.forwarders {
+            parts.push(format!(
+                "extension {} ({}) forwards to it {}",
+                e.number,
+                e.settings.display_name,
+                how.join(" and ")
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Which of these forwards go to extension `number`.
+fn forwards_to(f: &Forwarding, number: &ExtensionNumber) -> Vec<&'static str> {
+    [
+        (&f.always, "always"),
+        (&f.busy, "when busy"),
+        (&f.no_answer, "on no answer"),
+    ]
+    .into_iter()
+    .filter(|(t, _)| matches!(t, Some(ForwardTarget::Extension(n)) if n == number))
+    .map(|(_, how)| how)
+    .collect()
+}
+
 /// How long a mutation waits for the engine of its process to apply its change.
 const SETTLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -116,13 +171,94 @@ impl Service {
         Ok(e)
     }
 
+    /// What points at an extension: the numbers routed to it and the ring groups falling back
+    /// to it (both block its deletion), and the other extensions forwarding to it.
+    pub async fn extension_dependents(
+        &self,
+        tenant: TenantId,
+        ext: &Extension,
+    ) -> Result<ExtensionDependents, AppError> {
+        let mut out = ExtensionDependents::default();
+        let here = RouteTarget::Extension(ext.id);
+        let mut offset = 0;
+        loop {
+            let page = self
+                .dir
+                .list_numbers(
+                    NumberScope::Tenant(tenant),
+                    Page::new(Page::MAX_LIMIT, offset),
+                )
+                .await?;
+            let n = page.items.len() as u32;
+            out.numbers
+                .extend(page.items.into_iter().filter(|n| n.route == here));
+            offset += n;
+            if n == 0 || u64::from(offset) >= page.total {
+                break;
+            }
+        }
+        out.fallbacks = self
+            .dir
+            .list_ring_groups(tenant)
+            .await?
+            .into_iter()
+            .filter(|g| g.settings.fallback == here)
+            .collect();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .dir
+                .list_extensions(tenant, None, Page::new(Page::MAX_LIMIT, offset))
+                .await?;
+            let n = page.items.len() as u32;
+            for e in page.items {
+                let forwards = forwards_to(&e.settings.forwarding, &ext.number);
+                if e.id != ext.id && !forwards.is_empty() {
+                    out.forwarders.push((e, forwards));
+                }
+            }
+            offset += n;
+            if n == 0 || u64::from(offset) >= page.total {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
     /// Deletes an extension, its credentials and their registrations; its phones stop
-    /// ringing at once.
+    /// ringing at once. Refused (a conflict naming them) while a number routes to it or a ring
+    /// group falls back to it, and while other extensions forward to it unless
+    /// `clear_forwards`, when those forwards are removed first: no extension is left
+    /// forwarding to one that is gone.
     pub async fn delete_extension(
         &self,
         tenant: TenantId,
         id: ExtensionId,
+        clear_forwards: bool,
     ) -> Result<(), AppError> {
+        let ext = self.dir.get_extension(tenant, id).await?;
+        let deps = self.extension_dependents(tenant, &ext).await?;
+        if deps.blocks_delete() || (!clear_forwards && !deps.forwarders.is_empty()) {
+            return Err(AppError::Conflict {
+                field: "route",
+                message: format!(
+                    "Extension {} ({}) cannot be deleted yet: {}. Change that first.",
+                    ext.number,
+                    ext.settings.display_name,
+                    deps.summary()
+                ),
+            });
+        }
+        for (e, _) in &deps.forwarders {
+            let mut settings = e.settings.clone();
+            let f = &mut settings.forwarding;
+            for slot in [&mut f.always, &mut f.busy, &mut f.no_answer] {
+                if matches!(slot, Some(ForwardTarget::Extension(n)) if *n == ext.number) {
+                    *slot = None;
+                }
+            }
+            self.update_extension(tenant, e.id, &settings).await?;
+        }
         self.dir.delete_extension(tenant, id).await?;
         self.extension_changed(tenant, id, Action::Deleted).await;
         Ok(())

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::{Layout, Pager};
+use super::{FormErrors, Layout, Pager};
 
 #[derive(Clone, Debug)]
 pub struct RegRow {
@@ -48,7 +48,8 @@ pub struct CallsPage {
     pub from: String,
     pub to: String,
     pub party: String,
-    pub error: Option<String>,
+    /// Beside the field they are about.
+    pub errors: FormErrors,
     pub rows: Vec<CallRow>,
     pub pager: Pager,
     pub csv_href: String,

@@ -182,7 +182,8 @@ pub struct BizNumberRow {
     pub display: String,
     pub kind: String,
     pub route: String,
-    /// The extension number typed into the route form (kept after an error).
+    /// What the route form holds: the number the route goes to now, or what was typed
+    /// (kept after an error).
     pub value: String,
     pub error: Option<String>,
 }
@@ -194,6 +195,40 @@ pub struct BizNumbersPage {
     pub base: String,
     pub rows: Vec<BizNumberRow>,
     pub pager: Pager,
+    /// What the last change did.
+    pub notice: Option<String>,
+}
+
+/// A link to something, as the delete page lists it.
+#[derive(Clone, Debug)]
+pub struct Link {
+    pub href: String,
+    pub label: String,
+}
+
+/// Deleting an extension: a confirmation, or why it cannot be deleted yet, naming (and
+/// linking) what still sends calls to it; extensions forwarding to it can be cleared with it.
+#[derive(Template)]
+#[template(path = "business/extension_delete.html")]
+pub struct ExtensionDeletePage {
+    pub layout: Layout,
+    /// "201 (Reception)".
+    pub extension: String,
+    pub action: String,
+    pub cancel: String,
+    /// Numbers routed to it and ring groups falling back to it: it cannot be deleted.
+    pub numbers: Vec<Link>,
+    pub fallbacks: Vec<Link>,
+    /// Extensions forwarding to it, with which forwards.
+    pub forwarders: Vec<(Link, String)>,
+    /// Why a delete just failed.
+    pub refused: Option<String>,
+}
+
+impl ExtensionDeletePage {
+    pub fn blocked(&self) -> bool {
+        !self.numbers.is_empty() || !self.fallbacks.is_empty()
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -273,6 +273,21 @@ pub struct ConfirmPage {
     pub cancel: String,
 }
 
+/// "Are you sure?" for a change that stops something working (say, a number ringing): like
+/// [`ConfirmPage`], and the form carries the values of the change being confirmed.
+#[derive(Template)]
+#[template(path = "confirm_change.html")]
+pub struct ConfirmChangePage {
+    pub layout: Layout,
+    pub question: String,
+    pub detail: String,
+    pub action: String,
+    /// Form fields of the change (name, value), sent again with the confirmation.
+    pub hidden: Vec<(String, String)>,
+    pub button: String,
+    pub cancel: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

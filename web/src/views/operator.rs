@@ -109,7 +109,7 @@ pub struct NumberRow {
     pub kind: String,
     /// The business's name, or empty for inventory.
     pub tenant: String,
-    /// The business's SIP domain, what the assign field holds.
+    /// The business's SIP domain, shown beside its name.
     pub tenant_domain: String,
 }
 
@@ -134,6 +134,18 @@ pub struct NumbersPage {
     /// The number looked up, and why nothing was found.
     pub find: String,
     pub find_error: Option<String>,
+    /// The assign form as sent (kept after an error): the ticked numbers' ids and the
+    /// business chosen ("inventory", a business id, or "").
+    pub ticked: Vec<String>,
+    pub assign_tenant: String,
+    pub assign_errors: FormErrors,
+}
+
+impl NumbersPage {
+    /// The number was ticked in the assign form as sent.
+    pub fn is_ticked(&self, id: &str) -> bool {
+        self.ticked.iter().any(|t| t == id)
+    }
 }
 
 #[cfg(test)]
@@ -172,6 +184,9 @@ mod tests {
             notice: None,
             find: String::new(),
             find_error: None,
+            ticked: vec!["n1".into()],
+            assign_tenant: "t1".into(),
+            assign_errors: FormErrors::default(),
         }
         .render()
         .unwrap();
@@ -180,8 +195,14 @@ mod tests {
             html.contains("Acme &amp; Co") || html.contains("Acme &#38; Co"),
             "{html}"
         );
-        assert!(html.contains(r#"action="/operator/numbers/n1/assign""#));
-        assert!(html.contains(r#"<option value="acme.pbx.test">"#));
+        // Picked from a list by name, with the SIP domain beside it; the choice is kept.
+        assert!(html.contains(r#"action="/operator/numbers/assign""#));
+        assert!(html.contains(r#"<option value="t1" selected>"#), "{html}");
+        assert!(html.contains("acme.pbx.test"));
+        assert!(
+            html.contains(r#"name="number" value="n1" checked"#),
+            "{html}"
+        );
         assert!(html.contains("not a number") && html.contains(r#"value="bad""#));
     }
 }

@@ -52,11 +52,33 @@ fn is_digits(s: &str) -> bool {
 }
 
 /// A short dialable number inside a tenant: 2 to 6 digits. 999 and 112 are refused because
-/// emergency calls must always route to a trunk.
+/// emergency calls must always route to a trunk. A new extension, ring group, IVR menu or
+/// conference room must also not start with 0 ([`ExtensionNumber::check_new`]); parsing alone
+/// accepts that, so a dialled "0…" and numbers stored before the rule still read.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ExtensionNumber(String);
 text_type!(ExtensionNumber);
+
+impl ExtensionNumber {
+    /// The numbering rules in words: shown next to number fields, and ending every error about
+    /// one, in the web admin, the API and the CLI alike.
+    pub const RULES: &'static str = "Extension numbers have 2 to 6 digits and do not start \
+        with 0 (UK phones dial 0 for national and international numbers); 999 and 112 are \
+        kept for emergency calls.";
+
+    /// Whether something new may take this number: not one starting with 0, which would clash
+    /// with national dialling (0201 against 020 numbers, 07… mobiles, 00 international).
+    pub fn check_new(&self) -> Result<(), ParseError> {
+        if self.0.starts_with('0') {
+            return Err(ParseError::new(
+                "number",
+                format!("{} starts with 0. {}", self.0, Self::RULES),
+            ));
+        }
+        Ok(())
+    }
+}
 
 impl FromStr for ExtensionNumber {
     type Err = ParseError;
@@ -65,14 +87,19 @@ impl FromStr for ExtensionNumber {
         if !is_digits(t) || !(2..=6).contains(&t.len()) {
             return Err(ParseError::new(
                 "number",
-                format!("{s:?} is not a valid extension number: expected 2 to 6 digits, e.g. 201"),
+                format!(
+                    "{s:?} is not a valid extension number, e.g. 201. {}",
+                    Self::RULES
+                ),
             ));
         }
         if t == "999" || t == "112" {
             return Err(ParseError::new(
                 "number",
                 format!(
-                    "{t} is reserved for emergency calls and cannot be used as an extension number"
+                    "{t} is reserved for emergency calls and cannot be used as an extension \
+                     number. {}",
+                    Self::RULES
                 ),
             ));
         }
@@ -459,6 +486,28 @@ mod tests {
                 .message
                 .contains("emergency")
         );
+        // 0-leading reads (a dialled or stored number) but nothing new may take it.
+        let n: ExtensionNumber = "0201".parse().unwrap();
+        let e = n.check_new().unwrap_err();
+        assert_eq!(e.field, "number");
+        assert!(
+            e.message.starts_with("0201 starts with 0.")
+                && e.message.ends_with(ExtensionNumber::RULES),
+            "{}",
+            e.message
+        );
+        assert!(
+            "201"
+                .parse::<ExtensionNumber>()
+                .unwrap()
+                .check_new()
+                .is_ok()
+        );
+        assert!("12".parse::<ExtensionNumber>().unwrap().check_new().is_ok());
+        for bad in ["1", "20a", "999"] {
+            let e = bad.parse::<ExtensionNumber>().unwrap_err();
+            assert!(e.message.ends_with(ExtensionNumber::RULES), "{}", e.message);
+        }
     }
 
     #[test]

@@ -83,7 +83,11 @@ macro_rules! extensions_impl {
             Ok(())
         }
 
+        /// Takes `number` for something new of the tenant: the one place every extension, ring
+        /// group, IVR menu and room number (web, API, CLI, CSV import) is checked against the
+        /// numbering rules for new numbers.
         async fn insert_dialable(conn: &mut Conn, tenant: TenantId, number: &ExtensionNumber, kind: &str) -> Result<()> {
+            number.check_new()?;
             sqlx::query("INSERT INTO dialables (tenant_id, number, kind) VALUES ($1, $2, $3)")
                 .bind(tenant.as_uuid())
                 .bind(number.as_str())

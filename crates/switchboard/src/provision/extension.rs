@@ -112,8 +112,11 @@ async fn import(ctx: &Ctx, tenant: &str, path: &Path) -> anyhow::Result<()> {
     let started = Instant::now();
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // Every row against the same rules the store applies, so all bad lines are reported at once.
     let rows = csv_rows::parse(BufReader::new(file), |s| {
-        s.parse::<ExtensionNumber>().map_err(|e| e.to_string())
+        s.parse::<ExtensionNumber>()
+            .and_then(|n| n.check_new().map(|()| n))
+            .map_err(|e| e.to_string())
     })?;
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
 
@@ -229,7 +232,7 @@ async fn delete(ctx: &Ctx, tenant: &str, number: &str) -> anyhow::Result<()> {
     let tenant = tenant_by_domain(ctx.dir.as_ref(), tenant).await?;
     let ext = extension_of(ctx, &tenant, number).await?;
     ctx.service
-        .delete_extension(tenant.id, ext.id)
+        .delete_extension(tenant.id, ext.id, false)
         .await
         .map_err(service_error)?;
     ctx.out.emit(
