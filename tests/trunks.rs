@@ -7,12 +7,13 @@
 //! * A carrier authenticating its calls with the trunk's digest credentials.
 //! * A trunk's calls-per-second limit.
 //! * An outbound trunk over TCP connects.
-//! * Failover skips a trunk the OPTIONS keepalive found down.
+//! * Failover skips a trunk the OPTIONS keepalive found down, and a TCP
+//!   trunk whose connection is refused.
 //! * Registration to the provider, answered with digest and refreshed.
 //!
 //! * The same with Kamailio as the carrier's proxy (skipped without it).
 //!
-//! Relay ports: 29900-30399 and 30600-30799 (below the ephemeral range).
+//! Relay ports: 29800-30399 and 30600-30799 (below the ephemeral range).
 //! The keepalive is on (1 s) only where a test says so.
 
 mod clients;
@@ -442,6 +443,58 @@ fn failover_skips_a_trunk_known_to_be_down() {
         got.iter().all(|l| l.starts_with("OPTIONS ")),
         "the dead trunk got more than OPTIONS: {got:?}"
     );
+}
+
+/// Issue #17: a TCP trunk whose connection is refused fails over to the
+/// next trunk at once (the refused connect fails its INVITE transaction),
+/// instead of waiting out the dead trunk's set-up timeout (4 s).
+#[test]
+fn failover_from_a_refused_tcp_trunk_is_immediate() {
+    // A port nothing listens on: the connect is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let live = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let live_port = live.local_addr().unwrap().port();
+    let pbx = pbx_with(&["101"], "29800-29899", |dir, tenant| {
+        route_number(dir, tenant, "101");
+        present_main_number(dir, tenant);
+        let mut d = trunk("refusing tcp", dead_port);
+        d.transport = Transport::Tcp;
+        d.priority = 1;
+        block_on(dir.create_trunk(&d)).unwrap();
+        let mut l = trunk("live", live_port);
+        l.priority = 2;
+        block_on(dir.create_trunk(&l)).unwrap();
+    });
+    let carrier = UdpCarrier::start(live, 3600);
+    let a = pbx.account("101");
+    let mut alice = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &a.user,
+        &a.password,
+        DOMAIN,
+        440.0,
+    );
+    alice.register();
+    let started = Instant::now();
+    let mut d = alice
+        .call("07400123456", "", &[])
+        .unwrap_or_else(|s| panic!("the call failed with {s}\n{}", pbx.server.log()));
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(2),
+        "the call waited {took:?} for the refused trunk\n{}",
+        pbx.server.log()
+    );
+    assert_eq!(carrier.received("INVITE").len(), 1);
+    assert!(
+        pbx.server.log().contains("outbound TCP connection failed"),
+        "{}",
+        pbx.server.log()
+    );
+    let _ = alice.request(&mut d, "BYE", "", "", &[]);
 }
 
 /// Issue #17: a trunk set to register does so with its credentials

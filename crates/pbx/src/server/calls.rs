@@ -77,6 +77,8 @@ pub(crate) enum Input {
     },
     /// The trunks' inbound sources, credentials and rates, reread.
     Trunks(TrunkTable),
+    /// An outbound connection (a TCP trunk) could not be made.
+    ConnectFailed(TransportKind, SocketAddr),
     /// A layer event held back while its dial plan was prepared (REFER).
     Event(Event),
 }
@@ -171,13 +173,7 @@ impl Locator for Contacts {
             .into_iter()
             .filter_map(|b| {
                 let uri = sip::Uri::parse(&b.contact).ok()?;
-                let transport = match b.flow.kind {
-                    TransportKind::Udp => Transport::Udp,
-                    TransportKind::Tcp => Transport::Tcp,
-                    TransportKind::Tls => Transport::Tls,
-                    TransportKind::Ws => Transport::Ws,
-                    TransportKind::Wss => Transport::Wss,
-                };
+                let transport = transport_of(b.flow.kind);
                 Some(ContactTarget {
                     uri,
                     flow: Target::new(transport, b.flow.remote),
@@ -667,6 +663,12 @@ impl CallsDriver {
                 self.engine.handle_event(ev, now);
                 self.pump();
             }
+            Input::ConnectFailed(kind, remote) => {
+                let transport = transport_of(kind);
+                self.layer
+                    .connection_failed(Target::new(transport, remote), now);
+                self.pump();
+            }
         }
     }
 
@@ -1008,5 +1010,16 @@ impl CallsDriver {
                 Err(e) => tracing::warn!(error = %e, "reading trunks failed"),
             }
         });
+    }
+}
+
+/// The transaction layer's name for a transport kind.
+fn transport_of(kind: TransportKind) -> Transport {
+    match kind {
+        TransportKind::Udp => Transport::Udp,
+        TransportKind::Tcp => Transport::Tcp,
+        TransportKind::Tls => Transport::Tls,
+        TransportKind::Ws => Transport::Ws,
+        TransportKind::Wss => Transport::Wss,
     }
 }

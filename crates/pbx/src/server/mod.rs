@@ -44,8 +44,8 @@ use crate::registrar::cache::{CredCache, LookupGate};
 use crate::registrar::persist::{self, Job, Reply};
 use crate::registrar::{Now, Registrar, Step};
 use crate::transport::{
-    ConnTable, ConnectionPolicy, Flow, Inbound, Outbound, ResponseTarget, apply_rport_received,
-    tcp, udp,
+    ConnTable, ConnectionPolicy, Flow, Inbound, Outbound, ResponseTarget, TransportKind,
+    apply_rport_received, tcp, udp,
 };
 
 /// Methods OPTIONS advertises.
@@ -519,6 +519,13 @@ impl Inbound for Core {
 
     fn on_stream_message(&self, flow: Flow, bytes: &[u8]) {
         self.on_bytes(flow, bytes, true);
+    }
+
+    fn connect_failed(&self, kind: TransportKind, remote: SocketAddr) {
+        // A full queue loses only the shortcut: the transactions then end by their timers.
+        let _ = self
+            .calls
+            .try_send(calls::Input::ConnectFailed(kind, remote));
     }
 
     fn connection_policy(&self, remote: SocketAddr) -> ConnectionPolicy {

@@ -143,6 +143,9 @@ pub(crate) trait Inbound: Send + Sync + 'static {
     fn on_datagram(&self, flow: Flow, bytes: &[u8]);
     /// One message framed from a stream (`Content-Length` framing already checked).
     fn on_stream_message(&self, flow: Flow, bytes: &[u8]);
+    /// An outbound connection to `remote` could not be made; what was queued
+    /// for it is gone.
+    fn connect_failed(&self, _kind: TransportKind, _remote: SocketAddr) {}
 }
 
 struct ConnEntry {

@@ -123,7 +123,8 @@ pub(crate) async fn run(
 /// later sends to the same address share it; once connected it runs like an
 /// accepted connection (responses and in-dialog requests come back on it).
 /// A connection that cannot be made within [`CONNECT_TIMEOUT`] is dropped
-/// with its queue (the transaction then times out).
+/// with its queue, and the sink is told, so the transactions sent over it
+/// fail at once (a trunk's call fails over without waiting out its timers).
 #[derive(Clone)]
 pub(crate) struct TcpDialer {
     /// Weak: the sink (the SIP core) owns the [`super::Outbound`] that owns this dialer.
@@ -168,11 +169,13 @@ impl TcpDialer {
                     Ok(Err(e)) => {
                         tracing::warn!(%remote, error = %e, "outbound TCP connection failed");
                         conns.remove(id);
+                        sink.connect_failed(TransportKind::Tcp, remote);
                         return;
                     }
                     Err(_) => {
                         tracing::warn!(%remote, "outbound TCP connection timed out");
                         conns.remove(id);
+                        sink.connect_failed(TransportKind::Tcp, remote);
                         return;
                     }
                 };

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::build::{cancel_for, ensure_branch, response_target};
 use super::client::{ClientInvite, ClientNonInvite};
-use super::key::{BranchGenerator, TxKey};
+use super::key::{BranchGenerator, Role, TxKey};
 use super::machine::Machine;
 use super::server::{ServerInvite, ServerNonInvite};
 use super::timers::{Config, Out, Timer, TimerQueue, TuEvent, TxId};
@@ -364,6 +364,23 @@ impl TransactionLayer {
     pub fn transport_error(&mut self, key: &TxKey, now: Instant) {
         if let Some(id) = self.index.get(key).copied() {
             self.drive(id, None, now, |e, _, out| e.machine.on_transport_error(out));
+        }
+    }
+
+    /// A connection to `dest` could not be made (refused, unreachable, timed
+    /// out): every client transaction whose requests go there fails at once
+    /// with a transport error (RFC 3261 §17.1.4: the TU sees a 503), instead
+    /// of waiting out its timers. Server transactions are left alone.
+    pub fn connection_failed(&mut self, dest: Target, now: Instant) {
+        let failed: Vec<TxKey> = self
+            .slots
+            .iter()
+            .filter_map(|s| s.entry.as_ref())
+            .filter(|e| e.dest == dest && e.key.role() == Role::Client)
+            .map(|e| e.key.clone())
+            .collect();
+        for key in failed {
+            self.transport_error(&key, now);
         }
     }
 

@@ -407,6 +407,43 @@ fn transport_error_reports_and_removes() {
 }
 
 #[test]
+fn a_failed_connection_fails_every_client_transaction_sent_over_it_at_once() {
+    let t0 = Instant::now();
+    let mut c = client();
+    let dead = Target::new(Transport::Tcp, "127.0.0.1:5090".parse().unwrap());
+    let invite = c
+        .send_request(req("INVITE", "z9hG4bKd1"), dead, t0)
+        .unwrap();
+    let options = c
+        .send_request(req("OPTIONS", "z9hG4bKd2"), dead, t0)
+        .unwrap();
+    // The same address over UDP, and another TCP peer, are other flows.
+    let over_udp = c
+        .send_request(req("OPTIONS", "z9hG4bKd3"), udp(5090), t0)
+        .unwrap();
+    let elsewhere = c
+        .send_request(req("OPTIONS", "z9hG4bKd4"), tcp(5091), t0)
+        .unwrap();
+    transmits(&mut c);
+    c.connection_failed(dead, t0);
+    let evs = events(&mut c);
+    for key in [&invite, &options] {
+        assert!(
+            evs.contains(&Event::TransportError { key: key.clone() }),
+            "{key:?} fails: {evs:?}"
+        );
+        assert_eq!(c.state(key), None);
+    }
+    for key in [&over_udp, &elsewhere] {
+        assert!(
+            !evs.iter()
+                .any(|e| matches!(e, Event::TransportError { key: k } if k == key))
+        );
+        assert!(c.state(key).is_some());
+    }
+}
+
+#[test]
 fn timer_queue_stays_proportional_to_live_transactions() {
     let t0 = Instant::now();
     let mut c = client();
