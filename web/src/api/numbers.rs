@@ -76,6 +76,9 @@ pub struct NumberPath {
     number: String,
 }
 
+/// Gives a number to a business (or, with no business, back to the inventory). A number
+/// moved to another business or the inventory loses its route; given to the business it
+/// already has, it keeps it.
 #[utoipa::path(post, path = "/numbers/{number}/assign", tag = "numbers", request_body = AssignIn,
     params(("number" = String, Path, description = "Number id")),
     responses((status = 200, body = NumberOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]

@@ -173,9 +173,16 @@ macro_rules! numbers_impl {
         }
 
         async fn assign_number(pool: &Pool, id: NumberId, tenant: Option<TenantId>) -> Result<Number> {
+            // A number given to the business it already belongs to keeps its route; moved
+            // anywhere else, it is unrouted (the old business's destinations mean nothing there).
             let done = sqlx::query(
-                "UPDATE numbers SET tenant_id = $2, route_kind = 'none', route_extension_id = NULL, \
-                 route_ring_group_id = NULL, route_ivr_id = NULL, route_conference_id = NULL WHERE id = $1",
+                "UPDATE numbers SET tenant_id = $2, \
+                 route_kind = CASE WHEN tenant_id IS NOT DISTINCT FROM $2 THEN route_kind ELSE 'none' END, \
+                 route_extension_id = CASE WHEN tenant_id IS NOT DISTINCT FROM $2 THEN route_extension_id END, \
+                 route_ring_group_id = CASE WHEN tenant_id IS NOT DISTINCT FROM $2 THEN route_ring_group_id END, \
+                 route_ivr_id = CASE WHEN tenant_id IS NOT DISTINCT FROM $2 THEN route_ivr_id END, \
+                 route_conference_id = CASE WHEN tenant_id IS NOT DISTINCT FROM $2 THEN route_conference_id END \
+                 WHERE id = $1",
             )
             .bind(id.as_uuid())
             .bind(tenant.map(|t| t.as_uuid()))

@@ -99,7 +99,11 @@ pub async fn numbers_and_routes(b: Backend) {
         field(d.delete_number(n.id).await),
         ("conflict", Some("tenant_id"))
     );
-    // Reassigning resets the route; then the extension can go.
+    // Giving it to the business it already has keeps its route.
+    let same = d.assign_number(n.id, Some(a.id)).await.unwrap();
+    assert_eq!(same.tenant_id, Some(a.id));
+    assert_ne!(same.route, RouteTarget::None, "still routed");
+    // Reassigning elsewhere resets the route; then the extension can go.
     let back = d.assign_number(n.id, None).await.unwrap();
     assert_eq!((back.tenant_id, back.route), (None, RouteTarget::None));
     d.delete_extension(a.id, ea.id).await.unwrap();
