@@ -123,6 +123,13 @@ pub async fn schema_checks_each_column(b: Backend) {
             V::Text("02079460018"),
         ),
         (
+            "tenants",
+            "time_zone",
+            a.id.as_uuid(),
+            V::Text("Europe/Dublin"),
+            V::Text(""),
+        ),
+        (
             "users",
             "display_name",
             user.id.as_uuid(),
