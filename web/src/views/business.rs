@@ -345,6 +345,8 @@ pub struct UsersPage {
     pub roles: Vec<(&'static str, &'static str)>,
     pub form: UserForm,
     pub errors: FormErrors,
+    /// What the last action did ("mia@bravo.test is now an admin."), after its redirect.
+    pub notice: Option<String>,
 }
 
 /// The business's settings: caller ID (main number), and the limits set by the operator.
