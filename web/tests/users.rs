@@ -84,14 +84,49 @@ async fn users_management(b: Backend) {
         .await
         .assert(StatusCode::SEE_OTHER);
 
-    // Role: member -> admin and back; not for another business's user.
-    adm.post(&format!("{base}/users/{mia_id}/role"), &[("role", "admin")])
-        .await
-        .assert(StatusCode::SEE_OTHER);
+    // Role: member -> admin and back, each confirmed first and reported after; not for
+    // another business's user.
+    let list = adm.get(&format!("{base}/users")).await;
+    let make_admin = format!("{base}/users/{mia_id}/role?role=admin");
+    assert!(
+        list.body
+            .contains(&format!("href=\"{make_admin}\">Make admin…</a>"))
+    );
+    let ask = adm.get(&make_admin).await;
+    ask.assert(StatusCode::OK);
+    assert!(
+        ask.body.contains("Make mia@bravo.test an admin?"),
+        "{}",
+        ask.body
+    );
+    assert!(ask.body.contains(&format!("action=\"{make_admin}\"")));
+    assert!(ask.body.contains(r#"name="confirm" value="yes""#));
+    // Posting without the confirmation changes nothing and goes to the question.
+    let r = adm
+        .post(&format!("{base}/users/{mia_id}/role"), &[("role", "admin")])
+        .await;
+    r.assert(StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), make_admin);
+    assert_eq!(
+        app.dir.get_user(bt.id, mia_id).await.unwrap().role,
+        Role::Member
+    );
+    // The confirm page's form: the role is in its address.
+    let r = adm.post(&make_admin, &[("confirm", "yes")]).await;
+    r.assert(StatusCode::SEE_OTHER);
     assert_eq!(
         app.dir.get_user(bt.id, mia_id).await.unwrap().role,
         Role::Admin
     );
+    let done = adm.get(r.location()).await;
+    done.assert(StatusCode::OK);
+    assert!(
+        done.body
+            .contains(r#"<p class="notice" role="status">mia@bravo.test is now an admin.</p>"#),
+        "{}",
+        done.body
+    );
+    assert!(done.body.contains("Make member…"));
     adm.post(
         &format!("{base}/users/{mia_id}/role"),
         &[("role", "operator")],
@@ -100,7 +135,7 @@ async fn users_management(b: Backend) {
     .assert(StatusCode::UNPROCESSABLE_ENTITY);
     adm.post(
         &format!("{base}/users/{mia_id}/role"),
-        &[("role", "member")],
+        &[("role", "member"), ("confirm", "yes")],
     )
     .await
     .assert(StatusCode::SEE_OTHER);
@@ -108,12 +143,19 @@ async fn users_management(b: Backend) {
         app.dir.get_user(bt.id, mia_id).await.unwrap().role,
         Role::Member
     );
+    let done = adm
+        .get(&format!("{base}/users?role_changed={mia_id}"))
+        .await;
+    assert!(done.body.contains("mia@bravo.test is now a member."));
     adm.post(
         &format!("{base}/users/{}/role", alice.id),
-        &[("role", "admin")],
+        &[("role", "admin"), ("confirm", "yes")],
     )
     .await
     .assert(StatusCode::NOT_FOUND);
+    adm.get(&format!("{base}/users/{}/role?role=admin", alice.id))
+        .await
+        .assert(StatusCode::NOT_FOUND);
 
     // Not yourself, and never another business's user.
     let me = app

@@ -351,13 +351,20 @@ async fn expired_api_token_is_refused_with_a_clear_message(b: Backend) {
     let me = me.json();
     assert_eq!(me["name"], "CRM sync");
     assert_eq!(me["tenant_id"], t.id.to_string());
-    assert!(
-        me["expires_at"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{until}T00:00:00")),
-        "{me}"
-    );
+    // It stops at 00:00 London time on that date (23:00 UTC the day before in summer).
+    let london_midnight = until
+        .parse::<jiff::civil::Date>()
+        .unwrap()
+        .to_zoned(jiff::tz::db().get("Europe/London").unwrap())
+        .unwrap()
+        .timestamp()
+        .as_second();
+    let expires_at = OffsetDateTime::parse(
+        me["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert_eq!(expires_at.unix_timestamp(), london_midnight, "{me}");
     let page = br.get(&format!("/t/{}/tokens", t.id)).await;
     assert!(
         page.body.contains(&format!("<td>{until}</td>")),

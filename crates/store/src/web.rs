@@ -115,6 +115,32 @@ pub struct ApiToken {
     pub creator: Option<TokenCreator>,
 }
 
+// ---------------------------------------------------------------- audit log
+
+/// One change for the audit log, as the web app's service layer writes it. Names, not ids: the
+/// entry outlives what it names. The store trims and caps each text (actor 300, action 64,
+/// subject 300, detail 1000 characters) rather than refuse: an audit write never fails a change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewAuditEntry {
+    /// `None` for a platform-wide change.
+    pub tenant_id: Option<TenantId>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: AuditEntryId,
+    pub tenant_id: Option<TenantId>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub created_at: OffsetDateTime,
+}
+
 #[async_trait]
 pub trait WebStore: Send + Sync {
     // ------------------------------------------------------------ sessions
@@ -161,6 +187,14 @@ pub trait WebStore: Send + Sync {
     async fn login_succeeded(&self, clear: &str, refund: &str) -> Result<()>;
     /// Deletes counts whose window started at or before `cutoff`.
     async fn delete_stale_login_attempts(&self, cutoff: OffsetDateTime) -> Result<u64>;
+
+    // ------------------------------------------------------------ audit log
+
+    /// Appends an entry (see [`NewAuditEntry`] for the limits); an empty actor is refused.
+    async fn append_audit(&self, new: &NewAuditEntry) -> Result<AuditEntry>;
+    /// Newest first. `Some(tenant)`: that business's entries only; `None`: every entry, the
+    /// operator's view.
+    async fn list_audit(&self, tenant: Option<TenantId>, page: Page) -> Result<Paged<AuditEntry>>;
 
     // ------------------------------------------------------------ API tokens
 

@@ -115,6 +115,7 @@ contract_tests!(
     web_setup_tokens,
     web_user_extension,
     web_user_roles,
+    web_audit_log,
 );
 
 /// With nothing listening, the store says `Unavailable` (what the engine buffers CDRs on) and

@@ -70,7 +70,7 @@ impl TokenRefusal {
             Self::Revoked => format!("This API token has been revoked. {fix}."),
             Self::Expired(at) => format!(
                 "This API token expired at {} UTC. {fix}.",
-                crate::pages::activity::stamp(*at)
+                crate::pages::activity::utc_stamp(*at)
             ),
             Self::CreatorDisabled => format!(
                 "This API token stopped working because the account that created it is disabled. \

@@ -15,7 +15,7 @@ use crate::AppState;
 use crate::auth::{AdminOf, OperatorUser};
 use crate::error::{Internal, PageError};
 use crate::views::activity::*;
-use crate::views::{FormErrors, Layout, Pager, encode_query, render};
+use crate::views::{FormErrors, Layout, Pager, Zone, encode_query, render};
 
 pub const PER_PAGE: u32 = 50;
 /// Most rows one CSV export holds.
@@ -124,9 +124,9 @@ pub struct CallQuery {
     page: Option<u32>,
 }
 
-/// `from` and `to` are dates (YYYY-MM-DD, UTC); `to` is inclusive. An error names the field
+/// `from` and `to` are dates (YYYY-MM-DD) in the business's zone; `to` is inclusive. An error names the field
 /// it belongs beside: a `from` after `to` would match no call, so it is refused, naming both.
-fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, (&'static str, String)> {
+fn cdr_query(q: &CallQuery, page: Page, zone: &Zone) -> Result<CdrQuery, (&'static str, String)> {
     let day = format_description!("[year]-[month]-[day]");
     let parse = |s: &str, what: &'static str| -> Result<Option<Date>, (&'static str, String)> {
         let s = s.trim();
@@ -156,17 +156,23 @@ fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, (&'static str, Strin
             ),
         ));
     }
-    let midnight = |d: Date| d.with_time(Time::MIDNIGHT).assume_utc();
+    // Local midnight (a day is 23 or 25 hours long at the clock changes).
+    let midnight = |d: Date| {
+        zone.start_of(d)
+            .unwrap_or_else(|| d.with_time(Time::MIDNIGHT).assume_utc())
+    };
     let party = q.party.trim();
     Ok(CdrQuery {
         from: from.map(midnight),
-        to: to.map(|t| midnight(t) + time::Duration::days(1)),
+        to: to.map(|t| midnight(t.next_day().unwrap_or(t))),
         party: (!party.is_empty()).then(|| party.chars().take(64).collect()),
         page,
     })
 }
 
-pub fn stamp(t: OffsetDateTime) -> String {
+/// A moment in UTC to the second, for machines: CSV exports and API messages (which say UTC).
+/// Pages show [`crate::views::Zone`] times instead.
+pub fn utc_stamp(t: OffsetDateTime) -> String {
     let f = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     t.to_offset(time::UtcOffset::UTC)
         .format(&f)
@@ -185,7 +191,8 @@ async fn calls(
     let base = format!("/t/{}", a.tenant.id);
     let page = page_number(q.page);
     let mut errors = FormErrors::default();
-    let (rows, total) = match cdr_query(&q, Page::new(PER_PAGE, (page - 1) * PER_PAGE)) {
+    let zone = Zone::of(&a.tenant);
+    let (rows, total) = match cdr_query(&q, Page::new(PER_PAGE, (page - 1) * PER_PAGE), &zone) {
         Err((field, message)) => {
             errors.add(field, message);
             (Vec::new(), 0)
@@ -198,7 +205,7 @@ async fn calls(
                 .map(|c| {
                     let r = &c.record;
                     CallRow {
-                        started: stamp(r.started_at),
+                        started: zone.second(r.started_at),
                         direction: r.direction.to_string(),
                         caller: r.caller.clone(),
                         callee: r.callee.clone(),
@@ -275,15 +282,15 @@ async fn calls_csv(
         .map_err(|e| Internal::new(e.to_string()))?;
     let mut offset = 0;
     while offset < CSV_MAX {
-        let cq = cdr_query(&q, Page::new(Page::MAX_LIMIT, offset))
+        let cq = cdr_query(&q, Page::new(Page::MAX_LIMIT, offset), &Zone::of(&a.tenant))
             .map_err(|(_, m)| PageError(crate::error::AppError::BadRequest(m)))?;
         let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
         for c in &list.items {
             let r = &c.record;
             let row = [
-                stamp(r.started_at),
-                r.answered_at.map(stamp).unwrap_or_default(),
-                stamp(r.ended_at),
+                utc_stamp(r.started_at),
+                r.answered_at.map(utc_stamp).unwrap_or_default(),
+                utc_stamp(r.ended_at),
                 r.direction.to_string(),
                 r.caller.clone(),
                 r.callee.clone(),
@@ -342,6 +349,8 @@ mod tests {
 
     #[test]
     fn date_filters() {
+        let london = Zone::london();
+        let cdr_query = |q: &CallQuery, p: Page| cdr_query(q, p, &london);
         let q = CallQuery {
             from: "2026-11-01".into(),
             to: "2026-11-24".into(),
@@ -377,5 +386,29 @@ mod tests {
             ..Default::default()
         };
         assert!(cdr_query(&day, Page::default()).is_ok());
+        // Days are London's: a summer day starts at 23:00 UTC the day before, and the day
+        // the clocks go back is 25 hours long.
+        let summer = CallQuery {
+            from: "2026-07-01".into(),
+            to: "2026-07-01".into(),
+            ..Default::default()
+        };
+        let cq = cdr_query(&summer, Page::default()).unwrap();
+        assert_eq!(cq.from, Some(time::macros::datetime!(2026-06-30 23:00 UTC)));
+        assert_eq!(cq.to, Some(time::macros::datetime!(2026-07-01 23:00 UTC)));
+        let back = CallQuery {
+            from: "2026-10-25".into(),
+            to: "2026-10-25".into(),
+            ..Default::default()
+        };
+        let cq = cdr_query(&back, Page::default()).unwrap();
+        assert_eq!(cq.to.unwrap() - cq.from.unwrap(), time::Duration::hours(25));
+        let forward = CallQuery {
+            from: "2026-03-29".into(),
+            to: "2026-03-29".into(),
+            ..Default::default()
+        };
+        let cq = cdr_query(&forward, Page::default()).unwrap();
+        assert_eq!(cq.to.unwrap() - cq.from.unwrap(), time::Duration::hours(23));
     }
 }

@@ -20,7 +20,7 @@ use crate::error::PageError;
 use crate::reveal::{Secret, View};
 use crate::views::business::*;
 use crate::views::{
-    ConfirmPage, FormErrors, Layout, Pager, encode_query, render, render_status, utc_minute,
+    ConfirmPage, FormErrors, Layout, Pager, Zone, encode_query, render, render_status,
 };
 
 pub const PER_PAGE: u32 = 50;
@@ -173,11 +173,11 @@ async fn presence(
     Ok(map)
 }
 
-fn last_registered(at: Option<OffsetDateTime>) -> String {
-    at.map(utc_minute).unwrap_or_else(|| "never".into())
+fn last_registered(at: Option<OffsetDateTime>, zone: &Zone) -> String {
+    at.map(|t| zone.minute(t)).unwrap_or_else(|| "never".into())
 }
 
-fn ext_row(base: &str, e: &Extension, p: Presence) -> ExtRow {
+fn ext_row(base: &str, e: &Extension, p: Presence, zone: &Zone) -> ExtRow {
     ExtRow {
         id: e.id.to_string(),
         href: format!("{base}/extensions/{}", e.id),
@@ -186,7 +186,7 @@ fn ext_row(base: &str, e: &Extension, p: Presence) -> ExtRow {
         dnd: e.settings.dnd,
         forwarding: forwarding_summary(&e.settings.forwarding),
         online: p.online,
-        last_registered: last_registered(p.last),
+        last_registered: last_registered(p.last, zone),
     }
 }
 
@@ -212,11 +212,12 @@ async fn extensions(
         )
         .await?;
     let b = base(t);
+    let zone = Zone::of(t);
     let seen = presence(&state, t.id, OffsetDateTime::now_utc()).await?;
     let rows = list
         .items
         .iter()
-        .map(|e| ext_row(&b, e, seen.get(&e.id).copied().unwrap_or_default()))
+        .map(|e| ext_row(&b, e, seen.get(&e.id).copied().unwrap_or_default(), &zone))
         .collect();
     let qs = encode_query(&search);
     render(&ExtensionsPage {
@@ -338,6 +339,7 @@ pub(crate) async fn extension_page(
         .list_registrations(a.tenant.id, e.id)
         .await?;
     let creds = state.directory.list_credentials(a.tenant.id, e.id).await?;
+    let zone = Zone::of(&a.tenant);
     let mut failures: Vec<(OffsetDateTime, FailureRow)> = creds
         .iter()
         .flat_map(|c| {
@@ -348,7 +350,7 @@ pub(crate) async fn extension_page(
                 .map(|f| {
                     let row = FailureRow {
                         username: c.username.to_string(),
-                        at: utc_minute(f.at),
+                        at: zone.minute(f.at),
                         source: f.source.to_string(),
                         reason: f.reason,
                         count: f.count,
@@ -370,7 +372,7 @@ pub(crate) async fn extension_page(
                 username: c.username.to_string(),
                 device: c.model.clone().unwrap_or_default(),
                 online,
-                last_registered: last_registered(last),
+                last_registered: last_registered(last, &zone),
             }
         })
         .collect();
@@ -626,7 +628,12 @@ async fn toggle_dnd(
         let seen = presence(&state, a.tenant.id, OffsetDateTime::now_utc()).await?;
         return render(&ExtRowPartial {
             layout: Layout::for_business("Extensions", &a.authed, &a.tenant, ""),
-            e: ext_row(&b, &e, seen.get(&e.id).copied().unwrap_or_default()),
+            e: ext_row(
+                &b,
+                &e,
+                seen.get(&e.id).copied().unwrap_or_default(),
+                &Zone::of(&a.tenant),
+            ),
         });
     }
     Ok(see_other(&format!("{b}/extensions")))

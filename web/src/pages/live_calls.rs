@@ -16,17 +16,23 @@ use crate::auth::{AdminOf, OperatorUser};
 use crate::error::PageError;
 use crate::live::{self, ActiveCall};
 use crate::views::live::*;
-use crate::views::{Layout, render};
+use crate::views::{Layout, Zone, render};
 
 /// Rows one page shows at most; the rest are counted.
 pub const MAX_ROWS: usize = 500;
 
 /// The calls in progress of one extension: where it calls or is called. `poll` is the page
 /// the list sits on.
-pub fn extension_table(state: &AppState, e: &Extension, poll: &str) -> LiveTable {
+pub fn extension_table(state: &AppState, e: &Extension, poll: &str, zone: &Zone) -> LiveTable {
     let mut calls = live::tenant_calls(&*state.live_calls, e.tenant_id);
     calls.retain(|c| c.involves(e.number.as_str()));
-    table(poll.to_owned(), &calls, OffsetDateTime::now_utc(), None)
+    table(
+        poll.to_owned(),
+        &calls,
+        OffsetDateTime::now_utc(),
+        zone,
+        None,
+    )
 }
 
 pub fn routes() -> Router<AppState> {
@@ -60,6 +66,7 @@ fn table(
     poll: String,
     calls: &[ActiveCall],
     now: OffsetDateTime,
+    zone: &Zone,
     business: Option<&BusinessOf<'_>>,
 ) -> LiveTable {
     LiveTable {
@@ -67,7 +74,7 @@ fn table(
         rows: calls
             .iter()
             .take(MAX_ROWS)
-            .map(|c| LiveRow::new(c, now, business.map(|b| b(c))))
+            .map(|c| LiveRow::new(c, now, zone, business.map(|b| b(c))))
             .collect(),
         more: calls.len().saturating_sub(MAX_ROWS),
         show_business: business.is_some(),
@@ -83,7 +90,7 @@ async fn business_calls(
     let calls = live::tenant_calls(&*state.live_calls, a.tenant.id);
     let base = format!("/t/{}", a.tenant.id);
     let poll = format!("{base}/active-calls");
-    let table = table(poll.clone(), &calls, now, None);
+    let table = table(poll.clone(), &calls, now, &Zone::of(&a.tenant), None);
     if is_poll(&headers) {
         return list(table);
     }
@@ -114,6 +121,7 @@ async fn all_calls(
         "/operator/active-calls".into(),
         &calls,
         now,
+        &Zone::london(),
         Some(&business),
     );
     if is_poll(&headers) {

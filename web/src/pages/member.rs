@@ -7,12 +7,13 @@ use axum::routing::get;
 use axum::{Form, Router};
 use store::{CdrQuery, Extension, ForwardTarget, Forwarding, Page, Role};
 
-use super::activity::{duration, stamp};
+use super::activity::duration;
 use super::business::{edit_form, parse_forward};
 use super::{live_calls, ticked};
 use crate::AppState;
 use crate::error::{AppError, PageError};
 use crate::session::Authed;
+use crate::views::Zone;
 use crate::views::activity::CallRow;
 use crate::views::business::{ExtEditForm, MyExtensionPage};
 use crate::views::{FormErrors, Layout, render, render_status};
@@ -40,22 +41,24 @@ const RECENT: usize = 50;
 
 /// The extension's recent calls: the store matches a substring of caller, callee or dialled;
 /// only calls where the extension itself is a party are kept.
-async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, PageError> {
+/// The business's time zone comes with them: the page shows its times in it.
+async fn recent_calls(state: &AppState, e: &Extension) -> Result<(Vec<CallRow>, Zone), PageError> {
     let q = CdrQuery {
         party: Some(e.number.to_string()),
         page: Page::first(Page::MAX_LIMIT),
         ..CdrQuery::default()
     };
     let list = state.directory.list_cdrs(e.tenant_id, &q).await?;
+    let zone = zone_of(state, e).await?;
     let n = e.number.as_str();
-    Ok(list
+    let rows = list
         .items
         .iter()
         .filter(|c| c.record.caller == n || c.record.callee == n)
         .take(RECENT)
         .map(|c| (&c.record, c.trunk_name.clone().unwrap_or_default()))
         .map(|(r, trunk)| CallRow {
-            started: stamp(r.started_at),
+            started: zone.second(r.started_at),
             direction: r.direction.to_string(),
             caller: r.caller.clone(),
             callee: r.callee.clone(),
@@ -63,7 +66,12 @@ async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, P
             disposition: r.disposition.to_string().replace('_', " "),
             duration: duration(r.duration_secs),
         })
-        .collect())
+        .collect();
+    Ok((rows, zone))
+}
+
+async fn zone_of(state: &AppState, e: &Extension) -> Result<Zone, PageError> {
+    Ok(Zone::of(&state.directory.get_tenant(e.tenant_id).await?))
 }
 
 /// The page's own address: its calls-in-progress list polls it.
@@ -76,11 +84,11 @@ fn page(
     form: ExtEditForm,
     errors: FormErrors,
     saved: bool,
-    calls: Vec<CallRow>,
+    (calls, zone): (Vec<CallRow>, Zone),
 ) -> MyExtensionPage {
     MyExtensionPage {
         calls,
-        table: live_calls::extension_table(state, e, HREF),
+        table: live_calls::extension_table(state, e, HREF, &zone),
         layout: Layout::new("My extension", a, HREF),
         number: e.number.to_string(),
         name: e.settings.display_name.clone(),
@@ -102,7 +110,8 @@ async fn show(
         Err(e) => return Err(e),
     };
     if live_calls::is_poll(&headers) {
-        return live_calls::list(live_calls::extension_table(&state, &e, HREF));
+        let zone = zone_of(&state, &e).await?;
+        return live_calls::list(live_calls::extension_table(&state, &e, HREF, &zone));
     }
     let calls = recent_calls(&state, &e).await?;
     let p = page(

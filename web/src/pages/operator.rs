@@ -121,6 +121,8 @@ fn settings_from(form: &TenantForm, errors: &mut FormErrors) -> TenantSettings {
         allow_international: ticked(&form.allow_international),
         allow_premium: ticked(&form.allow_premium),
         main_number: None,
+        // The business's own setting; a new one starts in Europe/London.
+        time_zone: DEFAULT_TIME_ZONE.to_owned(),
     }
 }
 
@@ -248,6 +250,7 @@ async fn update_tenant(
     let mut errors = FormErrors::default();
     let mut settings = settings_from(&form, &mut errors);
     settings.main_number = t.settings.main_number.clone();
+    settings.time_zone = t.settings.time_zone.clone();
     let mut current = t.clone();
     if errors.is_empty() {
         match state.service.update_tenant(t.id, &settings).await {

@@ -1,5 +1,6 @@
 //! A business's own settings (`/t/{tenant}/settings`): the caller ID shown on outside calls
-//! from extensions without a number of their own. Limits and calling permissions are the
+//! from extensions without a number of their own, and the time zone the admin shows its
+//! times in. Limits and calling permissions are the
 //! operator's, on the business page.
 
 use axum::extract::State;
@@ -25,6 +26,7 @@ async fn page(
     a: &AdminOf,
     tenant: &Tenant,
     selected: String,
+    zone: String,
     errors: FormErrors,
     saved: bool,
 ) -> Result<SettingsPage, PageError> {
@@ -58,9 +60,24 @@ async fn page(
         ),
         numbers,
         selected,
+        zones: zone_names(),
+        zone,
         errors,
         saved,
     })
+}
+
+/// Every zone of the tz database by its IANA name ("Europe/London"), for the picker; the
+/// legacy aliases without a region ("GB", "EST5EDT") are left out.
+fn zone_names() -> Vec<String> {
+    let mut names: Vec<String> = jiff::tz::db()
+        .available()
+        .map(|n| n.as_str().to_owned())
+        .filter(|n| n.contains('/') && !n.starts_with("Etc/") && !n.starts_with("SystemV/"))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 fn selected(t: &Tenant) -> String {
@@ -73,13 +90,28 @@ fn selected(t: &Tenant) -> String {
 
 async fn show(State(state): State<AppState>, a: AdminOf) -> Result<Response, PageError> {
     let t = a.tenant.clone();
-    render(&page(&state, &a, &t, selected(&t), FormErrors::default(), false).await?)
+    let zone = t.settings.time_zone.clone();
+    render(
+        &page(
+            &state,
+            &a,
+            &t,
+            selected(&t),
+            zone,
+            FormErrors::default(),
+            false,
+        )
+        .await?,
+    )
 }
 
 #[derive(Deserialize)]
 pub struct SettingsForm {
     #[serde(default)]
     main_number: String,
+    /// An IANA name; absent keeps the current zone.
+    #[serde(default)]
+    time_zone: String,
 }
 
 async fn update(
@@ -111,14 +143,36 @@ async fn update(
             }
         },
     };
+    let time_zone = match form.time_zone.trim() {
+        "" => t.settings.time_zone.clone(),
+        z => {
+            if let Err(e) = check_time_zone(z) {
+                errors.add("time_zone", e.to_string());
+            }
+            z.to_owned()
+        }
+    };
     if !errors.is_empty() {
-        let p = page(&state, &a, &t, form.main_number, errors, false).await?;
+        let p = page(&state, &a, &t, form.main_number, time_zone, errors, false).await?;
         return render_status(StatusCode::UNPROCESSABLE_ENTITY, &p);
     }
     let settings = TenantSettings {
         main_number,
+        time_zone,
         ..t.settings.clone()
     };
     let t = state.service.update_tenant(t.id, &settings).await?;
-    render(&page(&state, &a, &t, selected(&t), FormErrors::default(), true).await?)
+    let zone = t.settings.time_zone.clone();
+    render(
+        &page(
+            &state,
+            &a,
+            &t,
+            selected(&t),
+            zone,
+            FormErrors::default(),
+            true,
+        )
+        .await?,
+    )
 }

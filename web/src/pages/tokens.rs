@@ -19,7 +19,7 @@ use crate::crypto;
 use crate::error::PageError;
 use crate::session::Authed;
 use crate::views::business::{TokenRow, TokensPage};
-use crate::views::{ConfirmPage, FormErrors, Layout, render, render_status};
+use crate::views::{ConfirmPage, FormErrors, Layout, Zone, render, render_status};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -41,6 +41,8 @@ struct Scope<'a> {
     base: String,
     layout: Layout,
     authed: &'a Authed,
+    /// The business's zone (Europe/London for the operator's tokens).
+    zone: Zone,
 }
 
 fn biz_scope(a: &AdminOf) -> Scope<'_> {
@@ -55,6 +57,7 @@ fn biz_scope(a: &AdminOf) -> Scope<'_> {
         ),
         base,
         authed: &a.authed,
+        zone: Zone::of(&a.tenant),
     }
 }
 
@@ -64,19 +67,20 @@ fn op_scope(me: &Authed) -> Scope<'_> {
         base: "/operator".into(),
         layout: Layout::new("API tokens", me, "/operator/tokens"),
         authed: me,
+        zone: Zone::london(),
     }
-}
-
-fn day(t: OffsetDateTime) -> String {
-    t.date().to_string()
 }
 
 /// Longest expiry the form accepts.
 const MAX_EXPIRY_DAYS: i64 = 5 * 366;
 
-/// The optional expiry date of the form: the token stops working at 00:00 UTC that day, which
-/// must be after today and within about five years.
-fn parse_expiry(s: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, String> {
+/// The optional expiry date of the form: the token stops working at 00:00 that day in the
+/// business's zone; the date must be after today (there) and within about five years.
+fn parse_expiry(
+    s: &str,
+    now: OffsetDateTime,
+    zone: &Zone,
+) -> Result<Option<OffsetDateTime>, String> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
@@ -84,14 +88,18 @@ fn parse_expiry(s: &str, now: OffsetDateTime) -> Result<Option<OffsetDateTime>, 
     let f = time::macros::format_description!("[year]-[month]-[day]");
     let date =
         time::Date::parse(s, &f).map_err(|_| format!("{s:?} is not a date like 2027-01-31."))?;
-    let today = now.to_offset(time::UtcOffset::UTC).date();
+    let today = zone
+        .date(now)
+        .unwrap_or_else(|| now.to_offset(time::UtcOffset::UTC).date());
     if date <= today {
         return Err("Choose a date after today.".into());
     }
     if date > today + time::Duration::days(MAX_EXPIRY_DAYS) {
         return Err("Choose a date within five years.".into());
     }
-    Ok(Some(date.midnight().assume_utc()))
+    zone.start_of(date)
+        .map(Some)
+        .ok_or_else(|| format!("{s:?} is not a date like 2027-01-31."))
 }
 
 /// The form's values, kept when it is shown again.
@@ -118,9 +126,16 @@ async fn page(
             id: t.id.to_string(),
             name: t.name,
             prefix: t.prefix,
-            created: day(t.created_at),
-            last_used: t.last_used_at.map(day).unwrap_or_else(|| "never".into()),
-            expires: t.expires_at.map(day).unwrap_or_else(|| "never".into()),
+            created: s.zone.day(t.created_at),
+            last_used: t
+                .last_used_at
+                .map(|at| s.zone.minute(at))
+                .unwrap_or_else(|| "never".into()),
+            // The date chosen: the token stops at its start, as the form's hint says.
+            expires: t
+                .expires_at
+                .map(|at| s.zone.day(at))
+                .unwrap_or_else(|| "never".into()),
             revoked: t.revoked_at.is_some(),
         })
         .collect();
@@ -130,7 +145,8 @@ async fn page(
         rows,
         token_name: typed.name,
         expires: typed.expires,
-        min_expiry: day(now + time::Duration::days(1)),
+        min_expiry: s.zone.day(now + time::Duration::days(1)),
+        zone_name: s.zone.name().to_owned(),
         errors,
         created,
     })
@@ -154,7 +170,7 @@ fn blank() -> Typed {
 
 async fn create(state: &AppState, s: Scope<'_>, form: CreateForm) -> Result<Response, PageError> {
     let mut errors = FormErrors::default();
-    let expires_at = match parse_expiry(&form.expires, OffsetDateTime::now_utc()) {
+    let expires_at = match parse_expiry(&form.expires, OffsetDateTime::now_utc(), &s.zone) {
         Ok(e) => e,
         Err(m) => {
             errors.add("expires", m);
@@ -309,10 +325,23 @@ mod tests {
     #[test]
     fn expiry_dates() {
         let now = time::macros::datetime!(2026-12-08 10:00 UTC);
+        let london = Zone::london();
+        let parse_expiry = |s: &str, now| parse_expiry(s, now, &london);
         assert_eq!(parse_expiry(" ", now), Ok(None));
         assert_eq!(
             parse_expiry("2027-01-31", now),
             Ok(Some(time::macros::datetime!(2027-01-31 0:00 UTC)))
+        );
+        // In summer London midnight is 23:00 UTC the day before.
+        assert_eq!(
+            parse_expiry("2027-07-31", now),
+            Ok(Some(time::macros::datetime!(2027-07-30 23:00 UTC)))
+        );
+        // "Today" is London's: at 23:30 UTC on 1 July it is already 2 July there.
+        assert!(
+            parse_expiry("2027-07-02", time::macros::datetime!(2027-07-01 23:30 UTC))
+                .unwrap_err()
+                .contains("after today")
         );
         assert!(
             parse_expiry("2026-12-08", now)

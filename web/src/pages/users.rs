@@ -4,7 +4,7 @@
 //! out everywhere. Nobody can reset or disable their own account here (that is what the Account
 //! page is for, and it avoids locking the last admin out).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -34,7 +34,10 @@ pub fn routes() -> Router<AppState> {
             get(biz_disable_confirm).post(biz_disable),
         )
         .route("/t/{tenant}/users/{user}/enable", post(biz_enable))
-        .route("/t/{tenant}/users/{user}/role", post(biz_role))
+        .route(
+            "/t/{tenant}/users/{user}/role",
+            get(biz_role_confirm).post(biz_role),
+        )
         .route("/operator/users", get(op_list).post(op_create))
         .route(
             "/operator/users/{user}/reset",
@@ -113,6 +116,7 @@ async fn page(
         roles,
         form,
         errors,
+        notice: None,
     })
 }
 
@@ -273,8 +277,50 @@ pub struct UserPath {
     user: String,
 }
 
-async fn biz_list(State(st): State<AppState>, a: AdminOf) -> Result<Response, PageError> {
-    list(&st, biz(&a)).await
+#[derive(Deserialize)]
+pub struct ListQuery {
+    /// A user whose role was just changed: the page says what they are now.
+    role_changed: Option<String>,
+}
+
+async fn biz_list(
+    State(st): State<AppState>,
+    a: AdminOf,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, PageError> {
+    let s = biz(&a);
+    let Some(id) = q
+        .role_changed
+        .as_deref()
+        .and_then(|id| id.parse::<UserId>().ok())
+    else {
+        return list(&st, s).await;
+    };
+    let users = users_of(&st, &s).await?;
+    let mut p = page(
+        &st,
+        s,
+        UserForm {
+            role: "member".into(),
+            ..UserForm::default()
+        },
+        FormErrors::default(),
+    )
+    .await?;
+    // Said from what is stored now, so a reload or a stale link never claims a change.
+    p.notice = users
+        .iter()
+        .find(|u| u.id == id)
+        .map(|u| format!("{} is now {}.", u.email, role_phrase(u.role)));
+    render(&p)
+}
+
+fn role_phrase(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "an admin",
+        Role::Member => "a member",
+        Role::Operator => "an operator",
+    }
 }
 async fn biz_create(
     State(st): State<AppState>,
@@ -384,27 +430,80 @@ async fn op_enable(
 pub struct RoleForm {
     #[serde(default)]
     role: String,
+    confirm: Option<String>,
+}
+
+fn parse_role(s: &str) -> Result<Role, PageError> {
+    match s {
+        "admin" => Ok(Role::Admin),
+        "member" => Ok(Role::Member),
+        _ => Err(PageError(AppError::invalid(
+            "role",
+            "Choose member or admin.",
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RoleQuery {
+    #[serde(default)]
+    role: String,
+}
+
+/// "Make admin…" and "Make member…" ask first, saying what the change means.
+async fn biz_role_confirm(
+    State(st): State<AppState>,
+    a: AdminOf,
+    Path(p): Path<UserPath>,
+    Query(q): Query<RoleQuery>,
+) -> Result<Response, PageError> {
+    let s = biz(&a);
+    let u = target(&st, &s, &p.user).await?;
+    let role = parse_role(&q.role)?;
+    let (question, detail, button) = match role {
+        Role::Admin => (
+            format!("Make {} an admin?", u.email),
+            "Admins manage the whole business: extensions, numbers and their routes, users \
+             and API tokens.",
+            "Make admin",
+        ),
+        _ => (
+            format!("Make {} a member?", u.email),
+            "Members manage only their own extension. API tokens they created stop working.",
+            "Make member",
+        ),
+    };
+    render(&ConfirmPage {
+        question,
+        detail: detail.into(),
+        action: format!("{}/users/{}/role?role={}", s.base, u.id, role),
+        button: button.into(),
+        cancel: format!("{}/users", s.base),
+        layout: s.layout,
+    })
 }
 
 async fn biz_role(
     State(st): State<AppState>,
     a: AdminOf,
     Path(p): Path<UserPath>,
+    Query(q): Query<RoleQuery>,
     Form(f): Form<RoleForm>,
 ) -> Result<Response, PageError> {
     let s = biz(&a);
     let u = target(&st, &s, &p.user).await?;
-    let role = match f.role.as_str() {
-        "admin" => Role::Admin,
-        "member" => Role::Member,
-        _ => {
-            return Err(PageError(AppError::invalid(
-                "role",
-                "Choose member or admin.",
-            )));
-        }
-    };
+    // The role comes from the confirm page's address, or from a form that posts it.
+    let role = parse_role(if f.role.is_empty() { &q.role } else { &f.role })?;
+    if f.confirm.as_deref() != Some("yes") {
+        return Ok(see_other(&format!(
+            "{}/users/{}/role?role={role}",
+            s.base, u.id
+        )));
+    }
     st.directory.set_user_role(a.tenant.id, u.id, role).await?;
     tracing::info!(user = %u.id, %role, "role changed");
-    Ok(see_other(&format!("{}/users", s.base)))
+    Ok(see_other(&format!(
+        "{}/users?role_changed={}",
+        s.base, u.id
+    )))
 }

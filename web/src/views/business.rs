@@ -259,6 +259,8 @@ pub struct TokensPage {
     pub expires: String,
     /// First day an expiry may be set to, for the date picker.
     pub min_expiry: String,
+    /// The zone the dates are in ("Europe/London").
+    pub zone_name: String,
     pub errors: FormErrors,
     pub created: Option<String>,
 }
@@ -343,6 +345,8 @@ pub struct UsersPage {
     pub roles: Vec<(&'static str, &'static str)>,
     pub form: UserForm,
     pub errors: FormErrors,
+    /// What the last action did ("mia@bravo.test is now an admin."), after its redirect.
+    pub notice: Option<String>,
 }
 
 /// The business's settings: caller ID (main number), and the limits set by the operator.
@@ -356,6 +360,9 @@ pub struct SettingsPage {
     /// (E.164, display) of the business's numbers.
     pub numbers: Vec<(String, String)>,
     pub selected: String,
+    /// IANA names to choose from, and the chosen one.
+    pub zones: Vec<String>,
+    pub zone: String,
     pub errors: FormErrors,
     pub saved: bool,
 }

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::Layout;
 use crate::live::{ActiveCall, CallState, clock};
-use crate::pages::activity::stamp;
+use crate::views::Zone;
 
 #[derive(Clone, Debug)]
 pub struct LiveRow {
@@ -22,14 +22,19 @@ pub struct LiveRow {
 }
 
 impl LiveRow {
-    pub fn new(c: &ActiveCall, now: OffsetDateTime, business: Option<(String, String)>) -> Self {
+    pub fn new(
+        c: &ActiveCall,
+        now: OffsetDateTime,
+        zone: &Zone,
+        business: Option<(String, String)>,
+    ) -> Self {
         let duration = match c.talk_secs(now) {
             Some(s) => clock(s),
             None => format!("ringing {}", clock(c.age_secs(now))),
         };
         LiveRow {
             business,
-            started: stamp(c.started_at),
+            started: zone.second(c.started_at),
             caller: c.caller.clone(),
             dialled: c.dialled.clone(),
             callee: c.callee.clone(),
@@ -116,7 +121,7 @@ mod tests {
         let business = show_business.then(|| ("Acme & Co".to_owned(), "/t/x/active-calls".into()));
         LiveTable {
             poll: "/t/x/active-calls".into(),
-            rows: vec![LiveRow::new(&call, now, business)],
+            rows: vec![LiveRow::new(&call, now, &Zone::london(), business)],
             more: 0,
             show_business,
         }
@@ -172,7 +177,7 @@ mod tests {
             started_at: now - Duration::seconds(12),
             answered_at: None,
         };
-        let r = LiveRow::new(&c, now, None);
+        let r = LiveRow::new(&c, now, &Zone::london(), None);
         assert_eq!((r.state, r.duration.as_str()), ("Ringing", "ringing 0:12"));
     }
 }

@@ -207,14 +207,82 @@ pub fn count(n: u64, word: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// A moment for people to read, to the minute, in UTC and saying so ("2026-12-08 14:05 UTC").
-/// No time-zone database is a dependency, so local (Europe/London) time is not shown yet.
-pub fn utc_minute(t: time::OffsetDateTime) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-    t.to_offset(time::UtcOffset::UTC)
-        .format(&f)
-        .map(|s| format!("{s} UTC"))
-        .unwrap_or_default()
+/// The time zone a page shows its times in: the business's setting on business pages,
+/// Europe/London on the operator's. Every time the admin shows goes through it, so each is
+/// local and names its zone ("2026-12-08 14:05 GMT", "2026-07-01 09:00 BST"), never bare UTC.
+#[derive(Clone, Debug)]
+pub struct Zone(jiff::tz::TimeZone);
+
+impl Zone {
+    /// The operator's zone (and the default for a business).
+    pub fn london() -> Self {
+        Self::named(store::DEFAULT_TIME_ZONE)
+    }
+
+    /// The business's zone. The store refuses names the tz database does not know, so the
+    /// fallback to Europe/London is for a row written by hand.
+    pub fn of(t: &store::Tenant) -> Self {
+        Self::named(&t.settings.time_zone)
+    }
+
+    fn named(name: &str) -> Self {
+        let db = jiff::tz::db();
+        Self(
+            db.get(name)
+                .or_else(|_| db.get(store::DEFAULT_TIME_ZONE))
+                .unwrap_or(jiff::tz::TimeZone::UTC),
+        )
+    }
+
+    fn show(&self, t: time::OffsetDateTime, fmt: &str) -> String {
+        let nanos = t.unix_timestamp_nanos();
+        match jiff::Timestamp::from_nanosecond(nanos) {
+            Ok(ts) => ts.to_zoned(self.0.clone()).strftime(fmt).to_string(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// To the minute, with the zone's abbreviation: "2026-12-08 14:05 GMT".
+    pub fn minute(&self, t: time::OffsetDateTime) -> String {
+        self.show(t, "%Y-%m-%d %H:%M %Z")
+    }
+
+    /// To the second, with the zone's abbreviation: "2026-12-08 14:05:09 GMT".
+    pub fn second(&self, t: time::OffsetDateTime) -> String {
+        self.show(t, "%Y-%m-%d %H:%M:%S %Z")
+    }
+
+    /// The local date: "2026-12-08".
+    pub fn day(&self, t: time::OffsetDateTime) -> String {
+        self.show(t, "%Y-%m-%d")
+    }
+
+    /// The zone's IANA name ("Europe/London"), for hints that say which zone a date is in.
+    pub fn name(&self) -> &str {
+        self.0.iana_name().unwrap_or("UTC")
+    }
+
+    /// The local calendar date of a moment.
+    pub fn date(&self, t: time::OffsetDateTime) -> Option<time::Date> {
+        let z = jiff::Timestamp::from_nanosecond(t.unix_timestamp_nanos())
+            .ok()?
+            .to_zoned(self.0.clone());
+        let month = time::Month::try_from(u8::try_from(z.month()).ok()?).ok()?;
+        time::Date::from_calendar_date(i32::from(z.year()), month, u8::try_from(z.day()).ok()?).ok()
+    }
+
+    /// The moment a local date begins (00:00 there, or the first moment after a clock-change
+    /// gap).
+    pub fn start_of(&self, d: time::Date) -> Option<time::OffsetDateTime> {
+        let date = jiff::civil::Date::new(
+            i16::try_from(d.year()).ok()?,
+            i8::try_from(u8::from(d.month())).ok()?,
+            i8::try_from(d.day()).ok()?,
+        )
+        .ok()?;
+        let start = date.to_zoned(self.0.clone()).ok()?.start_of_day().ok()?;
+        time::OffsetDateTime::from_unix_timestamp_nanos(start.timestamp().as_nanosecond()).ok()
+    }
 }
 
 /// Minimal percent-encoding for a query-string value.
@@ -329,9 +397,71 @@ mod tests {
     }
 
     #[test]
-    fn utc_minute_names_the_zone() {
-        let t = time::macros::datetime!(2026-12-08 15:05:59 +01:00);
-        assert_eq!(utc_minute(t), "2026-12-08 14:05 UTC");
+    fn london_time_names_the_zone_across_the_clock_changes() {
+        use time::macros::datetime;
+        let z = Zone::london();
+        // Winter: GMT is UTC, whatever offset the moment came in with.
+        assert_eq!(
+            z.minute(datetime!(2026-12-08 15:05:59 +01:00)),
+            "2026-12-08 14:05 GMT"
+        );
+        // March: clocks go forward at 01:00 UTC on the last Sunday (29 March 2026).
+        assert_eq!(
+            z.minute(datetime!(2026-03-29 00:59 UTC)),
+            "2026-03-29 00:59 GMT"
+        );
+        assert_eq!(
+            z.minute(datetime!(2026-03-29 01:00 UTC)),
+            "2026-03-29 02:00 BST"
+        );
+        // October: back at 01:00 UTC on the last Sunday (25 October 2026); 01:30 local
+        // happens twice and the abbreviation tells them apart.
+        assert_eq!(
+            z.second(datetime!(2026-10-25 00:30:05 UTC)),
+            "2026-10-25 01:30:05 BST"
+        );
+        assert_eq!(
+            z.second(datetime!(2026-10-25 01:30:05 UTC)),
+            "2026-10-25 01:30:05 GMT"
+        );
+        // The local date, not the UTC one: 23:30 UTC in summer is the next day in London.
+        assert_eq!(z.day(datetime!(2026-07-01 23:30 UTC)), "2026-07-02");
+        assert_eq!(z.day(datetime!(2026-12-01 23:30 UTC)), "2026-12-01");
+        assert_eq!(
+            z.date(datetime!(2026-07-01 23:30 UTC)),
+            Some(time::macros::date!(2026 - 07 - 02))
+        );
+        // A local day starts at local midnight: 23:00 UTC the day before in summer.
+        assert_eq!(
+            z.start_of(time::macros::date!(2026 - 07 - 02)),
+            Some(datetime!(2026-07-01 23:00 UTC))
+        );
+        assert_eq!(
+            z.start_of(time::macros::date!(2026 - 12 - 02)),
+            Some(datetime!(2026-12-02 0:00 UTC))
+        );
+        assert_eq!(z.name(), "Europe/London");
+    }
+
+    #[test]
+    fn a_business_zone_is_its_setting() {
+        use time::macros::datetime;
+        let mut s = store::TenantSettings::new("Acme");
+        let t = |s: &store::TenantSettings| store::Tenant {
+            id: store::TenantId::new(),
+            slug: "acme".parse().unwrap(),
+            sip_domain: "acme.test".parse().unwrap(),
+            suspended: false,
+            settings: s.clone(),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+        };
+        let at = datetime!(2026-07-01 12:00 UTC);
+        assert_eq!(Zone::of(&t(&s)).minute(at), "2026-07-01 13:00 BST");
+        s.time_zone = "America/New_York".into();
+        assert_eq!(Zone::of(&t(&s)).minute(at), "2026-07-01 08:00 EDT");
+        // A name the database does not know (only a hand-written row could hold one).
+        s.time_zone = "Mars/Olympus".into();
+        assert_eq!(Zone::of(&t(&s)).minute(at), "2026-07-01 13:00 BST");
     }
 
     #[test]

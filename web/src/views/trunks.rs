@@ -24,10 +24,8 @@ pub fn describe(state: Option<&crate::TrunkState>) -> Vec<String> {
     let Some(s) = state else {
         return Vec::new();
     };
-    let fmt = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
+    let zone = super::Zone::london();
+    let fmt = |t: time::OffsetDateTime| zone.second(t);
     let mut out = Vec::new();
     match s.health.as_str() {
         "up" => out.push(match (s.last_status, s.latency_ms) {
@@ -173,7 +171,7 @@ mod tests {
             describe(Some(&up)),
             [
                 "up: OPTIONS answered 200 in 12 ms",
-                "registered until 2026-12-08T10:00:00Z"
+                "registered until 2026-12-08 10:00:00 GMT"
             ]
         );
         assert!(describe(None).is_empty());

@@ -389,6 +389,12 @@ impl Directory for Flaky {
 /// The web app's part of the directory: plain delegation.
 #[async_trait]
 impl WebStore for Flaky {
+    async fn append_audit(&self, new: &NewAuditEntry) -> Result<AuditEntry> {
+        self.inner.append_audit(new).await
+    }
+    async fn list_audit(&self, tenant: Option<TenantId>, page: Page) -> Result<Paged<AuditEntry>> {
+        self.inner.list_audit(tenant, page).await
+    }
     async fn create_web_session(&self, new: &NewWebSession) -> Result<WebSession> {
         self.inner.create_web_session(new).await
     }

@@ -101,6 +101,8 @@ id_type!(/// A call detail record.
     CdrId, "CDR id");
 id_type!(/// A web API token.
     ApiTokenId, "API token id");
+id_type!(/// An audit log entry.
+    AuditEntryId, "audit entry id");
 
 #[cfg(test)]
 mod tests {

@@ -57,10 +57,16 @@ pub struct TenantSettings {
     pub allow_premium: bool,
     /// Caller ID for outside calls when the caller has no number of its own.
     pub main_number: Option<E164>,
+    /// IANA time-zone name ("Europe/London") the admin shows this business's times in.
+    pub time_zone: String,
 }
 
+/// The time zone a business gets unless it chooses another.
+pub const DEFAULT_TIME_ZONE: &str = "Europe/London";
+
 impl TenantSettings {
-    /// Defaults: 10 concurrent calls, 10 outside calls, no international, no premium.
+    /// Defaults: 10 concurrent calls, 10 outside calls, no international, no premium,
+    /// Europe/London.
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -69,6 +75,7 @@ impl TenantSettings {
             allow_international: false,
             allow_premium: false,
             main_number: None,
+            time_zone: DEFAULT_TIME_ZONE.to_owned(),
         }
     }
 }

@@ -142,6 +142,31 @@ const CHECKS: &[(&str, &str, &str)] = &[
         "main number must be in E.164 form",
     ),
     (
+        "tenants_time_zone_check",
+        "time_zone",
+        "time zone must be an IANA name such as Europe/London",
+    ),
+    (
+        "audit_log_actor_check",
+        "actor",
+        "an audit entry names who made the change",
+    ),
+    (
+        "audit_log_action_check",
+        "action",
+        "an audit entry names the kind of change",
+    ),
+    (
+        "audit_log_subject_check",
+        "subject",
+        "subject must be at most 300 characters",
+    ),
+    (
+        "audit_log_detail_check",
+        "detail",
+        "detail must be at most 1000 characters",
+    ),
+    (
         "users_email_check",
         "email",
         "e-mail address must be lowercase name@domain",

@@ -3,7 +3,7 @@
 macro_rules! tenant_cols {
     () => {
         "id, slug, sip_domain, suspended, name, max_concurrent_calls, max_outside_calls, \
-         allow_international, allow_premium, main_number, created_at"
+         allow_international, allow_premium, main_number, time_zone, created_at"
     };
 }
 pub(crate) use tenant_cols;
@@ -30,6 +30,7 @@ macro_rules! tenants_impl {
                     allow_international: get(r, "allow_international")?,
                     allow_premium: get(r, "allow_premium")?,
                     main_number: parse_opt(get(r, "main_number")?, "main_number")?,
+                    time_zone: get(r, "time_zone")?,
                 },
                 created_at: get(r, "created_at")?,
             })
@@ -55,6 +56,7 @@ macro_rules! tenants_impl {
             }
             to_i32(s.max_concurrent_calls, "max_concurrent_calls")?;
             to_i32(s.max_outside_calls, "max_outside_calls")?;
+            crate::model::check_time_zone(&s.time_zone)?;
             Ok(())
         }
 
@@ -71,8 +73,8 @@ macro_rules! tenants_impl {
             };
             sqlx::query(
                 "INSERT INTO tenants (id, slug, sip_domain, suspended, name, max_concurrent_calls, \
-                 max_outside_calls, allow_international, allow_premium, main_number, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 max_outside_calls, allow_international, allow_premium, main_number, time_zone, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(tenant.id.as_uuid())
             .bind(tenant.slug.as_str())
@@ -84,6 +86,7 @@ macro_rules! tenants_impl {
             .bind(s.allow_international)
             .bind(s.allow_premium)
             .bind(s.main_number.as_ref().map(|n| n.as_str()))
+            .bind(&s.time_zone)
             .bind(ts(tenant.created_at))
             .execute(pool)
             .await
@@ -133,7 +136,8 @@ macro_rules! tenants_impl {
             check_tenant_settings(s)?;
             let done = sqlx::query(
                 "UPDATE tenants SET name = $2, max_concurrent_calls = $3, max_outside_calls = $4, \
-                 allow_international = $5, allow_premium = $6, main_number = $7 WHERE id = $1",
+                 allow_international = $5, allow_premium = $6, main_number = $7, time_zone = $8 \
+                 WHERE id = $1",
             )
             .bind(id.as_uuid())
             .bind(s.name.trim())
@@ -142,6 +146,7 @@ macro_rules! tenants_impl {
             .bind(s.allow_international)
             .bind(s.allow_premium)
             .bind(s.main_number.as_ref().map(|n| n.as_str()))
+            .bind(&s.time_zone)
             .execute(pool)
             .await
             .map_err(db_err)?;

@@ -20,7 +20,80 @@ pub(crate) use api_token_cols;
 macro_rules! web_impl {
     ($ty:ty) => {
         use crate::sql::web::{api_token_cols, web_session_cols};
-        use crate::web::{ApiToken, NewApiToken, NewWebSession, TokenCreator, TokenHash, WebSession, WebStore};
+        use crate::web::{
+            ApiToken, AuditEntry, NewApiToken, NewAuditEntry, NewWebSession, TokenCreator, TokenHash, WebSession,
+            WebStore,
+        };
+
+        fn capped(s: &str, max: usize) -> String {
+            s.trim().chars().take(max).collect()
+        }
+
+        fn audit_row(r: &DbRow) -> Result<AuditEntry> {
+            Ok(AuditEntry {
+                id: AuditEntryId::from_uuid(get(r, "id")?),
+                tenant_id: get::<Option<Uuid>>(r, "tenant_id")?.map(TenantId::from_uuid),
+                actor: get(r, "actor")?,
+                action: get(r, "action")?,
+                subject: get(r, "subject")?,
+                detail: get(r, "detail")?,
+                created_at: get(r, "created_at")?,
+            })
+        }
+
+        async fn web_append_audit(pool: &Pool, new: &NewAuditEntry) -> Result<AuditEntry> {
+            let entry = AuditEntry {
+                id: AuditEntryId::new(),
+                tenant_id: new.tenant_id,
+                actor: capped(&new.actor, 300),
+                action: capped(&new.action, 64),
+                subject: capped(&new.subject, 300),
+                detail: capped(&new.detail, 1000),
+                created_at: now(),
+            };
+            if entry.actor.is_empty() {
+                return Err(StoreError::invalid("actor", "an audit entry names who made the change"));
+            }
+            if entry.action.is_empty() {
+                return Err(StoreError::invalid("action", "an audit entry names the kind of change"));
+            }
+            sqlx::query(
+                "INSERT INTO audit_log (id, tenant_id, actor, action, subject, detail, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(entry.id.as_uuid())
+            .bind(entry.tenant_id.map(|t| t.as_uuid()))
+            .bind(&entry.actor)
+            .bind(&entry.action)
+            .bind(&entry.subject)
+            .bind(&entry.detail)
+            .bind(ts(entry.created_at))
+            .execute(pool)
+            .await
+            .map_err(db_err)
+            .map_err(|e| on_fk(e, "tenant_id", "no such business"))?;
+            Ok(entry)
+        }
+
+        async fn web_list_audit(pool: &Pool, tenant: Option<TenantId>, page: Page) -> Result<Paged<AuditEntry>> {
+            // $1 NULL: every business's entries and the platform's.
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, actor, action, subject, detail, created_at FROM audit_log \
+                 WHERE ($1 IS NULL OR tenant_id = $1) ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3",
+            )
+            .bind(tenant.map(|t| t.as_uuid()))
+            .bind(i64::from(page.effective_limit()))
+            .bind(i64::from(page.offset))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE ($1 IS NULL OR tenant_id = $1)")
+                .bind(tenant.map(|t| t.as_uuid()))
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(Paged { items: rows.iter().map(audit_row).collect::<Result<_>>()?, total: total as u64 })
+        }
 
         fn truncate_chars(s: &Option<String>, max: usize) -> Option<String> {
             s.as_ref().map(|s| s.chars().take(max).collect())
@@ -432,6 +505,12 @@ macro_rules! web_impl {
 
         #[async_trait::async_trait]
         impl WebStore for $ty {
+            async fn append_audit(&self, new: &NewAuditEntry) -> Result<AuditEntry> {
+                web_append_audit(&self.pool, new).await
+            }
+            async fn list_audit(&self, tenant: Option<TenantId>, page: Page) -> Result<Paged<AuditEntry>> {
+                web_list_audit(&self.pool, tenant, page).await
+            }
             async fn create_web_session(&self, new: &NewWebSession) -> Result<WebSession> {
                 web_create_session(&self.pool, new).await
             }

@@ -79,6 +79,17 @@ pub async fn schema_checks_each_column(b: Backend) {
     d.insert_cdr(&cdr).await.unwrap();
 
     let long = "x".repeat(201);
+    let audit = d
+        .append_audit(&NewAuditEntry {
+            tenant_id: Some(a.id),
+            actor: "ann@acme.test".into(),
+            action: "number.route".into(),
+            subject: "+442079460018".into(),
+            detail: String::new(),
+        })
+        .await
+        .unwrap();
+    let long_detail = "x".repeat(1001);
     let cases: &[(&str, &str, Uuid, V<'_>, V<'_>)] = &[
         (
             "tenants",
@@ -121,6 +132,34 @@ pub async fn schema_checks_each_column(b: Backend) {
             a.id.as_uuid(),
             V::Text("+442079460018"),
             V::Text("02079460018"),
+        ),
+        (
+            "tenants",
+            "time_zone",
+            a.id.as_uuid(),
+            V::Text("Europe/Dublin"),
+            V::Text(""),
+        ),
+        (
+            "audit_log",
+            "actor",
+            audit.id.as_uuid(),
+            V::Text("bob@acme.test"),
+            V::Text("  "),
+        ),
+        (
+            "audit_log",
+            "action",
+            audit.id.as_uuid(),
+            V::Text("user.role"),
+            V::Text(""),
+        ),
+        (
+            "audit_log",
+            "detail",
+            audit.id.as_uuid(),
+            V::Text("made an admin"),
+            V::Text(&long_detail),
         ),
         (
             "users",

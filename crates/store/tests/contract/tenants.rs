@@ -61,8 +61,24 @@ pub async fn tenants_and_users(b: Backend) {
     s.max_outside_calls = 3;
     s.allow_international = true;
     s.main_number = Some(e164("020 7946 0018"));
+    assert_eq!(s.time_zone, "Europe/London", "the default zone");
+    s.time_zone = "America/New_York".into();
     let updated = d.update_tenant(a.id, &s).await.unwrap();
     assert_eq!(updated.settings, s);
+    assert_eq!(
+        d.get_tenant(a.id).await.unwrap().settings.time_zone,
+        "America/New_York"
+    );
+    // A name the tz database does not know, or a bare abbreviation, is refused by field.
+    for bad in ["Europe/Londres", "BST", ""] {
+        let mut z = s.clone();
+        z.time_zone = bad.into();
+        assert_eq!(
+            field(d.update_tenant(a.id, &z).await),
+            ("invalid", Some("time_zone")),
+            "{bad}"
+        );
+    }
     assert!(d.set_tenant_suspended(a.id, true).await.unwrap().suspended);
     assert!(
         d.get_tenant(TenantId::new())

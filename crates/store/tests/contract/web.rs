@@ -424,3 +424,93 @@ pub async fn web_login_attempts(b: Backend) {
         "stale counts are gone"
     );
 }
+
+pub async fn web_audit_log(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let o = tenant(d, "other").await;
+    let entry = |t: Option<TenantId>, action: &str, subject: &str| NewAuditEntry {
+        tenant_id: t,
+        actor: "ann@acme.test".into(),
+        action: action.into(),
+        subject: subject.into(),
+        detail: "routed to extension 201; was not routed".into(),
+    };
+    let first = d
+        .append_audit(&entry(Some(a.id), "number.route", "+44 20 7946 0018"))
+        .await
+        .unwrap();
+    assert_eq!(first.actor, "ann@acme.test");
+    assert_eq!(first.tenant_id, Some(a.id));
+    d.append_audit(&entry(Some(o.id), "extension.delete", "extension 202"))
+        .await
+        .unwrap();
+    d.append_audit(&entry(None, "trunk.delete", "BT SIP"))
+        .await
+        .unwrap();
+    let last = d
+        .append_audit(&entry(Some(a.id), "user.role", "bob@acme.test"))
+        .await
+        .unwrap();
+
+    // A business sees its own entries, newest first; the operator sees all of them.
+    let mine = d.list_audit(Some(a.id), Page::first(10)).await.unwrap();
+    assert_eq!(mine.total, 2);
+    assert_eq!(mine.items, vec![last.clone(), first.clone()]);
+    let all = d.list_audit(None, Page::first(10)).await.unwrap();
+    assert_eq!(all.total, 4);
+    assert_eq!(all.items.first(), Some(&last));
+    assert_eq!(all.items.last(), Some(&first));
+    let page2 = d.list_audit(None, Page::new(2, 2)).await.unwrap();
+    assert_eq!((page2.total, page2.items.len()), (4, 2));
+    assert_eq!(page2.items[1], first);
+    assert!(
+        d.list_audit(Some(TenantId::new()), Page::first(10))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Over-long texts are capped, not refused; a change must always be recorded.
+    let long = d
+        .append_audit(&NewAuditEntry {
+            subject: "s".repeat(400),
+            detail: "d".repeat(2000),
+            ..entry(Some(a.id), "number.route", "")
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (long.subject.chars().count(), long.detail.chars().count()),
+        (300, 1000)
+    );
+    assert_eq!(
+        d.list_audit(Some(a.id), Page::first(1))
+            .await
+            .unwrap()
+            .items,
+        vec![long]
+    );
+    // Who and what are required; an unknown business is refused by field.
+    let nobody = NewAuditEntry {
+        actor: "  ".into(),
+        ..entry(Some(a.id), "number.route", "x")
+    };
+    assert_eq!(
+        field(d.append_audit(&nobody).await),
+        ("invalid", Some("actor"))
+    );
+    assert_eq!(
+        field(d.append_audit(&entry(Some(a.id), "", "x")).await),
+        ("invalid", Some("action"))
+    );
+    assert_eq!(
+        field(
+            d.append_audit(&entry(Some(TenantId::new()), "number.route", "x"))
+                .await
+        ),
+        ("invalid", Some("tenant_id"))
+    );
+}
