@@ -177,7 +177,11 @@ try {
 
   // ---------------------------------------------------------------- business admin
   const adm = await newPage();
-  await signIn(adm, 'ann@acme.test', adminPassword, `**/t/${tenantId}/extensions`);
+  await signIn(adm, 'ann@acme.test', adminPassword, `**/t/${tenantId}`);
+  await adm.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await snap(adm, 'dashboard-empty');
+  await adm.click('nav >> text=Extensions');
+  await adm.waitForURL(`**/t/${tenantId}/extensions`);
   await snap(adm, 'extensions-empty');
 
   await adm.click('text=Create an extension');

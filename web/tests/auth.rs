@@ -66,10 +66,7 @@ async fn login_logout_and_cookie_flags(b: Backend) {
     );
     let token = br.cookie.clone().unwrap();
     assert_eq!(token.len(), 43);
-    assert_eq!(
-        br.get("/").await.location(),
-        format!("/t/{}/extensions", t.id)
-    );
+    assert_eq!(br.get("/").await.location(), format!("/t/{}", t.id));
 
     // Only the hash is stored.
     let hash = web::crypto::token_hash(&token);

@@ -355,4 +355,13 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     }
     /// Newest first.
     async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>>;
+    /// The tenant's calls started in `[from, to)`: the count, the missed count, and the
+    /// `busiest` extensions by calls they made or took (caller or callee is their number).
+    async fn call_summary(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        busiest: u32,
+    ) -> Result<CallSummary>;
 }

@@ -121,6 +121,8 @@ pub struct CallQuery {
     to: String,
     #[serde(default)]
     party: String,
+    /// "Missed calls only": any non-empty value (a ticked box, or `1` in a link).
+    missed: Option<String>,
     page: Option<u32>,
 }
 
@@ -162,6 +164,7 @@ fn cdr_query(q: &CallQuery, page: Page) -> Result<CdrQuery, (&'static str, Strin
         from: from.map(midnight),
         to: to.map(|t| midnight(t) + time::Duration::days(1)),
         party: (!party.is_empty()).then(|| party.chars().take(64).collect()),
+        missed: super::ticked(&q.missed),
         page,
     })
 }
@@ -211,11 +214,13 @@ async fn calls(
             (rows, list.total)
         }
     };
+    let missed = super::ticked(&q.missed);
     let filter = format!(
-        "from={}&to={}&party={}",
+        "from={}&to={}&party={}{}",
         encode_query(&q.from),
         encode_query(&q.to),
-        encode_query(&q.party)
+        encode_query(&q.party),
+        if missed { "&missed=1" } else { "" }
     );
     render(&CallsPage {
         layout: Layout::for_business(
@@ -232,6 +237,7 @@ async fn calls(
         from: q.from,
         to: q.to,
         party: q.party,
+        missed,
         errors,
         rows,
     })

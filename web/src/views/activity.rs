@@ -48,6 +48,8 @@ pub struct CallsPage {
     pub from: String,
     pub to: String,
     pub party: String,
+    /// Only missed calls (inbound or internal, not answered).
+    pub missed: bool,
     /// Beside the field they are about.
     pub errors: FormErrors,
     pub rows: Vec<CallRow>,

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod auth;
 pub mod business;
+pub mod dashboard;
 pub mod live;
 pub mod operator;
 pub mod ring_groups;
@@ -69,6 +70,7 @@ impl Layout {
                 link("/operator/tokens".into(), "API tokens");
             }
             (Role::Admin, Some(t)) => {
+                link(format!("/t/{t}"), "Dashboard");
                 link(format!("/t/{t}/extensions"), "Extensions");
                 link(format!("/t/{t}/ring-groups"), "Ring groups");
                 link(format!("/t/{t}/numbers"), "Numbers");
@@ -103,6 +105,7 @@ impl Layout {
         if authed.user.role == Role::Operator {
             let t = tenant.id;
             for (href, label) in [
+                (format!("/t/{t}"), "Dashboard"),
                 (format!("/t/{t}/extensions"), "Extensions"),
                 (format!("/t/{t}/ring-groups"), "Ring groups"),
                 (format!("/t/{t}/numbers"), "Numbers"),

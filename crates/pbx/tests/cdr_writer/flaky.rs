@@ -384,6 +384,15 @@ impl Directory for Flaky {
     async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
         self.inner.list_cdrs(tenant, query).await
     }
+    async fn call_summary(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        busiest: u32,
+    ) -> Result<CallSummary> {
+        self.inner.call_summary(tenant, from, to, busiest).await
+    }
 }
 
 /// The web app's part of the directory: plain delegation.

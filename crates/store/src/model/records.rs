@@ -540,13 +540,35 @@ pub struct Cdr {
     pub trunk_name: Option<String>,
 }
 
-/// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled.
+/// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled;
+/// `missed` keeps only missed calls (see [`CallSummary::missed`]).
 #[derive(Clone, Debug, Default)]
 pub struct CdrQuery {
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
     pub party: Option<String>,
+    pub missed: bool,
     pub page: Page,
+}
+
+/// A business's calls over a time range, for its dashboard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    /// Calls started in the range.
+    pub calls: u64,
+    /// Of those, calls to someone in the business (inbound or internal) never answered.
+    pub missed: u64,
+    /// The extensions that made or took the most of those calls, most first (ties by number).
+    pub busiest: Vec<BusyExtension>,
+}
+
+/// One extension and how many calls of a range it made or took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusyExtension {
+    pub id: ExtensionId,
+    pub number: ExtensionNumber,
+    pub display_name: String,
+    pub calls: u64,
 }
 
 // ---------------------------------------------------------------- ring groups

@@ -441,6 +441,15 @@ macro_rules! directory_impl {
             async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
                 list_cdrs(&self.pool, tenant, query).await
             }
+            async fn call_summary(
+                &self,
+                tenant: TenantId,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+                busiest: u32,
+            ) -> Result<CallSummary> {
+                call_summary(&self.pool, tenant, from, to, busiest).await
+            }
         }
     };
 }
