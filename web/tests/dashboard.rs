@@ -201,6 +201,48 @@ async fn business_dashboard(b: Backend) {
     assert_eq!(figure(h, "missed-today"), 2);
     assert!(h.contains(&format!("href=\"{base}/active-calls\" id=\"calls-now\"")));
 
+    // The charts: server-drawn SVG, named by <title> and <desc>, the numbers in a table.
+    let hourly = between(h, "<svg", "</figure>");
+    assert!(
+        hourly.contains("role=\"img\" aria-labelledby=\"chart-hourly-title chart-hourly-desc\"")
+    );
+    assert!(hourly.contains("<title id=\"chart-hourly-title\">Calls per hour today (UTC)</title>"));
+    assert!(
+        hourly.contains(
+            "<desc id=\"chart-hourly-desc\">5 calls in all; the most, 5, at 00:00.</desc>"
+        ),
+        "{hourly}"
+    );
+    assert_eq!(hourly.matches("<rect ").count(), 24);
+    assert!(hourly.contains("<title>00:00: 5 calls</title>"), "{hourly}");
+    let numbers = between(hourly, "<table class=\"visually-hidden\">", "</table>");
+    assert!(
+        numbers.contains("<tr><th scope=\"row\">00:00</th><td>5</td></tr>"),
+        "{numbers}"
+    );
+    assert!(numbers.contains("<tr><th scope=\"row\">01:00</th><td>0</td></tr>"));
+    let weekly = between(h, "id=\"chart-weekly-title\"", "</figure>");
+    assert_eq!(weekly.matches("<rect ").count(), 14);
+    let label = |d: OffsetDateTime| {
+        d.format(time::macros::format_description!(
+            "[weekday repr:short] [day padding:none]"
+        ))
+        .unwrap()
+    };
+    let numbers = between(weekly, "<table class=\"visually-hidden\">", "</table>");
+    // Today: two answered, two missed (the unanswered outbound call is neither); yesterday
+    // one missed; the other business's calls nowhere.
+    for (day, answered, missed) in [(start, 2, 2), (start - Duration::days(1), 0, 1)] {
+        let row = format!(
+            "<tr><th scope=\"row\">{}</th><td>{answered}</td><td>{missed}</td></tr>",
+            label(day)
+        );
+        assert!(numbers.contains(&row), "{row} in {numbers}");
+    }
+    assert_eq!(numbers.matches("<tr><th scope=\"row\">").count(), 7);
+    // Drawn here: nothing fetched from elsewhere.
+    assert!(!h.contains("cdn") && !h.contains("src=\"http"));
+
     // Busiest: 201 took part in 4 calls, 203 in 2, 202 in 2 (ties by number).
     let busiest = between(h, "<table id=\"busiest\">", "</table>");
     let rows: Vec<&str> = busiest.split("<tr><td>").skip(1).collect();

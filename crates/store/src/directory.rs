@@ -364,4 +364,13 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         to: OffsetDateTime,
         busiest: u32,
     ) -> Result<CallSummary>;
+    /// The tenant's calls started in `[from, to)`, oldest first, at most `limit`: when each
+    /// started and how it went (the dashboard's charts).
+    async fn list_call_starts(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CallStart>>;
 }

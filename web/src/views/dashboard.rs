@@ -3,6 +3,7 @@
 use askama::Template;
 
 use super::Layout;
+use super::charts::Chart;
 
 #[derive(Clone, Debug)]
 pub struct BusyRow {
@@ -30,4 +31,7 @@ pub struct BusinessDashboard {
     pub today_href: String,
     pub missed_href: String,
     pub busiest: Vec<BusyRow>,
+    /// Calls per hour today, and answered against missed calls per day over seven days.
+    pub hourly: Chart,
+    pub weekly: Chart,
 }

@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod auth;
 pub mod business;
+pub mod charts;
 pub mod dashboard;
 pub mod live;
 pub mod operator;

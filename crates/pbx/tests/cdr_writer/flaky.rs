@@ -393,6 +393,15 @@ impl Directory for Flaky {
     ) -> Result<CallSummary> {
         self.inner.call_summary(tenant, from, to, busiest).await
     }
+    async fn list_call_starts(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CallStart>> {
+        self.inner.list_call_starts(tenant, from, to, limit).await
+    }
 }
 
 /// The web app's part of the directory: plain delegation.

@@ -562,6 +562,22 @@ pub struct CallSummary {
     pub busiest: Vec<BusyExtension>,
 }
 
+/// When one call started and how it went: what the dashboard's charts count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallStart {
+    pub started_at: OffsetDateTime,
+    pub direction: Direction,
+    pub answered: bool,
+}
+
+impl CallStart {
+    /// Someone in the business was called (inbound or internal) and nobody answered: the
+    /// same rule as [`CdrQuery::missed`] and [`CallSummary::missed`].
+    pub fn missed(&self) -> bool {
+        !self.answered && matches!(self.direction, Direction::Inbound | Direction::Internal)
+    }
+}
+
 /// One extension and how many calls of a range it made or took.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BusyExtension {

@@ -450,6 +450,15 @@ macro_rules! directory_impl {
             ) -> Result<CallSummary> {
                 call_summary(&self.pool, tenant, from, to, busiest).await
             }
+            async fn list_call_starts(
+                &self,
+                tenant: TenantId,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<CallStart>> {
+                list_call_starts(&self.pool, tenant, from, to, limit).await
+            }
         }
     };
 }

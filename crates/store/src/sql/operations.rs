@@ -562,6 +562,36 @@ macro_rules! operations_impl {
                 .collect::<Result<_>>()?;
             Ok(CallSummary { calls: calls as u64, missed: missed as u64, busiest })
         }
+
+        async fn list_call_starts(
+            pool: &Pool,
+            tenant: TenantId,
+            from: OffsetDateTime,
+            to: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<CallStart>> {
+            let rows = sqlx::query(
+                "SELECT c.started_at, c.direction, c.answered_at FROM cdrs c \
+                 WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+                 ORDER BY c.started_at, c.id LIMIT $4",
+            )
+            .bind(tenant.as_uuid())
+            .bind(ts(micros(from)))
+            .bind(ts(micros(to)))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(CallStart {
+                        started_at: get(r, "started_at")?,
+                        direction: parse_col(get(r, "direction")?, "direction")?,
+                        answered: get::<Option<OffsetDateTime>>(r, "answered_at")?.is_some(),
+                    })
+                })
+                .collect()
+        }
     };
 }
 pub(crate) use operations_impl;

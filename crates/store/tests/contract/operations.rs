@@ -565,4 +565,30 @@ pub async fn call_summary_and_missed_calls(b: Backend) {
         ..Default::default()
     };
     assert_eq!(d.list_cdrs(a.id, &all_missed).await.unwrap().total, 3);
+
+    // The charts' rows: the range only, oldest first, this tenant's, at most `limit`.
+    let starts = d.list_call_starts(a.id, day, at(24), 100).await.unwrap();
+    let hours: Vec<_> = starts
+        .iter()
+        .map(|s| (s.started_at - day).whole_hours())
+        .collect();
+    assert_eq!(hours, [9, 10, 11, 12, 13, 14]);
+    let missed: Vec<_> = starts.iter().map(CallStart::missed).collect();
+    assert_eq!(missed, [false, true, false, false, true, false]);
+    assert!(starts[0].answered && !starts[5].answered);
+    assert_eq!(starts[4].direction, Direction::Inbound);
+    assert_eq!(
+        d.list_call_starts(a.id, day, at(24), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        d.list_call_starts(bt.id, day, at(24), 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
 }
