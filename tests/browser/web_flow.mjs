@@ -125,6 +125,10 @@ try {
   await op.getByText('Your operator account is ready').waitFor();
   await op.fill('#f-password', 'a strong passphrase');
   await op.click('button[type=submit]');
+  await op.waitForURL('**/operator');
+  await op.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await snap(op, 'operator-dashboard');
+  await op.click('nav >> text=Businesses');
   await op.waitForURL('**/operator/tenants');
   await snap(op, 'businesses-empty');
 
@@ -266,7 +270,7 @@ try {
     startPhone({ name, ip, user, password, domain: 'acme.pbx.test', registrar: sip, ...opts });
   const reception = phone('reception', '127.0.0.2', '201', sipPassword, { tone: 880, autoAnswer: true, quitAfter: 45 });
   const opLive = await newPage();
-  await signIn(opLive, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
+  await signIn(opLive, 'olga@example.test', 'a strong passphrase', '**/operator');
   await opLive.goto('/operator/active-calls');
   await opLive.getByText('No calls in progress.').waitFor();
   await reception.waitFor(REGISTERED, 10000, 'registration');
@@ -413,7 +417,7 @@ try {
     ['/operator/tokens', 'operator-tokens'],
   ]) {
     const page = await newPage();
-    await signIn(page, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
+    await signIn(page, 'olga@example.test', 'a strong passphrase', '**/operator');
     await page.goto(path);
     if (name === 'all-registrations') await page.getByText('BrowserWalkPhone/1.0').waitFor();
     await snap(page, name);

@@ -294,7 +294,7 @@ async fn first_run_setup_link(b: Backend) {
     br.login("olga@example.test", PASSWORD)
         .await
         .assert(StatusCode::SEE_OTHER);
-    assert_eq!(br.get("/").await.location(), "/operator/tenants");
+    assert_eq!(br.get("/").await.location(), "/operator");
 }
 
 async fn sessions_end_after_their_maximum_age(b: Backend) {

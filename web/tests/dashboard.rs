@@ -342,4 +342,153 @@ async fn business_dashboard(b: Backend) {
     assert_eq!(r.json()["total"], 6);
 }
 
-both_backends!(business_dashboard);
+async fn operator_dashboard(b: Backend) {
+    let app = App::new(b).await;
+    let mut op = app.signed_in(None, Role::Operator, "olga@pbx.test").await;
+    assert_eq!(op.get("/").await.location(), "/operator");
+    let r = op.get("/operator").await;
+    r.assert(StatusCode::OK);
+    let nav = between(&r.body, "<nav aria-label=\"Main\">", "</nav>");
+    let first = between(nav, "<li>", "</li>");
+    assert!(
+        first.contains("href=\"/operator\" aria-current=\"page\">Dashboard"),
+        "{nav}"
+    );
+    assert!(r.body.contains("No trunks yet."));
+    for id in [
+        "businesses",
+        "numbers-in-use",
+        "numbers-free",
+        "phones-online",
+        "calls-now",
+    ] {
+        assert_eq!(figure(&r.body, id), 0, "{id}");
+    }
+
+    let acme = app.tenant("acme").await;
+    let bravo = app.tenant("bravo").await;
+    let (e, c) = ext(&app, acme.id, "201", "Reception").await;
+    let (e2, c2) = ext(&app, acme.id, "202", "Sales").await;
+    let (b1, bc1) = ext(&app, bravo.id, "201", "Desk").await;
+    register(&app, acme.id, &e, &c, 300).await;
+    register(&app, acme.id, &e2, &c2, -5).await;
+    register(&app, bravo.id, &b1, &bc1, 300).await;
+    for (n, owner) in [
+        ("+442079460001", Some(acme.id)),
+        ("+442079460002", Some(bravo.id)),
+        ("+442079460003", None),
+        ("+442079460004", None),
+        ("+442079460005", None),
+    ] {
+        app.dir
+            .add_number(&n.parse().unwrap(), owner)
+            .await
+            .unwrap();
+    }
+    app.live.set(vec![
+        active_call(1, acme.id, "201", "202", Some(5)),
+        active_call(2, bravo.id, "201", "+442079460019", None),
+    ]);
+    let now = OffsetDateTime::now_utc();
+    let start = now.date().with_time(time::Time::MIDNIGHT).assume_utc();
+    app.dir
+        .insert_cdrs(&[
+            cdr(acme.id, Direction::Internal, "201", "202", start, true),
+            cdr(
+                bravo.id,
+                Direction::Internal,
+                "201",
+                "202",
+                start + Duration::minutes(1),
+                false,
+            ),
+            cdr(
+                bravo.id,
+                Direction::Internal,
+                "201",
+                "202",
+                start - Duration::minutes(1),
+                false,
+            ),
+        ])
+        .await
+        .unwrap();
+    let mut up = TrunkSettings::new("carrier-a", "sip.a.test", 5060);
+    up.priority = 1;
+    let up = app.dir.create_trunk(&up).await.unwrap();
+    let down = app
+        .dir
+        .create_trunk(&TrunkSettings::new("carrier-b", "sip.b.test", 5060))
+        .await
+        .unwrap();
+    let mut off = TrunkSettings::new("carrier-c", "sip.c.test", 5060);
+    off.enabled = false;
+    app.dir.create_trunk(&off).await.unwrap();
+    app.trunks.set(
+        up.id,
+        web::TrunkState {
+            health: "up".into(),
+            last_status: Some(200),
+            latency_ms: Some(14),
+            checked_at: Some(now),
+            registration: Some(web::TrunkRegistration {
+                state: "registered".into(),
+                expires_at: Some(now + Duration::minutes(50)),
+                status: None,
+                reason: None,
+            }),
+        },
+    );
+    app.trunks.set(
+        down.id,
+        web::TrunkState {
+            health: "down".into(),
+            last_status: None,
+            latency_ms: None,
+            checked_at: Some(now),
+            registration: Some(web::TrunkRegistration {
+                state: "failed".into(),
+                expires_at: None,
+                status: Some(403),
+                reason: Some("403 Forbidden".into()),
+            }),
+        },
+    );
+
+    let r = op.get("/operator").await;
+    r.assert(StatusCode::OK);
+    let h = &r.body;
+    assert_eq!(figure(h, "businesses"), 2);
+    assert_eq!(figure(h, "numbers-in-use"), 2);
+    assert_eq!(figure(h, "numbers-free"), 3);
+    assert_eq!(figure(h, "phones-online"), 2);
+    assert_eq!(figure(h, "calls-now"), 2);
+    let today = between(h, "id=\"calls-today\">", "</span>");
+    assert_eq!(today, "2", "today's calls of every business");
+    let trunks = between(h, "<table id=\"trunk-status\">", "</table>");
+    let rows: Vec<&str> = trunks.split("<tr><td>").skip(1).collect();
+    assert_eq!(rows.len(), 3, "{trunks}");
+    assert!(
+        rows[0].contains("carrier-a") && rows[0].contains("badge ok\">up<"),
+        "{trunks}"
+    );
+    assert!(
+        rows[0].contains("OPTIONS answered 200 in 14 ms") && rows[0].contains("registered until")
+    );
+    assert!(rows[0].contains(&format!("href=\"/operator/trunks/{}\"", up.id)));
+    let b = rows.iter().find(|r| r.contains("carrier-b")).unwrap();
+    assert!(
+        b.contains("badge bad\">down<") && b.contains("registration failed: 403 Forbidden"),
+        "{b}"
+    );
+    let c = rows.iter().find(|r| r.contains("carrier-c")).unwrap();
+    assert!(c.contains(">disabled<"), "{c}");
+
+    // A business admin has no way in.
+    let mut adm = app
+        .signed_in(Some(acme.id), Role::Admin, "ann@acme.test")
+        .await;
+    assert_ne!(adm.get("/operator").await.status, StatusCode::OK);
+}
+
+both_backends!(business_dashboard, operator_dashboard);

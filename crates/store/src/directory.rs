@@ -373,4 +373,7 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
         to: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<CallStart>>;
+    /// Cross-tenant by nature (the operator's dashboard): how many calls, of every tenant,
+    /// started in `[from, to)`.
+    async fn count_all_calls(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<u64>;
 }

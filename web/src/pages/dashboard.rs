@@ -1,5 +1,5 @@
 //! Landing pages: a business's dashboard, what its admin sees first (an operator reaches it
-//! through the business).
+//! through the business), and the operator's dashboard of the whole platform.
 
 use std::collections::HashSet;
 
@@ -12,7 +12,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, Time};
 
 use crate::AppState;
-use crate::auth::AdminOf;
+use crate::auth::{AdminOf, OperatorUser};
 use crate::error::PageError;
 use crate::live;
 use crate::views::charts::Chart;
@@ -80,7 +80,9 @@ pub fn charts(starts: &[CallStart], start: OffsetDateTime) -> (Chart, Chart) {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/t/{tenant}", get(business))
+    Router::new()
+        .route("/t/{tenant}", get(business))
+        .route("/operator", get(operator))
 }
 
 /// Today as the dashboard counts it: from midnight UTC to the next.
@@ -154,6 +156,56 @@ async fn business(State(state): State<AppState>, a: AdminOf) -> Result<Response,
         day,
         today_href,
         base,
+    })
+}
+
+async fn operator(
+    State(state): State<AppState>,
+    OperatorUser(me): OperatorUser,
+) -> Result<Response, PageError> {
+    let now = OffsetDateTime::now_utc();
+    let d = &state.directory;
+    let businesses = d.list_tenants(Page::first(1)).await?.total;
+    let numbers = d
+        .list_numbers(NumberScope::All, Page::first(1))
+        .await?
+        .total;
+    let free = d
+        .list_numbers(NumberScope::Unassigned, Page::first(1))
+        .await?
+        .total;
+    let phones_online = d
+        .list_unexpired_registrations(now)
+        .await?
+        .into_iter()
+        .map(|r| r.binding.extension_id)
+        .collect::<HashSet<_>>()
+        .len();
+    let (start, end) = today(now);
+    let trunks = d
+        .list_trunks()
+        .await?
+        .into_iter()
+        .map(|t| {
+            let s = state.trunk_states.state(t.id);
+            TrunkStatusRow {
+                href: format!("/operator/trunks/{}", t.id),
+                name: t.settings.name,
+                enabled: t.settings.enabled,
+                up: s.as_ref().map(|s| s.health.clone()),
+                status: crate::views::trunks::describe(s.as_ref()).join("; "),
+            }
+        })
+        .collect();
+    render(&OperatorDashboard {
+        layout: Layout::new("Dashboard", &me, "/operator"),
+        businesses,
+        numbers_in_use: numbers.saturating_sub(free),
+        numbers_free: free,
+        phones_online,
+        calls_now: live::all_calls(&*state.live_calls).len(),
+        calls_today: d.count_all_calls(start, end).await?,
+        trunks,
     })
 }
 

@@ -13,6 +13,32 @@ pub struct BusyRow {
     pub calls: u64,
 }
 
+#[derive(Clone, Debug)]
+pub struct TrunkStatusRow {
+    pub href: String,
+    pub name: String,
+    pub enabled: bool,
+    /// `up`, `down` or `unknown` from the keepalive; `None` without an engine attached.
+    pub up: Option<String>,
+    /// Health and registration in words (empty: nothing known).
+    pub status: String,
+}
+
+#[derive(Template)]
+#[template(path = "operator/dashboard.html")]
+pub struct OperatorDashboard {
+    pub layout: Layout,
+    pub businesses: u64,
+    /// Numbers given to a business, and numbers in the inventory.
+    pub numbers_in_use: u64,
+    pub numbers_free: u64,
+    /// Extensions, across businesses, with a phone holding an unexpired registration.
+    pub phones_online: usize,
+    pub calls_now: usize,
+    pub calls_today: u64,
+    pub trunks: Vec<TrunkStatusRow>,
+}
+
 #[derive(Template)]
 #[template(path = "business/dashboard.html")]
 pub struct BusinessDashboard {

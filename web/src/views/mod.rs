@@ -62,6 +62,7 @@ impl Layout {
         };
         match (authed.user.role, authed.user.tenant_id) {
             (Role::Operator, _) => {
+                link("/operator".into(), "Dashboard");
                 link("/operator/tenants".into(), "Businesses");
                 link("/operator/numbers".into(), "Numbers");
                 link("/operator/trunks".into(), "Trunks");

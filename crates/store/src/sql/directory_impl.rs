@@ -459,6 +459,13 @@ macro_rules! directory_impl {
             ) -> Result<Vec<CallStart>> {
                 list_call_starts(&self.pool, tenant, from, to, limit).await
             }
+            async fn count_all_calls(
+                &self,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+            ) -> Result<u64> {
+                count_all_calls(&self.pool, from, to).await
+            }
         }
     };
 }

@@ -563,6 +563,16 @@ macro_rules! operations_impl {
             Ok(CallSummary { calls: calls as u64, missed: missed as u64, busiest })
         }
 
+        async fn count_all_calls(pool: &Pool, from: OffsetDateTime, to: OffsetDateTime) -> Result<u64> {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cdrs WHERE started_at >= $1 AND started_at < $2")
+                .bind(ts(micros(from)))
+                .bind(ts(micros(to)))
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(n as u64)
+        }
+
         async fn list_call_starts(
             pool: &Pool,
             tenant: TenantId,

@@ -591,4 +591,9 @@ pub async fn call_summary_and_missed_calls(b: Backend) {
             .len(),
         5
     );
+
+    // The operator's count spans tenants, within the range.
+    assert_eq!(d.count_all_calls(day, at(24)).await.unwrap(), 11);
+    assert_eq!(d.count_all_calls(at(-24), day).await.unwrap(), 1);
+    assert_eq!(d.count_all_calls(at(24), at(48)).await.unwrap(), 0);
 }
