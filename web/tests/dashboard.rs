@@ -292,6 +292,34 @@ async fn business_dashboard(b: Backend) {
     // Unticked, every call of the day is back.
     let r = adm.get(&format!("{base}/calls?from={day}&to={day}")).await;
     assert!(r.body.contains("5 calls"), "{}", r.body);
+    assert!(!r.body.contains("name=\"missed\" value=\"1\" checked"));
+
+    // Names beside numbers for the business's own extensions, and a direction icon whose
+    // word is beside it.
+    let table = between(&r.body, "<tbody>", "</tbody>");
+    let row = |needle: &str| {
+        table
+            .split("<tr>")
+            .find(|r| r.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} in {table}"))
+    };
+    let inbound = row("+442079460018");
+    assert!(
+        inbound.contains("<td>+442079460018</td>"),
+        "an outside number has no name: {inbound}"
+    );
+    assert!(
+        inbound.contains("<td>Reception <span class=\"hint\">201</span></td>"),
+        "{inbound}"
+    );
+    assert!(inbound.contains("<span class=\"dir\" aria-hidden=\"true\">↙</span> inbound"));
+    let outbound = row("+442079460019");
+    assert!(outbound.contains("<td>Warehouse <span class=\"hint\">203</span></td>"));
+    assert!(outbound.contains("↗</span> outbound"), "{outbound}");
+    assert!(table.contains("↔</span> internal"));
+    assert!(table.contains("<td>Sales <span class=\"hint\">202</span></td>"));
+    // Bravo's 201 is another business's: its name never shows here.
+    assert!(!table.contains("Bravo desk"));
 
     // Another business's admin does not see this dashboard.
     let mut bob = app

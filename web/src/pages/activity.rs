@@ -180,6 +180,34 @@ pub fn duration(secs: u32) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
+/// The display names of the business's extensions among `parties` (numbers that are not
+/// its extensions are left out): one indexed lookup per distinct extension-like number.
+async fn extension_names<'a>(
+    state: &AppState,
+    tenant: TenantId,
+    parties: impl Iterator<Item = &'a str>,
+) -> Result<std::collections::HashMap<String, String>, PageError> {
+    let distinct: std::collections::BTreeSet<&str> = parties.collect();
+    let mut names = std::collections::HashMap::new();
+    for party in distinct {
+        let Ok(number) = party.parse::<ExtensionNumber>() else {
+            continue;
+        };
+        match state
+            .directory
+            .get_extension_by_number(tenant, &number)
+            .await
+        {
+            Ok(e) => {
+                names.insert(party.to_owned(), e.settings.display_name);
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(names)
+}
+
 async fn calls(
     State(state): State<AppState>,
     a: AdminOf,
@@ -195,6 +223,15 @@ async fn calls(
         }
         Ok(cq) => {
             let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
+            let names = extension_names(
+                &state,
+                a.tenant.id,
+                list.items
+                    .iter()
+                    .flat_map(|c| [c.record.caller.as_str(), c.record.callee.as_str()]),
+            )
+            .await?;
+            let name = |party: &str| names.get(party).cloned();
             let rows = list
                 .items
                 .iter()
@@ -205,6 +242,8 @@ async fn calls(
                         direction: r.direction.to_string(),
                         caller: r.caller.clone(),
                         callee: r.callee.clone(),
+                        caller_name: name(&r.caller),
+                        callee_name: name(&r.callee),
                         trunk: c.trunk_name.clone().unwrap_or_default(),
                         disposition: r.disposition.to_string().replace('_', " "),
                         duration: duration(r.duration_secs),

@@ -59,6 +59,8 @@ async fn recent_calls(state: &AppState, e: &Extension) -> Result<Vec<CallRow>, P
             direction: r.direction.to_string(),
             caller: r.caller.clone(),
             callee: r.callee.clone(),
+            caller_name: None,
+            callee_name: None,
             trunk,
             disposition: r.disposition.to_string().replace('_', " "),
             duration: duration(r.duration_secs),

@@ -34,10 +34,26 @@ pub struct CallRow {
     pub direction: String,
     pub caller: String,
     pub callee: String,
+    /// The display name of the business's extension with that number, if it is one.
+    pub caller_name: Option<String>,
+    pub callee_name: Option<String>,
     /// The trunk's name, empty for calls that used none.
     pub trunk: String,
     pub disposition: String,
     pub duration: String,
+}
+
+impl CallRow {
+    /// A small arrow for the direction; the word is shown beside it (the text alternative).
+    pub fn direction_icon(&self) -> &'static str {
+        match self.direction.as_str() {
+            "inbound" => "↙",
+            "outbound" => "↗",
+            "internal" => "↔",
+            "emergency" => "⚠",
+            _ => "",
+        }
+    }
 }
 
 #[derive(Template)]
