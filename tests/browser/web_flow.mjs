@@ -328,8 +328,8 @@ try {
     }
   };
   const [call] = await historyRows(1);
-  // Started, Direction, From, To, Result, Duration.
-  assert.deepEqual(call.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${call}`);
+  // Started, Direction (its icon, then its word), From, To (extensions named), Result, Duration.
+  assert.deepEqual(call.slice(1, 5), ['↔ internal', 'Workshop 202', 'Reception 201', 'answered'], `history row: ${call}`);
   const secs = (d) => { const [m, s] = d.split(':').map(Number); return m * 60 + s; };
   assert.ok(secs(call[5]) >= 4 && secs(call[5]) <= Math.ceil(talked), `talk time ${call[5]} (the call lasted ${talked} s at most)`);
 
@@ -358,7 +358,7 @@ try {
   await adm.reload();
   const [latest, first] = await historyRows(2);
   assert.deepEqual(first, call, 'the first call is unchanged');
-  assert.deepEqual(latest.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${latest}`);
+  assert.deepEqual(latest.slice(1, 5), ['↔ internal', 'Workshop 202', 'Reception 201', 'answered'], `history row: ${latest}`);
   assert.ok(secs(latest[5]) >= 2, `talk time ${latest[5]}`);
   await snap(adm, 'call-history');
   csv = await csvRows();
