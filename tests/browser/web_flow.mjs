@@ -125,6 +125,10 @@ try {
   await op.getByText('Your operator account is ready').waitFor();
   await op.fill('#f-password', 'a strong passphrase');
   await op.click('button[type=submit]');
+  await op.waitForURL('**/operator');
+  await op.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await snap(op, 'operator-dashboard');
+  await op.click('nav >> text=Businesses');
   await op.waitForURL('**/operator/tenants');
   await snap(op, 'businesses-empty');
 
@@ -177,7 +181,11 @@ try {
 
   // ---------------------------------------------------------------- business admin
   const adm = await newPage();
-  await signIn(adm, 'ann@acme.test', adminPassword, `**/t/${tenantId}/extensions`);
+  await signIn(adm, 'ann@acme.test', adminPassword, `**/t/${tenantId}`);
+  await adm.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  await snap(adm, 'dashboard-empty');
+  await adm.click('nav >> text=Extensions');
+  await adm.waitForURL(`**/t/${tenantId}/extensions`);
   await snap(adm, 'extensions-empty');
 
   await adm.click('text=Create an extension');
@@ -262,7 +270,7 @@ try {
     startPhone({ name, ip, user, password, domain: 'acme.pbx.test', registrar: sip, ...opts });
   const reception = phone('reception', '127.0.0.2', '201', sipPassword, { tone: 880, autoAnswer: true, quitAfter: 45 });
   const opLive = await newPage();
-  await signIn(opLive, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
+  await signIn(opLive, 'olga@example.test', 'a strong passphrase', '**/operator');
   await opLive.goto('/operator/active-calls');
   await opLive.getByText('No calls in progress.').waitFor();
   await reception.waitFor(REGISTERED, 10000, 'registration');
@@ -320,8 +328,8 @@ try {
     }
   };
   const [call] = await historyRows(1);
-  // Started, Direction, From, To, Result, Duration.
-  assert.deepEqual(call.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${call}`);
+  // Started, Direction (its icon, then its word), From, To (extensions named), Result, Duration.
+  assert.deepEqual(call.slice(1, 5), ['↔ internal', 'Workshop 202', 'Reception 201', 'answered'], `history row: ${call}`);
   const secs = (d) => { const [m, s] = d.split(':').map(Number); return m * 60 + s; };
   assert.ok(secs(call[5]) >= 4 && secs(call[5]) <= Math.ceil(talked), `talk time ${call[5]} (the call lasted ${talked} s at most)`);
 
@@ -350,7 +358,7 @@ try {
   await adm.reload();
   const [latest, first] = await historyRows(2);
   assert.deepEqual(first, call, 'the first call is unchanged');
-  assert.deepEqual(latest.slice(1, 5), ['internal', '202', '201', 'answered'], `history row: ${latest}`);
+  assert.deepEqual(latest.slice(1, 5), ['↔ internal', 'Workshop 202', 'Reception 201', 'answered'], `history row: ${latest}`);
   assert.ok(secs(latest[5]) >= 2, `talk time ${latest[5]}`);
   await snap(adm, 'call-history');
   csv = await csvRows();
@@ -409,7 +417,7 @@ try {
     ['/operator/tokens', 'operator-tokens'],
   ]) {
     const page = await newPage();
-    await signIn(page, 'olga@example.test', 'a strong passphrase', '**/operator/tenants');
+    await signIn(page, 'olga@example.test', 'a strong passphrase', '**/operator');
     await page.goto(path);
     if (name === 'all-registrations') await page.getByText('BrowserWalkPhone/1.0').waitFor();
     await snap(page, name);

@@ -153,6 +153,7 @@ pub fn router(state: AppState) -> Router {
         .merge(op::routes())
         .merge(pages::op_numbers::routes())
         .merge(biz::routes())
+        .merge(pages::dashboard::routes())
         .merge(pages::biz_numbers::routes())
         .merge(pages::ring_groups::routes())
         .merge(pages::tokens::routes())

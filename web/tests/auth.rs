@@ -66,10 +66,7 @@ async fn login_logout_and_cookie_flags(b: Backend) {
     );
     let token = br.cookie.clone().unwrap();
     assert_eq!(token.len(), 43);
-    assert_eq!(
-        br.get("/").await.location(),
-        format!("/t/{}/extensions", t.id)
-    );
+    assert_eq!(br.get("/").await.location(), format!("/t/{}", t.id));
 
     // Only the hash is stored.
     let hash = web::crypto::token_hash(&token);
@@ -297,7 +294,7 @@ async fn first_run_setup_link(b: Backend) {
     br.login("olga@example.test", PASSWORD)
         .await
         .assert(StatusCode::SEE_OTHER);
-    assert_eq!(br.get("/").await.location(), "/operator/tenants");
+    assert_eq!(br.get("/").await.location(), "/operator");
 }
 
 async fn sessions_end_after_their_maximum_age(b: Backend) {

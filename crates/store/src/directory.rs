@@ -355,4 +355,25 @@ pub trait Directory: crate::web::WebStore + Send + Sync + 'static {
     }
     /// Newest first.
     async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>>;
+    /// The tenant's calls started in `[from, to)`: the count, the missed count, and the
+    /// `busiest` extensions by calls they made or took (caller or callee is their number).
+    async fn call_summary(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        busiest: u32,
+    ) -> Result<CallSummary>;
+    /// The tenant's calls started in `[from, to)`, oldest first, at most `limit`: when each
+    /// started and how it went (the dashboard's charts).
+    async fn list_call_starts(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CallStart>>;
+    /// Cross-tenant by nature (the operator's dashboard): how many calls, of every tenant,
+    /// started in `[from, to)`.
+    async fn count_all_calls(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<u64>;
 }

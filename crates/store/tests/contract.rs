@@ -109,6 +109,7 @@ contract_tests!(
     registration_batches,
     cdrs,
     cdr_batches,
+    call_summary_and_missed_calls,
     web_sessions,
     web_api_tokens,
     web_login_attempts,

@@ -82,6 +82,7 @@ pub async fn calls(
         from,
         to,
         party: p.party.filter(|s| !s.trim().is_empty()),
+        missed: p.missed.unwrap_or(false),
         page: Page::new(
             p.limit.unwrap_or(50).clamp(1, Page::MAX_LIMIT),
             p.offset.unwrap_or(0),

@@ -370,6 +370,8 @@ pub struct CallParams {
     pub to: Option<String>,
     /// Substring of the caller, callee or dialled number.
     pub party: Option<String>,
+    /// Only missed calls: inbound or internal calls nobody answered.
+    pub missed: Option<bool>,
     pub limit: Option<u32>,
     pub offset: Option<u32>,
 }

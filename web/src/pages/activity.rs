@@ -121,6 +121,8 @@ pub struct CallQuery {
     to: String,
     #[serde(default)]
     party: String,
+    /// "Missed calls only": any non-empty value (a ticked box, or `1` in a link).
+    missed: Option<String>,
     page: Option<u32>,
 }
 
@@ -166,6 +168,7 @@ fn cdr_query(q: &CallQuery, page: Page, zone: &Zone) -> Result<CdrQuery, (&'stat
         from: from.map(midnight),
         to: to.map(|t| midnight(t.next_day().unwrap_or(t))),
         party: (!party.is_empty()).then(|| party.chars().take(64).collect()),
+        missed: super::ticked(&q.missed),
         page,
     })
 }
@@ -181,6 +184,34 @@ pub fn utc_stamp(t: OffsetDateTime) -> String {
 
 pub fn duration(secs: u32) -> String {
     format!("{}:{:02}", secs / 60, secs % 60)
+}
+
+/// The display names of the business's extensions among `parties` (numbers that are not
+/// its extensions are left out): one indexed lookup per distinct extension-like number.
+async fn extension_names<'a>(
+    state: &AppState,
+    tenant: TenantId,
+    parties: impl Iterator<Item = &'a str>,
+) -> Result<std::collections::HashMap<String, String>, PageError> {
+    let distinct: std::collections::BTreeSet<&str> = parties.collect();
+    let mut names = std::collections::HashMap::new();
+    for party in distinct {
+        let Ok(number) = party.parse::<ExtensionNumber>() else {
+            continue;
+        };
+        match state
+            .directory
+            .get_extension_by_number(tenant, &number)
+            .await
+        {
+            Ok(e) => {
+                names.insert(party.to_owned(), e.settings.display_name);
+            }
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(names)
 }
 
 async fn calls(
@@ -199,6 +230,15 @@ async fn calls(
         }
         Ok(cq) => {
             let list = state.directory.list_cdrs(a.tenant.id, &cq).await?;
+            let names = extension_names(
+                &state,
+                a.tenant.id,
+                list.items
+                    .iter()
+                    .flat_map(|c| [c.record.caller.as_str(), c.record.callee.as_str()]),
+            )
+            .await?;
+            let name = |party: &str| names.get(party).cloned();
             let rows = list
                 .items
                 .iter()
@@ -209,6 +249,8 @@ async fn calls(
                         direction: r.direction.to_string(),
                         caller: r.caller.clone(),
                         callee: r.callee.clone(),
+                        caller_name: name(&r.caller),
+                        callee_name: name(&r.callee),
                         trunk: c.trunk_name.clone().unwrap_or_default(),
                         disposition: r.disposition.to_string().replace('_', " "),
                         duration: duration(r.duration_secs),
@@ -218,11 +260,13 @@ async fn calls(
             (rows, list.total)
         }
     };
+    let missed = super::ticked(&q.missed);
     let filter = format!(
-        "from={}&to={}&party={}",
+        "from={}&to={}&party={}{}",
         encode_query(&q.from),
         encode_query(&q.to),
-        encode_query(&q.party)
+        encode_query(&q.party),
+        if missed { "&missed=1" } else { "" }
     );
     render(&CallsPage {
         layout: Layout::for_business(
@@ -239,6 +283,7 @@ async fn calls(
         from: q.from,
         to: q.to,
         party: q.party,
+        missed,
         errors,
         rows,
     })

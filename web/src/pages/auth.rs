@@ -23,8 +23,8 @@ const BAD_LOGIN: &str = "Wrong e-mail address or password.";
 /// Where a user lands after signing in.
 pub fn home_of(a: &Authed) -> String {
     match (a.user.role, a.user.tenant_id) {
-        (Role::Operator, _) => "/operator/tenants".into(),
-        (Role::Admin, Some(t)) => format!("/t/{t}/extensions"),
+        (Role::Operator, _) => "/operator".into(),
+        (Role::Admin, Some(t)) => format!("/t/{t}"),
         (Role::Member, Some(_)) => "/account/extension".into(),
         _ => "/account/password".into(),
     }

@@ -27,7 +27,6 @@ pub const PER_PAGE: u32 = 50;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/t/{tenant}", get(home))
         .route(
             "/t/{tenant}/extensions",
             get(extensions).post(create_extension),
@@ -120,10 +119,6 @@ pub fn registrar(state: &AppState, t: &Tenant) -> String {
         .sip_registrar
         .clone()
         .unwrap_or_else(|| t.sip_domain.to_string())
-}
-
-async fn home(a: AdminOf) -> Response {
-    see_other(&format!("{}/extensions", base(&a.tenant)))
 }
 
 #[derive(Deserialize)]

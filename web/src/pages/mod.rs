@@ -4,6 +4,7 @@ pub mod activity;
 pub mod auth;
 pub mod biz_numbers;
 pub mod business;
+pub mod dashboard;
 pub mod devices;
 pub mod live_calls;
 pub mod member;

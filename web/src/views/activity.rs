@@ -34,10 +34,26 @@ pub struct CallRow {
     pub direction: String,
     pub caller: String,
     pub callee: String,
+    /// The display name of the business's extension with that number, if it is one.
+    pub caller_name: Option<String>,
+    pub callee_name: Option<String>,
     /// The trunk's name, empty for calls that used none.
     pub trunk: String,
     pub disposition: String,
     pub duration: String,
+}
+
+impl CallRow {
+    /// A small arrow for the direction; the word is shown beside it (the text alternative).
+    pub fn direction_icon(&self) -> &'static str {
+        match self.direction.as_str() {
+            "inbound" => "↙",
+            "outbound" => "↗",
+            "internal" => "↔",
+            "emergency" => "⚠",
+            _ => "",
+        }
+    }
 }
 
 #[derive(Template)]
@@ -48,6 +64,8 @@ pub struct CallsPage {
     pub from: String,
     pub to: String,
     pub party: String,
+    /// Only missed calls (inbound or internal, not answered).
+    pub missed: bool,
     /// Beside the field they are about.
     pub errors: FormErrors,
     pub rows: Vec<CallRow>,

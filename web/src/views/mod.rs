@@ -4,6 +4,8 @@
 pub mod activity;
 pub mod auth;
 pub mod business;
+pub mod charts;
+pub mod dashboard;
 pub mod live;
 pub mod operator;
 pub mod ring_groups;
@@ -60,6 +62,7 @@ impl Layout {
         };
         match (authed.user.role, authed.user.tenant_id) {
             (Role::Operator, _) => {
+                link("/operator".into(), "Dashboard");
                 link("/operator/tenants".into(), "Businesses");
                 link("/operator/numbers".into(), "Numbers");
                 link("/operator/trunks".into(), "Trunks");
@@ -69,6 +72,7 @@ impl Layout {
                 link("/operator/tokens".into(), "API tokens");
             }
             (Role::Admin, Some(t)) => {
+                link(format!("/t/{t}"), "Dashboard");
                 link(format!("/t/{t}/extensions"), "Extensions");
                 link(format!("/t/{t}/ring-groups"), "Ring groups");
                 link(format!("/t/{t}/numbers"), "Numbers");
@@ -103,6 +107,7 @@ impl Layout {
         if authed.user.role == Role::Operator {
             let t = tenant.id;
             for (href, label) in [
+                (format!("/t/{t}"), "Dashboard"),
                 (format!("/t/{t}/extensions"), "Extensions"),
                 (format!("/t/{t}/ring-groups"), "Ring groups"),
                 (format!("/t/{t}/numbers"), "Numbers"),

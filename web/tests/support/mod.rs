@@ -58,6 +58,29 @@ impl web::LiveCalls for FakeCalls {
     }
 }
 
+/// Trunk states as the engine would report them, set by a test.
+#[derive(Default)]
+pub struct FakeTrunks {
+    states: Mutex<Vec<(TrunkId, web::TrunkState)>>,
+}
+
+impl FakeTrunks {
+    pub fn set(&self, trunk: TrunkId, state: web::TrunkState) {
+        self.states.lock().unwrap().push((trunk, state));
+    }
+}
+
+impl web::TrunkStates for FakeTrunks {
+    fn state(&self, trunk: TrunkId) -> Option<web::TrunkState> {
+        let states = self.states.lock().unwrap();
+        states
+            .iter()
+            .rev()
+            .find(|(t, _)| *t == trunk)
+            .map(|(_, s)| s.clone())
+    }
+}
+
 /// The SIP service's failed registrations as the web app sees them, with entries a test puts
 /// in. Like the real one it answers only for the credential's own business.
 #[derive(Default)]
@@ -118,6 +141,8 @@ pub struct App {
     pub live: Arc<FakeCalls>,
     /// Failed registrations, as the extension page sees them.
     pub failures: Arc<FakeFailures>,
+    /// Trunk states, as the operator's pages see them.
+    pub trunks: Arc<FakeTrunks>,
     pg_name: Option<String>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -153,6 +178,7 @@ impl App {
         dir.migrate().await.unwrap();
         let live = Arc::new(FakeCalls::default());
         let failures = Arc::new(FakeFailures::default());
+        let trunks = Arc::new(FakeTrunks::default());
         let state = web::AppState::with_config(
             dir.clone(),
             web::WebConfig {
@@ -161,12 +187,14 @@ impl App {
             },
         )
         .with_live_calls(live.clone())
-        .with_registration_failures(failures.clone());
+        .with_registration_failures(failures.clone())
+        .with_trunk_states(trunks.clone());
         App {
             router: web::router(state),
             dir,
             live,
             failures,
+            trunks,
             pg_name,
             _tmp: tmp,
         }

@@ -384,6 +384,27 @@ impl Directory for Flaky {
     async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
         self.inner.list_cdrs(tenant, query).await
     }
+    async fn call_summary(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        busiest: u32,
+    ) -> Result<CallSummary> {
+        self.inner.call_summary(tenant, from, to, busiest).await
+    }
+    async fn list_call_starts(
+        &self,
+        tenant: TenantId,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<CallStart>> {
+        self.inner.list_call_starts(tenant, from, to, limit).await
+    }
+    async fn count_all_calls(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<u64> {
+        self.inner.count_all_calls(from, to).await
+    }
 }
 
 /// The web app's part of the directory: plain delegation.

@@ -13,7 +13,8 @@ macro_rules! backend_prelude {
             crate::sql::extensions::{credential_select, extension_cols},
             crate::sql::numbers::{check_range, number_cols, route_fk_field},
             crate::sql::operations::{
-                cdr_cols, cdr_list_cols, check_binding, check_trunk, registration_cols, trunk_cols,
+                cdr_cols, cdr_list_cols, check_binding, check_trunk, missed_cdr, registration_cols,
+                trunk_cols,
             },
             crate::sql::routing::{
                 check_name, check_ring_group_settings, ring_group_cols, route_cols, route_from,

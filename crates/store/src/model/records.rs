@@ -547,13 +547,51 @@ pub struct Cdr {
     pub trunk_name: Option<String>,
 }
 
-/// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled.
+/// Filters for listing CDRs. `party` matches a substring of caller, callee or dialled;
+/// `missed` keeps only missed calls (see [`CallSummary::missed`]).
 #[derive(Clone, Debug, Default)]
 pub struct CdrQuery {
     pub from: Option<OffsetDateTime>,
     pub to: Option<OffsetDateTime>,
     pub party: Option<String>,
+    pub missed: bool,
     pub page: Page,
+}
+
+/// A business's calls over a time range, for its dashboard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CallSummary {
+    /// Calls started in the range.
+    pub calls: u64,
+    /// Of those, calls to someone in the business (inbound or internal) never answered.
+    pub missed: u64,
+    /// The extensions that made or took the most of those calls, most first (ties by number).
+    pub busiest: Vec<BusyExtension>,
+}
+
+/// When one call started and how it went: what the dashboard's charts count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallStart {
+    pub started_at: OffsetDateTime,
+    pub direction: Direction,
+    pub answered: bool,
+}
+
+impl CallStart {
+    /// Someone in the business was called (inbound or internal) and nobody answered: the
+    /// same rule as [`CdrQuery::missed`] and [`CallSummary::missed`].
+    pub fn missed(&self) -> bool {
+        !self.answered && matches!(self.direction, Direction::Inbound | Direction::Internal)
+    }
+}
+
+/// One extension and how many calls of a range it made or took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BusyExtension {
+    pub id: ExtensionId,
+    pub number: ExtensionNumber,
+    pub display_name: String,
+    pub calls: u64,
 }
 
 // ---------------------------------------------------------------- ring groups

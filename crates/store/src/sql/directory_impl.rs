@@ -441,6 +441,31 @@ macro_rules! directory_impl {
             async fn list_cdrs(&self, tenant: TenantId, query: &CdrQuery) -> Result<Paged<Cdr>> {
                 list_cdrs(&self.pool, tenant, query).await
             }
+            async fn call_summary(
+                &self,
+                tenant: TenantId,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+                busiest: u32,
+            ) -> Result<CallSummary> {
+                call_summary(&self.pool, tenant, from, to, busiest).await
+            }
+            async fn list_call_starts(
+                &self,
+                tenant: TenantId,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+                limit: u32,
+            ) -> Result<Vec<CallStart>> {
+                list_call_starts(&self.pool, tenant, from, to, limit).await
+            }
+            async fn count_all_calls(
+                &self,
+                from: OffsetDateTime,
+                to: OffsetDateTime,
+            ) -> Result<u64> {
+                count_all_calls(&self.pool, from, to).await
+            }
         }
     };
 }

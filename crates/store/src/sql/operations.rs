@@ -51,6 +51,15 @@ macro_rules! cdr_cols {
 }
 pub(crate) use cdr_cols;
 
+/// A missed call of `cdrs c`: someone in the business was called (inbound or internal) and
+/// nobody answered.
+macro_rules! missed_cdr {
+    () => {
+        "(c.direction IN ('inbound', 'internal') AND c.answered_at IS NULL)"
+    };
+}
+pub(crate) use missed_cdr;
+
 /// [`cdr_cols`] of `cdrs c`, with the name of the trunk that carried the call (`trunks tr`).
 macro_rules! cdr_list_cols {
     () => {
@@ -489,6 +498,9 @@ macro_rules! operations_impl {
                     b.push(" OR lower(c.callee) LIKE ").push_bind(p.clone()).push(" ESCAPE '\\'");
                     b.push(" OR lower(c.dialled) LIKE ").push_bind(p).push(" ESCAPE '\\')");
                 }
+                if query.missed {
+                    b.push(concat!(" AND ", missed_cdr!()));
+                }
             }
             let mut b = sqlx::QueryBuilder::<Db>::new(concat!("SELECT ", cdr_list_cols!()));
             filters(&mut b, tenant, query);
@@ -501,6 +513,94 @@ macro_rules! operations_impl {
             filters(&mut c, tenant, query);
             let total: i64 = c.build_query_scalar().fetch_one(pool).await.map_err(db_err)?;
             Ok(Paged { items: rows.iter().map(cdr_row).collect::<Result<_>>()?, total: total as u64 })
+        }
+
+        async fn call_summary(
+            pool: &Pool,
+            tenant: TenantId,
+            from: OffsetDateTime,
+            to: OffsetDateTime,
+            busiest: u32,
+        ) -> Result<CallSummary> {
+            let row = sqlx::query(concat!(
+                "SELECT count(*) AS calls, coalesce(sum(CASE WHEN ", missed_cdr!(), " THEN 1 ELSE 0 END), 0) AS missed \
+                 FROM cdrs c WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(ts(micros(from)))
+            .bind(ts(micros(to)))
+            .fetch_one(pool)
+            .await
+            .map_err(db_err)?;
+            let calls: i64 = get(&row, "calls")?;
+            let missed: i64 = get(&row, "missed")?;
+            let rows = sqlx::query(
+                "SELECT e.id, e.number, e.display_name, count(*) AS calls \
+                 FROM cdrs c JOIN extensions e ON e.tenant_id = c.tenant_id \
+                   AND (e.number = c.caller OR e.number = c.callee) \
+                 WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+                 GROUP BY e.id, e.number, e.display_name ORDER BY count(*) DESC, e.number LIMIT $4",
+            )
+            .bind(tenant.as_uuid())
+            .bind(ts(micros(from)))
+            .bind(ts(micros(to)))
+            .bind(i64::from(busiest))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            let busiest = rows
+                .iter()
+                .map(|r| {
+                    let n: i64 = get(r, "calls")?;
+                    Ok(BusyExtension {
+                        id: ExtensionId::from_uuid(get(r, "id")?),
+                        number: parse_col(get(r, "number")?, "number")?,
+                        display_name: get(r, "display_name")?,
+                        calls: n as u64,
+                    })
+                })
+                .collect::<Result<_>>()?;
+            Ok(CallSummary { calls: calls as u64, missed: missed as u64, busiest })
+        }
+
+        async fn count_all_calls(pool: &Pool, from: OffsetDateTime, to: OffsetDateTime) -> Result<u64> {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM cdrs WHERE started_at >= $1 AND started_at < $2")
+                .bind(ts(micros(from)))
+                .bind(ts(micros(to)))
+                .fetch_one(pool)
+                .await
+                .map_err(db_err)?;
+            Ok(n as u64)
+        }
+
+        async fn list_call_starts(
+            pool: &Pool,
+            tenant: TenantId,
+            from: OffsetDateTime,
+            to: OffsetDateTime,
+            limit: u32,
+        ) -> Result<Vec<CallStart>> {
+            let rows = sqlx::query(
+                "SELECT c.started_at, c.direction, c.answered_at FROM cdrs c \
+                 WHERE c.tenant_id = $1 AND c.started_at >= $2 AND c.started_at < $3 \
+                 ORDER BY c.started_at, c.id LIMIT $4",
+            )
+            .bind(tenant.as_uuid())
+            .bind(ts(micros(from)))
+            .bind(ts(micros(to)))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
+            rows.iter()
+                .map(|r| {
+                    Ok(CallStart {
+                        started_at: get(r, "started_at")?,
+                        direction: parse_col(get(r, "direction")?, "direction")?,
+                        answered: get::<Option<OffsetDateTime>>(r, "answered_at")?.is_some(),
+                    })
+                })
+                .collect()
         }
     };
 }

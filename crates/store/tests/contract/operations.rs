@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::support::Backend;
-use super::{field, new_cred, new_ext, tenant};
+use super::{ext, field, new_cred, new_ext, tenant};
 
 pub(crate) fn binding(e: &Extension, c: &SipCredential, contact: &str, expires_in: i64) -> Binding {
     Binding {
@@ -488,4 +488,112 @@ pub async fn cdr_batches(b: Backend) {
         d.list_cdrs(a.id, &CdrQuery::default()).await.unwrap().total,
         50
     );
+}
+
+/// The dashboard's figures: calls in a range, missed ones (inbound or internal, unanswered;
+/// an unanswered outbound call is not missed by anyone here), the busiest extensions, and the
+/// missed-calls filter of the call list, all inside one tenant.
+pub async fn call_summary_and_missed_calls(b: Backend) {
+    let db = b.open().await;
+    let d = &*db.dir;
+    let a = tenant(d, "acme").await;
+    let bt = tenant(d, "bravo").await;
+    for n in ["201", "202", "203", "204"] {
+        ext(d, a.id, n).await;
+    }
+    let b201 = ext(d, bt.id, "201").await;
+    let day = time::macros::datetime!(2026-12-08 00:00 UTC);
+    let at = |h: i64| day + Duration::hours(h);
+    let mut calls = vec![
+        cdr(a.id, "201", "202", at(9), true),
+        cdr(a.id, "201", "203", at(10), false),
+        cdr(a.id, "202", "201", at(11), true),
+        cdr(a.id, "203", "204", at(12), true),
+        // Yesterday: outside the range.
+        cdr(a.id, "204", "203", at(-2), false),
+    ];
+    let mut inbound = cdr(a.id, "+442079460018", "204", at(13), false);
+    inbound.direction = Direction::Inbound;
+    let mut outbound = cdr(a.id, "203", "+442079460019", at(14), false);
+    outbound.direction = Direction::Outbound;
+    calls.extend([inbound, outbound]);
+    // Another business's calls, on the same extension numbers, count for nobody here.
+    for h in 0..5 {
+        calls.push(cdr(bt.id, "201", "202", at(h), false));
+    }
+    d.insert_cdrs(&calls).await.unwrap();
+
+    let s = d.call_summary(a.id, day, at(24), 5).await.unwrap();
+    assert_eq!((s.calls, s.missed), (6, 2), "{s:?}");
+    let busiest: Vec<_> = s
+        .busiest
+        .iter()
+        .map(|e| (e.number.to_string(), e.calls))
+        .collect();
+    let want: Vec<(String, u64)> = [("201", 3), ("203", 3), ("202", 2), ("204", 2)]
+        .into_iter()
+        .map(|(n, c)| (n.to_owned(), c))
+        .collect();
+    assert_eq!(busiest, want, "most calls first, ties by number");
+    assert_eq!(s.busiest[0].display_name, "Desk 201");
+    let top = d.call_summary(a.id, day, at(24), 1).await.unwrap();
+    assert_eq!(top.busiest.len(), 1);
+
+    let other = d.call_summary(bt.id, day, at(24), 5).await.unwrap();
+    assert_eq!((other.calls, other.missed), (5, 5));
+    assert_eq!(other.busiest[0].id, b201.id);
+    assert_eq!(other.busiest[0].calls, 5);
+
+    let empty = d.call_summary(a.id, at(24), at(48), 5).await.unwrap();
+    assert_eq!(empty, CallSummary::default());
+
+    let q = CdrQuery {
+        missed: true,
+        from: Some(day),
+        ..Default::default()
+    };
+    let missed = d.list_cdrs(a.id, &q).await.unwrap();
+    assert_eq!(missed.total, 2);
+    let callers: Vec<_> = missed
+        .items
+        .iter()
+        .map(|c| c.record.caller.as_str())
+        .collect();
+    assert_eq!(callers, ["+442079460018", "201"], "newest first");
+    let all_missed = CdrQuery {
+        missed: true,
+        ..Default::default()
+    };
+    assert_eq!(d.list_cdrs(a.id, &all_missed).await.unwrap().total, 3);
+
+    // The charts' rows: the range only, oldest first, this tenant's, at most `limit`.
+    let starts = d.list_call_starts(a.id, day, at(24), 100).await.unwrap();
+    let hours: Vec<_> = starts
+        .iter()
+        .map(|s| (s.started_at - day).whole_hours())
+        .collect();
+    assert_eq!(hours, [9, 10, 11, 12, 13, 14]);
+    let missed: Vec<_> = starts.iter().map(CallStart::missed).collect();
+    assert_eq!(missed, [false, true, false, false, true, false]);
+    assert!(starts[0].answered && !starts[5].answered);
+    assert_eq!(starts[4].direction, Direction::Inbound);
+    assert_eq!(
+        d.list_call_starts(a.id, day, at(24), 2)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        d.list_call_starts(bt.id, day, at(24), 100)
+            .await
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // The operator's count spans tenants, within the range.
+    assert_eq!(d.count_all_calls(day, at(24)).await.unwrap(), 11);
+    assert_eq!(d.count_all_calls(at(-24), day).await.unwrap(), 1);
+    assert_eq!(d.count_all_calls(at(24), at(48)).await.unwrap(), 0);
 }
