@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use sip::{Response, Via};
+use sip::Response;
 
 use super::{Flow, TransportKind};
 
@@ -24,11 +24,7 @@ pub enum ResponseTarget {
 /// For UDP without rport the response goes to the source IP (never to another host named in
 /// the Via: no reflection) at the sent-by port (default 5060).
 pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget {
-    let Some(first_line) = resp.headers.get("Via") else {
-        return ResponseTarget::Nowhere;
-    };
-    let (top, _) = split_first_item(first_line);
-    let Ok(via) = Via::parse(top) else {
+    let Ok(Some(via)) = resp.headers.top_via() else {
         return ResponseTarget::Nowhere;
     };
     let src = flow.remote;
@@ -52,25 +48,6 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
     let mut target = *flow;
     target.remote = SocketAddr::new(src.ip(), target_port);
     ResponseTarget::Flow(target)
-}
-
-/// Splits a header value at the first comma outside a quoted string.
-fn split_first_item(v: &str) -> (&str, Option<&str>) {
-    let mut quoted = false;
-    let mut escaped = false;
-    for (i, c) in v.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            ',' if !quoted => return (&v[..i], Some(&v[i + 1..])),
-            _ => {}
-        }
-    }
-    (v, None)
 }
 
 #[cfg(test)]
