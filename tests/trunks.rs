@@ -326,16 +326,7 @@ fn outbound_tcp_trunk_connects() {
         block_on(dir.create_trunk(&t)).unwrap();
     });
     let carrier = TcpCarrier::start(listener);
-    let a = pbx.account("101");
-    let mut alice = SipUa::new(
-        clients::PHONE_IP,
-        pbx.sip,
-        &a.user,
-        &a.password,
-        DOMAIN,
-        440.0,
-    );
-    alice.register();
+    let mut alice = registered_101(&pbx);
     let mut d = alice
         .call("07400123456", "", &[])
         .unwrap_or_else(|s| panic!("the call over TCP failed with {s}\n{}", pbx.server.log()));
@@ -354,6 +345,21 @@ fn outbound_tcp_trunk_connects() {
         1,
         "the call's requests share one connection"
     );
+}
+
+/// Extension 101 as a scripted phone on `clients::PHONE_IP`, registered.
+fn registered_101(pbx: &clients::pbx::Pbx) -> SipUa {
+    let a = pbx.account("101");
+    let mut ua = SipUa::new(
+        clients::PHONE_IP,
+        pbx.sip,
+        &a.user,
+        &a.password,
+        DOMAIN,
+        440.0,
+    );
+    ua.register();
+    ua
 }
 
 /// Sets the business's main number (what outside calls present).
@@ -405,16 +411,7 @@ fn failover_skips_a_trunk_known_to_be_down() {
         !carrier.received("OPTIONS").is_empty(),
         "the live trunk got no OPTIONS"
     );
-    let a = pbx.account("101");
-    let mut alice = SipUa::new(
-        clients::PHONE_IP,
-        pbx.sip,
-        &a.user,
-        &a.password,
-        DOMAIN,
-        440.0,
-    );
-    alice.register();
+    let mut alice = registered_101(&pbx);
     let started = Instant::now();
     let mut d = alice
         .call("07400123456", "", &[])
@@ -468,16 +465,7 @@ fn failover_from_a_refused_tcp_trunk_is_immediate() {
         block_on(dir.create_trunk(&l)).unwrap();
     });
     let carrier = UdpCarrier::start(live, 3600);
-    let a = pbx.account("101");
-    let mut alice = SipUa::new(
-        clients::PHONE_IP,
-        pbx.sip,
-        &a.user,
-        &a.password,
-        DOMAIN,
-        440.0,
-    );
-    alice.register();
+    let mut alice = registered_101(&pbx);
     let started = Instant::now();
     let mut d = alice
         .call("07400123456", "", &[])
