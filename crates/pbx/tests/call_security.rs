@@ -62,11 +62,9 @@ fn forged_bye_from_third_party_is_refused() {
     assert_eq!(sim.phones[b].received(Method::Bye).len(), 1);
 }
 
-/// A carrier behind a trunk, Bob (1001) answering its call to a number.
-fn inbound_connected(seed: u64) -> (Sim, usize, usize) {
-    let mut sim = Sim::new(seed, NetConfig::perfect());
+/// A carrier behind a trunk, with +44 20 7946 0018 routed to 1001.
+fn carrier(sim: &mut Sim) -> usize {
     let c = sim.phone("carrier1", "9901", false);
-    let b = sim.phone("bob", "1001", true);
     let trunk = sim.dir.add_trunk(sim.phones[c].addr, None);
     sim.trunk_sources.insert(sim.phones[c].addr, trunk);
     sim.dir
@@ -74,6 +72,14 @@ fn inbound_connected(seed: u64) -> (Sim, usize, usize) {
         .lock()
         .unwrap()
         .insert("+442079460018".into(), "1001".into());
+    c
+}
+
+/// A carrier behind a trunk, Bob (1001) answering its call to a number.
+fn inbound_connected(seed: u64) -> (Sim, usize, usize) {
+    let mut sim = Sim::new(seed, NetConfig::perfect());
+    let c = carrier(&mut sim);
+    let b = sim.phone("bob", "1001", true);
     sim.phones[b].behavior = ring(Some(1));
     sim.phones[c].call("+442079460018", sim.now);
     sim.run_until(secs(5));
@@ -101,14 +107,7 @@ fn trunk_side_refer_is_refused() {
 #[test]
 fn replaces_from_a_trunk_is_refused() {
     let (mut sim, a, b) = connected(72, NetConfig::perfect());
-    let c = sim.phone("carrier1", "9901", false);
-    let trunk = sim.dir.add_trunk(sim.phones[c].addr, None);
-    sim.trunk_sources.insert(sim.phones[c].addr, trunk);
-    sim.dir
-        .numbers
-        .lock()
-        .unwrap()
-        .insert("+442079460018".into(), "1001".into());
+    let c = carrier(&mut sim);
     let inv = sim.phones[b].received(Method::Invite)[0];
     let ours = sip::NameAddr::parse(inv.headers.get("From").unwrap(), "From")
         .unwrap()
