@@ -8,25 +8,10 @@ use axum::http::StatusCode;
 use store::*;
 use support::{App, Backend};
 
-async fn ext(app: &App, t: TenantId, number: &str, name: &str) -> Extension {
-    app.dir
-        .create_extension(
-            t,
-            &NewExtension {
-                number: number.parse().unwrap(),
-                settings: ExtensionSettings::new(name),
-            },
-            None,
-        )
-        .await
-        .unwrap()
-        .0
-}
-
 async fn business_numbers_page(b: Backend) {
     let app = App::new(b).await;
     let t = app.tenant("acme").await;
-    let e = ext(&app, t.id, "201", "Reception").await;
+    let e = app.extension(t.id, "201", "Reception").await;
     let live = app
         .dir
         .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))
@@ -122,7 +107,7 @@ async fn business_numbers_page(b: Backend) {
 async fn operator_returns_a_routed_number(b: Backend) {
     let app = App::new(b).await;
     let t = app.tenant("acme").await;
-    let e = ext(&app, t.id, "201", "Reception").await;
+    let e = app.extension(t.id, "201", "Reception").await;
     let live = app
         .dir
         .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))

@@ -10,27 +10,12 @@ use serde_json::{Value, json};
 use store::*;
 use support::{App, Backend, Resp, between};
 
-async fn ext(app: &App, t: TenantId, number: &str, name: &str) -> Extension {
-    app.dir
-        .create_extension(
-            t,
-            &NewExtension {
-                number: number.parse().unwrap(),
-                settings: ExtensionSettings::new(name),
-            },
-            None,
-        )
-        .await
-        .unwrap()
-        .0
-}
-
 async fn admin_manages_ring_groups_in_the_web_admin(b: Backend) {
     let app = App::new(b).await;
     let t = app.tenant("acme").await;
-    let alice = ext(&app, t.id, "201", "Alice").await;
-    let bob = ext(&app, t.id, "202", "Bob").await;
-    let carol = ext(&app, t.id, "203", "Carol").await;
+    let alice = app.extension(t.id, "201", "Alice").await;
+    let bob = app.extension(t.id, "202", "Bob").await;
+    let carol = app.extension(t.id, "203", "Carol").await;
     let num = app
         .dir
         .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))
@@ -299,8 +284,8 @@ async fn token(app: &App, tenant: TenantId) -> String {
 async fn ring_groups_through_the_api(b: Backend) {
     let app = App::new(b).await;
     let t = app.tenant("acme").await;
-    let alice = ext(&app, t.id, "201", "Alice").await;
-    ext(&app, t.id, "202", "Bob").await;
+    let alice = app.extension(t.id, "201", "Alice").await;
+    app.extension(t.id, "202", "Bob").await;
     let num = app
         .dir
         .add_number(&"020 7946 0018".parse().unwrap(), Some(t.id))

@@ -231,6 +231,22 @@ impl App {
             .unwrap()
     }
 
+    /// A plain extension (no password, default settings) named `name`.
+    pub async fn extension(&self, tenant: TenantId, number: &str, name: &str) -> Extension {
+        self.dir
+            .create_extension(
+                tenant,
+                &NewExtension {
+                    number: number.parse().unwrap(),
+                    settings: ExtensionSettings::new(name),
+                },
+                None,
+            )
+            .await
+            .unwrap()
+            .0
+    }
+
     pub async fn user(&self, tenant: Option<TenantId>, role: Role, email: &str) -> User {
         self.dir
             .create_user(&NewUser {
