@@ -1,6 +1,6 @@
 //! RFC 3581 (`rport`) and RFC 3261 §18.2.2 response routing, for phones behind NAT.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 
 use sip::Response;
 
@@ -28,23 +28,14 @@ pub fn apply_rport_received(resp: &mut Response, flow: &Flow) -> ResponseTarget 
         return ResponseTarget::Nowhere;
     };
     let src = flow.remote;
-    let rport = via.rport();
-    let sent_by_ip = via
-        .host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .ok();
-    let needs_received = rport.is_some() || sent_by_ip != Some(src.ip());
-    let target_port = match rport {
+    let target_port = match via.rport() {
         Some(_) => src.port(),
         None if flow.kind == TransportKind::Udp => via.port.unwrap_or(5060),
         None => src.port(),
     };
-    if needs_received {
-        // the same rule the transaction layer applies to every request it receives
-        resp.stamp_source(src);
-    }
+    // The rule the transaction layer applies to every request it receives: it
+    // leaves a Via alone when its sent-by is the source and no rport was asked for.
+    resp.stamp_source(src);
     let mut target = *flow;
     target.remote = SocketAddr::new(src.ip(), target_port);
     ResponseTarget::Flow(target)
